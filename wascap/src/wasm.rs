@@ -1,0 +1,183 @@
+//! Claims inside a wasm module: a custom section named `wasmcloud_jwt` (older tools wrote `jwt`;
+//! both are read) holding the token text.
+//!
+//! The module hash is the uppercase hex SHA-256 of the module with every claims section removed,
+//! where "removed" means exactly what wascap does: the 8-byte header, then every other section
+//! re-written as id + minimal LEB128 size + its bytes unchanged. Any other way of stripping
+//! would hash differently and break interoperability both ways.
+
+use crate::jwt::{self, Subject};
+use crate::keys::KeyPair;
+use crate::verify::{VerifyOptions, Verified};
+use crate::{Actor, Claims, ClaimsError, WASCAP_REVISION};
+use sha2::{Digest, Sha256};
+use std::borrow::Cow;
+use wasm_encoder::Section;
+use wasmparser::{Encoding, Parser, Payload};
+
+/// Name of the custom section Weft and wasmCloud write the token into.
+pub const CLAIMS_SECTION: &str = "wasmcloud_jwt";
+/// Name older wascap versions (before 0.9) used; read, never written.
+pub const LEGACY_CLAIMS_SECTION: &str = "jwt";
+
+const WASM_MAGIC: &[u8; 4] = b"\0asm";
+
+/// A module taken apart into its claims sections and everything else.
+struct SplitModule<'a> {
+    /// The module without claims sections, as wascap re-encodes it.
+    stripped: Vec<u8>,
+    /// The contents of each claims section, in order.
+    tokens: Vec<&'a [u8]>,
+}
+
+fn split(module: &[u8]) -> Result<SplitModule<'_>, ClaimsError> {
+    if !module.starts_with(WASM_MAGIC) {
+        return Err(ClaimsError::NotWasm);
+    }
+    let mut stripped = Vec::with_capacity(module.len());
+    let mut tokens = Vec::new();
+    for payload in Parser::new(0).parse_all(module) {
+        let payload = payload.map_err(ClaimsError::MalformedWasm)?;
+        match &payload {
+            Payload::Version { encoding: Encoding::Component, .. } => {
+                return Err(ClaimsError::NotACoreModule);
+            }
+            Payload::Version { .. } => stripped.extend_from_slice(&wasm_encoder::Module::HEADER),
+            Payload::CustomSection(section)
+                if section.name() == CLAIMS_SECTION || section.name() == LEGACY_CLAIMS_SECTION =>
+            {
+                tokens.push(section.data());
+            }
+            other => {
+                if let Some((id, range)) = other.as_section() {
+                    let data = module.get(range).ok_or(ClaimsError::NotWasm)?;
+                    wasm_encoder::RawSection { id, data }.append_to(&mut stripped);
+                }
+            }
+        }
+    }
+    Ok(SplitModule { stripped, tokens })
+}
+
+fn sha256_hex_upper(bytes: &[u8]) -> String {
+    data_encoding::HEXUPPER.encode(&Sha256::digest(bytes))
+}
+
+/// The module's hash as claims record it: SHA-256 of the module without claims sections.
+pub fn module_hash(module: &[u8]) -> Result<String, ClaimsError> {
+    Ok(sha256_hex_upper(&split(module)?.stripped))
+}
+
+/// The raw token text embedded in a module; `None` if the module is unsigned.
+pub fn extract_token(module: &[u8]) -> Result<Option<String>, ClaimsError> {
+    let split = split(module)?;
+    match split.tokens.as_slice() {
+        [] => Ok(None),
+        [token] => {
+            let text = std::str::from_utf8(token).map_err(|_| ClaimsError::TokenNotText)?;
+            Ok(Some(text.to_string()))
+        }
+        more => Err(ClaimsError::DuplicateToken { count: more.len() }),
+    }
+}
+
+/// Signs a module: validates it, removes any claims it carried, records its hash and the current
+/// revision in `claims`, signs them with `issuer` and appends the token as a `wasmcloud_jwt`
+/// section. Returns the signed module.
+///
+/// `claims.issuer` must be `issuer`'s public key and `claims.subject` a module key.
+pub fn embed_claims(
+    module: &[u8],
+    claims: &Claims<Actor>,
+    issuer: &KeyPair,
+) -> Result<Vec<u8>, ClaimsError> {
+    let split = split(module)?;
+    wasmparser::Validator::new()
+        .validate_all(&split.stripped)
+        .map_err(ClaimsError::InvalidWasm)?;
+
+    let mut claims = claims.clone();
+    let metadata = claims.metadata.get_or_insert_with(Actor::default);
+    metadata.module_hash = sha256_hex_upper(&split.stripped);
+    claims.wascap_revision = Some(WASCAP_REVISION);
+    let token = jwt::encode(&claims, issuer)?;
+
+    let mut signed = split.stripped;
+    wasm_encoder::CustomSection {
+        name: Cow::Borrowed(CLAIMS_SECTION),
+        data: Cow::Borrowed(token.as_bytes()),
+    }
+    .append_to(&mut signed);
+    Ok(signed)
+}
+
+/// Verifies the claims embedded in a module: everything [`jwt::verify_token`] checks, and that
+/// the module's hash is the one its claims record (whatever `wascap_revision` says).
+pub fn verify_module(
+    module: &[u8],
+    options: &VerifyOptions,
+) -> Result<Verified<Claims<Actor>>, ClaimsError> {
+    verify_module_as::<Actor>(module, options, |actor| &actor.module_hash)
+}
+
+fn verify_module_as<T: Subject>(
+    module: &[u8],
+    options: &VerifyOptions,
+    recorded_hash: impl Fn(&T) -> &str,
+) -> Result<Verified<Claims<T>>, ClaimsError> {
+    let split = split(module)?;
+    let token = match split.tokens.as_slice() {
+        [] => return Err(ClaimsError::Unsigned),
+        [token] => std::str::from_utf8(token).map_err(|_| ClaimsError::TokenNotText)?,
+        more => return Err(ClaimsError::DuplicateToken { count: more.len() }),
+    };
+    let verified = jwt::verify_token::<T>(token, options)?;
+    let claimed = verified.metadata.as_ref().map(&recorded_hash).unwrap_or_default();
+    let actual = sha256_hex_upper(&split.stripped);
+    if claimed != actual {
+        return Err(ClaimsError::HashMismatch { claimed: claimed.to_string(), actual });
+    }
+    Ok(verified)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module(wat: &str) -> Vec<u8> {
+        wat::parse_str(wat).unwrap()
+    }
+
+    #[test]
+    fn stripping_removes_both_section_names_and_nothing_else() {
+        let plain = module("(module (func (export \"f\")))");
+        let mut with_claims = plain.clone();
+        for name in [CLAIMS_SECTION, LEGACY_CLAIMS_SECTION] {
+            wasm_encoder::CustomSection { name: name.into(), data: b"x.y.z".as_slice().into() }
+                .append_to(&mut with_claims);
+        }
+        assert_eq!(split(&with_claims).unwrap().stripped, plain);
+        assert_eq!(module_hash(&with_claims).unwrap(), module_hash(&plain).unwrap());
+        assert!(matches!(
+            extract_token(&with_claims),
+            Err(ClaimsError::DuplicateToken { count: 2 })
+        ));
+    }
+
+    #[test]
+    fn hash_is_uppercase_hex_sha256() {
+        let plain = module("(module)");
+        // The empty module is its header alone.
+        assert_eq!(plain, b"\0asm\x01\0\0\0");
+        assert_eq!(
+            module_hash(&plain).unwrap(),
+            "93A44BBB96C751218E4C00D479E4C14358122A389ACCA16205B1E4D0DC5F9476"
+        );
+    }
+
+    #[test]
+    fn components_are_refused() {
+        let component = wat::parse_str("(component)").unwrap();
+        assert!(matches!(module_hash(&component), Err(ClaimsError::NotACoreModule)));
+    }
+}
