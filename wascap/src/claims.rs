@@ -37,10 +37,18 @@ pub struct Claims<T> {
     #[serde(rename = "nbf", default, skip_serializing_if = "Option::is_none")]
     pub not_before: Option<u64>,
     /// `wascap`: what kind of thing the subject is and what it may do.
-    #[serde(rename = "wascap", default = "none", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "wascap",
+        default = "none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub metadata: Option<T>,
     /// `wascap_revision`: the claims format revision.
-    #[serde(rename = "wascap_revision", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "wascap_revision",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub wascap_revision: Option<u32>,
 }
 
@@ -200,14 +208,25 @@ mod tests {
         );
         claims.expires = Some(10);
         let json: serde_json::Value = serde_json::to_value(&claims).unwrap();
-        for key in ["exp", "jti", "iat", "iss", "sub", "wascap", "wascap_revision"] {
+        for key in [
+            "exp",
+            "jti",
+            "iat",
+            "iss",
+            "sub",
+            "wascap",
+            "wascap_revision",
+        ] {
             assert!(json.get(key).is_some(), "missing {key} in {json}");
         }
         assert_eq!(json["wascap_revision"], 3);
         assert_eq!(json["wascap"]["hash"], "ABC");
         assert_eq!(json["wascap"]["caps"][0], "wasmcloud:keyvalue");
         assert_eq!(json["wascap"]["prov"], false);
-        assert!(json.get("nbf").is_none(), "absent nbf is not written: {json}");
+        assert!(
+            json.get("nbf").is_none(),
+            "absent nbf is not written: {json}"
+        );
     }
 
     #[test]

@@ -63,7 +63,9 @@ pub enum ClaimsError {
     },
 
     /// The token is not of the form `header.claims.signature`.
-    #[error("malformed token: expected three dot-separated parts (header.claims.signature), found {parts}")]
+    #[error(
+        "malformed token: expected three dot-separated parts (header.claims.signature), found {parts}"
+    )]
     TokenShape {
         /// How many parts the token had.
         parts: usize,
@@ -192,7 +194,9 @@ pub enum ClaimsError {
     },
 
     /// The claims name another issuer than the key asked to sign them.
-    #[error("claims name issuer {claimed}, but the signing key is {signer}; sign with the issuer's seed")]
+    #[error(
+        "claims name issuer {claimed}, but the signing key is {signer}; sign with the issuer's seed"
+    )]
     IssuerMismatch {
         /// `iss` in the claims.
         claimed: String,

@@ -7,7 +7,7 @@
 
 use crate::error::TokenPart;
 use crate::keys::{KeyPair, KeyRole, public_key_with_role, require_role};
-use crate::verify::{VerifyOptions, Verified};
+use crate::verify::{Verified, VerifyOptions};
 use crate::{Actor, Claims, ClaimsError, Provider};
 use data_encoding::BASE64URL_NOPAD;
 use serde::de::DeserializeOwned;
@@ -53,12 +53,16 @@ pub fn encode<T: Subject>(claims: &Claims<T>, issuer: &KeyPair) -> Result<String
     }
     public_key_with_role(&claims.subject, T::SUBJECT_ROLE, "subject")?;
 
-    let header = Header { typ: HEADER_TYPE.into(), alg: HEADER_ALGORITHM.into() };
+    let header = Header {
+        typ: HEADER_TYPE.into(),
+        alg: HEADER_ALGORITHM.into(),
+    };
     let header = BASE64URL_NOPAD.encode(&serde_json::to_vec(&header).map_err(ClaimsError::Encode)?);
     let body = BASE64URL_NOPAD.encode(&serde_json::to_vec(claims).map_err(ClaimsError::Encode)?);
     let signed = format!("{header}.{body}");
-    let signature =
-        issuer.sign(signed.as_bytes()).map_err(|_| ClaimsError::NoSeed { what: "issuer key" })?;
+    let signature = issuer
+        .sign(signed.as_bytes())
+        .map_err(|_| ClaimsError::NoSeed { what: "issuer key" })?;
     Ok(format!("{signed}.{}", BASE64URL_NOPAD.encode(&signature)))
 }
 
@@ -83,7 +87,6 @@ impl<T> UnverifiedToken<T> {
 /// Splits and parses a token without checking its signature or times. For display; to act on a
 /// token, use [`verify_token`].
 pub fn decode<T: DeserializeOwned>(token: &str) -> Result<UnverifiedToken<T>, ClaimsError> {
-    let token = token.trim();
     let parts: Vec<&str> = token.split('.').collect();
     let [header, body, signature] = parts.as_slice() else {
         return Err(ClaimsError::TokenShape { parts: parts.len() });
@@ -98,16 +101,33 @@ pub fn decode<T: DeserializeOwned>(token: &str) -> Result<UnverifiedToken<T>, Cl
     let claims: Claims<T> = parse_part(body, TokenPart::Claims)?;
     let signature = BASE64URL_NOPAD
         .decode(signature.as_bytes())
-        .map_err(|source| ClaimsError::Base64 { part: TokenPart::Signature, source })?;
-    let signed_part = token.rsplit_once('.').map(|(signed, _)| signed.to_string()).unwrap_or_default();
-    Ok(UnverifiedToken { claims, signed_part, signature, text: token.to_string() })
+        .map_err(|source| ClaimsError::Base64 {
+            part: TokenPart::Signature,
+            source,
+        })?;
+    let signed_part = token
+        .rsplit_once('.')
+        .map(|(signed, _)| signed.to_string())
+        .unwrap_or_default();
+    Ok(UnverifiedToken {
+        claims,
+        signed_part,
+        signature,
+        text: token.to_string(),
+    })
 }
 
 fn parse_part<P: DeserializeOwned>(part: &str, which: TokenPart) -> Result<P, ClaimsError> {
     let bytes = BASE64URL_NOPAD
         .decode(part.as_bytes())
-        .map_err(|source| ClaimsError::Base64 { part: which, source })?;
-    serde_json::from_slice(&bytes).map_err(|source| ClaimsError::Json { part: which, source })
+        .map_err(|source| ClaimsError::Base64 {
+            part: which,
+            source,
+        })?;
+    serde_json::from_slice(&bytes).map_err(|source| ClaimsError::Json {
+        part: which,
+        source,
+    })
 }
 
 /// Decodes and verifies a token: header, signature, key roles, time bounds and the issuer
@@ -133,7 +153,9 @@ fn check_signature_and_keys<T: Subject>(token: &UnverifiedToken<T>) -> Result<()
     let issuer = public_key_with_role(&claims.issuer, KeyRole::Account, "issuer")?;
     issuer
         .verify(token.signed_part.as_bytes(), &token.signature)
-        .map_err(|_| ClaimsError::BadSignature { issuer: claims.issuer.clone() })?;
+        .map_err(|_| ClaimsError::BadSignature {
+            issuer: claims.issuer.clone(),
+        })?;
     public_key_with_role(&claims.subject, T::SUBJECT_ROLE, "subject")?;
     Ok(())
 }

@@ -116,10 +116,19 @@ mod tests {
 
     #[test]
     fn generated_keys_have_their_role_prefix() {
-        for role in [KeyRole::Account, KeyRole::Module, KeyRole::Service, KeyRole::Operator] {
+        for role in [
+            KeyRole::Account,
+            KeyRole::Module,
+            KeyRole::Service,
+            KeyRole::Operator,
+        ] {
             let pair = role.generate().unwrap();
             assert!(pair.public_key().starts_with(role.prefix()));
-            assert!(pair.seed().unwrap().starts_with(&format!("S{}", role.prefix())));
+            assert!(
+                pair.seed()
+                    .unwrap()
+                    .starts_with(&format!("S{}", role.prefix()))
+            );
             assert_eq!(KeyRole::of(&pair), role);
         }
         assert!(KeyRole::Other.generate().is_none());
@@ -130,13 +139,19 @@ mod tests {
         let module_seed = KeyPair::new_module().seed().unwrap();
         let err = seed_with_role(&module_seed, KeyRole::Account, "issuer seed").unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("issuer seed must be an account key (A…)"), "{text}");
+        assert!(
+            text.contains("issuer seed must be an account key (A…)"),
+            "{text}"
+        );
         assert!(text.contains("is a module"), "{text}");
     }
 
     #[test]
     fn garbage_key_is_an_invalid_key_error() {
         let err = public_key_with_role("not-a-key", KeyRole::Account, "issuer").unwrap_err();
-        assert!(matches!(err, ClaimsError::InvalidKey { what: "issuer", .. }), "{err}");
+        assert!(
+            matches!(err, ClaimsError::InvalidKey { what: "issuer", .. }),
+            "{err}"
+        );
     }
 }

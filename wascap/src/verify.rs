@@ -52,7 +52,11 @@ pub struct VerifyOptions {
 
 impl Default for VerifyOptions {
     fn default() -> Self {
-        VerifyOptions { now: None, clock_skew_secs: DEFAULT_CLOCK_SKEW_SECS, allowed_issuers: None }
+        VerifyOptions {
+            now: None,
+            clock_skew_secs: DEFAULT_CLOCK_SKEW_SECS,
+            allowed_issuers: None,
+        }
     }
 }
 
@@ -110,9 +114,9 @@ impl VerifyOptions {
 
     pub(crate) fn check_issuer(&self, issuer: &str) -> Result<(), ClaimsError> {
         match &self.allowed_issuers {
-            Some(allowed) if !allowed.contains(issuer) => {
-                Err(ClaimsError::IssuerNotAllowed { issuer: issuer.to_string() })
-            }
+            Some(allowed) if !allowed.contains(issuer) => Err(ClaimsError::IssuerNotAllowed {
+                issuer: issuer.to_string(),
+            }),
             _ => Ok(()),
         }
     }
@@ -126,23 +130,35 @@ mod tests {
     fn skew_is_allowed_on_both_bounds_and_no_more() {
         let opts = VerifyOptions::new().at(1_000).clock_skew_secs(30);
         assert!(opts.check_times(Some(970), None).is_ok());
-        assert!(matches!(opts.check_times(Some(969), None), Err(ClaimsError::Expired { .. })));
+        assert!(matches!(
+            opts.check_times(Some(969), None),
+            Err(ClaimsError::Expired { .. })
+        ));
         assert!(opts.check_times(None, Some(1_030)).is_ok());
-        assert!(matches!(opts.check_times(None, Some(1_031)), Err(ClaimsError::NotYetValid { .. })));
+        assert!(matches!(
+            opts.check_times(None, Some(1_031)),
+            Err(ClaimsError::NotYetValid { .. })
+        ));
     }
 
     #[test]
     fn extreme_times_do_not_overflow() {
         let opts = VerifyOptions::new().at(u64::MAX).clock_skew_secs(u64::MAX);
         assert!(opts.check_times(Some(u64::MAX), Some(u64::MAX)).is_ok());
-        let err = VerifyOptions::new().at(5).check_times(None, Some(u64::MAX)).unwrap_err();
+        let err = VerifyOptions::new()
+            .at(5)
+            .check_times(None, Some(u64::MAX))
+            .unwrap_err();
         assert!(err.to_string().contains("not valid until"), "{err}");
     }
 
     #[test]
     fn empty_allow_list_trusts_no_one() {
         let opts = VerifyOptions::new().allow_issuers(Vec::<String>::new());
-        assert!(matches!(opts.check_issuer("AX"), Err(ClaimsError::IssuerNotAllowed { .. })));
+        assert!(matches!(
+            opts.check_issuer("AX"),
+            Err(ClaimsError::IssuerNotAllowed { .. })
+        ));
         assert!(VerifyOptions::new().check_issuer("AX").is_ok());
     }
 }

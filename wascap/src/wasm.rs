@@ -8,7 +8,7 @@
 
 use crate::jwt::{self, Subject};
 use crate::keys::KeyPair;
-use crate::verify::{VerifyOptions, Verified};
+use crate::verify::{Verified, VerifyOptions};
 use crate::{Actor, Claims, ClaimsError, WASCAP_REVISION};
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
@@ -39,7 +39,10 @@ fn split(module: &[u8]) -> Result<SplitModule<'_>, ClaimsError> {
     for payload in Parser::new(0).parse_all(module) {
         let payload = payload.map_err(ClaimsError::MalformedWasm)?;
         match &payload {
-            Payload::Version { encoding: Encoding::Component, .. } => {
+            Payload::Version {
+                encoding: Encoding::Component,
+                ..
+            } => {
                 return Err(ClaimsError::NotACoreModule);
             }
             Payload::Version { .. } => stripped.extend_from_slice(&wasm_encoder::Module::HEADER),
@@ -132,10 +135,17 @@ fn verify_module_as<T: Subject>(
         more => return Err(ClaimsError::DuplicateToken { count: more.len() }),
     };
     let verified = jwt::verify_token::<T>(token, options)?;
-    let claimed = verified.metadata.as_ref().map(&recorded_hash).unwrap_or_default();
+    let claimed = verified
+        .metadata
+        .as_ref()
+        .map(&recorded_hash)
+        .unwrap_or_default();
     let actual = sha256_hex_upper(&split.stripped);
     if claimed != actual {
-        return Err(ClaimsError::HashMismatch { claimed: claimed.to_string(), actual });
+        return Err(ClaimsError::HashMismatch {
+            claimed: claimed.to_string(),
+            actual,
+        });
     }
     Ok(verified)
 }
@@ -153,11 +163,17 @@ mod tests {
         let plain = module("(module (func (export \"f\")))");
         let mut with_claims = plain.clone();
         for name in [CLAIMS_SECTION, LEGACY_CLAIMS_SECTION] {
-            wasm_encoder::CustomSection { name: name.into(), data: b"x.y.z".as_slice().into() }
-                .append_to(&mut with_claims);
+            wasm_encoder::CustomSection {
+                name: name.into(),
+                data: b"x.y.z".as_slice().into(),
+            }
+            .append_to(&mut with_claims);
         }
         assert_eq!(split(&with_claims).unwrap().stripped, plain);
-        assert_eq!(module_hash(&with_claims).unwrap(), module_hash(&plain).unwrap());
+        assert_eq!(
+            module_hash(&with_claims).unwrap(),
+            module_hash(&plain).unwrap()
+        );
         assert!(matches!(
             extract_token(&with_claims),
             Err(ClaimsError::DuplicateToken { count: 2 })
@@ -178,6 +194,9 @@ mod tests {
     #[test]
     fn components_are_refused() {
         let component = wat::parse_str("(component)").unwrap();
-        assert!(matches!(module_hash(&component), Err(ClaimsError::NotACoreModule)));
+        assert!(matches!(
+            module_hash(&component),
+            Err(ClaimsError::NotACoreModule)
+        ));
     }
 }
