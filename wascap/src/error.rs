@@ -43,6 +43,17 @@ pub enum ClaimsError {
     #[error("malformed WebAssembly module: {0}")]
     MalformedWasm(#[source] wasmparser::BinaryReaderError),
 
+    /// A section claims more bytes than the file has left.
+    #[error(
+        "malformed WebAssembly module: a section runs to byte {end} but the file has {len}; the file is truncated"
+    )]
+    Truncated {
+        /// Where the section says it ends.
+        end: usize,
+        /// The file's length.
+        len: usize,
+    },
+
     /// The module reads, but does not validate (signing refuses modules no engine would run).
     #[error("invalid WebAssembly module, refusing to sign it: {0}")]
     InvalidWasm(#[source] wasmparser::BinaryReaderError),

@@ -99,15 +99,15 @@ impl VerifyOptions {
         not_before: Option<u64>,
     ) -> Result<(), ClaimsError> {
         let now = self.now();
-        if let Some(expired_at) = expires {
-            if now > expired_at.saturating_add(self.clock_skew_secs) {
-                return Err(ClaimsError::Expired { expired_at, now });
-            }
+        if let Some(expired_at) = expires
+            && now > expired_at.saturating_add(self.clock_skew_secs)
+        {
+            return Err(ClaimsError::Expired { expired_at, now });
         }
-        if let Some(not_before) = not_before {
-            if now.saturating_add(self.clock_skew_secs) < not_before {
-                return Err(ClaimsError::NotYetValid { not_before, now });
-            }
+        if let Some(not_before) = not_before
+            && now.saturating_add(self.clock_skew_secs) < not_before
+        {
+            return Err(ClaimsError::NotYetValid { not_before, now });
         }
         Ok(())
     }

@@ -53,7 +53,10 @@ fn split(module: &[u8]) -> Result<SplitModule<'_>, ClaimsError> {
             }
             other => {
                 if let Some((id, range)) = other.as_section() {
-                    let data = module.get(range).ok_or(ClaimsError::NotWasm)?;
+                    let (end, len) = (range.end, module.len());
+                    let data = module
+                        .get(range)
+                        .ok_or(ClaimsError::Truncated { end, len })?;
                     wasm_encoder::RawSection { id, data }.append_to(&mut stripped);
                 }
             }

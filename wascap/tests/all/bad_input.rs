@@ -147,7 +147,8 @@ fn malformed_tokens_name_the_part() {
     let signed = Signer::new().sign(&sample_module(), named("t"));
     let good = wascap::extract_token(&signed).unwrap().unwrap();
     let parts: Vec<&str> = good.split('.').collect();
-    let cases: Vec<(String, fn(&ClaimsError) -> bool)> = vec![
+    type Expect = fn(&ClaimsError) -> bool;
+    let cases: Vec<(String, Expect)> = vec![
         ("only.two".into(), |e| {
             matches!(e, ClaimsError::TokenShape { parts: 2 })
         }),

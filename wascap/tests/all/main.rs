@@ -36,6 +36,12 @@ pub struct Signer {
     pub module: KeyPair,
 }
 
+impl Default for Signer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Signer {
     pub fn new() -> Self {
         Signer {

@@ -1,0 +1,29 @@
+//! # weft-host — Weft's runtime and command line
+//!
+//! This crate will hold the runtime that loads signed actors, enforces their claims and limits,
+//! and routes their host calls to capability providers through link definitions (see
+//! `../shared/DESIGN.md`). Today it holds what the `weft` command line shares with that runtime:
+//! the [`keystore`], where signing keys live between runs.
+//!
+//! **What it is not:** it does not parse, sign or verify claims (that is the `wascap` crate,
+//! which does no I/O), and it never names a concrete capability provider: only the CLI and the
+//! app manifest wire those in.
+//!
+//! ```
+//! use weft_host::keystore::KeyStore;
+//! use wascap::KeyRole;
+//!
+//! # fn main() -> Result<(), weft_host::keystore::KeyStoreError> {
+//! let dir = std::env::temp_dir().join(format!("weft-doc-{}", std::process::id()));
+//! let store = KeyStore::at(&dir);
+//! let first = store.get_or_create("echo", KeyRole::Module)?;
+//! let again = store.get_or_create("echo", KeyRole::Module)?;
+//! assert_eq!(first.key.public_key(), again.key.public_key()); // reused, as `wash` does
+//! assert!(first.created && !again.created);
+//! # std::fs::remove_dir_all(&dir).ok();
+//! # Ok(())
+//! # }
+//! ```
+#![deny(missing_docs)]
+
+pub mod keystore;
