@@ -9,20 +9,28 @@ weft_setup
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# One build profile (dev, with optimised dependencies: see Cargo.toml) for the CLI and the tests.
-step "building weft"
-cargo build --locked -p weft-host --bin weft
+if cargo nextest --version >/dev/null 2>&1; then
+  build_tests() { cargo nextest run --locked --workspace --no-run; }
+  run_tests() { cargo nextest run --locked --workspace --no-fail-fast; }
+else
+  build_tests() { cargo test --locked --workspace --no-run; }
+  run_tests() { cargo test --locked --workspace --no-fail-fast; }
+fi
+
+# One build, one profile (dev, dependencies optimised: see Cargo.toml). Building the tests
+# builds the `weft` binary too, with the same features: a separate `cargo build -p weft-host`
+# would resolve features differently and compile shared dependencies twice.
+step "building weft and the tests"
+build_tests
 
 step "building and signing the example actors (weft build)"
 # A key store of its own, so a test run never writes keys into ~/.weft.
 WEFT_HOME="$PWD/target/weft-home" target/debug/weft build --workspace actors
 
 step "running the tests"
+run_tests
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --locked --workspace --no-fail-fast
-  cargo test --locked --workspace --doc
-else
-  cargo test --locked --workspace --no-fail-fast
+  cargo test --locked --workspace --doc # nextest does not run doctests
 fi
 
 step "clippy and rustfmt"
