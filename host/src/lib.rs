@@ -1,9 +1,10 @@
 //! # weft-host — Weft's runtime and command line
 //!
-//! This crate will hold the runtime that loads signed actors, enforces their claims and limits,
-//! and routes their host calls to capability providers through link definitions (see
-//! `../shared/DESIGN.md`). Today it holds what the `weft` command line shares with that runtime:
-//! the [`keystore`], where signing keys live between runs.
+//! The runtime that loads signed actors, enforces their claims and limits, and runs them over
+//! waPC (see `../shared/DESIGN.md`). Its principal type is [`actor::ActorPool`]: a verified,
+//! compiled actor with a pool of instances and an async `invoke`. A host call from an actor
+//! passes its claims check and then goes to a [`actor::Dispatch`] (links → providers). The
+//! crate also holds the [`keystore`] the `weft` command line signs with.
 //!
 //! **What it is not:** it does not parse, sign or verify claims (that is the `wascap` crate,
 //! which does no I/O), and it never names a concrete capability provider: only the CLI and the
@@ -26,4 +27,8 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod actor;
+pub mod engine;
+pub mod instance;
 pub mod keystore;
+pub mod limits;

@@ -7,6 +7,7 @@
 )]
 
 mod claims_cli;
+mod runtime;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -1,0 +1,328 @@
+//! A loaded actor: its verified identity, its compiled module, and a pool of instances that
+//! serve calls one at a time each.
+//!
+//! The invocation path, outermost first, each step its own piece of code:
+//! 1. **deadline**: every call into the guest carries an epoch deadline ([`Limits`]);
+//! 2. **concurrency**: at most `max_instances` calls run at once; more wait for a permit;
+//! 3. **claims**: a host call to a contract the actor was not signed for is refused by
+//!    [`ClaimsGuard`] before any [`Dispatch`] sees it;
+//! 4. **dispatch**: the host call goes to whatever routes it (links → providers).
+//!
+//! Instances are kept for reuse only after a clean call: one that trapped, ran out of time or
+//! broke a limit is dropped, and the next call gets a fresh one. The pool is shaped for hot
+//! swap: a new version is a new `ActorPool`; in-flight calls hold the old one until they end.
+
+use crate::engine::{EngineError, WasmEngine};
+use crate::instance::{CallError, GuestState, HostCallHandler, WapcInstance};
+use crate::limits::Limits;
+use std::sync::{Arc, Mutex, PoisonError};
+use wascap::{Actor, Claims, ClaimsError, Verified, VerifyOptions};
+
+/// Who an actor is, as far as the host is concerned.
+#[derive(Debug, Clone)]
+pub struct ActorIdentity {
+    /// The module key (`M…`), or `unsigned:{hash}` for a module loaded with `allow_unsigned`.
+    pub id: String,
+    /// The name in its claims, or "unsigned".
+    pub name: String,
+    /// Capability contracts it may call.
+    pub capabilities: Vec<String>,
+    /// Whether it was loaded unsigned under the development switch (it may call anything).
+    pub unsigned: bool,
+    /// Its verified claims; `None` when unsigned.
+    pub claims: Option<Verified<Claims<Actor>>>,
+}
+
+impl ActorIdentity {
+    fn may_call(&self, contract: &str) -> bool {
+        self.unsigned || self.capabilities.iter().any(|c| c == contract)
+    }
+}
+
+/// How the host decides whether to load a module.
+#[derive(Debug, Clone, Default)]
+pub struct LoadPolicy {
+    /// Claims verification: clock, skew, issuer allow-list.
+    pub verify: VerifyOptions,
+    /// Development switch: load modules without claims (with every capability), logging a
+    /// warning. Signed modules are still verified and refused when invalid.
+    pub allow_unsigned: bool,
+    /// Limits for the actor's instances.
+    pub limits: Limits,
+}
+
+/// A host call the claims allowed, on its way to a provider.
+#[derive(Debug, Clone, Copy)]
+pub struct HostCall<'a> {
+    /// The calling actor's id.
+    pub actor: &'a str,
+    /// The link name (waPC's "binding"); `default` when the actor names none.
+    pub link_name: &'a str,
+    /// The contract id (waPC's "namespace").
+    pub contract: &'a str,
+    /// `Interface.Method`.
+    pub operation: &'a str,
+    /// The request, as the actor encoded it.
+    pub payload: &'a [u8],
+}
+
+/// Routes host calls that passed the claims check. `Err` reaches the actor as its host error.
+pub trait Dispatch: Send + Sync {
+    /// Serves one host call.
+    fn dispatch(&self, call: HostCall<'_>) -> Result<Vec<u8>, String>;
+}
+
+/// Errors loading an actor.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The module is over the size limit.
+    #[error("module is {len} bytes, over the limit of {limit} bytes")]
+    TooLarge {
+        /// Its size.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The claims did not verify.
+    #[error("{0}")]
+    Claims(#[from] ClaimsError),
+    /// Compiling or linking failed.
+    #[error("{0}")]
+    Engine(#[from] EngineError),
+    /// The first instance failed to start (`wapc_init` trapped, no `__guest_call`, ...).
+    #[error("the actor failed to start: {0}")]
+    Start(#[source] CallError),
+}
+
+/// Errors invoking an actor.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvokeError {
+    /// The call failed in or at the guest.
+    #[error("actor {actor} ({name}), operation {operation}: {error}")]
+    Call {
+        /// The actor's id.
+        actor: String,
+        /// Its name.
+        name: String,
+        /// The operation called.
+        operation: String,
+        /// What went wrong.
+        #[source]
+        error: CallError,
+    },
+    /// The actor is being stopped and takes no new calls.
+    #[error("actor {0} is stopping and takes no new calls")]
+    Stopped(String),
+}
+
+impl InvokeError {
+    /// The guest-level error, if the call reached the guest.
+    pub fn call_error(&self) -> Option<&CallError> {
+        match self {
+            InvokeError::Call { error, .. } => Some(error),
+            InvokeError::Stopped(_) => None,
+        }
+    }
+}
+
+/// Checks each host call against the actor's claims, then hands it to the dispatcher.
+struct ClaimsGuard {
+    identity: Arc<ActorIdentity>,
+    dispatch: Arc<dyn Dispatch>,
+}
+
+impl HostCallHandler for ClaimsGuard {
+    fn host_call(
+        &self,
+        binding: &str,
+        namespace: &str,
+        operation: &str,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, String> {
+        let identity = &self.identity;
+        if !identity.may_call(namespace) {
+            return Err(format!(
+                "actor {} ({}) is not signed for capability {namespace}; re-sign it with \
+                 `weft claims sign --cap {namespace}` to let it call {operation}",
+                identity.id, identity.name
+            ));
+        }
+        let link_name = if binding.is_empty() {
+            "default"
+        } else {
+            binding
+        };
+        self.dispatch.dispatch(HostCall {
+            actor: &identity.id,
+            link_name,
+            contract: namespace,
+            operation,
+            payload,
+        })
+    }
+
+    fn console_log(&self, line: &str) {
+        tracing::info!(actor = %self.identity.id, "{line}");
+    }
+}
+
+/// A loaded actor and its instances.
+pub struct ActorPool {
+    identity: Arc<ActorIdentity>,
+    pre: wasmtime::InstancePre<GuestState>,
+    limits: Limits,
+    idle: Mutex<Vec<WapcInstance>>,
+    permits: tokio::sync::Semaphore,
+    guard: Arc<ClaimsGuard>,
+}
+
+impl std::fmt::Debug for ActorPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActorPool")
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ActorPool {
+    /// Verifies, compiles and starts an actor: size, claims, compile (cached by hash), link,
+    /// then one instance, so that a module that cannot start is refused here, not on its
+    /// first call.
+    pub fn load(
+        engine: &WasmEngine,
+        bytes: &[u8],
+        policy: &LoadPolicy,
+        dispatch: Arc<dyn Dispatch>,
+    ) -> Result<Self, LoadError> {
+        let limit = policy.limits.max_module_bytes;
+        if bytes.len() > limit {
+            return Err(LoadError::TooLarge {
+                len: bytes.len(),
+                limit,
+            });
+        }
+        let identity = match wascap::verify_module(bytes, &policy.verify) {
+            Ok(verified) => {
+                let actor = verified.metadata.clone().unwrap_or_default();
+                ActorIdentity {
+                    id: verified.subject.clone(),
+                    name: actor.name.clone().unwrap_or_else(|| "unnamed".into()),
+                    capabilities: actor.capabilities().to_vec(),
+                    unsigned: false,
+                    claims: Some(verified),
+                }
+            }
+            Err(ClaimsError::Unsigned) if policy.allow_unsigned => {
+                let hash = wascap::module_hash(bytes)?;
+                tracing::warn!(
+                    "loading an UNSIGNED module ({hash}) with every capability: --allow-unsigned \
+                     is for development only"
+                );
+                ActorIdentity {
+                    id: format!("unsigned:{hash}"),
+                    name: "unsigned".into(),
+                    capabilities: Vec::new(),
+                    unsigned: true,
+                    claims: None,
+                }
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let hash = match &identity.claims {
+            Some(claims) => claims.metadata.as_ref().map(|a| a.module_hash.clone()),
+            None => None,
+        }
+        .map_or_else(|| wascap::module_hash(bytes), Ok)?;
+        let module = engine.compile(&hash, bytes)?;
+        let pre = engine.pre_instantiate(&module)?;
+        let identity = Arc::new(identity);
+        let guard = Arc::new(ClaimsGuard {
+            identity: identity.clone(),
+            dispatch,
+        });
+        let first =
+            WapcInstance::new(&pre, policy.limits, guard.clone()).map_err(LoadError::Start)?;
+        Ok(ActorPool {
+            identity,
+            pre,
+            limits: policy.limits,
+            idle: Mutex::new(vec![first]),
+            permits: tokio::sync::Semaphore::new(policy.limits.max_instances.max(1)),
+            guard,
+        })
+    }
+
+    /// Who this actor is.
+    pub fn identity(&self) -> &ActorIdentity {
+        &self.identity
+    }
+
+    /// The limits its instances run under.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Instances idle in the pool right now.
+    pub fn idle_instances(&self) -> usize {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Calls `operation` on an instance of the actor. Waits for a free instance when
+    /// `max_instances` calls are already running.
+    pub async fn invoke(&self, operation: &str, payload: &[u8]) -> Result<Vec<u8>, InvokeError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| InvokeError::Stopped(self.identity.id.clone()))?;
+        run_blocking(|| self.call_on_instance(operation, payload))
+    }
+
+    fn call_on_instance(&self, operation: &str, payload: &[u8]) -> Result<Vec<u8>, InvokeError> {
+        let error = |error| InvokeError::Call {
+            actor: self.identity.id.clone(),
+            name: self.identity.name.clone(),
+            operation: operation.to_string(),
+            error,
+        };
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut instance = match idle {
+            Some(instance) => instance,
+            None => WapcInstance::new(&self.pre, self.limits, self.guard.clone()).map_err(error)?,
+        };
+        let result = instance.call(operation, payload);
+        let reusable = result.as_ref().err().is_none_or(|e| !e.poisons_instance());
+        if reusable {
+            self.idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(instance);
+        }
+        result.map_err(error)
+    }
+
+    /// Stops taking new calls; calls already admitted finish.
+    pub fn close(&self) {
+        self.permits.close();
+    }
+}
+
+/// Runs guest code that may take up to its deadline, or block on a provider in a host call,
+/// without stalling the async runtime: on a multi-threaded tokio runtime the worker hands its
+/// other tasks off first; elsewhere it runs in place.
+fn run_blocking<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}

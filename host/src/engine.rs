@@ -1,0 +1,160 @@
+//! The one wasmtime [`Engine`] a host shares between all its actors, the ticker that drives
+//! its epoch deadlines, and the cache of compiled modules keyed by module hash.
+//!
+//! Decisions:
+//! - **Epoch interruption, not fuel.** Fuel instruments every block and costs on every call;
+//!   an epoch check is a load and compare. A background thread bumps the epoch every
+//!   [`EPOCH_TICK_MS`]; each call sets its deadline in ticks.
+//! - **Pooling allocator.** Instances come from preallocated slots, so instantiating a guest
+//!   costs microseconds, which is what lets every trapped instance be thrown away.
+//! - **Compile once.** Modules are compiled on load and cached by the hash their claims
+//!   record (the code without its claims), so re-signing or re-loading the same code is free.
+//!
+//! The ticker thread stops when the [`WasmEngine`] is dropped.
+
+use crate::instance::{GuestState, linker};
+use crate::limits::{DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_STACK_BYTES, EPOCH_TICK_MS};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig,
+};
+
+/// Default number of instance slots (and linear memories) in the pool, across all actors.
+pub const DEFAULT_INSTANCE_SLOTS: u32 = 1_000;
+
+/// Engine-wide settings; fixed for the life of the engine.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineConfig {
+    /// Instances that can exist at once, across all actors.
+    pub instance_slots: u32,
+    /// The largest memory any actor may be allowed, bytes (per-actor limits are lower or equal).
+    pub max_memory_bytes: usize,
+    /// Wasm stack cap, bytes.
+    pub max_stack_bytes: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            instance_slots: DEFAULT_INSTANCE_SLOTS,
+            max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
+            max_stack_bytes: DEFAULT_MAX_STACK_BYTES,
+        }
+    }
+}
+
+/// Errors setting up the engine or compiling a module.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// wasmtime refused the configuration.
+    #[error("failed to set up the wasm engine: {0}")]
+    Setup(String),
+    /// The module did not compile.
+    #[error("failed to compile the module: {0}")]
+    Compile(String),
+    /// The module's imports cannot be satisfied (it imports something besides waPC).
+    #[error("the module cannot be linked: {0}")]
+    Link(String),
+    /// The epoch ticker thread could not start.
+    #[error("failed to start the epoch ticker thread: {0}")]
+    Ticker(#[source] std::io::Error),
+}
+
+/// The shared engine, its linker, its epoch ticker and its module cache.
+pub struct WasmEngine {
+    engine: Engine,
+    linker: Linker<GuestState>,
+    modules: Mutex<HashMap<String, Module>>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for WasmEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmEngine").finish_non_exhaustive()
+    }
+}
+
+impl WasmEngine {
+    /// Builds the engine and starts its epoch ticker.
+    pub fn new(config: EngineConfig) -> Result<Self, EngineError> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_core_instances(config.instance_slots)
+            .total_memories(config.instance_slots)
+            .total_tables(config.instance_slots)
+            .max_memory_size(config.max_memory_bytes);
+        let mut wasm = Config::new();
+        wasm.epoch_interruption(true)
+            .max_wasm_stack(config.max_stack_bytes)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&wasm).map_err(|e| EngineError::Setup(format!("{e:#}")))?;
+        let linker = linker(&engine).map_err(|e| EngineError::Setup(format!("{e:#}")))?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let (stop, ticking) = (ticker_stop.clone(), engine.clone());
+        std::thread::Builder::new()
+            .name("weft-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(EPOCH_TICK_MS));
+                    ticking.increment_epoch();
+                }
+            })
+            .map_err(EngineError::Ticker)?;
+        Ok(WasmEngine {
+            engine,
+            linker,
+            modules: Mutex::new(HashMap::new()),
+            ticker_stop,
+        })
+    }
+
+    /// The compiled module for `bytes`, compiling it unless the cache has `hash`.
+    pub fn compile(&self, hash: &str, bytes: &[u8]) -> Result<Module, EngineError> {
+        if let Some(module) = self.cached(hash) {
+            return Ok(module);
+        }
+        let module =
+            Module::new(&self.engine, bytes).map_err(|e| EngineError::Compile(format!("{e:#}")))?;
+        self.modules
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(hash.to_string(), module.clone());
+        Ok(module)
+    }
+
+    fn cached(&self, hash: &str) -> Option<Module> {
+        self.modules
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(hash)
+            .cloned()
+    }
+
+    /// Pre-links a module against the waPC imports: what each new instance starts from.
+    pub fn pre_instantiate(
+        &self,
+        module: &Module,
+    ) -> Result<wasmtime::InstancePre<GuestState>, EngineError> {
+        self.linker
+            .instantiate_pre(module)
+            .map_err(|e| EngineError::Link(format!("{e:#}")))
+    }
+
+    /// The number of compiled modules held.
+    pub fn cached_modules(&self) -> usize {
+        self.modules
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+impl Drop for WasmEngine {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,483 @@
+//! One waPC instance of an actor: a wasmtime store with the guest instantiated in it, and the
+//! waPC conversation state (request, response, errors) kept in the store's data.
+//!
+//! Why not `wapc::WapcHost` with `wasmtime-provider`, on which this is modelled:
+//! - wasmtime-provider 2.25 slices guest memory unchecked (`data[ptr..ptr + len]`): a guest
+//!   calling `__guest_response(65500, 1000)` with 64 KiB of memory panics the host. Here every
+//!   `(ptr, len)` is bounds-checked with checked arithmetic and every length is capped before
+//!   anything is copied; a bad pointer traps the guest, never the host.
+//! - It links the imports under `wapc` only; wasmCloud 0.x actors built with `wasmbus-rpc`
+//!   import them from `wasmbus`. Both names are linked here to the same functions.
+//! - `WapcHost` is neither `Send` nor `Sync` (a `RefCell` around an unbounded trait object), so
+//!   instances could not move between the tokio workers of a shared pool without `unsafe`; its
+//!   state takes five locks per call, and its one error type cannot tell a trap (instance
+//!   unusable) from an error the guest reported (instance fine). A `WapcInstance` is `Send`,
+//!   lock-free, and reports [`CallError`]s by kind.
+//! - Limits: epoch deadlines per call, memory growth capped by a limiter that names the
+//!   limit, host-call and response sizes capped (see [`crate::limits`]).
+//!
+//! The wire protocol is waPC's unchanged (function names from `wapc::wapc_functions`), so
+//! guests built with `wapc-guest` or `wasmbus-rpc` run as they are.
+
+use crate::limits::{Limits, MAX_LOG_LINE_BYTES, MAX_NAME_BYTES};
+use std::sync::Arc;
+use wapc::wapc_functions as wf;
+use wasmtime::{
+    AsContextMut, Caller, Engine, InstancePre, Linker, Memory, ResourceLimiter, Store, Trap,
+    TypedFunc,
+};
+
+/// Module names the waPC imports are linked under: waPC's own and wasmCloud 0.x's.
+pub const IMPORT_NAMESPACES: [&str; 2] = [wapc::HOST_NAMESPACE, "wasmbus"];
+
+/// Answers an actor's host calls. The actor layer implements it (claims check, links,
+/// providers); an instance only moves bytes.
+pub trait HostCallHandler: Send + Sync {
+    /// A guest's `__host_call(binding, namespace, operation, payload)`. `Err` is handed to the
+    /// guest as its host error, not a trap.
+    fn host_call(
+        &self,
+        binding: &str,
+        namespace: &str,
+        operation: &str,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, String>;
+
+    /// A guest's `__console_log` line.
+    fn console_log(&self, line: &str);
+}
+
+/// How a call into a guest went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The guest ran past its deadline and was interrupted.
+    #[error("the actor ran past its {deadline_ms} ms deadline and was stopped")]
+    DeadlineExceeded {
+        /// The deadline in force.
+        deadline_ms: u64,
+    },
+    /// The guest tried to grow its memory past the cap.
+    #[error(
+        "the actor tried to grow its memory to {desired} bytes, over its limit of {limit} bytes"
+    )]
+    MemoryLimit {
+        /// Size asked for.
+        desired: usize,
+        /// The cap.
+        limit: usize,
+    },
+    /// The guest passed a pointer range outside its memory to a waPC import.
+    #[error(
+        "the actor passed an out-of-bounds {what} ({len} bytes at {ptr}, memory is {memory} bytes)"
+    )]
+    OutOfBounds {
+        /// What the range was for.
+        what: &'static str,
+        /// Start address.
+        ptr: usize,
+        /// Length.
+        len: usize,
+        /// Memory size at the time.
+        memory: usize,
+    },
+    /// The guest passed more bytes to a waPC import than the limit allows.
+    #[error("the actor's {what} is {len} bytes, over the limit of {limit} bytes")]
+    TooLarge {
+        /// What was too large.
+        what: &'static str,
+        /// Its length.
+        len: usize,
+        /// The cap.
+        limit: usize,
+    },
+    /// A name passed to `__host_call` is not UTF-8.
+    #[error("the actor passed a {what} that is not UTF-8")]
+    NotUtf8 {
+        /// Which name.
+        what: &'static str,
+    },
+    /// Any other trap: unreachable, stack overflow, division by zero, ...
+    #[error("the actor trapped: {0}")]
+    Trap(String),
+    /// The module is not a waPC actor (no memory, no `__guest_call`, ...).
+    #[error("the module is not a waPC actor: {0}")]
+    NotAnActor(String),
+    /// The guest completed the call and reported an error of its own.
+    #[error("the actor returned an error: {0}")]
+    Guest(String),
+    /// The guest reported success but set no response.
+    #[error("the actor reported success but set no response")]
+    NoResponse,
+}
+
+impl CallError {
+    /// Whether the instance is unusable after this error (a trap). Only an error the guest
+    /// reported itself leaves the instance fit for another call.
+    pub fn poisons_instance(&self) -> bool {
+        !matches!(self, CallError::Guest(_) | CallError::NoResponse)
+    }
+}
+
+/// The store's data: the waPC conversation of the call in progress, and the limits.
+pub struct GuestState {
+    handler: Arc<dyn HostCallHandler>,
+    memory: Option<Memory>,
+    operation: String,
+    request: Vec<u8>,
+    guest_response: Option<Vec<u8>>,
+    guest_error: Option<String>,
+    host_response: Option<Vec<u8>>,
+    host_error: Option<String>,
+    max_memory_bytes: usize,
+    max_host_call_bytes: usize,
+    max_response_bytes: usize,
+}
+
+impl ResourceLimiter for GuestState {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_memory_bytes {
+            return Err(wasmtime::Error::new(CallError::MemoryLimit {
+                desired,
+                limit: self.max_memory_bytes,
+            }));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Tables hold function references; 100k is far beyond any real actor.
+        Ok(desired <= 100_000)
+    }
+}
+
+/// A linker with the nine waPC imports under both namespaces. Built once per engine.
+pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<GuestState>> {
+    let mut linker = Linker::new(engine);
+    for ns in IMPORT_NAMESPACES {
+        linker.func_wrap(ns, wf::GUEST_REQUEST_FN, guest_request)?;
+        linker.func_wrap(ns, wf::HOST_CONSOLE_LOG, console_log)?;
+        linker.func_wrap(ns, wf::HOST_CALL, host_call)?;
+        linker.func_wrap(ns, wf::HOST_RESPONSE_FN, host_response)?;
+        linker.func_wrap(ns, wf::HOST_RESPONSE_LEN_FN, host_response_len)?;
+        linker.func_wrap(ns, wf::GUEST_RESPONSE_FN, guest_response)?;
+        linker.func_wrap(ns, wf::GUEST_ERROR_FN, guest_error)?;
+        linker.func_wrap(ns, wf::HOST_ERROR_FN, host_error)?;
+        linker.func_wrap(ns, wf::HOST_ERROR_LEN_FN, host_error_len)?;
+    }
+    Ok(linker)
+}
+
+/// wasm32 addresses and lengths travel as `i32`; they are unsigned.
+fn unsigned(v: i32) -> usize {
+    u32::from_ne_bytes(v.to_ne_bytes()) as usize
+}
+
+fn fault(error: CallError) -> wasmtime::Error {
+    wasmtime::Error::new(error)
+}
+
+fn memory(caller: &Caller<'_, GuestState>) -> wasmtime::Result<Memory> {
+    caller.data().memory.ok_or_else(|| {
+        fault(CallError::NotAnActor(
+            "it exports no memory named `memory`".into(),
+        ))
+    })
+}
+
+/// Copies `len` bytes at `ptr` out of guest memory, after checking the cap and the bounds.
+fn read(
+    caller: &Caller<'_, GuestState>,
+    ptr: i32,
+    len: i32,
+    limit: usize,
+    what: &'static str,
+) -> wasmtime::Result<Vec<u8>> {
+    let (ptr, len) = (unsigned(ptr), unsigned(len));
+    if len > limit {
+        return Err(fault(CallError::TooLarge { what, len, limit }));
+    }
+    let data = memory(caller)?.data(caller);
+    ptr.checked_add(len)
+        .and_then(|end| data.get(ptr..end))
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| {
+            fault(CallError::OutOfBounds {
+                what,
+                ptr,
+                len,
+                memory: data.len(),
+            })
+        })
+}
+
+fn read_name(
+    caller: &Caller<'_, GuestState>,
+    ptr: i32,
+    len: i32,
+    what: &'static str,
+) -> wasmtime::Result<String> {
+    String::from_utf8(read(caller, ptr, len, MAX_NAME_BYTES, what)?)
+        .map_err(|_| fault(CallError::NotUtf8 { what }))
+}
+
+/// Copies `bytes` into guest memory at `ptr`, after checking the bounds.
+fn write(
+    caller: &mut Caller<'_, GuestState>,
+    ptr: i32,
+    bytes: &[u8],
+    what: &'static str,
+) -> wasmtime::Result<()> {
+    let memory = memory(caller)?;
+    let start = unsigned(ptr);
+    let size = memory.data_size(&*caller);
+    memory
+        .write(caller.as_context_mut(), start, bytes)
+        .map_err(|_| {
+            fault(CallError::OutOfBounds {
+                what,
+                ptr: start,
+                len: bytes.len(),
+                memory: size,
+            })
+        })
+}
+
+fn guest_request(
+    mut caller: Caller<'_, GuestState>,
+    op_ptr: i32,
+    ptr: i32,
+) -> wasmtime::Result<()> {
+    let request = std::mem::take(&mut caller.data_mut().request);
+    let operation = std::mem::take(&mut caller.data_mut().operation);
+    let written = write(&mut caller, ptr, &request, "request buffer").and_then(|()| {
+        write(
+            &mut caller,
+            op_ptr,
+            operation.as_bytes(),
+            "operation buffer",
+        )
+    });
+    // Put them back: a guest may ask twice, and a failed call must not lose them.
+    let state = caller.data_mut();
+    state.request = request;
+    state.operation = operation;
+    written
+}
+
+fn console_log(caller: Caller<'_, GuestState>, ptr: i32, len: i32) -> wasmtime::Result<()> {
+    let line = read(&caller, ptr, len, MAX_LOG_LINE_BYTES, "log line")?;
+    caller
+        .data()
+        .handler
+        .console_log(&String::from_utf8_lossy(&line));
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)] // the waPC ABI
+fn host_call(
+    mut caller: Caller<'_, GuestState>,
+    binding_ptr: i32,
+    binding_len: i32,
+    ns_ptr: i32,
+    ns_len: i32,
+    op_ptr: i32,
+    op_len: i32,
+    ptr: i32,
+    len: i32,
+) -> wasmtime::Result<i32> {
+    let binding = read_name(&caller, binding_ptr, binding_len, "host call binding")?;
+    let namespace = read_name(&caller, ns_ptr, ns_len, "host call namespace")?;
+    let operation = read_name(&caller, op_ptr, op_len, "host call operation")?;
+    let limit = caller.data().max_host_call_bytes;
+    let payload = read(&caller, ptr, len, limit, "host call payload")?;
+    let result = caller
+        .data()
+        .handler
+        .host_call(&binding, &namespace, &operation, &payload);
+    let state = caller.data_mut();
+    match result {
+        Ok(response) => {
+            state.host_response = Some(response);
+            state.host_error = None;
+            Ok(1)
+        }
+        Err(error) => {
+            state.host_response = None;
+            state.host_error = Some(error);
+            Ok(0)
+        }
+    }
+}
+
+fn host_response(mut caller: Caller<'_, GuestState>, ptr: i32) -> wasmtime::Result<()> {
+    match caller.data_mut().host_response.take() {
+        Some(response) => {
+            let written = write(&mut caller, ptr, &response, "host response buffer");
+            caller.data_mut().host_response = Some(response);
+            written
+        }
+        None => Ok(()),
+    }
+}
+
+fn host_response_len(caller: Caller<'_, GuestState>) -> i32 {
+    let len = caller.data().host_response.as_ref().map_or(0, Vec::len);
+    i32::try_from(len).unwrap_or(i32::MAX)
+}
+
+fn guest_response(mut caller: Caller<'_, GuestState>, ptr: i32, len: i32) -> wasmtime::Result<()> {
+    let limit = caller.data().max_response_bytes;
+    let response = read(&caller, ptr, len, limit, "response")?;
+    caller.data_mut().guest_response = Some(response);
+    Ok(())
+}
+
+fn guest_error(mut caller: Caller<'_, GuestState>, ptr: i32, len: i32) -> wasmtime::Result<()> {
+    let limit = caller.data().max_response_bytes;
+    let message = read(&caller, ptr, len, limit, "error message")?;
+    caller.data_mut().guest_error = Some(String::from_utf8_lossy(&message).into_owned());
+    Ok(())
+}
+
+fn host_error(mut caller: Caller<'_, GuestState>, ptr: i32) -> wasmtime::Result<()> {
+    match caller.data_mut().host_error.take() {
+        Some(error) => {
+            let written = write(&mut caller, ptr, error.as_bytes(), "host error buffer");
+            caller.data_mut().host_error = Some(error);
+            written
+        }
+        None => Ok(()),
+    }
+}
+
+fn host_error_len(caller: Caller<'_, GuestState>) -> i32 {
+    let len = caller.data().host_error.as_ref().map_or(0, String::len);
+    i32::try_from(len).unwrap_or(i32::MAX)
+}
+
+/// One instantiated guest, ready for calls one at a time.
+pub struct WapcInstance {
+    store: Store<GuestState>,
+    guest_call: TypedFunc<(i32, i32), i32>,
+    limits: Limits,
+}
+
+impl WapcInstance {
+    /// Instantiates the guest and runs its start-up exports (`_start`, then `wapc_init`, each
+    /// only if exported) within the call deadline.
+    pub fn new(
+        pre: &InstancePre<GuestState>,
+        limits: Limits,
+        handler: Arc<dyn HostCallHandler>,
+    ) -> Result<Self, CallError> {
+        let state = GuestState {
+            handler,
+            memory: None,
+            operation: String::new(),
+            request: Vec::new(),
+            guest_response: None,
+            guest_error: None,
+            host_response: None,
+            host_error: None,
+            max_memory_bytes: limits.max_memory_bytes,
+            max_host_call_bytes: limits.max_host_call_bytes,
+            max_response_bytes: limits.max_response_bytes,
+        };
+        let mut store = Store::new(pre.module().engine(), state);
+        store.limiter(|state| state as &mut dyn ResourceLimiter);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(limits.deadline_ticks());
+
+        let instance = pre
+            .instantiate(&mut store)
+            .map_err(|e| classify(e, &limits))?;
+        let memory = instance
+            .get_memory(&mut store, "memory")
+            .ok_or_else(|| CallError::NotAnActor("it exports no memory named `memory`".into()))?;
+        store.data_mut().memory = Some(memory);
+        let guest_call = instance
+            .get_typed_func::<(i32, i32), i32>(&mut store, wf::GUEST_CALL)
+            .map_err(|_| {
+                CallError::NotAnActor(format!(
+                    "it exports no `{}(i32, i32) -> i32`",
+                    wf::GUEST_CALL
+                ))
+            })?;
+        for init in ["_start", "wapc_init"] {
+            if let Ok(func) = instance.get_typed_func::<(), ()>(&mut store, init) {
+                store.set_epoch_deadline(limits.deadline_ticks());
+                func.call(&mut store, ())
+                    .map_err(|e| classify(e, &limits))?;
+            }
+        }
+        Ok(WapcInstance {
+            store,
+            guest_call,
+            limits,
+        })
+    }
+
+    /// Calls `operation` with `payload` and returns the guest's response. After an error for
+    /// which [`CallError::poisons_instance`] is true, drop the instance.
+    pub fn call(&mut self, operation: &str, payload: &[u8]) -> Result<Vec<u8>, CallError> {
+        let state = self.store.data_mut();
+        state.operation.clear();
+        state.operation.push_str(operation);
+        state.request.clear();
+        state.request.extend_from_slice(payload);
+        state.guest_response = None;
+        state.guest_error = None;
+        state.host_response = None;
+        state.host_error = None;
+        let (op_len, msg_len) = (len_i32(operation.len())?, len_i32(payload.len())?);
+
+        self.store.set_epoch_deadline(self.limits.deadline_ticks());
+        let status = self
+            .guest_call
+            .call(&mut self.store, (op_len, msg_len))
+            .map_err(|e| classify(e, &self.limits))?;
+        let state = self.store.data_mut();
+        if status == 1 {
+            state.guest_response.take().ok_or(CallError::NoResponse)
+        } else {
+            Err(CallError::Guest(
+                state
+                    .guest_error
+                    .take()
+                    .unwrap_or_else(|| "no error message set".into()),
+            ))
+        }
+    }
+}
+
+fn len_i32(len: usize) -> Result<i32, CallError> {
+    i32::try_from(len).map_err(|_| CallError::TooLarge {
+        what: "call payload",
+        len,
+        limit: i32::MAX as usize,
+    })
+}
+
+/// Turns a wasmtime error into what went wrong, for the caller and the logs.
+fn classify(error: wasmtime::Error, limits: &Limits) -> CallError {
+    if let Some(known) = error.downcast_ref::<CallError>() {
+        return known.clone();
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => CallError::DeadlineExceeded {
+            deadline_ms: limits.call_deadline_ms,
+        },
+        Some(trap) => CallError::Trap(trap.to_string()),
+        None => CallError::Trap(format!("{error:#}")),
+    }
+}

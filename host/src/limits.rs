@@ -1,0 +1,76 @@
+//! Every limit the host puts on a guest, in one place. Each default is overridable per host
+//! (and, where it makes sense, per actor), and each has a test that it is obeyed (a guest inside
+//! it works) and enforced (a guest past it gets a clear error and the host keeps serving).
+//!
+//! | limit | default | enforced by |
+//! |---|---|---|
+//! | execution time per call | [`DEFAULT_CALL_DEADLINE_MS`] | epoch interruption, ticker every [`EPOCH_TICK_MS`] |
+//! | linear memory per instance | [`DEFAULT_MAX_MEMORY_BYTES`] | store limits: growing past it traps |
+//! | wasm stack | [`DEFAULT_MAX_STACK_BYTES`] | wasmtime's stack check: overflow traps |
+//! | bytes a guest sends in one host call | [`DEFAULT_MAX_HOST_CALL_BYTES`] | checked before copying |
+//! | bytes of one guest response or error | [`DEFAULT_MAX_RESPONSE_BYTES`] | checked before copying |
+//! | bytes of a binding, contract or operation name | [`MAX_NAME_BYTES`] | checked before copying |
+//! | bytes of one log line | [`MAX_LOG_LINE_BYTES`] | checked before copying |
+//! | module size | [`DEFAULT_MAX_MODULE_BYTES`] | checked before parsing |
+//! | instances of one actor | [`DEFAULT_MAX_INSTANCES`] | the actor's concurrency limit |
+//!
+//! The deadline is checked at epoch ticks, so a looping guest stops between one and two ticks
+//! past its deadline: well within 2× for any deadline over a few ticks.
+
+/// Default execution deadline of one call into a guest, milliseconds.
+pub const DEFAULT_CALL_DEADLINE_MS: u64 = 5_000;
+/// Period of the epoch ticker, milliseconds. Deadlines are rounded up to whole ticks.
+pub const EPOCH_TICK_MS: u64 = 5;
+/// Default cap on an instance's linear memory, bytes (64 MiB).
+pub const DEFAULT_MAX_MEMORY_BYTES: usize = 64 << 20;
+/// Default cap on the wasm stack, bytes (512 KiB).
+pub const DEFAULT_MAX_STACK_BYTES: usize = 512 << 10;
+/// Default cap on the payload a guest passes to one host call, bytes (8 MiB).
+pub const DEFAULT_MAX_HOST_CALL_BYTES: usize = 8 << 20;
+/// Default cap on a guest's response (or error message) to one call, bytes (8 MiB).
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 8 << 20;
+/// Cap on the binding, contract and operation names of a host call and on a log line, bytes.
+pub const MAX_NAME_BYTES: usize = 4 << 10;
+/// Cap on one `__console_log` line from a guest, bytes.
+pub const MAX_LOG_LINE_BYTES: usize = 16 << 10;
+/// Default cap on the size of a module, bytes (32 MiB).
+pub const DEFAULT_MAX_MODULE_BYTES: usize = 32 << 20;
+/// Default number of instances one actor may run at once.
+pub const DEFAULT_MAX_INSTANCES: usize = 16;
+
+/// The limits applied to one actor's instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Execution deadline of one call, milliseconds.
+    pub call_deadline_ms: u64,
+    /// Linear memory cap per instance, bytes.
+    pub max_memory_bytes: usize,
+    /// Payload cap of one host call, bytes.
+    pub max_host_call_bytes: usize,
+    /// Cap on one guest response or error, bytes.
+    pub max_response_bytes: usize,
+    /// Module size cap, bytes.
+    pub max_module_bytes: usize,
+    /// Instances of one actor at once.
+    pub max_instances: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            call_deadline_ms: DEFAULT_CALL_DEADLINE_MS,
+            max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
+            max_host_call_bytes: DEFAULT_MAX_HOST_CALL_BYTES,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_module_bytes: DEFAULT_MAX_MODULE_BYTES,
+            max_instances: DEFAULT_MAX_INSTANCES,
+        }
+    }
+}
+
+impl Limits {
+    /// The deadline in epoch ticks, rounded up, at least one.
+    pub(crate) fn deadline_ticks(&self) -> u64 {
+        self.call_deadline_ms.div_ceil(EPOCH_TICK_MS).max(1)
+    }
+}

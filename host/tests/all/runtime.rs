@@ -1,0 +1,528 @@
+//! The runtime: loading, invoking, and every limit obeyed and enforced, with the misbehaving
+//! guest of `guest.wat` (STYLE.md §11, §12).
+
+use crate::signed_actor;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use wascap::{Actor, Claims, KeyRole, VerifyOptions, contracts};
+use weft_host::actor::{ActorPool, Dispatch, HostCall, LoadError, LoadPolicy};
+use weft_host::engine::{EngineConfig, WasmEngine};
+use weft_host::instance::CallError;
+use weft_host::limits::Limits;
+
+const GUEST: &str = include_str!("guest.wat");
+
+fn engine() -> &'static WasmEngine {
+    static ENGINE: OnceLock<WasmEngine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        WasmEngine::new(EngineConfig {
+            instance_slots: 200,
+            ..EngineConfig::default()
+        })
+        .unwrap()
+    })
+}
+
+fn sign(module: &[u8], caps: &[&str]) -> Vec<u8> {
+    let account = KeyRole::Account.generate().unwrap();
+    let subject = KeyRole::Module.generate().unwrap();
+    let claims = Claims::new(
+        account.public_key(),
+        subject.public_key(),
+        Actor {
+            name: Some("guest".into()),
+            caps: Some(caps.iter().map(|c| c.to_string()).collect()),
+            ..Actor::default()
+        },
+    );
+    wascap::embed_claims(module, &claims, &account).unwrap()
+}
+
+fn guest(caps: &[&str]) -> Vec<u8> {
+    sign(&wat::parse_str(GUEST).unwrap(), caps)
+}
+
+/// What reached the dispatcher: actor, link name, contract, operation, payload length.
+type Seen = (String, String, String, String, usize);
+
+/// A dispatcher that records what reached it and answers with the payload's length.
+#[derive(Default)]
+struct Recorder {
+    calls: AtomicUsize,
+    last: Mutex<Option<Seen>>,
+}
+
+impl Dispatch for Recorder {
+    fn dispatch(&self, call: HostCall<'_>) -> Result<Vec<u8>, String> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        *self.last.lock().unwrap() = Some((
+            call.actor.to_string(),
+            call.link_name.to_string(),
+            call.contract.to_string(),
+            call.operation.to_string(),
+            call.payload.len(),
+        ));
+        Ok(format!("got {} bytes", call.payload.len()).into_bytes())
+    }
+}
+
+fn load(bytes: &[u8], limits: Limits) -> (ActorPool, Arc<Recorder>) {
+    let recorder = Arc::new(Recorder::default());
+    let policy = LoadPolicy {
+        limits,
+        ..LoadPolicy::default()
+    };
+    (
+        ActorPool::load(engine(), bytes, &policy, recorder.clone()).unwrap(),
+        recorder,
+    )
+}
+
+fn cmd(command: u8, arg: i32) -> Vec<u8> {
+    let mut payload = vec![command];
+    payload.extend_from_slice(&arg.to_le_bytes());
+    payload
+}
+
+async fn call(pool: &ActorPool, command: u8, arg: i32) -> Result<Vec<u8>, CallError> {
+    pool.invoke("run", &cmd(command, arg))
+        .await
+        .map_err(|e| e.call_error().unwrap().clone())
+}
+
+async fn served_count(pool: &ActorPool) -> i32 {
+    let bytes = call(pool, b'c', 0).await.unwrap();
+    i32::from_le_bytes(bytes.try_into().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_actor_built_by_the_test_command_answers() {
+    let bytes = std::fs::read(signed_actor("echo")).unwrap();
+    let (pool, _) = load(&bytes, Limits::default());
+    assert_eq!(pool.identity().name, "echo");
+    assert!(pool.identity().id.starts_with('M'));
+    let payload: Vec<u8> = (0..100u8).collect();
+    assert_eq!(pool.invoke("echo", &payload).await.unwrap(), payload);
+    assert_eq!(
+        pool.invoke("echo", b"").await.unwrap(),
+        b"",
+        "empty payloads are legal"
+    );
+    let err = pool.invoke("nope", b"x").await.unwrap_err();
+    assert!(
+        matches!(err.call_error(), Some(CallError::Guest(_))),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasmbus_namespace_guests_run_like_wapc_ones() {
+    let wasmbus = GUEST.replace("(import \"wapc\"", "(import \"wasmbus\"");
+    let (pool, _) = load(
+        &sign(&wat::parse_str(&wasmbus).unwrap(), &[]),
+        Limits::default(),
+    );
+    assert_eq!(call(&pool, b'e', 7).await.unwrap(), cmd(b'e', 7));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadline_obeyed_and_enforced_while_others_keep_serving() {
+    let limits = Limits {
+        call_deadline_ms: 200,
+        ..Limits::default()
+    };
+    let (looping, _) = load(&guest(&[]), limits);
+    let (echo, _) = load(&guest(&[]), limits);
+    assert_eq!(
+        call(&looping, b'e', 1).await.unwrap(),
+        cmd(b'e', 1),
+        "a quick call is obeyed"
+    );
+
+    let started = Instant::now();
+    let stuck = tokio::spawn(async move { (call(&looping, b'l', 0).await, started.elapsed()) });
+    // While the loop runs, another actor answers.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for _ in 0..20 {
+        assert_eq!(call(&echo, b'e', 2).await.unwrap(), cmd(b'e', 2));
+    }
+    let (result, elapsed) = stuck.await.unwrap();
+    assert_eq!(
+        result.unwrap_err(),
+        CallError::DeadlineExceeded { deadline_ms: 200 }
+    );
+    assert!(
+        elapsed < Duration::from_millis(400),
+        "loop ran {elapsed:?}, over 2× the deadline"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_limit_obeyed_and_enforced() {
+    let limits = Limits {
+        max_memory_bytes: 2 << 20,
+        ..Limits::default()
+    };
+    let (pool, _) = load(&guest(&[]), limits);
+    // 1 page + 16 pages = 1.06 MiB: inside the 2 MiB cap.
+    assert!(call(&pool, b'a', 16).await.is_ok());
+    let err = call(&pool, b'a', 64).await.unwrap_err();
+    assert!(
+        matches!(err, CallError::MemoryLimit { limit: 2097152, .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("over its limit of 2097152 bytes"),
+        "{err}"
+    );
+    assert_eq!(
+        served_count(&pool).await,
+        1,
+        "a fresh instance serves after the trap"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stack_overflow_traps_the_guest_only() {
+    let (pool, _) = load(&guest(&[]), Limits::default());
+    let err = call(&pool, b'r', 0).await.unwrap_err();
+    assert!(matches!(err, CallError::Trap(_)), "{err}");
+    assert!(call(&pool, b'e', 3).await.is_ok());
+}
+
+/// wasmtime-provider 2.25 panics the host on exactly this call: `__guest_response(65500, 1000)`
+/// with 64 KiB of memory slices past the end of guest memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_response_past_the_end_of_memory_traps_instead_of_panicking() {
+    let (pool, _) = load(&guest(&[]), Limits::default());
+    let err = call(&pool, b'p', 0).await.unwrap_err();
+    assert_eq!(
+        err,
+        CallError::OutOfBounds {
+            what: "response",
+            ptr: 65500,
+            len: 1000,
+            memory: 65536
+        }
+    );
+    assert!(call(&pool, b'e', 4).await.is_ok(), "the host serves on");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_pointers_to_every_kind_of_import_trap() {
+    let (pool, _) = load(&guest(&[]), Limits::default());
+    let err = call(&pool, b'q', 0).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CallError::OutOfBounds {
+                what: "request buffer",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = call(&pool, b'L', 0).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CallError::OutOfBounds {
+                what: "log line",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // A length of -1 is 4 GiB - 1 as an unsigned wasm32 length: refused before any copy.
+    let err = call(&pool, b'n', 0).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CallError::TooLarge {
+                what: "response",
+                len: 4294967295,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(served_count(&pool).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_size_limit_obeyed_and_enforced() {
+    let limits = Limits {
+        max_response_bytes: 1024,
+        ..Limits::default()
+    };
+    let (pool, _) = load(&guest(&[]), limits);
+    assert_eq!(call(&pool, b'R', 1024).await.unwrap().len(), 1024);
+    let err = call(&pool, b'R', 1025).await.unwrap_err();
+    assert_eq!(
+        err,
+        CallError::TooLarge {
+            what: "response",
+            len: 1025,
+            limit: 1024
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_call_size_limit_obeyed_and_enforced() {
+    let limits = Limits {
+        max_host_call_bytes: 1024,
+        ..Limits::default()
+    };
+    let (pool, recorder) = load(&guest(&[contracts::KEYVALUE]), limits);
+    assert_eq!(call(&pool, b'h', 1024).await.unwrap(), b"got 1024 bytes");
+    let err = call(&pool, b'h', 1025).await.unwrap_err();
+    assert_eq!(
+        err,
+        CallError::TooLarge {
+            what: "host call payload",
+            len: 1025,
+            limit: 1024
+        }
+    );
+    assert_eq!(
+        recorder.calls.load(Ordering::SeqCst),
+        1,
+        "the oversized call reached no provider"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn module_size_limit_obeyed_and_enforced() {
+    let bytes = guest(&[]);
+    let exact = Limits {
+        max_module_bytes: bytes.len(),
+        ..Limits::default()
+    };
+    load(&bytes, exact);
+    let policy = LoadPolicy {
+        limits: Limits {
+            max_module_bytes: bytes.len() - 1,
+            ..Limits::default()
+        },
+        ..LoadPolicy::default()
+    };
+    let err =
+        ActorPool::load(engine(), &bytes, &policy, Arc::new(Recorder::default())).unwrap_err();
+    assert!(matches!(err, LoadError::TooLarge { .. }), "{err}");
+    assert!(err.to_string().contains("over the limit"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_call_without_the_capability_is_denied_before_dispatch() {
+    let (pool, recorder) = load(&guest(&[contracts::HTTP_SERVER]), Limits::default());
+    let err = call(&pool, b'h', 3).await.unwrap_err();
+    let CallError::Guest(message) = &err else {
+        panic!("expected the guest to relay the denial: {err}")
+    };
+    assert!(
+        message.contains(&format!(
+            "actor {} (guest) is not signed for capability wasmcloud:keyvalue; re-sign it with \
+             `weft claims sign --cap wasmcloud:keyvalue`",
+            pool.identity().id
+        )),
+        "{message}"
+    );
+    assert_eq!(
+        recorder.calls.load(Ordering::SeqCst),
+        0,
+        "a provider saw a denied call"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_call_with_the_capability_reaches_dispatch() {
+    let (pool, recorder) = load(&guest(&[contracts::KEYVALUE]), Limits::default());
+    assert_eq!(call(&pool, b'h', 5).await.unwrap(), b"got 5 bytes");
+    let last = recorder.last.lock().unwrap().clone().unwrap();
+    assert_eq!(
+        last,
+        (
+            pool.identity().id.clone(),
+            "default".to_string(),
+            "wasmcloud:keyvalue".to_string(),
+            "KeyValue.Get".to_string(),
+            5
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trapped_instances_are_discarded_and_clean_ones_reused() {
+    let limits = Limits {
+        call_deadline_ms: 50,
+        ..Limits::default()
+    };
+    let (pool, _) = load(&guest(&[contracts::KEYVALUE]), limits);
+    assert_eq!(served_count(&pool).await, 1);
+    assert_eq!(served_count(&pool).await, 2, "a clean instance is reused");
+    assert_eq!(
+        call(&pool, b'g', 0).await.unwrap_err(),
+        CallError::Guest("boom".into())
+    );
+    assert_eq!(
+        served_count(&pool).await,
+        4,
+        "a guest-reported error keeps the instance"
+    );
+    assert!(call(&pool, b'l', 0).await.is_err());
+    assert_eq!(
+        served_count(&pool).await,
+        1,
+        "an interrupted instance was reused"
+    );
+    assert!(
+        call(&pool, b't', 1).await.is_err(),
+        "trap after a host call"
+    );
+    assert_eq!(
+        served_count(&pool).await,
+        1,
+        "a trapped instance was reused"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_use_at_most_max_instances() {
+    let limits = Limits {
+        max_instances: 2,
+        ..Limits::default()
+    };
+    let (pool, _) = load(&guest(&[]), limits);
+    let pool = Arc::new(pool);
+    let calls: Vec<_> = (0..16)
+        .map(|i| {
+            let pool = pool.clone();
+            tokio::spawn(async move { call(&pool, b'e', i).await })
+        })
+        .collect();
+    for (i, handle) in calls.into_iter().enumerate() {
+        assert_eq!(handle.await.unwrap().unwrap(), cmd(b'e', i as i32));
+    }
+    assert!(
+        pool.idle_instances() <= 2,
+        "{} instances idle",
+        pool.idle_instances()
+    );
+}
+
+#[test]
+fn invoke_works_outside_a_multi_threaded_runtime() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (pool, _) = load(&guest(&[]), Limits::default());
+    let echoed = runtime.block_on(call(&pool, b'e', 9)).unwrap();
+    assert_eq!(echoed, cmd(b'e', 9));
+}
+
+// ---- loading: claims enforced before anything runs ----
+
+fn load_err(bytes: &[u8], policy: LoadPolicy) -> LoadError {
+    ActorPool::load(engine(), bytes, &policy, Arc::new(Recorder::default())).unwrap_err()
+}
+
+#[test]
+fn unsigned_modules_are_refused_unless_the_dev_switch_is_on() {
+    let plain = wat::parse_str(GUEST).unwrap();
+    let err = load_err(&plain, LoadPolicy::default());
+    assert!(err.to_string().contains("module is not signed"), "{err}");
+
+    let policy = LoadPolicy {
+        allow_unsigned: true,
+        ..LoadPolicy::default()
+    };
+    let pool = ActorPool::load(engine(), &plain, &policy, Arc::new(Recorder::default())).unwrap();
+    assert!(pool.identity().unsigned && pool.identity().id.starts_with("unsigned:"));
+}
+
+#[test]
+fn tampered_and_untrusted_modules_are_refused() {
+    let mut bytes = guest(&[]);
+    let at = bytes.windows(4).position(|w| w == b"boom").unwrap();
+    bytes[at] = b'z';
+    let err = load_err(
+        &bytes,
+        LoadPolicy {
+            allow_unsigned: true,
+            ..LoadPolicy::default()
+        },
+    );
+    assert!(err.to_string().contains("changed after signing"), "{err}");
+
+    let trusted = KeyRole::Account.generate().unwrap().public_key();
+    let policy = LoadPolicy {
+        verify: VerifyOptions::new().allow_issuers([trusted]),
+        ..LoadPolicy::default()
+    };
+    let err = load_err(&guest(&[]), policy);
+    assert!(
+        err.to_string()
+            .contains("not on this host's list of allowed issuers"),
+        "{err}"
+    );
+}
+
+#[test]
+fn modules_that_are_not_actors_or_cannot_start_are_refused() {
+    let no_call = sign(
+        &wat::parse_str("(module (memory (export \"memory\") 1))").unwrap(),
+        &[],
+    );
+    let err = load_err(&no_call, LoadPolicy::default());
+    assert!(
+        matches!(err, LoadError::Start(CallError::NotAnActor(_))),
+        "{err}"
+    );
+
+    let bad_init = GUEST.replace(
+        "(func $arg",
+        "(func (export \"wapc_init\") unreachable)\n  (func $arg",
+    );
+    let err = load_err(
+        &sign(&wat::parse_str(&bad_init).unwrap(), &[]),
+        LoadPolicy::default(),
+    );
+    assert!(matches!(err, LoadError::Start(CallError::Trap(_))), "{err}");
+
+    let foreign = sign(
+        &wat::parse_str("(module (import \"env\" \"f\" (func)) (memory (export \"memory\") 1))")
+            .unwrap(),
+        &[],
+    );
+    let err = load_err(&foreign, LoadPolicy::default());
+    assert!(err.to_string().contains("cannot be linked"), "{err}");
+}
+
+#[test]
+fn same_code_is_compiled_once() {
+    let plain = wat::parse_str("(module (memory (export \"memory\") 1) (func (export \"__guest_call\") (param i32 i32) (result i32) i32.const 1) (func (export \"unique_for_cache_test\")))").unwrap();
+    // An engine of its own: other tests load modules into the shared one concurrently.
+    let engine = WasmEngine::new(EngineConfig {
+        instance_slots: 4,
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    for _ in 0..3 {
+        let signed = sign(&plain, &[]);
+        ActorPool::load(
+            &engine,
+            &signed,
+            &LoadPolicy::default(),
+            Arc::new(Recorder::default()),
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        engine.cached_modules(),
+        1,
+        "re-signed identical code was recompiled"
+    );
+}
