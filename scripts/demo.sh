@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh
 weft_setup
 
-cargo build --locked -q -p weft-host --bin weft
+cargo build --locked -q -p weft-cli --bin weft
 weft=target/debug/weft
 
 echo "==> weft build: compile actors/echo to wasm32 and sign it"

@@ -29,6 +29,8 @@
 
 pub mod actor;
 pub mod engine;
+pub mod host;
 pub mod instance;
 pub mod keystore;
 pub mod limits;
+pub mod links;

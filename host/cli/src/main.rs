@@ -1,7 +1,7 @@
 //! `weft`: the command line of Weft. Subcommands live one per module; each returns
 //! `anyhow::Result` with context, and `main` prints the whole chain on one line.
 
-mod build;
+mod build_actors;
 mod claims;
 mod output;
 
@@ -26,14 +26,14 @@ enum Command {
     #[command(subcommand)]
     Claims(claims::ClaimsCommand),
     /// Build the actors of a Cargo workspace to wasm32 and sign each one
-    Build(build::BuildArgs),
+    Build(build_actors::BuildArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Claims(command) => claims::run(command),
-        Command::Build(args) => build::run(args),
+        Command::Build(args) => build_actors::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

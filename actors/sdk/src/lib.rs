@@ -1,0 +1,151 @@
+//! # weft-actor — typed helpers for Weft actors
+//!
+//! A thin layer over `wapc-guest`: register an HTTP handler with [`http::serve`], call the
+//! key-value store with [`keyvalue`], log with [`logging`]. Payloads are the wasmCloud 0.x
+//! contract types from `weft-contracts`, so an actor written with this crate talks to any
+//! provider of those contracts.
+//!
+//! **What it is not:** an async runtime or a second RPC layer; every call is one waPC host call.
+#![deny(missing_docs)]
+
+pub use wapc_guest;
+pub use weft_contracts as contracts;
+
+use weft_contracts::CodecError;
+
+/// What an actor's helpers return.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// An error inside an actor.
+#[derive(Debug)]
+pub enum Error {
+    /// A payload did not encode or decode.
+    Codec(CodecError),
+    /// The host refused or failed the call (no link, no capability, provider error).
+    Host(String),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Codec(e) => write!(f, "{e}"),
+            Error::Host(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<CodecError> for Error {
+    fn from(e: CodecError) -> Self {
+        Error::Codec(e)
+    }
+}
+
+/// Calls `operation` of `contract` through the link named `link`, with typed payloads.
+pub fn call<Req, Resp>(link: &str, contract: &str, operation: &str, request: &Req) -> Result<Resp>
+where
+    Req: serde::Serialize + ?Sized,
+    Resp: serde::de::DeserializeOwned,
+{
+    let payload = contracts::encode(request)?;
+    let answer = wapc_guest::host_call(link, contract, operation, &payload)
+        .map_err(|e| Error::Host(e.to_string()))?;
+    Ok(contracts::decode(&answer)?)
+}
+
+/// `wasmcloud:keyvalue` on the `default` link.
+pub mod keyvalue {
+    use super::{Result, call};
+    use weft_contracts::keyvalue::*;
+
+    const LINK: &str = "default";
+
+    /// The value of `key`, if it exists.
+    pub fn get(key: &str) -> Result<Option<String>> {
+        let answer: GetResponse = call(LINK, CONTRACT_ID, GET, key)?;
+        Ok(answer.exists.then_some(answer.value))
+    }
+
+    /// Sets `key` to `value` (no expiry).
+    pub fn set(key: &str, value: &str) -> Result<()> {
+        let request = SetRequest {
+            key: key.into(),
+            value: value.into(),
+            expires: 0,
+        };
+        let payload = weft_contracts::encode(&request)?;
+        wapc_guest::host_call(LINK, CONTRACT_ID, SET, &payload)
+            .map_err(|e| super::Error::Host(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Adds `by` to the number at `key` (0 when absent) and returns the new value.
+    pub fn increment(key: &str, by: i32) -> Result<i32> {
+        call(
+            LINK,
+            CONTRACT_ID,
+            INCREMENT,
+            &IncrementRequest {
+                key: key.into(),
+                value: by,
+            },
+        )
+    }
+
+    /// Deletes `key`; whether it existed.
+    pub fn del(key: &str) -> Result<bool> {
+        call(LINK, CONTRACT_ID, DEL, key)
+    }
+}
+
+/// `wasmcloud:builtin:logging`, served by the host.
+pub mod logging {
+    use weft_contracts::logging::*;
+
+    /// Logs `text` at `level` (`debug`, `info`, `warn`, `error`); a failure to log is ignored.
+    pub fn log(level: &str, text: &str) {
+        let entry = LogEntry {
+            level: level.into(),
+            text: text.into(),
+        };
+        if let Ok(payload) = weft_contracts::encode(&entry) {
+            let _ = wapc_guest::host_call("default", CONTRACT_ID, WRITE_LOG, &payload);
+        }
+    }
+}
+
+/// `wasmcloud:httpserver`: the actor's side.
+pub mod http {
+    use weft_contracts::httpserver::{HANDLE_REQUEST, HeaderMap, HttpRequest, HttpResponse};
+
+    /// Registers `handler` for `HttpServer.HandleRequest`. Call it from `wapc_init`.
+    pub fn serve(handler: fn(&HttpRequest) -> HttpResponse) {
+        HANDLER.with(|h| h.set(Some(handler)));
+        wapc_guest::register_function(HANDLE_REQUEST, dispatch);
+    }
+
+    thread_local! {
+        static HANDLER: std::cell::Cell<Option<fn(&HttpRequest) -> HttpResponse>> =
+            const { std::cell::Cell::new(None) };
+    }
+
+    fn dispatch(payload: &[u8]) -> wapc_guest::CallResult {
+        let request: HttpRequest = weft_contracts::decode(payload)?;
+        let handler = HANDLER
+            .with(|h| h.get())
+            .ok_or("no HTTP handler registered")?;
+        Ok(weft_contracts::encode(&handler(&request))?)
+    }
+
+    /// A response with `status`, a content type and a body.
+    pub fn response(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> HttpResponse {
+        let mut header = HeaderMap::new();
+        header.insert("content-type".into(), vec![content_type.into()]);
+        HttpResponse {
+            status_code: status,
+            header,
+            body: body.into(),
+        }
+    }
+}

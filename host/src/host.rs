@@ -1,0 +1,387 @@
+//! A Weft host: the actors it runs, the providers it holds, and the links between them.
+//!
+//! The host names no concrete provider: it holds `Arc<dyn Provider>`s by id and routes each
+//! host call by its link. A guest's host call arrives synchronously on the thread running the
+//! guest (inside `block_in_place`, see [`crate::actor`]) and is bridged to the provider's async
+//! `handle_call` with `Handle::block_on`, bounded by the actor's call deadline, so a provider
+//! that hangs costs the caller an error, never a stuck instance.
+
+use crate::actor::{
+    ActorIdentity, ActorPool, Dispatch, HostCall, InvokeError, LoadError, LoadPolicy,
+};
+use crate::engine::{EngineConfig, EngineError, WasmEngine};
+use crate::links::LinkTable;
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock, Weak};
+use std::time::Duration;
+use weft_contracts::logging;
+use weft_provider_sdk::{
+    ActorInvoker, LinkDefinition, Provider, ProviderCall, ProviderError, async_trait,
+};
+
+/// How a host is set up.
+#[derive(Debug, Clone, Default)]
+pub struct HostConfig {
+    /// Engine-wide settings.
+    pub engine: EngineConfig,
+    /// Whether and how actors are admitted, and their limits.
+    pub policy: LoadPolicy,
+}
+
+/// What can go wrong asking the host for something.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostError {
+    /// The engine could not be set up.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// An actor was refused.
+    #[error("actor refused: {0}")]
+    Load(#[from] LoadError),
+    /// A call failed.
+    #[error(transparent)]
+    Invoke(#[from] InvokeError),
+    /// No actor with that id runs here.
+    #[error("no actor {0} runs on this host; start it first (`weft up` with it in the manifest)")]
+    UnknownActor(String),
+    /// The actor already runs; replacing it is an update.
+    #[error("actor {0} already runs on this host")]
+    ActorRunning(String),
+    /// No provider with that id runs here.
+    #[error("no provider {0} runs on this host; add it to the manifest's providers")]
+    UnknownProvider(String),
+    /// A provider with that id already runs.
+    #[error("a provider with id {0} already runs on this host")]
+    ProviderRunning(String),
+    /// A provider refused a link or failed to start.
+    #[error("provider {provider_id}: {source}")]
+    Provider {
+        /// The provider.
+        provider_id: String,
+        /// What it said.
+        #[source]
+        source: ProviderError,
+    },
+    /// No link to delete.
+    #[error("actor {actor_id} has no link for {contract_id} named {link_name:?}")]
+    NoSuchLink {
+        /// The actor.
+        actor_id: String,
+        /// The contract.
+        contract_id: String,
+        /// The link name.
+        link_name: String,
+    },
+    /// The host must be created inside a tokio runtime.
+    #[error("a Weft host must be created inside a tokio runtime")]
+    NoRuntime,
+}
+
+struct HostState {
+    engine: WasmEngine,
+    policy: LoadPolicy,
+    actors: RwLock<HashMap<String, Arc<ActorPool>>>,
+    providers: RwLock<HashMap<String, Arc<dyn Provider>>>,
+    links: LinkTable,
+    runtime: tokio::runtime::Handle,
+}
+
+/// A Weft host. Cheap to clone: clones share the same host.
+#[derive(Clone)]
+pub struct Host {
+    state: Arc<HostState>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host").finish_non_exhaustive()
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Host {
+    /// A host with no actors, providers or links. Call inside a tokio runtime.
+    pub fn new(config: HostConfig) -> Result<Self, HostError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| HostError::NoRuntime)?;
+        let state = HostState {
+            engine: WasmEngine::new(config.engine)?,
+            policy: config.policy,
+            actors: RwLock::default(),
+            providers: RwLock::default(),
+            links: LinkTable::default(),
+            runtime,
+        };
+        Ok(Host {
+            state: Arc::new(state),
+        })
+    }
+
+    /// Verifies, compiles and starts an actor from its module bytes.
+    pub fn start_actor(&self, bytes: &[u8]) -> Result<ActorIdentity, HostError> {
+        let router = Arc::new(Router {
+            host: Arc::downgrade(&self.state),
+        });
+        let pool = ActorPool::load(&self.state.engine, bytes, &self.state.policy, router)?;
+        let identity = pool.identity().clone();
+        let mut actors = write(&self.state.actors);
+        if actors.contains_key(&identity.id) {
+            return Err(HostError::ActorRunning(identity.id));
+        }
+        actors.insert(identity.id.clone(), Arc::new(pool));
+        tracing::info!(actor = %identity.id, name = %identity.name, "actor started");
+        Ok(identity)
+    }
+
+    /// Stops an actor: it takes no new calls; calls in flight finish.
+    pub fn stop_actor(&self, actor_id: &str) -> Result<(), HostError> {
+        let pool = write(&self.state.actors)
+            .remove(actor_id)
+            .ok_or_else(|| HostError::UnknownActor(actor_id.to_string()))?;
+        pool.close();
+        Ok(())
+    }
+
+    /// The actors running here.
+    pub fn actors(&self) -> Vec<ActorIdentity> {
+        let mut all: Vec<ActorIdentity> = read(&self.state.actors)
+            .values()
+            .map(|p| p.identity().clone())
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        all
+    }
+
+    /// Calls `operation` on a running actor.
+    pub async fn invoke(
+        &self,
+        actor_id: &str,
+        operation: &str,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, HostError> {
+        invoke(&self.state, actor_id, operation, payload).await
+    }
+
+    /// Starts a provider under `provider_id` and hands it the way to reach actors.
+    pub async fn add_provider(
+        &self,
+        provider_id: &str,
+        provider: Arc<dyn Provider>,
+    ) -> Result<(), HostError> {
+        if read(&self.state.providers).contains_key(provider_id) {
+            return Err(HostError::ProviderRunning(provider_id.to_string()));
+        }
+        let invoker = Arc::new(HostInvoker {
+            host: Arc::downgrade(&self.state),
+        });
+        provider
+            .start(invoker)
+            .await
+            .map_err(|source| HostError::Provider {
+                provider_id: provider_id.to_string(),
+                source,
+            })?;
+        write(&self.state.providers).insert(provider_id.to_string(), provider);
+        tracing::info!(provider = provider_id, "provider started");
+        Ok(())
+    }
+
+    /// Puts a link: the provider is told first and may refuse; a link replaced for the same
+    /// (actor, contract, link name) is deleted from its provider.
+    pub async fn put_link(&self, link: LinkDefinition) -> Result<(), HostError> {
+        let provider = self.provider(&link.provider_id)?;
+        provider
+            .put_link(&link)
+            .await
+            .map_err(|source| HostError::Provider {
+                provider_id: link.provider_id.clone(),
+                source,
+            })?;
+        if let Some(old) = self.state.links.put(link) {
+            self.tell_link_deleted(&old).await;
+        }
+        Ok(())
+    }
+
+    /// Deletes a link; its provider is told. Calls through it fail from now on.
+    pub async fn delete_link(
+        &self,
+        actor_id: &str,
+        contract_id: &str,
+        link_name: &str,
+    ) -> Result<(), HostError> {
+        let old = self
+            .state
+            .links
+            .delete(actor_id, contract_id, link_name)
+            .ok_or_else(|| HostError::NoSuchLink {
+                actor_id: actor_id.to_string(),
+                contract_id: contract_id.to_string(),
+                link_name: link_name.to_string(),
+            })?;
+        self.tell_link_deleted(&old).await;
+        Ok(())
+    }
+
+    async fn tell_link_deleted(&self, link: &LinkDefinition) {
+        if let Ok(provider) = self.provider(&link.provider_id)
+            && let Err(error) = provider.delete_link(link).await
+        {
+            tracing::warn!(provider = %link.provider_id, %error, "provider failed to drop a link");
+        }
+    }
+
+    /// Every link in force.
+    pub fn links(&self) -> Vec<LinkDefinition> {
+        self.state.links.list()
+    }
+
+    fn provider(&self, provider_id: &str) -> Result<Arc<dyn Provider>, HostError> {
+        read(&self.state.providers)
+            .get(provider_id)
+            .cloned()
+            .ok_or_else(|| HostError::UnknownProvider(provider_id.to_string()))
+    }
+
+    /// Stops every actor and shuts every provider down.
+    pub async fn shutdown(&self) {
+        for (_, pool) in write(&self.state.actors).drain() {
+            pool.close();
+        }
+        let providers: Vec<_> = write(&self.state.providers).drain().collect();
+        for (id, provider) in providers {
+            provider.shutdown().await;
+            tracing::info!(provider = %id, "provider stopped");
+        }
+    }
+}
+
+async fn invoke(
+    state: &HostState,
+    actor_id: &str,
+    operation: &str,
+    payload: &[u8],
+) -> Result<Vec<u8>, HostError> {
+    let pool = read(&state.actors)
+        .get(actor_id)
+        .cloned()
+        .ok_or_else(|| HostError::UnknownActor(actor_id.to_string()))?;
+    Ok(pool.invoke(operation, payload).await?)
+}
+
+/// What providers get to reach actors: invoke, and nothing else of the host.
+struct HostInvoker {
+    host: Weak<HostState>,
+}
+
+#[async_trait]
+impl ActorInvoker for HostInvoker {
+    async fn invoke_actor(
+        &self,
+        actor_id: &str,
+        operation: &str,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, String> {
+        let state = self.host.upgrade().ok_or("the host has shut down")?;
+        invoke(&state, actor_id, operation, &payload)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Routes host calls that passed the claims check: logging to the host's own log, everything
+/// else by its link to a provider.
+struct Router {
+    host: Weak<HostState>,
+}
+
+impl Dispatch for Router {
+    fn dispatch(&self, call: HostCall<'_>) -> Result<Vec<u8>, String> {
+        let state = self.host.upgrade().ok_or("the host has shut down")?;
+        if call.contract == logging::CONTRACT_ID {
+            return write_log(&call);
+        }
+        let link = state.links.get(call.actor, call.contract, call.link_name).ok_or_else(|| {
+            format!(
+                "actor {} has no link for {} on link '{}'; add one to the app manifest's links or \
+                 run `weft link put {} {} PROVIDER_ID --link-name {}`",
+                call.actor, call.contract, call.link_name, call.actor, call.contract, call.link_name
+            )
+        })?;
+        let provider = read(&state.providers)
+            .get(&link.provider_id)
+            .cloned()
+            .ok_or_else(|| {
+                format!(
+                    "actor {}'s link for {} names provider {}, which is not running on this host",
+                    call.actor, call.contract, link.provider_id
+                )
+            })?;
+        let provider_id = link.provider_id.clone();
+        let request = ProviderCall {
+            actor_id: call.actor.to_string(),
+            link,
+            operation: call.operation.to_string(),
+            payload: call.payload.to_vec(),
+        };
+        let deadline = Duration::from_millis(state.policy.limits.call_deadline_ms);
+        let answer = block_on(&state.runtime, async {
+            tokio::time::timeout(deadline, provider.handle_call(request)).await
+        })?;
+        match answer {
+            Ok(Ok(bytes)) => Ok(bytes),
+            Ok(Err(error)) => Err(format!("provider {provider_id}: {error}")),
+            Err(_) => Err(format!(
+                "provider {provider_id} did not answer {} within {} ms",
+                call.operation,
+                deadline.as_millis()
+            )),
+        }
+    }
+}
+
+/// Runs a future to completion from the synchronous host-call path.
+fn block_on<F: std::future::Future>(
+    runtime: &tokio::runtime::Handle,
+    future: F,
+) -> Result<F::Output, String> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        // Inside a current-thread runtime, blocking would deadlock its only thread.
+        Ok(RuntimeFlavor::CurrentThread) => Err(
+            "host calls to providers need a multi-threaded tokio runtime; this actor was invoked \
+             from a current-thread runtime"
+                .to_string(),
+        ),
+        // On a multi-threaded runtime the guest runs inside `block_in_place`, where blocking on
+        // the runtime is allowed; outside any runtime, block on the host's.
+        Ok(_) => Ok(Handle::current().block_on(future)),
+        Err(_) => Ok(runtime.block_on(future)),
+    }
+}
+
+fn write_log(call: &HostCall<'_>) -> Result<Vec<u8>, String> {
+    if call.operation != logging::WRITE_LOG {
+        return Err(format!(
+            "{} has no operation {}",
+            logging::CONTRACT_ID,
+            call.operation
+        ));
+    }
+    let entry: logging::LogEntry =
+        weft_contracts::decode(call.payload).map_err(|e| e.to_string())?;
+    let actor = call.actor;
+    match entry.level.as_str() {
+        "error" => tracing::error!(actor, "{}", entry.text),
+        "warn" => tracing::warn!(actor, "{}", entry.text),
+        "debug" => tracing::debug!(actor, "{}", entry.text),
+        _ => tracing::info!(actor, "{}", entry.text),
+    }
+    Ok(Vec::new())
+}

@@ -1,0 +1,228 @@
+//! The host: links put and deleted while actors serve, providers told, errors that name the fix.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wascap::{Actor, Claims, KeyRole, contracts};
+use weft_host::actor::LoadPolicy;
+use weft_host::engine::EngineConfig;
+use weft_host::host::{Host, HostConfig, HostError};
+use weft_host::limits::Limits;
+use weft_provider_sdk::{LinkDefinition, Provider, ProviderCall, ProviderError, async_trait};
+
+const GUEST: &str = include_str!("guest.wat");
+
+fn signed_guest(caps: &[&str]) -> Vec<u8> {
+    let account = KeyRole::Account.generate().unwrap();
+    let subject = KeyRole::Module.generate().unwrap();
+    let claims = Claims::new(
+        account.public_key(),
+        subject.public_key(),
+        Actor {
+            name: Some("guest".into()),
+            caps: Some(caps.iter().map(|c| c.to_string()).collect()),
+            ..Actor::default()
+        },
+    );
+    wascap::embed_claims(&wat::parse_str(GUEST).unwrap(), &claims, &account).unwrap()
+}
+
+fn host(limits: Limits) -> Host {
+    Host::new(HostConfig {
+        engine: EngineConfig {
+            instance_slots: 32,
+            ..EngineConfig::default()
+        },
+        policy: LoadPolicy {
+            limits,
+            ..LoadPolicy::default()
+        },
+    })
+    .unwrap()
+}
+
+fn cmd(command: u8, arg: i32) -> Vec<u8> {
+    let mut payload = vec![command];
+    payload.extend_from_slice(&arg.to_le_bytes());
+    payload
+}
+
+/// A provider that answers with the operation name and records link events.
+#[derive(Default)]
+struct Echoing {
+    events: Mutex<Vec<String>>,
+    calls: AtomicUsize,
+    hang: bool,
+}
+
+#[async_trait]
+impl Provider for Echoing {
+    fn contract_id(&self) -> &str {
+        contracts::KEYVALUE
+    }
+    async fn put_link(&self, link: &LinkDefinition) -> Result<(), ProviderError> {
+        self.events
+            .lock()
+            .unwrap()
+            .push(format!("put {}", link.link_name));
+        Ok(())
+    }
+    async fn delete_link(&self, link: &LinkDefinition) -> Result<(), ProviderError> {
+        self.events
+            .lock()
+            .unwrap()
+            .push(format!("del {}", link.link_name));
+        Ok(())
+    }
+    async fn handle_call(&self, call: ProviderCall) -> Result<Vec<u8>, ProviderError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.hang {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        Ok(format!("{} via {}", call.operation, call.link.provider_id).into_bytes())
+    }
+}
+
+fn kv_link(actor: &str) -> LinkDefinition {
+    LinkDefinition {
+        actor_id: actor.into(),
+        contract_id: contracts::KEYVALUE.into(),
+        link_name: "default".into(),
+        provider_id: "kv".into(),
+        values: Default::default(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_are_put_and_deleted_while_the_actor_serves() {
+    let host = host(Limits::default());
+    let provider = Arc::new(Echoing::default());
+    host.add_provider("kv", provider.clone()).await.unwrap();
+    let actor = host
+        .start_actor(&signed_guest(&[contracts::KEYVALUE]))
+        .unwrap()
+        .id;
+
+    // No link yet: the error names the actor, the contract, the link and the fix.
+    let err = host
+        .invoke(&actor, "run", &cmd(b'h', 1))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "actor {actor} has no link for wasmcloud:keyvalue on link 'default'; add one to the \
+             app manifest's links or run `weft link put"
+        )),
+        "{err}"
+    );
+
+    host.put_link(kv_link(&actor)).await.unwrap();
+    assert_eq!(
+        host.invoke(&actor, "run", &cmd(b'h', 1)).await.unwrap(),
+        b"KeyValue.Get via kv"
+    );
+    assert_eq!(host.links(), vec![kv_link(&actor)]);
+
+    host.delete_link(&actor, contracts::KEYVALUE, "default")
+        .await
+        .unwrap();
+    let err = host
+        .invoke(&actor, "run", &cmd(b'h', 1))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("has no link for wasmcloud:keyvalue"), "{err}");
+    assert!(host.links().is_empty());
+
+    host.put_link(kv_link(&actor)).await.unwrap();
+    assert!(
+        host.invoke(&actor, "run", &cmd(b'h', 1)).await.is_ok(),
+        "link put again works"
+    );
+    assert_eq!(
+        *provider.events.lock().unwrap(),
+        ["put default", "del default", "put default"]
+    );
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 2);
+
+    let err = host
+        .delete_link(&actor, contracts::KEYVALUE, "nope")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HostError::NoSuchLink { .. }), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_to_an_unknown_provider_is_refused() {
+    let host = host(Limits::default());
+    let err = host.put_link(kv_link("MX")).await.unwrap_err();
+    assert!(
+        err.to_string().contains("no provider kv runs on this host"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_provider_costs_the_caller_an_error_within_the_deadline() {
+    let host = host(Limits {
+        call_deadline_ms: 300,
+        ..Limits::default()
+    });
+    host.add_provider(
+        "kv",
+        Arc::new(Echoing {
+            hang: true,
+            ..Echoing::default()
+        }),
+    )
+    .await
+    .unwrap();
+    let actor = host
+        .start_actor(&signed_guest(&[contracts::KEYVALUE]))
+        .unwrap()
+        .id;
+    host.put_link(kv_link(&actor)).await.unwrap();
+    let started = Instant::now();
+    let err = host
+        .invoke(&actor, "run", &cmd(b'h', 1))
+        .await
+        .unwrap_err()
+        .to_string();
+    let elapsed = started.elapsed();
+    assert!(
+        err.contains("provider kv did not answer KeyValue.Get within 300 ms")
+            || err.contains("ran past its 300 ms deadline"),
+        "{err}"
+    );
+    assert!(elapsed < Duration::from_millis(900), "took {elapsed:?}");
+    // The host serves on.
+    assert_eq!(
+        host.invoke(&actor, "run", &cmd(b'e', 5)).await.unwrap(),
+        cmd(b'e', 5)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_actor_cannot_start_twice_and_unknown_actors_are_named() {
+    let host = host(Limits::default());
+    let bytes = signed_guest(&[]);
+    let id = host.start_actor(&bytes).unwrap().id;
+    assert!(matches!(
+        host.start_actor(&bytes),
+        Err(HostError::ActorRunning(_))
+    ));
+    let err = host.invoke("MNOPE", "run", b"").await.unwrap_err();
+    assert!(
+        err.to_string().contains("no actor MNOPE runs on this host"),
+        "{err}"
+    );
+    host.stop_actor(&id).unwrap();
+    assert!(host.actors().is_empty());
+}
+
+#[test]
+fn a_host_needs_a_runtime() {
+    let err = Host::new(HostConfig::default()).unwrap_err();
+    assert!(matches!(err, HostError::NoRuntime), "{err}");
+}

@@ -1,0 +1,205 @@
+//! # weft-provider-sdk — what a capability provider is
+//!
+//! A capability provider serves one capability contract (`wasmcloud:keyvalue`,
+//! `wasmcloud:httpserver`, ...) for any number of actors, each bound to it by a
+//! [`LinkDefinition`]. Its principal type is the [`Provider`] trait: start, link put, link
+//! delete, handle an actor's call, health, shutdown, each with a sensible default except
+//! handling calls. A provider reaches actors only through the narrow [`ActorInvoker`] the host
+//! hands it at start, never through the host's internals.
+//!
+//! **What it is not:** no transport and no host. In-process, the host holds the provider and
+//! calls the trait directly; the same trait will run a provider out of process over NATS.
+//!
+//! ```
+//! use weft_provider_sdk::{Provider, ProviderCall, ProviderError, async_trait};
+//!
+//! struct Clock;
+//!
+//! #[async_trait]
+//! impl Provider for Clock {
+//!     fn contract_id(&self) -> &str {
+//!         "acme:clock"
+//!     }
+//!     async fn handle_call(&self, call: ProviderCall) -> Result<Vec<u8>, ProviderError> {
+//!         match call.operation.as_str() {
+//!             "Clock.Zero" => Ok(vec![0]),
+//!             _ => Err(ProviderError::unknown_operation(self.contract_id(), &call.operation)),
+//!         }
+//!     }
+//! }
+//! ```
+#![deny(missing_docs)]
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub use async_trait::async_trait;
+
+/// The link name used when an actor names none.
+pub const DEFAULT_LINK_NAME: &str = "default";
+
+/// Binds one actor to one provider for one contract under one link name, with the settings
+/// the provider needs for that actor (a port to listen on, a Redis URL, subjects, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkDefinition {
+    /// The actor's id (module key `M…`).
+    pub actor_id: String,
+    /// The contract id.
+    pub contract_id: String,
+    /// The link name; [`DEFAULT_LINK_NAME`] unless the actor asks for another.
+    #[serde(default = "default_link_name")]
+    pub link_name: String,
+    /// The provider's id.
+    pub provider_id: String,
+    /// Settings for this actor.
+    #[serde(default)]
+    pub values: BTreeMap<String, String>,
+}
+
+fn default_link_name() -> String {
+    DEFAULT_LINK_NAME.to_string()
+}
+
+impl LinkDefinition {
+    /// The key that identifies a link: one per (actor, contract, link name).
+    pub fn key(&self) -> (String, String, String) {
+        (
+            self.actor_id.clone(),
+            self.contract_id.clone(),
+            self.link_name.clone(),
+        )
+    }
+}
+
+/// An actor's call to a provider.
+#[derive(Debug, Clone)]
+pub struct ProviderCall {
+    /// The calling actor.
+    pub actor_id: String,
+    /// The link it called through.
+    pub link: LinkDefinition,
+    /// `Interface.Method`.
+    pub operation: String,
+    /// The request as the actor encoded it.
+    pub payload: Vec<u8>,
+}
+
+/// What a provider can report.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProviderError {
+    /// The operation is not part of the contract.
+    #[error("{contract} has no operation {operation}")]
+    UnknownOperation {
+        /// The contract.
+        contract: String,
+        /// The operation asked for.
+        operation: String,
+    },
+    /// The request could not be decoded or makes no sense.
+    #[error("bad request to {operation}: {reason}")]
+    BadRequest {
+        /// The operation.
+        operation: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The link's settings are unusable.
+    #[error("link of actor {actor_id} is unusable: {reason}")]
+    Link {
+        /// The actor whose link it is.
+        actor_id: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The backing service failed (Redis down, port taken, ...).
+    #[error("{0}")]
+    Backend(String),
+}
+
+impl ProviderError {
+    /// An operation the contract does not have.
+    pub fn unknown_operation(contract: &str, operation: &str) -> Self {
+        ProviderError::UnknownOperation {
+            contract: contract.to_string(),
+            operation: operation.to_string(),
+        }
+    }
+
+    /// A request that could not be decoded.
+    pub fn bad_request(operation: &str, reason: impl std::fmt::Display) -> Self {
+        ProviderError::BadRequest {
+            operation: operation.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// A provider's view of its own health.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// Whether it can serve.
+    pub healthy: bool,
+    /// Why not, when it cannot.
+    pub message: Option<String>,
+}
+
+impl Health {
+    /// Healthy.
+    pub fn ok() -> Self {
+        Health {
+            healthy: true,
+            message: None,
+        }
+    }
+}
+
+/// What a provider may ask of the host: call an actor. Nothing else of the host is reachable.
+#[async_trait]
+pub trait ActorInvoker: Send + Sync {
+    /// Calls `operation` on the actor `actor_id` with `payload`.
+    async fn invoke_actor(
+        &self,
+        actor_id: &str,
+        operation: &str,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, String>;
+}
+
+/// A capability provider. Every method but [`Provider::handle_call`] and
+/// [`Provider::contract_id`] has a default that does nothing and succeeds.
+#[async_trait]
+pub trait Provider: Send + Sync + 'static {
+    /// The contract it serves.
+    fn contract_id(&self) -> &str;
+
+    /// Called once before any link; `host` is how it reaches actors.
+    async fn start(&self, host: Arc<dyn ActorInvoker>) -> Result<(), ProviderError> {
+        let _ = host;
+        Ok(())
+    }
+
+    /// A link to this provider was put: set up per-actor resources (a listener, a client).
+    async fn put_link(&self, link: &LinkDefinition) -> Result<(), ProviderError> {
+        let _ = link;
+        Ok(())
+    }
+
+    /// A link was deleted: release what [`Provider::put_link`] set up.
+    async fn delete_link(&self, link: &LinkDefinition) -> Result<(), ProviderError> {
+        let _ = link;
+        Ok(())
+    }
+
+    /// An actor's call through a link to this provider.
+    async fn handle_call(&self, call: ProviderCall) -> Result<Vec<u8>, ProviderError>;
+
+    /// Whether it can serve.
+    async fn health(&self) -> Health {
+        Health::ok()
+    }
+
+    /// Release everything; no call follows.
+    async fn shutdown(&self) {}
+}
