@@ -119,14 +119,17 @@ pub mod logging {
 pub mod http {
     use weft_contracts::httpserver::{HANDLE_REQUEST, HeaderMap, HttpRequest, HttpResponse};
 
+    /// An actor's HTTP handler.
+    pub type Handler = fn(&HttpRequest) -> HttpResponse;
+
     /// Registers `handler` for `HttpServer.HandleRequest`. Call it from `wapc_init`.
-    pub fn serve(handler: fn(&HttpRequest) -> HttpResponse) {
+    pub fn serve(handler: Handler) {
         HANDLER.with(|h| h.set(Some(handler)));
         wapc_guest::register_function(HANDLE_REQUEST, dispatch);
     }
 
     thread_local! {
-        static HANDLER: std::cell::Cell<Option<fn(&HttpRequest) -> HttpResponse>> =
+        static HANDLER: std::cell::Cell<Option<Handler>> =
             const { std::cell::Cell::new(None) };
     }
 
