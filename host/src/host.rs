@@ -125,10 +125,24 @@ impl Host {
 
     /// Verifies, compiles and starts an actor from its module bytes.
     pub fn start_actor(&self, bytes: &[u8]) -> Result<ActorIdentity, HostError> {
+        self.start_actor_with(bytes, None)
+    }
+
+    /// [`Host::start_actor`], with at most `max_instances` calls at once instead of the host's
+    /// default.
+    pub fn start_actor_with(
+        &self,
+        bytes: &[u8],
+        max_instances: Option<usize>,
+    ) -> Result<ActorIdentity, HostError> {
         let router = Arc::new(Router {
             host: Arc::downgrade(&self.state),
         });
-        let pool = ActorPool::load(&self.state.engine, bytes, &self.state.policy, router)?;
+        let mut policy = self.state.policy.clone();
+        if let Some(max) = max_instances {
+            policy.limits.max_instances = max;
+        }
+        let pool = ActorPool::load(&self.state.engine, bytes, &policy, router)?;
         let identity = pool.identity().clone();
         let mut actors = write(&self.state.actors);
         if actors.contains_key(&identity.id) {

@@ -75,7 +75,18 @@ fn cargo() -> Command {
 
 pub fn run(args: BuildArgs) -> Result<()> {
     let mut out = Out::stdout();
-    let manifest = args.workspace.join("Cargo.toml");
+    build(&args.workspace, &args.packages, args.out, &mut out)
+}
+
+/// Builds the packages (all when `packages` is empty) of the actors workspace and signs those
+/// with a `[package.metadata.weft]` table into `out_dir` (default `TARGET_DIR/actors`).
+pub fn build(
+    workspace: &Path,
+    packages: &[String],
+    out_dir: Option<PathBuf>,
+    out: &mut Out,
+) -> Result<()> {
+    let manifest = workspace.join("Cargo.toml");
     if !manifest.is_file() {
         bail!(
             "{} not found: point --workspace at the actors' Cargo workspace",
@@ -84,7 +95,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
     }
     let metadata = cargo()
         .args(["metadata", "--format-version", "1", "--no-deps"])
-        .current_dir(&args.workspace)
+        .current_dir(workspace)
         .output()
         .context("failed to run `cargo metadata`; is cargo on PATH?")?;
     if !metadata.status.success() {
@@ -99,8 +110,8 @@ pub fn run(args: BuildArgs) -> Result<()> {
     let mut build = cargo();
     build
         .args(["build", "--release", "--target", WASM_TARGET])
-        .current_dir(&args.workspace);
-    for package in &args.packages {
+        .current_dir(workspace);
+    for package in packages {
         build.args(["-p", package]);
     }
     let status = build.status().context("failed to run `cargo build`")?;
@@ -116,14 +127,14 @@ pub fn run(args: BuildArgs) -> Result<()> {
         .target_directory
         .canonicalize()
         .unwrap_or(metadata.target_directory);
-    let out_dir = args.out.unwrap_or_else(|| target_dir.join("actors"));
+    let out_dir = out_dir.unwrap_or_else(|| target_dir.join("actors"));
     let wasm_dir = target_dir.join(WASM_TARGET).join("release");
-    let chosen = |p: &Package| args.packages.is_empty() || args.packages.contains(&p.name);
+    let chosen = |p: &Package| packages.is_empty() || packages.contains(&p.name);
     for package in metadata.packages.iter().filter(|p| chosen(p)) {
         let Some(actor) = package.metadata.as_ref().and_then(|m| m.weft.as_ref()) else {
             continue;
         };
-        sign_actor(package, actor, &wasm_dir, &out_dir, &mut out)?;
+        sign_actor(package, actor, &wasm_dir, &out_dir, out)?;
     }
     Ok(())
 }

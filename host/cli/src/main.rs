@@ -3,8 +3,13 @@
 
 mod build_actors;
 mod claims;
+mod control;
+mod link;
+mod manifest;
 mod output;
+mod up;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::process::ExitCode;
@@ -27,6 +32,17 @@ enum Command {
     Claims(claims::ClaimsCommand),
     /// Build the actors of a Cargo workspace to wasm32 and sign each one
     Build(build_actors::BuildArgs),
+    /// Run an app (actors, providers, links) on this machine, no NATS or Redis needed
+    Up(up::UpArgs),
+    /// Put, delete or list the links of a running `weft up`
+    Link {
+        #[command(subcommand)]
+        command: link::LinkCommand,
+        #[command(flatten)]
+        control: link::ControlArgs,
+    },
+    /// List the actors of a running `weft up`
+    Actors(link::ControlArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +50,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Claims(command) => claims::run(command),
         Command::Build(args) => build_actors::run(args),
+        Command::Up(args) => run_async(up::run(args)),
+        Command::Link { command, control } => run_async(link::run(command, control)),
+        Command::Actors(control) => run_async(link::actors(control)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -43,4 +62,21 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs an async command on a multi-threaded runtime (guests' host calls need one), with logs
+/// to stderr (`RUST_LOG` to change what is shown; default `info`).
+fn run_async(command: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?
+        .block_on(command)
 }

@@ -6,6 +6,7 @@
     clippy::indexing_slicing
 )]
 
+mod architecture;
 mod host;
 mod runtime;
 

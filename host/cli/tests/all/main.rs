@@ -7,6 +7,7 @@
 )]
 
 mod claims_cli;
+mod up;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -1,0 +1,150 @@
+//! `weft link put|del|list` and `weft actors`: talk to a running `weft up` through its control
+//! endpoint, so links change while actors serve.
+
+use crate::control::{self, ActorInfo, DEFAULT_CONTROL_ADDRESS, LinkRef};
+use crate::manifest::LinkEntry;
+use crate::output::Out;
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use hyper::Method;
+use std::collections::BTreeMap;
+use std::io::Write;
+use weft_provider_sdk::LinkDefinition;
+
+#[derive(Args)]
+pub struct ControlArgs {
+    /// Address of the running `weft up`'s control endpoint
+    #[arg(long, env = "WEFT_CONTROL", default_value = DEFAULT_CONTROL_ADDRESS, global = true)]
+    control: String,
+    /// Print JSON instead of a table
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum LinkCommand {
+    /// Link an actor to a provider for a contract (replaces the link of the same name)
+    Put {
+        /// The actor's name or module key
+        actor: String,
+        /// The contract id, e.g. wasmcloud:keyvalue
+        contract: String,
+        /// The provider's id in the app
+        provider: String,
+        /// The link name
+        #[arg(long, default_value = weft_provider_sdk::DEFAULT_LINK_NAME)]
+        link_name: String,
+        /// A setting for the provider, KEY=VALUE (repeatable)
+        #[arg(long = "value", value_name = "KEY=VALUE")]
+        values: Vec<String>,
+    },
+    /// Delete a link; the actor's calls through it fail from then on
+    Del {
+        /// The actor's name or module key
+        actor: String,
+        /// The contract id
+        contract: String,
+        /// The link name
+        #[arg(long, default_value = weft_provider_sdk::DEFAULT_LINK_NAME)]
+        link_name: String,
+    },
+    /// List the links in force
+    List,
+}
+
+pub async fn run(command: LinkCommand, args: ControlArgs) -> Result<()> {
+    let mut out = Out::stdout();
+    match command {
+        LinkCommand::Put {
+            actor,
+            contract,
+            provider,
+            link_name,
+            values,
+        } => {
+            let mut map = BTreeMap::new();
+            for pair in values {
+                let Some((key, value)) = pair.split_once('=') else {
+                    bail!("--value {pair:?} is not KEY=VALUE");
+                };
+                map.insert(key.to_string(), value.to_string());
+            }
+            let entry = LinkEntry {
+                actor,
+                contract,
+                provider,
+                link_name: Some(link_name),
+                values: map,
+            };
+            let body = serde_json::to_vec(&entry)?;
+            let link: LinkDefinition =
+                control::request(&args.control, Method::PUT, "/v0/links", Some(body))
+                    .await
+                    .context("link put failed")?;
+            writeln!(
+                out,
+                "linked {} → {} ({}, link {})",
+                link.actor_id, link.provider_id, link.contract_id, link.link_name
+            )?;
+        }
+        LinkCommand::Del {
+            actor,
+            contract,
+            link_name,
+        } => {
+            let body = serde_json::to_vec(&LinkRef {
+                actor: actor.clone(),
+                contract: contract.clone(),
+                link_name: Some(link_name.clone()),
+            })?;
+            let _: serde_json::Value =
+                control::request(&args.control, Method::DELETE, "/v0/links", Some(body))
+                    .await
+                    .context("link del failed")?;
+            writeln!(out, "deleted link {link_name} of {actor} for {contract}")?;
+        }
+        LinkCommand::List => {
+            let links: Vec<LinkDefinition> =
+                control::request(&args.control, Method::GET, "/v0/links", None).await?;
+            if args.json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&links)?)?;
+            } else if links.is_empty() {
+                writeln!(out, "no links")?;
+            } else {
+                writeln!(
+                    out,
+                    "{:<58} {:<28} {:<10} {:<12} VALUES",
+                    "ACTOR", "CONTRACT", "LINK", "PROVIDER"
+                )?;
+                for l in links {
+                    writeln!(
+                        out,
+                        "{:<58} {:<28} {:<10} {:<12} {:?}",
+                        l.actor_id, l.contract_id, l.link_name, l.provider_id, l.values
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn actors(args: ControlArgs) -> Result<()> {
+    let mut out = Out::stdout();
+    let actors: Vec<ActorInfo> =
+        control::request(&args.control, Method::GET, "/v0/actors", None).await?;
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&actors)?)?;
+        return Ok(());
+    }
+    for a in actors {
+        writeln!(
+            out,
+            "{:<16} {} [{}]",
+            a.name,
+            a.id,
+            a.capabilities.join(", ")
+        )?;
+    }
+    Ok(())
+}

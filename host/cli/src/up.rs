@@ -1,0 +1,206 @@
+//! `weft up APP.toml`: runs an app on one host, with in-process providers and no NATS or
+//! Redis: builds it first with `--build`, prints what it started and where it serves, serves
+//! the local control endpoint, and shuts down cleanly on Ctrl-C (or SIGTERM).
+
+use crate::build_actors;
+use crate::control::{self, DEFAULT_CONTROL_ADDRESS};
+use crate::manifest::{Manifest, ProviderEntry};
+use crate::output::Out;
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use wascap::VerifyOptions;
+use weft_contracts::httpserver;
+use weft_host::actor::LoadPolicy;
+use weft_host::host::{Host, HostConfig};
+use weft_host::limits::Limits;
+use weft_http_server::HttpServer;
+use weft_keyvalue_memory::MemoryKeyValue;
+use weft_provider_sdk::Provider;
+
+#[derive(Args)]
+pub struct UpArgs {
+    /// The app manifest
+    manifest: PathBuf,
+    /// Build and sign the app's actors first (the manifest's [build] section)
+    #[arg(long)]
+    build: bool,
+    /// Run modules that carry no claims, with every capability (development only)
+    #[arg(long)]
+    allow_unsigned: bool,
+    /// Accept only actors issued by this account (repeatable)
+    #[arg(long = "issuer-allow", value_name = "ACCOUNT_KEY")]
+    issuer_allow: Vec<String>,
+    /// Execution deadline per call, milliseconds
+    #[arg(long, default_value_t = weft_host::limits::DEFAULT_CALL_DEADLINE_MS)]
+    deadline_ms: u64,
+    /// Address of the local control endpoint (`weft link …` talks to it)
+    #[arg(long, env = "WEFT_CONTROL", default_value = DEFAULT_CONTROL_ADDRESS)]
+    control: String,
+}
+
+/// The providers the CLI knows by kind. The host itself knows none of them.
+enum Concrete {
+    Http(Arc<HttpServer>),
+    Other,
+}
+
+fn provider_for(entry: &ProviderEntry) -> Result<(Arc<dyn Provider>, Concrete)> {
+    Ok(match entry.kind.as_str() {
+        "http-server" => {
+            let http = Arc::new(HttpServer::new());
+            (http.clone(), Concrete::Http(http))
+        }
+        "keyvalue-memory" => (Arc::new(MemoryKeyValue::new()), Concrete::Other),
+        other => bail!(
+            "provider {:?} has kind {other:?}; the kinds this host runs are http-server and \
+             keyvalue-memory",
+            entry.id
+        ),
+    })
+}
+
+pub async fn run(args: UpArgs) -> Result<()> {
+    let mut out = Out::stdout();
+    let manifest = Manifest::load(&args.manifest)?;
+    if args.build {
+        let Some(build) = &manifest.build else {
+            bail!(
+                "--build needs a [build] section in {}",
+                manifest.file.display()
+            );
+        };
+        let workspace = manifest.resolve(&build.workspace);
+        build_actors::build(&workspace, &build.packages, None, &mut out)?;
+    }
+
+    let mut verify = VerifyOptions::new();
+    if !args.issuer_allow.is_empty() {
+        verify = verify.allow_issuers(args.issuer_allow.iter().cloned());
+    }
+    let base_limits = Limits {
+        call_deadline_ms: args.deadline_ms,
+        ..Limits::default()
+    };
+    let host = Host::new(HostConfig {
+        policy: LoadPolicy {
+            verify,
+            allow_unsigned: args.allow_unsigned,
+            limits: base_limits,
+        },
+        ..HostConfig::default()
+    })?;
+
+    let mut http_servers = Vec::new();
+    for entry in &manifest.providers {
+        let (provider, concrete) = provider_for(entry)?;
+        host.add_provider(&entry.id, provider)
+            .await
+            .with_context(|| format!("failed to start provider {}", entry.id))?;
+        if let Concrete::Http(http) = concrete {
+            http_servers.push((entry.id.clone(), http));
+        }
+        writeln!(out, "provider  {} ({})", entry.id, entry.kind)?;
+    }
+
+    for entry in &manifest.actors {
+        let path = manifest.resolve(&entry.path);
+        let bytes = std::fs::read(&path).with_context(|| {
+            format!(
+                "actor file {} (listed in {}) cannot be read; build and sign it with `weft build`, \
+                 or run `weft up --build`",
+                path.display(),
+                manifest.file.display()
+            )
+        })?;
+        if entry.instances == Some(0) {
+            bail!(
+                "{}: actor {} has instances = 0; it needs at least 1",
+                manifest.file.display(),
+                path.display()
+            );
+        }
+        let identity = host
+            .start_actor_with(&bytes, entry.instances)
+            .with_context(|| format!("actor {} refused", path.display()))?;
+        let caps = identity
+            .capabilities
+            .iter()
+            .map(|c| wascap::contracts::friendly_name(c))
+            .collect::<Vec<_>>();
+        writeln!(
+            out,
+            "actor     {} {} [{}]",
+            identity.name,
+            identity.id,
+            caps.join(", ")
+        )?;
+    }
+
+    for entry in &manifest.links {
+        let link = control::to_definition(&host, entry).with_context(|| {
+            format!(
+                "link in {} for actor {:?}",
+                manifest.file.display(),
+                entry.actor
+            )
+        })?;
+        host.put_link(link.clone())
+            .await
+            .with_context(|| format!("failed to link {} to {}", entry.actor, entry.provider))?;
+        writeln!(
+            out,
+            "link      {} → {} ({}) {:?}",
+            entry.actor, link.provider_id, link.contract_id, link.values
+        )?;
+        if link.contract_id == httpserver::CONTRACT_ID
+            && let Some((_, http)) = http_servers.iter().find(|(id, _)| *id == link.provider_id)
+            && let Some(address) = http.bound_address(&link.actor_id, &link.link_name)
+        {
+            writeln!(out, "serving   http://{address}/ → {}", entry.actor)?;
+        }
+    }
+
+    let listener = tokio::net::TcpListener::bind(&args.control)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen for control requests on {}; pass --control ADDRESS",
+                args.control
+            )
+        })?;
+    writeln!(
+        out,
+        "control   http://{} (weft link list --control {})",
+        listener.local_addr()?,
+        listener.local_addr()?
+    )?;
+    writeln!(out, "Weft is up. Ctrl-C stops it.")?;
+    out.flush()?;
+    let control_task = tokio::spawn(control::serve(listener, host.clone()));
+
+    shutdown_signal().await?;
+    control_task.abort();
+    host.shutdown().await;
+    writeln!(out, "stopped")?;
+    Ok(())
+}
+
+async fn shutdown_signal() -> Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result.context("cannot watch for Ctrl-C")?,
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot watch for Ctrl-C")?;
+    Ok(())
+}

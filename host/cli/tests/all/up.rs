@@ -1,0 +1,244 @@
+//! `weft up` on the kvcounter example, as a user runs it: serve, count, relink at runtime,
+//! refuse what it must refuse, stop on Ctrl-C.
+
+use crate::{Weft, signed_actor, unsigned_actor};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn example(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name)
+        .join("app.toml")
+}
+
+/// A running `weft up`, killed on drop.
+struct Up {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    serving: String,
+    control: String,
+}
+
+impl Up {
+    fn start(weft: &Weft, manifest: &std::path::Path, env: &[(&str, &str)]) -> Up {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_weft"));
+        command
+            .args(["up", manifest.to_str().unwrap(), "--control", "127.0.0.1:0"])
+            .env("WEFT_HOME", weft.home.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (mut serving, mut control) = (String::new(), String::new());
+        loop {
+            let line = lines
+                .recv_timeout(Duration::from_secs(30))
+                .expect("weft up did not come up");
+            if let Some(rest) = line.strip_prefix("serving   http://") {
+                serving = rest.split('/').next().unwrap().to_string();
+            }
+            if let Some(rest) = line.strip_prefix("control   http://") {
+                control = rest.split(' ').next().unwrap().to_string();
+            }
+            if line == "Weft is up. Ctrl-C stops it." {
+                break;
+            }
+        }
+        Up {
+            child,
+            lines,
+            serving,
+            control,
+        }
+    }
+
+    fn interrupt(mut self) -> (i32, Vec<String>) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let code = self.child.wait().unwrap().code().unwrap_or(-1);
+        let rest: Vec<String> = self.lines.try_iter().collect();
+        (code, rest)
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP/1.1 GET; returns status and body.
+fn get(address: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn kvcounter_example_counts_relinks_at_runtime_and_stops_on_ctrl_c() {
+    signed_actor("kvcounter"); // built and signed by the test command
+    let weft = Weft::new();
+    let up = Up::start(
+        &weft,
+        &example("kvcounter"),
+        &[("KVCOUNTER_ADDRESS", "127.0.0.1:0")],
+    );
+
+    assert_eq!(
+        get(&up.serving, "/counter/alpha"),
+        (200, r#"{"counter":"alpha","count":1}"#.into())
+    );
+    assert_eq!(
+        get(&up.serving, "/counter/alpha"),
+        (200, r#"{"counter":"alpha","count":2}"#.into())
+    );
+    assert_eq!(
+        get(&up.serving, "/counter/beta").1,
+        r#"{"counter":"beta","count":1}"#
+    );
+    assert_eq!(get(&up.serving, "/counter/no%20way").0, 400);
+    assert_eq!(get(&up.serving, "/elsewhere").0, 404);
+
+    let control = ["--control", up.control.as_str()];
+    let listed = weft
+        .run(&[&["link", "list", "--json"][..], &control].concat())
+        .ok();
+    assert!(
+        listed.contains("wasmcloud:keyvalue") && listed.contains("wasmcloud:httpserver"),
+        "{listed}"
+    );
+
+    // Delete the key-value link while serving: requests fail, naming the missing link.
+    weft.run(
+        &[
+            &["link", "del", "kvcounter", "wasmcloud:keyvalue"][..],
+            &control,
+        ]
+        .concat(),
+    )
+    .ok();
+    let (status, body) = get(&up.serving, "/counter/alpha");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("has no link for wasmcloud:keyvalue on link 'default'"),
+        "{body}"
+    );
+
+    // Put it back: the same store, so the count goes on.
+    weft.run(
+        &[
+            &["link", "put", "kvcounter", "wasmcloud:keyvalue", "kv"][..],
+            &control,
+        ]
+        .concat(),
+    )
+    .ok();
+    assert_eq!(
+        get(&up.serving, "/counter/alpha").1,
+        r#"{"counter":"alpha","count":3}"#
+    );
+
+    // A link to a provider that does not exist is refused, and the app serves on.
+    let err = weft
+        .run(
+            &[
+                &["link", "put", "kvcounter", "wasmcloud:keyvalue", "nope"][..],
+                &control,
+            ]
+            .concat(),
+        )
+        .fails();
+    assert!(err.contains("no provider nope runs on this host"), "{err}");
+    assert_eq!(
+        get(&up.serving, "/counter/alpha").1,
+        r#"{"counter":"alpha","count":4}"#
+    );
+
+    let (code, rest) = up.interrupt();
+    assert_eq!(code, 0, "weft up did not exit cleanly: {rest:?}");
+    assert_eq!(rest.last().map(String::as_str), Some("stopped"));
+}
+
+fn manifest_with_actor(weft: &Weft, actor: &std::path::Path) -> std::path::PathBuf {
+    let path = weft.path("app.toml");
+    std::fs::write(
+        &path,
+        format!("[[actors]]\npath = {:?}\n", actor.to_str().unwrap()),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn up_names_a_missing_actor_file_and_how_to_make_it() {
+    let weft = Weft::new();
+    let manifest = manifest_with_actor(&weft, &weft.path("nowhere.wasm"));
+    let err = weft
+        .run(&["up", manifest.to_str().unwrap(), "--control", "127.0.0.1:0"])
+        .fails();
+    assert!(
+        err.contains("nowhere.wasm") && err.contains("build and sign it with `weft build`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn up_refuses_an_unsigned_actor_and_says_how_to_sign_it() {
+    let weft = Weft::new();
+    let manifest = manifest_with_actor(&weft, &unsigned_actor("echo"));
+    let err = weft
+        .run(&["up", manifest.to_str().unwrap(), "--control", "127.0.0.1:0"])
+        .fails();
+    assert!(
+        err.contains("module is not signed") && err.contains("weft claims sign"),
+        "{err}"
+    );
+}
+
+#[test]
+fn up_refuses_a_bad_manifest_with_its_name() {
+    let weft = Weft::new();
+    let path = weft.path("bad.toml");
+    std::fs::write(&path, "[[actors]]\npth = 'x'\n").unwrap();
+    let err = weft.run(&["up", path.to_str().unwrap()]).fails();
+    assert!(
+        err.contains("bad.toml is not a valid app manifest"),
+        "{err}"
+    );
+    let path = weft.path("kind.toml");
+    std::fs::write(&path, "[[providers]]\nid = 'x'\nkind = 'carrier-pigeon'\n").unwrap();
+    let err = weft
+        .run(&["up", path.to_str().unwrap(), "--control", "127.0.0.1:0"])
+        .fails();
+    assert!(err.contains("kind \"carrier-pigeon\""), "{err}");
+}
