@@ -7,6 +7,9 @@
 ;;   h host call wasmcloud:keyvalue KeyValue.Get with ARG bytes of payload; answer its response
 ;;   t host call, then trap                                    c answer how many calls this
 ;;   R answer ARG bytes                                          instance has served (i32)
+;;   B host call whose binding name lies past the end of memory
+;;   W host call, then __host_response into memory past the end
+;;   G __guest_error with a message past the end of memory
 (module
   (import "wapc" "__guest_request" (func $req (param i32 i32)))
   (import "wapc" "__guest_response" (func $resp (param i32 i32)))
@@ -73,6 +76,18 @@
         (i32.store (i32.const 512) (global.get $calls))
         (call $resp (i32.const 512) (i32.const 4))
         (return (i32.const 1))))
+    (if (i32.eq (local.get $cmd) (i32.const 66)) ;; B
+      (then
+        (drop (call $call (i32.const 65530) (i32.const 100) (i32.const 0) (i32.const 18)
+                          (i32.const 48) (i32.const 12) (i32.const 0) (i32.const 1)))
+        (return (i32.const 1))))
+    (if (i32.eq (local.get $cmd) (i32.const 87)) ;; W
+      (then
+        (drop (call $host_call_kv))
+        (call $hresp (i32.const 65535))
+        (return (i32.const 1))))
+    (if (i32.eq (local.get $cmd) (i32.const 71)) ;; G
+      (then (call $err (i32.const 65530) (i32.const 100)) (return (i32.const 0))))
     (if (i32.eq (local.get $cmd) (i32.const 82)) ;; R
       (then (call $resp (i32.const 0) (call $arg)) (return (i32.const 1))))
     unreachable))

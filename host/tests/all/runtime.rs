@@ -234,6 +234,17 @@ async fn bad_pointers_to_every_kind_of_import_trap() {
         ),
         "{err}"
     );
+    let err = call(&pool, b'G', 0).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CallError::OutOfBounds {
+                what: "error message",
+                ..
+            }
+        ),
+        "{err}"
+    );
     // A length of -1 is 4 GiB - 1 as an unsigned wasm32 length: refused before any copy.
     let err = call(&pool, b'n', 0).await.unwrap_err();
     assert!(
@@ -248,6 +259,43 @@ async fn bad_pointers_to_every_kind_of_import_trap() {
         "{err}"
     );
     assert_eq!(served_count(&pool).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_pointers_around_host_calls_trap_before_or_after_the_provider() {
+    let (pool, recorder) = load(&guest(&[contracts::KEYVALUE]), Limits::default());
+    let err = call(&pool, b'B', 0).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CallError::OutOfBounds {
+                what: "host call binding",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        recorder.calls.load(Ordering::SeqCst),
+        0,
+        "a call with a bad binding reached dispatch"
+    );
+    let err = call(&pool, b'W', 4).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CallError::OutOfBounds {
+                what: "host response buffer",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        served_count(&pool).await,
+        1,
+        "the host serves on with a fresh instance"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

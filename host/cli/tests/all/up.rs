@@ -88,12 +88,18 @@ impl Drop for Up {
 
 /// A plain HTTP/1.1 GET; returns status and body.
 fn get(address: &str, path: &str) -> (u16, String) {
+    request(address, "GET", path, b"")
+}
+
+/// A plain HTTP/1.1 request; returns status and body.
+fn request(address: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
     let mut stream = TcpStream::connect(address).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let status = response.split(' ').nth(1).unwrap().parse().unwrap();
@@ -241,4 +247,50 @@ fn up_refuses_a_bad_manifest_with_its_name() {
         .run(&["up", path.to_str().unwrap(), "--control", "127.0.0.1:0"])
         .fails();
     assert!(err.contains("kind \"carrier-pigeon\""), "{err}");
+}
+
+#[test]
+fn http_body_limit_obeyed_and_enforced() {
+    let weft = Weft::new();
+    let manifest = weft.path("limited.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"
+[[actors]]
+path = {:?}
+[[providers]]
+id = "http"
+kind = "http-server"
+[[providers]]
+id = "kv"
+kind = "keyvalue-memory"
+[[links]]
+actor = "kvcounter"
+contract = "wasmcloud:httpserver"
+provider = "http"
+values = {{ address = "127.0.0.1:0", max_body_bytes = "64" }}
+[[links]]
+actor = "kvcounter"
+contract = "wasmcloud:keyvalue"
+provider = "kv"
+"#,
+            signed_actor("kvcounter").to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let up = Up::start(&weft, &manifest, &[]);
+    let (status, body) = request(&up.serving, "POST", "/counter/c", &[b'x'; 64]);
+    assert_eq!(
+        (status, body.as_str()),
+        (200, r#"{"counter":"c","count":1}"#)
+    );
+    let (status, body) = request(&up.serving, "POST", "/counter/c", &[b'x'; 65]);
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("over the limit of 64 bytes"), "{body}");
+    // The refused request never reached the actor: the count goes on from 1.
+    assert_eq!(
+        get(&up.serving, "/counter/c").1,
+        r#"{"counter":"c","count":2}"#
+    );
 }
