@@ -226,3 +226,25 @@ fn a_host_needs_a_runtime() {
     let err = Host::new(HostConfig::default()).unwrap_err();
     assert!(matches!(err, HostError::NoRuntime), "{err}");
 }
+
+/// wasmCloud 0.x actors import the waPC functions from `wasmbus` and answer the health check
+/// with payload `0x80` (an empty map).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasmcloud_0x_actor_imports_wasmbus_and_answers_health() {
+    let bytes = std::fs::read(crate::signed_actor("kvcounter-wasmbus")).unwrap();
+    let module = wasmtime::Module::new(&wasmtime::Engine::default(), &bytes).unwrap();
+    let namespaces: std::collections::BTreeSet<&str> =
+        module.imports().map(|i| i.module()).collect();
+    assert_eq!(namespaces, ["wasmbus"].into(), "imports: {namespaces:?}");
+
+    let host = host(Limits::default());
+    let actor = host.start_actor(&bytes).unwrap();
+    assert_eq!(actor.name, "kvcounter-wasmbus");
+    let answer = host
+        .invoke(&actor.id, weft_contracts::actor::HEALTH_REQUEST, &[0x80])
+        .await
+        .unwrap();
+    let health: weft_contracts::actor::HealthCheckResponse =
+        weft_contracts::decode(&answer).unwrap();
+    assert!(health.healthy, "{health:?}");
+}

@@ -249,16 +249,15 @@ fn up_refuses_a_bad_manifest_with_its_name() {
     assert!(err.contains("kind \"carrier-pigeon\""), "{err}");
 }
 
-#[test]
-fn http_body_limit_obeyed_and_enforced() {
-    let weft = Weft::new();
-    let manifest = weft.path("limited.toml");
+/// A manifest serving `actor` over HTTP on a free port with an in-memory store.
+fn counter_app(weft: &Weft, actor: &str, http_values: &str) -> std::path::PathBuf {
+    let manifest = weft.path(&format!("{actor}.toml"));
     std::fs::write(
         &manifest,
         format!(
             r#"
 [[actors]]
-path = {:?}
+path = {path:?}
 [[providers]]
 id = "http"
 kind = "http-server"
@@ -266,19 +265,44 @@ kind = "http-server"
 id = "kv"
 kind = "keyvalue-memory"
 [[links]]
-actor = "kvcounter"
+actor = "{actor}"
 contract = "wasmcloud:httpserver"
 provider = "http"
-values = {{ address = "127.0.0.1:0", max_body_bytes = "64" }}
+values = {{ address = "127.0.0.1:0"{http_values} }}
 [[links]]
-actor = "kvcounter"
+actor = "{actor}"
 contract = "wasmcloud:keyvalue"
 provider = "kv"
 "#,
-            signed_actor("kvcounter").to_str().unwrap()
+            path = signed_actor(actor).to_str().unwrap()
         ),
     )
     .unwrap();
+    manifest
+}
+
+/// The kvcounter written for wasmCloud 0.x with wasmbus-rpc and the published interface crates
+/// runs on Weft unmodified and answers as Weft's own kvcounter does.
+#[test]
+fn wasmcloud_0x_kvcounter_runs_unmodified() {
+    let weft = Weft::new();
+    let up = Up::start(&weft, &counter_app(&weft, "kvcounter-wasmbus", ""), &[]);
+    assert_eq!(
+        get(&up.serving, "/counter/alpha"),
+        (200, r#"{"counter":"alpha","count":1}"#.into())
+    );
+    assert_eq!(
+        get(&up.serving, "/counter/alpha"),
+        (200, r#"{"counter":"alpha","count":2}"#.into())
+    );
+    assert_eq!(get(&up.serving, "/counter/no%20way").0, 400);
+    assert_eq!(get(&up.serving, "/elsewhere").0, 404);
+}
+
+#[test]
+fn http_body_limit_obeyed_and_enforced() {
+    let weft = Weft::new();
+    let manifest = counter_app(&weft, "kvcounter", r#", max_body_bytes = "64""#);
     let up = Up::start(&weft, &manifest, &[]);
     let (status, body) = request(&up.serving, "POST", "/counter/c", &[b'x'; 64]);
     assert_eq!(
