@@ -72,6 +72,15 @@ pub enum HostError {
         /// The link name.
         link_name: String,
     },
+    /// An actor file could not be read.
+    #[error("cannot read actor file {}: {source}", path.display())]
+    ReadActor {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The host must be created inside a tokio runtime.
     #[error("a Weft host must be created inside a tokio runtime")]
     NoRuntime,
@@ -126,6 +135,19 @@ impl Host {
     /// Verifies, compiles and starts an actor from its module bytes.
     pub fn start_actor(&self, bytes: &[u8]) -> Result<ActorIdentity, HostError> {
         self.start_actor_with(bytes, None)
+    }
+
+    /// Reads a module from `path` and starts it as [`Host::start_actor_with`] does.
+    pub fn start_actor_file(
+        &self,
+        path: &std::path::Path,
+        max_instances: Option<usize>,
+    ) -> Result<ActorIdentity, HostError> {
+        let bytes = std::fs::read(path).map_err(|source| HostError::ReadActor {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.start_actor_with(&bytes, max_instances)
     }
 
     /// [`Host::start_actor`], with at most `max_instances` calls at once instead of the host's

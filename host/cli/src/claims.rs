@@ -266,7 +266,11 @@ pub fn sign_file(
         std::fs::create_dir_all(dir)
             .with_context(|| format!("failed to create {}", dir.display()))?;
     }
-    std::fs::write(output, &signed)
+    // Write beside, then rename: a host loading the file meanwhile sees the old module or the
+    // new one, never half of one.
+    let partial = output.with_extension(format!("partial-{}", std::process::id()));
+    std::fs::write(&partial, &signed)
+        .and_then(|()| std::fs::rename(&partial, output))
         .with_context(|| format!("failed to write {}", output.display()))?;
     Ok(claims)
 }

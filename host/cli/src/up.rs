@@ -14,7 +14,7 @@ use std::sync::Arc;
 use wascap::VerifyOptions;
 use weft_contracts::httpserver;
 use weft_host::actor::LoadPolicy;
-use weft_host::host::{Host, HostConfig};
+use weft_host::host::{Host, HostConfig, HostError};
 use weft_host::limits::Limits;
 use weft_http_server::HttpServer;
 use weft_keyvalue_memory::MemoryKeyValue;
@@ -107,14 +107,6 @@ pub async fn run(args: UpArgs) -> Result<()> {
 
     for entry in &manifest.actors {
         let path = manifest.resolve(&entry.path);
-        let bytes = std::fs::read(&path).with_context(|| {
-            format!(
-                "actor file {} (listed in {}) cannot be read; build and sign it with `weft build`, \
-                 or run `weft up --build`",
-                path.display(),
-                manifest.file.display()
-            )
-        })?;
         if entry.instances == Some(0) {
             bail!(
                 "{}: actor {} has instances = 0; it needs at least 1",
@@ -122,9 +114,18 @@ pub async fn run(args: UpArgs) -> Result<()> {
                 path.display()
             );
         }
-        let identity = host
-            .start_actor_with(&bytes, entry.instances)
-            .with_context(|| format!("actor {} refused", path.display()))?;
+        let identity = match host.start_actor_file(&path, entry.instances) {
+            Ok(identity) => identity,
+            Err(HostError::ReadActor { path, source }) => bail!(
+                "actor file {} (listed in {}) cannot be read ({source}); build and sign it with \
+                 `weft build`, or run `weft up --build`",
+                path.display(),
+                manifest.file.display()
+            ),
+            Err(error) => {
+                return Err(error).with_context(|| format!("actor {} refused", path.display()));
+            }
+        };
         let caps = identity
             .capabilities
             .iter()

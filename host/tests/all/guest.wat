@@ -10,6 +10,7 @@
 ;;   B host call whose binding name lies past the end of memory
 ;;   W host call, then __host_response into memory past the end
 ;;   G __guest_error with a message past the end of memory
+;;   w log {"level":"info","text":"hi"} through wasmcloud:builtin:logging; relay any host error
 (module
   (import "wapc" "__guest_request" (func $req (param i32 i32)))
   (import "wapc" "__guest_response" (func $resp (param i32 i32)))
@@ -26,6 +27,9 @@
   (data (i32.const 32) "default")
   (data (i32.const 48) "KeyValue.Get")
   (data (i32.const 64) "boom")
+  (data (i32.const 80) "wasmcloud:builtin:logging")
+  (data (i32.const 112) "Logging.WriteLog")
+  (data (i32.const 136) "\82\a5level\a4info\a4text\a2hi")
   (func $arg (result i32) (i32.load (i32.const 257)))
   (func $recurse (param i32) (result i32)
     (i32.add (call $recurse (i32.add (local.get 0) (i32.const 1))) (i32.const 1)))
@@ -88,6 +92,15 @@
         (return (i32.const 1))))
     (if (i32.eq (local.get $cmd) (i32.const 71)) ;; G
       (then (call $err (i32.const 65530) (i32.const 100)) (return (i32.const 0))))
+    (if (i32.eq (local.get $cmd) (i32.const 119)) ;; w
+      (then
+        (if (call $call (i32.const 32) (i32.const 7) (i32.const 80) (i32.const 25)
+                        (i32.const 112) (i32.const 16) (i32.const 136) (i32.const 20))
+          (then (call $resp (i32.const 64) (i32.const 4)) (return (i32.const 1)))
+          (else
+            (call $herr (i32.const 1024))
+            (call $err (i32.const 1024) (call $herr_len))
+            (return (i32.const 0))))))
     (if (i32.eq (local.get $cmd) (i32.const 82)) ;; R
       (then (call $resp (i32.const 0) (call $arg)) (return (i32.const 1))))
     unreachable))

@@ -1,31 +1,15 @@
 //! The host: links put and deleted while actors serve, providers told, errors that name the fix.
 
+use crate::{cmd, guest};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use wascap::{Actor, Claims, KeyRole, contracts};
+use wascap::contracts;
 use weft_host::actor::LoadPolicy;
 use weft_host::engine::EngineConfig;
 use weft_host::host::{Host, HostConfig, HostError};
 use weft_host::limits::Limits;
 use weft_provider_sdk::{LinkDefinition, Provider, ProviderCall, ProviderError, async_trait};
-
-const GUEST: &str = include_str!("guest.wat");
-
-fn signed_guest(caps: &[&str]) -> Vec<u8> {
-    let account = KeyRole::Account.generate().unwrap();
-    let subject = KeyRole::Module.generate().unwrap();
-    let claims = Claims::new(
-        account.public_key(),
-        subject.public_key(),
-        Actor {
-            name: Some("guest".into()),
-            caps: Some(caps.iter().map(|c| c.to_string()).collect()),
-            ..Actor::default()
-        },
-    );
-    wascap::embed_claims(&wat::parse_str(GUEST).unwrap(), &claims, &account).unwrap()
-}
 
 fn host(limits: Limits) -> Host {
     Host::new(HostConfig {
@@ -39,12 +23,6 @@ fn host(limits: Limits) -> Host {
         },
     })
     .unwrap()
-}
-
-fn cmd(command: u8, arg: i32) -> Vec<u8> {
-    let mut payload = vec![command];
-    payload.extend_from_slice(&arg.to_le_bytes());
-    payload
 }
 
 /// A provider that answers with the operation name and records link events.
@@ -98,10 +76,7 @@ async fn links_are_put_and_deleted_while_the_actor_serves() {
     let host = host(Limits::default());
     let provider = Arc::new(Echoing::default());
     host.add_provider("kv", provider.clone()).await.unwrap();
-    let actor = host
-        .start_actor(&signed_guest(&[contracts::KEYVALUE]))
-        .unwrap()
-        .id;
+    let actor = host.start_actor(&guest(&[contracts::KEYVALUE])).unwrap().id;
 
     // No link yet: the error names the actor, the contract, the link and the fix.
     let err = host
@@ -178,10 +153,7 @@ async fn a_hung_provider_costs_the_caller_an_error_within_the_deadline() {
     )
     .await
     .unwrap();
-    let actor = host
-        .start_actor(&signed_guest(&[contracts::KEYVALUE]))
-        .unwrap()
-        .id;
+    let actor = host.start_actor(&guest(&[contracts::KEYVALUE])).unwrap().id;
     host.put_link(kv_link(&actor)).await.unwrap();
     let started = Instant::now();
     let err = host
@@ -206,7 +178,7 @@ async fn a_hung_provider_costs_the_caller_an_error_within_the_deadline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_actor_cannot_start_twice_and_unknown_actors_are_named() {
     let host = host(Limits::default());
-    let bytes = signed_guest(&[]);
+    let bytes = guest(&[]);
     let id = host.start_actor(&bytes).unwrap().id;
     assert!(matches!(
         host.start_actor(&bytes),
@@ -247,4 +219,48 @@ async fn wasmcloud_0x_actor_imports_wasmbus_and_answers_health() {
     let health: weft_contracts::actor::HealthCheckResponse =
         weft_contracts::decode(&answer).unwrap();
     assert!(health.healthy, "{health:?}");
+}
+
+/// `wasmcloud:builtin:logging` is served by the host itself, with no link, to actors signed for
+/// it, and refused to others like any capability.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logging_is_served_by_the_host_to_actors_signed_for_it() {
+    let host = host(Limits::default());
+    let logger = host.start_actor(&guest(&[contracts::LOGGING])).unwrap().id;
+    // The guest answers "boom" when its host call succeeded.
+    assert_eq!(
+        host.invoke(&logger, "run", &cmd(b'w', 0)).await.unwrap(),
+        b"boom"
+    );
+
+    let silent = host.start_actor(&guest(&[])).unwrap().id;
+    let err = host
+        .invoke(&silent, "run", &cmd(b'w', 0))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("is not signed for capability wasmcloud:builtin:logging"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actors_load_from_files_and_a_missing_file_is_named() {
+    let host = host(Limits::default());
+    let identity = host
+        .start_actor_file(&crate::signed_actor("echo"), Some(2))
+        .unwrap();
+    assert_eq!(
+        host.invoke(&identity.id, "echo", b"file").await.unwrap(),
+        b"file"
+    );
+    let err = host
+        .start_actor_file(std::path::Path::new("/nonexistent/a.wasm"), None)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("cannot read actor file /nonexistent/a.wasm"),
+        "{err}"
+    );
 }

@@ -1,17 +1,15 @@
 //! The runtime: loading, invoking, and every limit obeyed and enforced, with the misbehaving
 //! guest of `guest.wat` (STYLE.md §11, §12).
 
-use crate::signed_actor;
+use crate::{GUEST, cmd, guest, sign, signed_actor};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
-use wascap::{Actor, Claims, KeyRole, VerifyOptions, contracts};
+use wascap::{KeyRole, VerifyOptions, contracts};
 use weft_host::actor::{ActorPool, Dispatch, HostCall, LoadError, LoadPolicy};
 use weft_host::engine::{EngineConfig, WasmEngine};
 use weft_host::instance::CallError;
 use weft_host::limits::Limits;
-
-const GUEST: &str = include_str!("guest.wat");
 
 fn engine() -> &'static WasmEngine {
     static ENGINE: OnceLock<WasmEngine> = OnceLock::new();
@@ -22,25 +20,6 @@ fn engine() -> &'static WasmEngine {
         })
         .unwrap()
     })
-}
-
-fn sign(module: &[u8], caps: &[&str]) -> Vec<u8> {
-    let account = KeyRole::Account.generate().unwrap();
-    let subject = KeyRole::Module.generate().unwrap();
-    let claims = Claims::new(
-        account.public_key(),
-        subject.public_key(),
-        Actor {
-            name: Some("guest".into()),
-            caps: Some(caps.iter().map(|c| c.to_string()).collect()),
-            ..Actor::default()
-        },
-    );
-    wascap::embed_claims(module, &claims, &account).unwrap()
-}
-
-fn guest(caps: &[&str]) -> Vec<u8> {
-    sign(&wat::parse_str(GUEST).unwrap(), caps)
 }
 
 /// What reached the dispatcher: actor, link name, contract, operation, payload length.
@@ -77,12 +56,6 @@ fn load(bytes: &[u8], limits: Limits) -> (ActorPool, Arc<Recorder>) {
         ActorPool::load(engine(), bytes, &policy, recorder.clone()).unwrap(),
         recorder,
     )
-}
-
-fn cmd(command: u8, arg: i32) -> Vec<u8> {
-    let mut payload = vec![command];
-    payload.extend_from_slice(&arg.to_le_bytes());
-    payload
 }
 
 async fn call(pool: &ActorPool, command: u8, arg: i32) -> Result<Vec<u8>, CallError> {

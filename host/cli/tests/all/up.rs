@@ -25,9 +25,19 @@ struct Up {
 
 impl Up {
     fn start(weft: &Weft, manifest: &std::path::Path, env: &[(&str, &str)]) -> Up {
+        Self::start_with(weft, manifest, &[], env)
+    }
+
+    fn start_with(
+        weft: &Weft,
+        manifest: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Up {
         let mut command = Command::new(env!("CARGO_BIN_EXE_weft"));
         command
             .args(["up", manifest.to_str().unwrap(), "--control", "127.0.0.1:0"])
+            .args(args)
             .env("WEFT_HOME", weft.home.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
@@ -316,5 +326,26 @@ fn http_body_limit_obeyed_and_enforced() {
     assert_eq!(
         get(&up.serving, "/counter/c").1,
         r#"{"counter":"c","count":2}"#
+    );
+}
+
+/// The README's run command: `weft up --build` builds and signs the example's actors with this
+/// user's keys, then serves.
+#[test]
+fn up_build_builds_signs_and_serves_the_example() {
+    let weft = Weft::new();
+    let up = Up::start_with(
+        &weft,
+        &example("kvcounter"),
+        &["--build"],
+        &[("KVCOUNTER_ADDRESS", "127.0.0.1:0")],
+    );
+    assert_eq!(
+        get(&up.serving, "/counter/built").1,
+        r#"{"counter":"built","count":1}"#
+    );
+    assert!(
+        weft.path("keys/kvcounter_account.nk").is_file(),
+        "not signed with this key store"
     );
 }
