@@ -29,11 +29,58 @@ pub struct ActorIdentity {
     pub capabilities: Vec<String>,
     /// Whether it was loaded unsigned under the development switch (it may call anything).
     pub unsigned: bool,
+    /// SHA-256 of its code without claims (uppercase hex): what the module cache is keyed by.
+    pub module_hash: String,
+    /// Its claims' revision (`rev`); an update may not lower it.
+    pub revision: Option<i32>,
     /// Its verified claims; `None` when unsigned.
     pub claims: Option<Verified<Claims<Actor>>>,
 }
 
 impl ActorIdentity {
+    /// Checks a module's size and claims (or admits it unsigned under the development switch)
+    /// without compiling it: the cheap half of loading, done before any compile.
+    pub fn of_module(bytes: &[u8], policy: &LoadPolicy) -> Result<Self, LoadError> {
+        let limit = policy.limits.max_module_bytes;
+        if bytes.len() > limit {
+            return Err(LoadError::TooLarge {
+                len: bytes.len(),
+                limit,
+            });
+        }
+        match wascap::verify_module(bytes, &policy.verify) {
+            Ok(verified) => {
+                let actor = verified.metadata.clone().unwrap_or_default();
+                Ok(ActorIdentity {
+                    id: verified.subject.clone(),
+                    name: actor.name.clone().unwrap_or_else(|| "unnamed".into()),
+                    capabilities: actor.capabilities().to_vec(),
+                    unsigned: false,
+                    module_hash: actor.module_hash.clone(),
+                    revision: actor.rev,
+                    claims: Some(verified),
+                })
+            }
+            Err(ClaimsError::Unsigned) if policy.allow_unsigned => {
+                let hash = wascap::module_hash(bytes)?;
+                tracing::warn!(
+                    "loading an UNSIGNED module ({hash}) with every capability: --allow-unsigned \
+                     is for development only"
+                );
+                Ok(ActorIdentity {
+                    id: format!("unsigned:{hash}"),
+                    name: "unsigned".into(),
+                    capabilities: Vec::new(),
+                    unsigned: true,
+                    module_hash: hash,
+                    revision: None,
+                    claims: None,
+                })
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
     fn may_call(&self, contract: &str) -> bool {
         self.unsigned || self.capabilities.iter().any(|c| c == contract)
     }
@@ -196,46 +243,20 @@ impl ActorPool {
         policy: &LoadPolicy,
         dispatch: Arc<dyn Dispatch>,
     ) -> Result<Self, LoadError> {
-        let limit = policy.limits.max_module_bytes;
-        if bytes.len() > limit {
-            return Err(LoadError::TooLarge {
-                len: bytes.len(),
-                limit,
-            });
-        }
-        let identity = match wascap::verify_module(bytes, &policy.verify) {
-            Ok(verified) => {
-                let actor = verified.metadata.clone().unwrap_or_default();
-                ActorIdentity {
-                    id: verified.subject.clone(),
-                    name: actor.name.clone().unwrap_or_else(|| "unnamed".into()),
-                    capabilities: actor.capabilities().to_vec(),
-                    unsigned: false,
-                    claims: Some(verified),
-                }
-            }
-            Err(ClaimsError::Unsigned) if policy.allow_unsigned => {
-                let hash = wascap::module_hash(bytes)?;
-                tracing::warn!(
-                    "loading an UNSIGNED module ({hash}) with every capability: --allow-unsigned \
-                     is for development only"
-                );
-                ActorIdentity {
-                    id: format!("unsigned:{hash}"),
-                    name: "unsigned".into(),
-                    capabilities: Vec::new(),
-                    unsigned: true,
-                    claims: None,
-                }
-            }
-            Err(error) => return Err(error.into()),
-        };
-        let hash = match &identity.claims {
-            Some(claims) => claims.metadata.as_ref().map(|a| a.module_hash.clone()),
-            None => None,
-        }
-        .map_or_else(|| wascap::module_hash(bytes), Ok)?;
-        let module = engine.compile(&hash, bytes)?;
+        let identity = ActorIdentity::of_module(bytes, policy)?;
+        Self::build(engine, identity, bytes, policy, dispatch)
+    }
+
+    /// The second half of [`ActorPool::load`]: compile (cached by hash), link, and start one
+    /// instance of a module whose identity [`ActorIdentity::of_module`] established.
+    pub fn build(
+        engine: &WasmEngine,
+        identity: ActorIdentity,
+        bytes: &[u8],
+        policy: &LoadPolicy,
+        dispatch: Arc<dyn Dispatch>,
+    ) -> Result<Self, LoadError> {
+        let module = engine.compile(&identity.module_hash, bytes)?;
         let pre = engine.pre_instantiate(&module)?;
         let identity = Arc::new(identity);
         let guard = Arc::new(ClaimsGuard {

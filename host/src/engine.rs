@@ -144,6 +144,14 @@ impl WasmEngine {
             .map_err(|e| EngineError::Link(format!("{e:#}")))
     }
 
+    /// Keeps only the compiled modules whose hash `keep` accepts.
+    pub fn retain_modules(&self, keep: impl Fn(&str) -> bool) {
+        self.modules
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|hash, _| keep(hash));
+    }
+
     /// The number of compiled modules held.
     pub fn cached_modules(&self) -> usize {
         self.modules

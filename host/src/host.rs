@@ -28,6 +28,61 @@ pub struct HostConfig {
     pub policy: LoadPolicy,
 }
 
+/// What an update may do beyond the defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct UpdateOptions {
+    /// Accept capabilities the running version was not signed for (an operator's decision).
+    pub allow_new_capabilities: bool,
+    /// Call `Actor.HealthRequest` on the new version before switching, and refuse it unless it
+    /// answers healthy.
+    pub health_check: bool,
+}
+
+impl Default for UpdateOptions {
+    fn default() -> Self {
+        UpdateOptions {
+            allow_new_capabilities: false,
+            health_check: true,
+        }
+    }
+}
+
+/// Why an update was refused. In every case the running version keeps serving.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UpdateRefused {
+    /// The new module failed verification, compilation or start-up (`wapc_init` trapped).
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The new module is another actor.
+    #[error(
+        "the new module is actor {new}, not {old}; an update keeps the module key (sign it with the same --subject)"
+    )]
+    SubjectChanged {
+        /// The running actor.
+        old: String,
+        /// The new module's subject.
+        new: String,
+    },
+    /// The new module's revision is lower.
+    #[error("the new module's revision {new} is lower than the running revision {old}")]
+    RevisionLowered {
+        /// Running revision.
+        old: i32,
+        /// New revision.
+        new: i32,
+    },
+    /// The new module asks for capabilities the running version lacks.
+    #[error("the new module adds capabilities the running version lacks ({}); allow them explicitly", added.join(", "))]
+    NewCapabilities {
+        /// The capabilities added.
+        added: Vec<String>,
+    },
+    /// The new version's health check failed.
+    #[error("the new version failed its health check: {0}")]
+    Unhealthy(String),
+}
+
 /// What can go wrong asking the host for something.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -72,6 +127,15 @@ pub enum HostError {
         /// The link name.
         link_name: String,
     },
+    /// An update was refused; the running version keeps serving.
+    #[error("update of actor {actor} refused, the running version keeps serving: {reason}")]
+    UpdateRefused {
+        /// The actor.
+        actor: String,
+        /// Why.
+        #[source]
+        reason: UpdateRefused,
+    },
     /// An actor file could not be read.
     #[error("cannot read actor file {}: {source}", path.display())]
     ReadActor {
@@ -93,6 +157,8 @@ struct HostState {
     providers: RwLock<HashMap<String, Arc<dyn Provider>>>,
     links: LinkTable,
     runtime: tokio::runtime::Handle,
+    /// One update at a time: two racing updates of one actor must not both win.
+    updates: tokio::sync::Mutex<()>,
 }
 
 /// A Weft host. Cheap to clone: clones share the same host.
@@ -126,6 +192,7 @@ impl Host {
             providers: RwLock::default(),
             links: LinkTable::default(),
             runtime,
+            updates: tokio::sync::Mutex::new(()),
         };
         Ok(Host {
             state: Arc::new(state),
@@ -181,7 +248,86 @@ impl Host {
             .remove(actor_id)
             .ok_or_else(|| HostError::UnknownActor(actor_id.to_string()))?;
         pool.close();
+        self.evict_unused_modules();
         Ok(())
+    }
+
+    /// Replaces a running actor with a new version of it, without dropping a call: verify
+    /// (same module key, revision not lower, no new capability unless allowed), compile,
+    /// start, health-check, then switch. Calls already running finish on the old version; new
+    /// calls go to the new one. Any refusal leaves the old version serving.
+    pub async fn update_actor(
+        &self,
+        actor_id: &str,
+        bytes: &[u8],
+        options: UpdateOptions,
+    ) -> Result<ActorIdentity, HostError> {
+        let _one_at_a_time = self.state.updates.lock().await;
+        let refused = |reason: UpdateRefused| HostError::UpdateRefused {
+            actor: actor_id.to_string(),
+            reason,
+        };
+        let old = read(&self.state.actors)
+            .get(actor_id)
+            .cloned()
+            .ok_or_else(|| HostError::UnknownActor(actor_id.to_string()))?;
+        let mut policy = self.state.policy.clone();
+        policy.limits = *old.limits();
+        let identity = ActorIdentity::of_module(bytes, &policy).map_err(|e| refused(e.into()))?;
+        let running = old.identity();
+        if identity.id != running.id {
+            return Err(refused(UpdateRefused::SubjectChanged {
+                old: running.id.clone(),
+                new: identity.id,
+            }));
+        }
+        let (old_rev, new_rev) = (
+            running.revision.unwrap_or(0),
+            identity.revision.unwrap_or(0),
+        );
+        if new_rev < old_rev {
+            return Err(refused(UpdateRefused::RevisionLowered {
+                old: old_rev,
+                new: new_rev,
+            }));
+        }
+        let added: Vec<String> = identity
+            .capabilities
+            .iter()
+            .filter(|c| !running.capabilities.contains(c))
+            .cloned()
+            .collect();
+        if !added.is_empty() && !options.allow_new_capabilities {
+            return Err(refused(UpdateRefused::NewCapabilities { added }));
+        }
+
+        let router = Arc::new(Router {
+            host: Arc::downgrade(&self.state),
+        });
+        let pool = ActorPool::build(&self.state.engine, identity, bytes, &policy, router)
+            .map_err(|e| refused(e.into()))?;
+        if options.health_check {
+            check_health(&pool)
+                .await
+                .map_err(|e| refused(UpdateRefused::Unhealthy(e)))?;
+        }
+        let identity = pool.identity().clone();
+        // The switch: new calls find the new pool; calls in flight hold the old one, which is
+        // dropped, with its instances, when the last of them ends.
+        write(&self.state.actors).insert(actor_id.to_string(), Arc::new(pool));
+        self.evict_unused_modules();
+        tracing::info!(actor = %actor_id, revision = ?identity.revision, "actor updated");
+        Ok(identity)
+    }
+
+    /// Drops compiled modules that no running actor uses (a draining old version keeps its
+    /// own reference until it ends).
+    fn evict_unused_modules(&self) {
+        let live: std::collections::HashSet<String> = read(&self.state.actors)
+            .values()
+            .map(|p| p.identity().module_hash.clone())
+            .collect();
+        self.state.engine.retain_modules(|hash| live.contains(hash));
     }
 
     /// The actors running here.
@@ -309,6 +455,23 @@ async fn invoke(
         .cloned()
         .ok_or_else(|| HostError::UnknownActor(actor_id.to_string()))?;
     Ok(pool.invoke(operation, payload).await?)
+}
+
+/// Calls `Actor.HealthRequest` (payload: an empty map) and requires `healthy: true`.
+async fn check_health(pool: &ActorPool) -> Result<(), String> {
+    let answer = pool
+        .invoke(weft_contracts::actor::HEALTH_REQUEST, &[0x80])
+        .await
+        .map_err(|e| e.to_string())?;
+    let health: weft_contracts::actor::HealthCheckResponse =
+        weft_contracts::decode(&answer).map_err(|e| e.to_string())?;
+    if health.healthy {
+        Ok(())
+    } else {
+        Err(health
+            .message
+            .unwrap_or_else(|| "it reported itself unhealthy".into()))
+    }
 }
 
 /// What providers get to reach actors: invoke, and nothing else of the host.

@@ -10,8 +10,17 @@ use wapc_guest::prelude::*;
 #[unsafe(no_mangle)]
 pub fn wapc_init() {
     register_function("echo", echo);
+    register_function("Actor.HealthRequest", healthy);
 }
 
 fn echo(payload: &[u8]) -> CallResult {
     Ok(payload.to_vec())
+}
+
+/// MessagePack of `{"healthy": true}`, the answer to `Actor.HealthRequest` (written out rather
+/// than encoded, to keep echo free of dependencies).
+const HEALTHY: [u8; 10] = [0x81, 0xa7, b'h', b'e', b'a', b'l', b't', b'h', b'y', 0xc3];
+
+fn healthy(_: &[u8]) -> CallResult {
+    Ok(HEALTHY.to_vec())
 }

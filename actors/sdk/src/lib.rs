@@ -115,6 +115,23 @@ pub mod logging {
     }
 }
 
+/// `Actor.HealthRequest`: the host asks before switching to a new version of an actor.
+pub mod health {
+    use weft_contracts::actor::{HEALTH_REQUEST, HealthCheckResponse};
+
+    /// Answers health checks with `healthy: true` (the actor is healthy once it runs).
+    pub fn serve() {
+        wapc_guest::register_function(HEALTH_REQUEST, healthy);
+    }
+
+    fn healthy(_: &[u8]) -> wapc_guest::CallResult {
+        Ok(weft_contracts::encode(&HealthCheckResponse {
+            healthy: true,
+            message: None,
+        })?)
+    }
+}
+
 /// `wasmcloud:httpserver`: the actor's side.
 pub mod http {
     use weft_contracts::httpserver::{HANDLE_REQUEST, HeaderMap, HttpRequest, HttpResponse};
@@ -122,10 +139,12 @@ pub mod http {
     /// An actor's HTTP handler.
     pub type Handler = fn(&HttpRequest) -> HttpResponse;
 
-    /// Registers `handler` for `HttpServer.HandleRequest`. Call it from `wapc_init`.
+    /// Registers `handler` for `HttpServer.HandleRequest`, and the health check. Call it from
+    /// `wapc_init`.
     pub fn serve(handler: Handler) {
         HANDLER.with(|h| h.set(Some(handler)));
         wapc_guest::register_function(HANDLE_REQUEST, dispatch);
+        super::health::serve();
     }
 
     thread_local! {

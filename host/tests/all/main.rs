@@ -9,6 +9,7 @@
 mod architecture;
 mod host;
 mod runtime;
+mod swap;
 
 use std::path::PathBuf;
 use wascap::{Actor, Claims, KeyRole};
