@@ -330,6 +330,17 @@ impl Host {
         self.state.engine.retain_modules(|hash| live.contains(hash));
     }
 
+    /// The pool serving an actor now (a version being replaced keeps running its calls in
+    /// flight in its own pool until they end).
+    pub fn actor_pool(&self, actor_id: &str) -> Option<Arc<ActorPool>> {
+        read(&self.state.actors).get(actor_id).cloned()
+    }
+
+    /// How many compiled modules the engine caches (one per distinct code in use).
+    pub fn compiled_modules(&self) -> usize {
+        self.state.engine.cached_modules()
+    }
+
     /// The actors running here.
     pub fn actors(&self) -> Vec<ActorIdentity> {
         let mut all: Vec<ActorIdentity> = read(&self.state.actors)
