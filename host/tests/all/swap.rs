@@ -71,10 +71,6 @@ fn counter_request() -> Vec<u8> {
 }
 
 async fn kvcounter_host(versions: &Versions) -> (Host, String) {
-    kvcounter_host_with(versions, 200).await
-}
-
-async fn kvcounter_host_with(versions: &Versions, slots: u32) -> (Host, String) {
     let host = Host::new(HostConfig {
         engine: EngineConfig {
             instance_slots: 200,
