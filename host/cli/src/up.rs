@@ -14,7 +14,7 @@ use std::sync::Arc;
 use wascap::VerifyOptions;
 use weft_contracts::httpserver;
 use weft_host::actor::LoadPolicy;
-use weft_host::host::{Host, HostConfig, HostError};
+use weft_host::host::{Host, HostConfig, HostError, UpdateOptions};
 use weft_host::limits::Limits;
 use weft_http_server::HttpServer;
 use weft_keyvalue_memory::MemoryKeyValue;
@@ -36,6 +36,13 @@ pub struct UpArgs {
     /// Execution deadline per call, milliseconds
     #[arg(long, default_value_t = weft_host::limits::DEFAULT_CALL_DEADLINE_MS)]
     deadline_ms: u64,
+    /// Watch the actor files and hot-swap a file's new version in when it changes (a refused
+    /// version is reported and the running one keeps serving)
+    #[arg(long)]
+    watch: bool,
+    /// With --watch: accept new versions that add capabilities
+    #[arg(long, requires = "watch")]
+    allow_new_capabilities: bool,
     /// Address of the local control endpoint (`weft link …` talks to it)
     #[arg(long, env = "WEFT_CONTROL", default_value = DEFAULT_CONTROL_ADDRESS)]
     control: String,
@@ -105,6 +112,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         writeln!(out, "provider  {} ({})", entry.id, entry.kind)?;
     }
 
+    let mut watched = Vec::new();
     for entry in &manifest.actors {
         let path = manifest.resolve(&entry.path);
         if entry.instances == Some(0) {
@@ -126,6 +134,11 @@ pub async fn run(args: UpArgs) -> Result<()> {
                 return Err(error).with_context(|| format!("actor {} refused", path.display()));
             }
         };
+        watched.push(Watched {
+            path: path.clone(),
+            actor_id: identity.id.clone(),
+            name: identity.name.clone(),
+        });
         let caps = identity
             .capabilities
             .iter()
@@ -178,15 +191,85 @@ pub async fn run(args: UpArgs) -> Result<()> {
         listener.local_addr()?,
         listener.local_addr()?
     )?;
+    if args.watch {
+        writeln!(
+            out,
+            "watching  {} actor file(s) for new versions",
+            watched.len()
+        )?;
+    }
     writeln!(out, "Weft is up. Ctrl-C stops it.")?;
     out.flush()?;
+    // Other tasks print from here on; stdout is taken per message.
+    drop(out);
     let control_task = tokio::spawn(control::serve(listener, host.clone()));
+    let options = UpdateOptions {
+        allow_new_capabilities: args.allow_new_capabilities,
+        ..UpdateOptions::default()
+    };
+    let watch_task = args
+        .watch
+        .then(|| tokio::spawn(watch(host.clone(), watched, options)));
 
     shutdown_signal().await?;
     control_task.abort();
+    if let Some(task) = watch_task {
+        task.abort();
+    }
     host.shutdown().await;
-    writeln!(out, "stopped")?;
+    writeln!(Out::stdout(), "stopped")?;
     Ok(())
+}
+
+/// An actor file `--watch` keeps an eye on.
+struct Watched {
+    path: PathBuf,
+    actor_id: String,
+    name: String,
+}
+
+/// How often `--watch` reads the actor files.
+const WATCH_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Polls the actor files; a file whose content changed, and read the same on two polls in a
+/// row (so a file still being written is not taken), is offered to the host as an update.
+async fn watch(host: Host, files: Vec<Watched>, options: UpdateOptions) {
+    let mut loaded: Vec<Option<Vec<u8>>> =
+        files.iter().map(|f| std::fs::read(&f.path).ok()).collect();
+    let mut pending: Vec<Option<Vec<u8>>> = vec![None; files.len()];
+    let mut ticker = tokio::time::interval(WATCH_POLL);
+    loop {
+        ticker.tick().await;
+        for (i, file) in files.iter().enumerate() {
+            let Ok(now) = std::fs::read(&file.path) else {
+                continue;
+            };
+            let (Some(last), Some(seen)) = (loaded.get_mut(i), pending.get_mut(i)) else {
+                continue;
+            };
+            if last.as_deref() == Some(now.as_slice()) {
+                *seen = None;
+                continue;
+            }
+            if seen.as_deref() != Some(now.as_slice()) {
+                *seen = Some(now);
+                continue;
+            }
+            let message = match host.update_actor(&file.actor_id, &now, options).await {
+                Ok(identity) => format!(
+                    "updated   {} to revision {} from {}",
+                    file.name,
+                    identity.revision.map_or("none".into(), |r| r.to_string()),
+                    file.path.display()
+                ),
+                Err(error) => format!("refused   {}: {error:#}", file.path.display()),
+            };
+            // A refused version is not offered again until the file changes once more.
+            *last = Some(now);
+            *seen = None;
+            let _ = writeln!(Out::stdout(), "{message}");
+        }
+    }
 }
 
 async fn shutdown_signal() -> Result<()> {

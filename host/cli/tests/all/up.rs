@@ -77,6 +77,19 @@ impl Up {
         }
     }
 
+    /// Waits for a line of output that `matches`, and returns it.
+    fn wait_for(&self, what: &str, matches: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if matches(&line) => return line,
+                Ok(_) => continue,
+                Err(_) => panic!("weft up printed no line {what} within 20 s"),
+            }
+        }
+    }
+
     fn interrupt(mut self) -> (i32, Vec<String>) {
         let status = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
@@ -347,5 +360,90 @@ fn up_build_builds_signs_and_serves_the_example() {
     assert!(
         weft.path("keys/kvcounter_account.nk").is_file(),
         "not signed with this key store"
+    );
+}
+
+/// `weft up --watch`: a re-signed actor file is swapped in while the app serves (the count
+/// goes on); a version with a lower revision is refused and the running one keeps serving.
+#[test]
+fn watch_swaps_in_new_versions_and_reports_refusals() {
+    let weft = Weft::new();
+    let wasm = weft.path("kvcounter.wasm");
+    let sign = |rev: &str| {
+        weft.run(&[
+            "claims",
+            "sign",
+            unsigned_actor("kvcounter").to_str().unwrap(),
+            "-o",
+            wasm.to_str().unwrap(),
+            "--name",
+            "kvcounter",
+            "-s",
+            "-k",
+            "-l",
+            "--rev",
+            rev,
+        ])
+        .ok();
+    };
+    sign("1");
+    let manifest = weft.path("watched.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"
+[[actors]]
+path = {:?}
+[[providers]]
+id = "http"
+kind = "http-server"
+[[providers]]
+id = "kv"
+kind = "keyvalue-memory"
+[[links]]
+actor = "kvcounter"
+contract = "wasmcloud:httpserver"
+provider = "http"
+values = {{ address = "127.0.0.1:0" }}
+[[links]]
+actor = "kvcounter"
+contract = "wasmcloud:keyvalue"
+provider = "kv"
+"#,
+            wasm.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let up = Up::start_with(&weft, &manifest, &["--watch"], &[]);
+    assert_eq!(
+        get(&up.serving, "/counter/w").1,
+        r#"{"counter":"w","count":1}"#
+    );
+
+    sign("2");
+    let line = up.wait_for("updated", |l| {
+        l.starts_with("updated") || l.starts_with("refused")
+    });
+    assert!(
+        line.starts_with("updated   kvcounter to revision 2"),
+        "{line}"
+    );
+    assert_eq!(
+        get(&up.serving, "/counter/w").1,
+        r#"{"counter":"w","count":2}"#
+    );
+
+    sign("1");
+    let line = up.wait_for("refused", |l| {
+        l.starts_with("updated") || l.starts_with("refused")
+    });
+    assert!(
+        line.contains("revision 1 is lower than the running revision 2"),
+        "{line}"
+    );
+    assert!(line.contains("the running version keeps serving"), "{line}");
+    assert_eq!(
+        get(&up.serving, "/counter/w").1,
+        r#"{"counter":"w","count":3}"#
     );
 }
