@@ -9,7 +9,8 @@
 //! | GET | `/v0/links` | | `[LinkDefinition]` |
 //! | PUT | `/v0/links` | `LinkEntry` (actor by name or key) | the `LinkDefinition` put |
 //! | DELETE | `/v0/links` | `{actor, contract, link_name?}` | `{}` |
-//! | GET | `/v0/actors` | | `[{id, name, capabilities}]` |
+//! | GET | `/v0/actors` | | `[{id, name, capabilities, revision}]` |
+//! | POST | `/v0/actors/update` | `{actor, path, allow_new_capabilities?}` | the new `{id, name, capabilities, revision}` |
 //!
 //! Errors answer 4xx with `{"error": "…"}`.
 
@@ -23,7 +24,7 @@ use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
-use weft_host::host::Host;
+use weft_host::host::{Host, UpdateOptions};
 use weft_provider_sdk::{DEFAULT_LINK_NAME, LinkDefinition};
 
 /// Default address of the control endpoint.
@@ -44,6 +45,29 @@ pub struct ActorInfo {
     pub id: String,
     pub name: String,
     pub capabilities: Vec<String>,
+    #[serde(default)]
+    pub revision: Option<i32>,
+}
+
+impl From<weft_host::actor::ActorIdentity> for ActorInfo {
+    fn from(a: weft_host::actor::ActorIdentity) -> Self {
+        ActorInfo {
+            id: a.id,
+            name: a.name,
+            capabilities: a.capabilities,
+            revision: a.revision,
+        }
+    }
+}
+
+/// Body of `POST /v0/actors/update`: a new version of a running actor, from a file on this
+/// machine.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct UpdateRequest {
+    pub actor: String,
+    pub path: std::path::PathBuf,
+    #[serde(default)]
+    pub allow_new_capabilities: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -135,15 +159,7 @@ async fn answer(host: &Host, request: Request<Incoming>) -> Response<Full<Bytes>
     match (route.0, route.1.as_str()) {
         (Method::GET, "/v0/links") => json(StatusCode::OK, &host.links()),
         (Method::GET, "/v0/actors") => {
-            let actors: Vec<ActorInfo> = host
-                .actors()
-                .into_iter()
-                .map(|a| ActorInfo {
-                    id: a.id,
-                    name: a.name,
-                    capabilities: a.capabilities,
-                })
-                .collect();
+            let actors: Vec<ActorInfo> = host.actors().into_iter().map(ActorInfo::from).collect();
             json(StatusCode::OK, &actors)
         }
         (Method::PUT, "/v0/links") => {
@@ -173,6 +189,31 @@ async fn answer(host: &Host, request: Request<Incoming>) -> Response<Full<Bytes>
             match host.delete_link(&actor, &link.contract, name).await {
                 Ok(()) => json(StatusCode::OK, &serde_json::json!({})),
                 Err(e) => failure(StatusCode::NOT_FOUND, e),
+            }
+        }
+        (Method::POST, "/v0/actors/update") => {
+            let update: UpdateRequest = match body(request).await {
+                Ok(update) => update,
+                Err(e) => return failure(StatusCode::BAD_REQUEST, e),
+            };
+            let actor = match resolve_actor(host, &update.actor) {
+                Ok(actor) => actor,
+                Err(e) => return failure(StatusCode::NOT_FOUND, e),
+            };
+            let bytes = match tokio::fs::read(&update.path).await {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    let path = update.path.display();
+                    return failure(StatusCode::NOT_FOUND, format!("cannot read {path}: {e}"));
+                }
+            };
+            let options = UpdateOptions {
+                allow_new_capabilities: update.allow_new_capabilities,
+                ..UpdateOptions::default()
+            };
+            match host.update_actor(&actor, &bytes, options).await {
+                Ok(identity) => json(StatusCode::OK, &ActorInfo::from(identity)),
+                Err(e) => failure(StatusCode::CONFLICT, e),
             }
         }
         (_, path) => failure(StatusCode::NOT_FOUND, format!("no control endpoint {path}")),

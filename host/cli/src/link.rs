@@ -1,7 +1,7 @@
 //! `weft link put|del|list` and `weft actors`: talk to a running `weft up` through its control
 //! endpoint, so links change while actors serve.
 
-use crate::control::{self, ActorInfo, DEFAULT_CONTROL_ADDRESS, LinkRef};
+use crate::control::{self, ActorInfo, DEFAULT_CONTROL_ADDRESS, LinkRef, UpdateRequest};
 use crate::manifest::LinkEntry;
 use crate::output::Out;
 use anyhow::{Context, Result, bail};
@@ -138,13 +138,35 @@ pub async fn actors(args: ControlArgs) -> Result<()> {
         return Ok(());
     }
     for a in actors {
-        writeln!(
-            out,
-            "{:<16} {} [{}]",
-            a.name,
-            a.id,
-            a.capabilities.join(", ")
-        )?;
+        let revision = a.revision.map_or("-".to_string(), |r| r.to_string());
+        let caps = a.capabilities.join(", ");
+        writeln!(out, "{:<16} {} rev {revision} [{caps}]", a.name, a.id)?;
     }
+    Ok(())
+}
+
+/// `weft update ACTOR FILE`: hot-swaps a running actor to the version in FILE.
+pub async fn update(
+    actor: String,
+    file: std::path::PathBuf,
+    allow_new_capabilities: bool,
+    args: ControlArgs,
+) -> Result<()> {
+    let path =
+        std::fs::canonicalize(&file).with_context(|| format!("cannot find {}", file.display()))?;
+    let body = serde_json::to_vec(&UpdateRequest {
+        actor,
+        path,
+        allow_new_capabilities,
+    })?;
+    let info: ActorInfo =
+        control::request(&args.control, Method::POST, "/v0/actors/update", Some(body)).await?;
+    let revision = info.revision.map_or("none".to_string(), |r| r.to_string());
+    writeln!(
+        Out::stdout(),
+        "updated {} ({}) to revision {revision}",
+        info.name,
+        info.id
+    )?;
     Ok(())
 }

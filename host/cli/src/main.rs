@@ -43,6 +43,19 @@ enum Command {
     },
     /// List the actors of a running `weft up`
     Actors(link::ControlArgs),
+    /// Hot-swap a running actor to a new version: no call fails, a refused version changes
+    /// nothing
+    Update {
+        /// The actor's name or module key
+        actor: String,
+        /// The new version (a signed .wasm file)
+        file: std::path::PathBuf,
+        /// Accept a version that adds capabilities
+        #[arg(long)]
+        allow_new_capabilities: bool,
+        #[command(flatten)]
+        control: link::ControlArgs,
+    },
 }
 
 fn main() -> ExitCode {
@@ -53,6 +66,12 @@ fn main() -> ExitCode {
         Command::Up(args) => run_async(up::run(args)),
         Command::Link { command, control } => run_async(link::run(command, control)),
         Command::Actors(control) => run_async(link::actors(control)),
+        Command::Update {
+            actor,
+            file,
+            allow_new_capabilities,
+            control,
+        } => run_async(link::update(actor, file, allow_new_capabilities, control)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,7 +5,8 @@ use crate::{Weft, signed_actor, unsigned_actor};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 fn example(name: &str) -> std::path::PathBuf {
@@ -445,5 +446,122 @@ provider = "kv"
     assert_eq!(
         get(&up.serving, "/counter/w").1,
         r#"{"counter":"w","count":3}"#
+    );
+}
+
+/// A request that reports failures instead of panicking: (status, body) or what went wrong.
+fn try_request(address: &str, path: &str) -> Result<(u16, String), String> {
+    let mut stream = TcpStream::connect(address).map_err(|e| format!("connect: {e}"))?;
+    let head = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(head.as_bytes())
+        .map_err(|e| format!("write: {e}"))?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| format!("read: {e}"))?;
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no status in {response:?}"))?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Issue 4's acceptance test, through HTTP: 8 concurrent clients against the kvcounter app
+/// while the actor is swapped 50 times with `weft update`; no request fails and the counter
+/// equals the number of successful increments.
+#[test]
+fn swap_under_http_load_fails_no_request_and_loses_no_increment() {
+    let weft = Weft::new();
+    let sign = |rev: i32| {
+        let path = weft.path(&format!("kvcounter-{rev}.wasm"));
+        weft.run(&[
+            "claims",
+            "sign",
+            unsigned_actor("kvcounter").to_str().unwrap(),
+            "-o",
+            path.to_str().unwrap(),
+            "--name",
+            "kvcounter",
+            "-s",
+            "-k",
+            "-l",
+            "--rev",
+            &rev.to_string(),
+        ])
+        .ok();
+        path
+    };
+    let manifest = weft.path("app.toml");
+    let example = std::fs::read_to_string(example("kvcounter")).unwrap();
+    // The example app, with the actor signed by this test's keys and a free port.
+    let app = example
+        .replace(
+            "../../target/actors/kvcounter.wasm",
+            sign(1).to_str().unwrap(),
+        )
+        .replace("${KVCOUNTER_ADDRESS:-127.0.0.1:8080}", "127.0.0.1:0");
+    std::fs::write(&manifest, app).unwrap();
+    let up = Up::start(&weft, &manifest, &[]);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let (stop, ok, failures) = (stop.clone(), ok.clone(), failures.clone());
+            let address = up.serving.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match try_request(&address, "/counter/load") {
+                        Ok((200, _)) => {
+                            ok.fetch_add(1, Ordering::SeqCst);
+                        }
+                        other => failures.lock().unwrap().push(format!("{other:?}")),
+                    }
+                }
+            })
+        })
+        .collect();
+    for rev in 2..=51 {
+        let next = sign(rev);
+        let out = weft
+            .run(&[
+                "update",
+                "kvcounter",
+                next.to_str().unwrap(),
+                "--control",
+                &up.control,
+            ])
+            .ok();
+        assert!(out.contains(&format!("to revision {rev}")), "{out}");
+    }
+    stop.store(true, Ordering::SeqCst);
+    for client in clients {
+        client.join().unwrap();
+    }
+    let failures = failures.lock().unwrap();
+    let ok = ok.load(Ordering::SeqCst);
+    eprintln!(
+        "HTTP swap: 50 swaps, {ok} successful requests, {} failed",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} requests failed, first: {:?}",
+        failures.len(),
+        failures.first()
+    );
+    assert!(ok > 0);
+    let expected = format!(r#"{{"counter":"load","count":{}}}"#, ok + 1);
+    assert_eq!(
+        get(&up.serving, "/counter/load").1,
+        expected,
+        "increments were lost or doubled"
     );
 }
