@@ -37,5 +37,8 @@ step "clippy and rustfmt"
 cargo clippy --locked --all-targets -- -D warnings
 cargo fmt --check
 (cd actors && cargo clippy --locked -- -D warnings && cargo fmt --check)
+# The benchmarks are a workspace of their own (see bench/Cargo.toml): formatted here, built
+# and run only by `cargo bench`, never in CI.
+(cd bench && cargo fmt --check)
 
 step "all checks passed"

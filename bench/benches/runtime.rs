@@ -1,0 +1,217 @@
+//! Runtime benchmarks, each printed with its ratio to a baseline measured in the same run:
+//! (a) `Host::invoke(echo, 100 B)` vs a raw `wapc::WapcHost::call` on wasmtime-provider 2.25
+//!     with the same module (target ≤ 1.0×);
+//! (b) starting an instance from a cached module (`WapcInstance::new`, which also runs
+//!     `wapc_init`) vs bare wasmtime `InstancePre::instantiate` (target ≤ 1.5×);
+//! (c) swap latency: `Host::update_actor` to a new version whose code is already compiled,
+//!     from new bytes to new calls on the new version (target ≤ 1 ms).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use criterion::Criterion;
+use std::sync::Arc;
+use std::time::Duration;
+use wascap::{Actor, Claims, KeyRole};
+use weft_host::engine::{EngineConfig, WasmEngine};
+use weft_host::host::{Host, HostConfig, UpdateOptions};
+use weft_host::instance::{HostCallHandler, WapcInstance};
+use weft_host::limits::Limits;
+
+fn sign(code: &[u8], rev: i32, account: &wascap::KeyPair, module: &wascap::KeyPair) -> Vec<u8> {
+    let claims = Claims::new(
+        account.public_key(),
+        module.public_key(),
+        Actor {
+            name: Some("echo".into()),
+            rev: Some(rev),
+            ..Actor::default()
+        },
+    );
+    wascap::embed_claims(code, &claims, account).unwrap()
+}
+
+struct NoHostCalls;
+
+impl HostCallHandler for NoHostCalls {
+    fn host_call(&self, _: &str, _: &str, _: &str, _: &[u8]) -> Result<Vec<u8>, String> {
+        Err("no host calls in this benchmark".into())
+    }
+    fn console_log(&self, _: &str) {}
+}
+
+fn main() {
+    let echo = weft_bench::unsigned_actor("echo").unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(2)
+    });
+    let (account, module_key) = (
+        KeyRole::Account.generate().unwrap(),
+        KeyRole::Module.generate().unwrap(),
+    );
+    let signed = sign(&echo, 1, &account, &module_key);
+    let output = weft_bench::target_dir().join("criterion");
+    let mut c = Criterion::default()
+        .output_directory(&output)
+        .measurement_time(Duration::from_secs(4))
+        .configure_from_args();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // (a) invoke vs raw WapcHost::call
+    let payload = vec![7u8; 100];
+    let raw_engine = wasmtime_provider::WasmtimeEngineProviderBuilder::new()
+        .module_bytes(&signed)
+        .build()
+        .unwrap();
+    let raw = wapc::WapcHost::new(Box::new(raw_engine), None).unwrap();
+    assert_eq!(raw.call("echo", &payload).unwrap(), payload);
+    let host = runtime
+        .block_on(async { Host::new(HostConfig::default()) })
+        .unwrap();
+    let actor = host.start_actor(&signed).unwrap().id;
+    assert_eq!(
+        runtime
+            .block_on(host.invoke(&actor, "echo", &payload))
+            .unwrap(),
+        payload
+    );
+    {
+        let mut group = c.benchmark_group("invoke_echo_100B");
+        group.bench_function("raw_wapc_call", |b| {
+            b.iter(|| raw.call("echo", &payload).unwrap())
+        });
+        group.bench_function("weft_invoke", |b| {
+            b.to_async(&runtime)
+                .iter(|| async { host.invoke(&actor, "echo", &payload).await.unwrap() })
+        });
+        // How providers call: from a task on a runtime worker, where the guest runs inside
+        // `block_in_place` (the worker hands its other tasks off first).
+        group.bench_function("weft_invoke_from_task", |b| {
+            b.to_async(&runtime).iter_custom(|iters| {
+                let (host, actor, payload) = (host.clone(), actor.clone(), payload.clone());
+                async move {
+                    tokio::spawn(async move {
+                        let start = std::time::Instant::now();
+                        for _ in 0..iters {
+                            host.invoke(&actor, "echo", &payload).await.unwrap();
+                        }
+                        start.elapsed()
+                    })
+                    .await
+                    .unwrap()
+                }
+            })
+        });
+        group.finish();
+    }
+
+    // (b) instance start from a cached module vs bare InstancePre::instantiate
+    let engine = WasmEngine::new(EngineConfig::default()).unwrap();
+    let hash = wascap::module_hash(&signed).unwrap();
+    let pre = engine
+        .pre_instantiate(&engine.compile(&hash, &signed).unwrap())
+        .unwrap();
+    let handler: Arc<dyn HostCallHandler> = Arc::new(NoHostCalls);
+    let mut bare_config = wasmtime::Config::new();
+    bare_config.epoch_interruption(true).allocation_strategy(
+        wasmtime::InstanceAllocationStrategy::Pooling(Default::default()),
+    );
+    let bare_engine = wasmtime::Engine::new(&bare_config).unwrap();
+    let bare_module = wasmtime::Module::new(&bare_engine, &signed).unwrap();
+    let mut bare_linker = wasmtime::Linker::<()>::new(&bare_engine);
+    bare_linker
+        .define_unknown_imports_as_traps(&bare_module)
+        .unwrap();
+    let bare_pre = bare_linker.instantiate_pre(&bare_module).unwrap();
+    {
+        let mut group = c.benchmark_group("instance_start");
+        group.bench_function("bare_wasmtime_instantiate", |b| {
+            b.iter(|| {
+                let mut store = wasmtime::Store::new(&bare_engine, ());
+                store.set_epoch_deadline(1_000);
+                bare_pre.instantiate(&mut store).unwrap();
+            })
+        });
+        // Not a target, a diagnosis: the same bare instantiate plus the guest's own `wapc_init`,
+        // which every waPC instance must run and which touches fresh memory.
+        group.bench_function("bare_wasmtime_instantiate_and_wapc_init", |b| {
+            b.iter(|| {
+                let mut store = wasmtime::Store::new(&bare_engine, ());
+                store.set_epoch_deadline(1_000);
+                let instance = bare_pre.instantiate(&mut store).unwrap();
+                let init = instance
+                    .get_typed_func::<(), ()>(&mut store, "wapc_init")
+                    .unwrap();
+                init.call(&mut store, ()).unwrap();
+            })
+        });
+        group.bench_function("weft_instance_new", |b| {
+            b.iter(|| WapcInstance::new(&pre, Limits::default(), handler.clone()).unwrap())
+        });
+        group.finish();
+    }
+
+    // (c) swap latency, compile excluded: the same code re-signed, revision not lower.
+    let next = sign(&echo, 2, &account, &module_key);
+    {
+        let mut group = c.benchmark_group("swap");
+        group.bench_function("weft_update_actor_cached_code", |b| {
+            b.to_async(&runtime).iter(|| async {
+                host.update_actor(&actor, &next, UpdateOptions::default())
+                    .await
+                    .unwrap()
+            })
+        });
+        group.finish();
+    }
+    c.final_summary();
+
+    let mean = |group: &str, bench: &str| weft_bench::mean_ns(&output, group, bench);
+    println!("\n== Weft benchmark ratios (same run) ==");
+    if let (Some(weft), Some(raw)) = (
+        mean("invoke_echo_100B", "weft_invoke"),
+        mean("invoke_echo_100B", "raw_wapc_call"),
+    ) {
+        println!(
+            "(a) invoke echo 100 B: weft {:.2} µs, raw WapcHost::call {:.2} µs, ratio {:.2}× (target ≤ 1.0×)",
+            weft / 1e3,
+            raw / 1e3,
+            weft / raw
+        );
+    }
+    if let (Some(task), Some(raw)) = (
+        mean("invoke_echo_100B", "weft_invoke_from_task"),
+        mean("invoke_echo_100B", "raw_wapc_call"),
+    ) {
+        println!(
+            "    from a task on a runtime worker: weft {:.2} µs, ratio {:.2}×",
+            task / 1e3,
+            task / raw
+        );
+    }
+    if let (Some(weft), Some(bare)) = (
+        mean("instance_start", "weft_instance_new"),
+        mean("instance_start", "bare_wasmtime_instantiate"),
+    ) {
+        println!(
+            "(b) instance start: weft {:.1} µs, bare InstancePre::instantiate {:.1} µs, ratio {:.2}× (target ≤ 1.5×)",
+            weft / 1e3,
+            bare / 1e3,
+            weft / bare
+        );
+    }
+    if let Some(init) = mean("instance_start", "bare_wasmtime_instantiate_and_wapc_init") {
+        println!(
+            "    bare instantiate + the guest's wapc_init: {:.1} µs",
+            init / 1e3
+        );
+    }
+    if let Some(swap) = mean("swap", "weft_update_actor_cached_code") {
+        println!(
+            "(c) swap latency, compile excluded: {:.3} ms (target ≤ 1 ms)",
+            swap / 1e6
+        );
+    }
+}
