@@ -273,8 +273,19 @@ fn up_refuses_a_bad_manifest_with_its_name() {
     assert!(err.contains("kind \"carrier-pigeon\""), "{err}");
 }
 
-/// A manifest serving `actor` over HTTP on a free port with an in-memory store.
+/// A manifest serving `actor` (built and signed by the test command) over HTTP on a free port
+/// with an in-memory store.
 fn counter_app(weft: &Weft, actor: &str, http_values: &str) -> std::path::PathBuf {
+    counter_app_at(weft, actor, &signed_actor(actor), http_values)
+}
+
+/// The same app, with the actor's module at `path`.
+fn counter_app_at(
+    weft: &Weft,
+    actor: &str,
+    path: &std::path::Path,
+    http_values: &str,
+) -> std::path::PathBuf {
     let manifest = weft.path(&format!("{actor}.toml"));
     std::fs::write(
         &manifest,
@@ -298,7 +309,7 @@ actor = "{actor}"
 contract = "wasmcloud:keyvalue"
 provider = "kv"
 "#,
-            path = signed_actor(actor).to_str().unwrap()
+            path = path.to_str().unwrap()
         ),
     )
     .unwrap();
@@ -388,33 +399,7 @@ fn watch_swaps_in_new_versions_and_reports_refusals() {
         .ok();
     };
     sign("1");
-    let manifest = weft.path("watched.toml");
-    std::fs::write(
-        &manifest,
-        format!(
-            r#"
-[[actors]]
-path = {:?}
-[[providers]]
-id = "http"
-kind = "http-server"
-[[providers]]
-id = "kv"
-kind = "keyvalue-memory"
-[[links]]
-actor = "kvcounter"
-contract = "wasmcloud:httpserver"
-provider = "http"
-values = {{ address = "127.0.0.1:0" }}
-[[links]]
-actor = "kvcounter"
-contract = "wasmcloud:keyvalue"
-provider = "kv"
-"#,
-            wasm.to_str().unwrap()
-        ),
-    )
-    .unwrap();
+    let manifest = counter_app_at(&weft, "kvcounter", &wasm, "");
     let up = Up::start_with(&weft, &manifest, &["--watch"], &[]);
     assert_eq!(
         get(&up.serving, "/counter/w").1,
