@@ -264,3 +264,23 @@ async fn actors_load_from_files_and_a_missing_file_is_named() {
         "{err}"
     );
 }
+
+/// The HTTP benchmark's actor answers what the native baseline answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_actor_answers_hello_world() {
+    use weft_contracts::httpserver::{HANDLE_REQUEST, HttpRequest, HttpResponse};
+    let host = host(Limits::default());
+    let bytes = std::fs::read(crate::signed_actor("hello")).unwrap();
+    let actor = host.start_actor(&bytes).unwrap().id;
+    let request = weft_contracts::encode(&HttpRequest {
+        method: "GET".into(),
+        ..HttpRequest::default()
+    })
+    .unwrap();
+    let answer = host.invoke(&actor, HANDLE_REQUEST, &request).await.unwrap();
+    let response: HttpResponse = weft_contracts::decode(&answer).unwrap();
+    assert_eq!(
+        (response.status_code, response.body.as_slice()),
+        (200, b"Hello, world!\n".as_slice())
+    );
+}

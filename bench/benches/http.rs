@@ -1,0 +1,211 @@
+//! HTTP load, the same client against both servers in the same run:
+//! (d) requests/s through the http-server provider → `hello` actor vs a native hyper hello
+//!     world (target ≥ 0.5×);
+//! (e) the same load on Weft while the actor is swapped every 100 ms: failed requests (must
+//!     be 0), throughput, and p99 latency of requests that overlap a swap vs steady state
+//!     (target ≤ 2×).
+//! The load client is a tokio task per keep-alive connection (hyper's HTTP/1 client), each
+//! sending one request at a time for a fixed duration; client and servers share the process.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wascap::{Actor, Claims, KeyRole, contracts};
+use weft_host::host::{Host, HostConfig, UpdateOptions};
+use weft_http_server::HttpServer;
+use weft_provider_sdk::LinkDefinition;
+
+const CONNECTIONS: usize = 16;
+const RUN: Duration = Duration::from_secs(4);
+const WARM_UP: Duration = Duration::from_millis(500);
+const HELLO: &str = "Hello, world!\n";
+
+#[derive(Default)]
+struct Outcome {
+    ok: usize,
+    failed: Vec<String>,
+    /// (start, latency) of every successful request after warm-up.
+    latencies: Vec<(Instant, Duration)>,
+}
+
+async fn load(address: SocketAddr) -> (Outcome, Instant, Instant) {
+    let started = Instant::now();
+    let (measure_from, until) = (started + WARM_UP, started + WARM_UP + RUN);
+    let outcome = Arc::new(Mutex::new(Outcome::default()));
+    let clients: Vec<_> = (0..CONNECTIONS)
+        .map(|_| {
+            let outcome = outcome.clone();
+            tokio::spawn(async move {
+                let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+                let (mut sender, connection) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                        .await
+                        .unwrap();
+                tokio::spawn(connection);
+                while Instant::now() < until {
+                    let request = Request::get("/")
+                        .header("host", "bench")
+                        .body(Empty::<Bytes>::new())
+                        .unwrap();
+                    let start = Instant::now();
+                    let result = match sender.send_request(request).await {
+                        Ok(response) => {
+                            let status = response.status();
+                            match response.into_body().collect().await.map(|b| b.to_bytes()) {
+                                Ok(body) if status == 200 && body == HELLO.as_bytes() => Ok(()),
+                                other => Err(format!("{status}: {other:?}")),
+                            }
+                        }
+                        Err(e) => Err(e.to_string()),
+                    };
+                    let latency = start.elapsed();
+                    if start < measure_from {
+                        continue;
+                    }
+                    let mut outcome = outcome.lock().unwrap();
+                    match result {
+                        Ok(()) => {
+                            outcome.ok += 1;
+                            outcome.latencies.push((start, latency));
+                        }
+                        Err(e) => outcome.failed.push(e),
+                    }
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.await.unwrap();
+    }
+    let outcome = std::mem::take(&mut *outcome.lock().unwrap());
+    (outcome, measure_from, until)
+}
+
+fn p99(mut latencies: Vec<Duration>) -> Duration {
+    latencies.sort();
+    let at = (latencies.len() * 99 / 100).min(latencies.len().saturating_sub(1));
+    latencies.get(at).copied().unwrap_or_default()
+}
+
+async fn native_hello() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_request| async {
+                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(HELLO))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    address
+}
+
+fn sign(code: &[u8], account: &wascap::KeyPair, module: &wascap::KeyPair) -> Vec<u8> {
+    let claims = Claims::new(
+        account.public_key(),
+        module.public_key(),
+        Actor {
+            name: Some("hello".into()),
+            caps: Some(vec![contracts::HTTP_SERVER.into()]),
+            rev: Some(1),
+            ..Actor::default()
+        },
+    );
+    wascap::embed_claims(code, &claims, account).unwrap()
+}
+
+fn main() {
+    let code = weft_bench::unsigned_actor("hello").unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(2)
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (account, module) = (KeyRole::Account.generate().unwrap(), KeyRole::Module.generate().unwrap());
+        let signed = sign(&code, &account, &module);
+
+        let native = native_hello().await;
+        let (native_run, _, _) = load(native).await;
+        assert!(native_run.failed.is_empty(), "native server failed: {:?}", native_run.failed.first());
+
+        let host = Host::new(HostConfig::default()).unwrap();
+        let http = Arc::new(HttpServer::new());
+        host.add_provider("http", http.clone()).await.unwrap();
+        let actor = host.start_actor(&signed).unwrap().id;
+        host.put_link(LinkDefinition {
+            actor_id: actor.clone(),
+            contract_id: contracts::HTTP_SERVER.into(),
+            link_name: "default".into(),
+            provider_id: "http".into(),
+            values: [("address".to_string(), "127.0.0.1:0".to_string())].into(),
+        })
+        .await
+        .unwrap();
+        let weft = http.bound_address(&actor, "default").unwrap();
+        let (steady, _, _) = load(weft).await;
+        assert!(steady.failed.is_empty(), "weft failed: {:?}", steady.failed.first());
+
+        // (e) the same load while the actor is swapped every 100 ms.
+        let windows = Arc::new(Mutex::new(Vec::new()));
+        let swapper = {
+            let (host, actor, windows) = (host.clone(), actor.clone(), windows.clone());
+            tokio::spawn(async move {
+                let mut ticker = tokio::time::interval(Duration::from_millis(100));
+                let stop = Instant::now() + WARM_UP + RUN;
+                while Instant::now() < stop {
+                    ticker.tick().await;
+                    let start = Instant::now();
+                    host.update_actor(&actor, &signed, UpdateOptions::default()).await.unwrap();
+                    windows.lock().unwrap().push((start, Instant::now()));
+                }
+            })
+        };
+        let (swapping, from, until) = load(weft).await;
+        swapper.await.unwrap();
+        let windows: Vec<_> = windows.lock().unwrap().iter().copied().filter(|(s, _)| *s >= from && *s < until).collect();
+        let in_swap: Vec<Duration> = swapping
+            .latencies
+            .iter()
+            .filter(|(start, latency)| windows.iter().any(|(s, e)| *start <= *e && *start + *latency >= *s))
+            .map(|(_, l)| *l)
+            .collect();
+
+        let secs = RUN.as_secs_f64();
+        let (native_rps, weft_rps) = (native_run.ok as f64 / secs, steady.ok as f64 / secs);
+        let steady_p99 = p99(steady.latencies.iter().map(|(_, l)| *l).collect());
+        let swap_p99 = p99(in_swap.clone());
+        println!("\n== HTTP load, {CONNECTIONS} keep-alive connections, {} s each (same run) ==", RUN.as_secs());
+        println!(
+            "(d) hello world: native hyper {native_rps:.0} req/s, weft http-server → hello actor {weft_rps:.0} req/s, ratio {:.2}× (target ≥ 0.5×)",
+            weft_rps / native_rps
+        );
+        println!(
+            "(e) swapping every 100 ms: {} swaps, {} failed requests, {:.0} req/s (steady {weft_rps:.0}); p99 of the {} requests overlapping a swap {:.2} ms vs steady p99 {:.2} ms, ratio {:.2}× (target ≤ 2×)",
+            windows.len(),
+            swapping.failed.len(),
+            swapping.ok as f64 / secs,
+            in_swap.len(),
+            swap_p99.as_secs_f64() * 1e3,
+            steady_p99.as_secs_f64() * 1e3,
+            swap_p99.as_secs_f64() / steady_p99.as_secs_f64()
+        );
+        if let Some(first) = swapping.failed.first() {
+            println!("    first failure: {first}");
+        }
+    });
+}
