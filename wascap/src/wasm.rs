@@ -6,7 +6,7 @@
 //! re-written as id + minimal LEB128 size + its bytes unchanged. Any other way of stripping
 //! would hash differently and break interoperability both ways.
 
-use crate::jwt::{self, Subject};
+use crate::jwt;
 use crate::keys::KeyPair;
 use crate::verify::{Verified, VerifyOptions};
 use crate::{Actor, Claims, ClaimsError, WASCAP_REVISION};
@@ -28,6 +28,19 @@ struct SplitModule<'a> {
     stripped: Vec<u8>,
     /// The contents of each claims section, in order.
     tokens: Vec<&'a [u8]>,
+}
+
+impl SplitModule<'_> {
+    /// The module's one token as text; `None` when unsigned. A signed module has exactly one.
+    fn token(&self) -> Result<Option<&str>, ClaimsError> {
+        match self.tokens.as_slice() {
+            [] => Ok(None),
+            [token] => std::str::from_utf8(token)
+                .map(Some)
+                .map_err(|_| ClaimsError::TokenNotText),
+            more => Err(ClaimsError::DuplicateToken { count: more.len() }),
+        }
+    }
 }
 
 fn split(module: &[u8]) -> Result<SplitModule<'_>, ClaimsError> {
@@ -76,15 +89,7 @@ pub fn module_hash(module: &[u8]) -> Result<String, ClaimsError> {
 
 /// The raw token text embedded in a module; `None` if the module is unsigned.
 pub fn extract_token(module: &[u8]) -> Result<Option<String>, ClaimsError> {
-    let split = split(module)?;
-    match split.tokens.as_slice() {
-        [] => Ok(None),
-        [token] => {
-            let text = std::str::from_utf8(token).map_err(|_| ClaimsError::TokenNotText)?;
-            Ok(Some(text.to_string()))
-        }
-        more => Err(ClaimsError::DuplicateToken { count: more.len() }),
-    }
+    Ok(split(module)?.token()?.map(str::to_string))
 }
 
 /// Signs a module: validates it, removes any claims it carried, records its hash and the current
@@ -123,25 +128,13 @@ pub fn verify_module(
     module: &[u8],
     options: &VerifyOptions,
 ) -> Result<Verified<Claims<Actor>>, ClaimsError> {
-    verify_module_as::<Actor>(module, options, |actor| &actor.module_hash)
-}
-
-fn verify_module_as<T: Subject>(
-    module: &[u8],
-    options: &VerifyOptions,
-    recorded_hash: impl Fn(&T) -> &str,
-) -> Result<Verified<Claims<T>>, ClaimsError> {
     let split = split(module)?;
-    let token = match split.tokens.as_slice() {
-        [] => return Err(ClaimsError::Unsigned),
-        [token] => std::str::from_utf8(token).map_err(|_| ClaimsError::TokenNotText)?,
-        more => return Err(ClaimsError::DuplicateToken { count: more.len() }),
-    };
-    let verified = jwt::verify_token::<T>(token, options)?;
+    let token = split.token()?.ok_or(ClaimsError::Unsigned)?;
+    let verified = jwt::verify_token::<Actor>(token, options)?;
     let claimed = verified
         .metadata
         .as_ref()
-        .map(&recorded_hash)
+        .map(|a| a.module_hash.as_str())
         .unwrap_or_default();
     let actual = sha256_hex_upper(&split.stripped);
     if claimed != actual {
