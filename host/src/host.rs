@@ -533,10 +533,9 @@ impl Dispatch for Router {
                     call.actor, call.contract, link.provider_id
                 )
             })?;
-        let provider_id = link.provider_id.clone();
         let request = ProviderCall {
             actor_id: call.actor.to_string(),
-            link,
+            link: link.clone(),
             operation: call.operation.to_string(),
             payload: call.payload.to_vec(),
         };
@@ -546,9 +545,10 @@ impl Dispatch for Router {
         })?;
         match answer {
             Ok(Ok(bytes)) => Ok(bytes),
-            Ok(Err(error)) => Err(format!("provider {provider_id}: {error}")),
+            Ok(Err(error)) => Err(format!("provider {}: {error}", link.provider_id)),
             Err(_) => Err(format!(
-                "provider {provider_id} did not answer {} within {} ms",
+                "provider {} did not answer {} within {} ms",
+                link.provider_id,
                 call.operation,
                 deadline.as_millis()
             )),

@@ -1,16 +1,16 @@
 //! Link definitions in force on this host: which provider serves each
 //! (actor, contract, link name). Put, deleted and listed at runtime. Lookups happen on every
 //! host call, so the table is keyed by actor (a borrowed `&str` lookup) and holds each actor's
-//! few links in a short list; a lookup takes a read lock only.
+//! few links in a short list; a lookup takes a read lock and hands out an `Arc`, not a copy.
 
 use std::collections::HashMap;
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use weft_provider_sdk::LinkDefinition;
 
 /// The table of links.
 #[derive(Debug, Default)]
 pub struct LinkTable {
-    by_actor: RwLock<HashMap<String, Vec<LinkDefinition>>>,
+    by_actor: RwLock<HashMap<String, Vec<Arc<LinkDefinition>>>>,
 }
 
 fn same_slot(link: &LinkDefinition, contract_id: &str, link_name: &str) -> bool {
@@ -19,7 +19,7 @@ fn same_slot(link: &LinkDefinition, contract_id: &str, link_name: &str) -> bool 
 
 impl LinkTable {
     /// Adds or replaces the link for its (actor, contract, link name); returns the one replaced.
-    pub fn put(&self, link: LinkDefinition) -> Option<LinkDefinition> {
+    pub fn put(&self, link: LinkDefinition) -> Option<Arc<LinkDefinition>> {
         let mut table = self
             .by_actor
             .write()
@@ -29,9 +29,9 @@ impl LinkTable {
             .iter_mut()
             .find(|l| same_slot(l, &link.contract_id, &link.link_name))
         {
-            Some(slot) => Some(std::mem::replace(slot, link)),
+            Some(slot) => Some(std::mem::replace(slot, Arc::new(link))),
             None => {
-                links.push(link);
+                links.push(Arc::new(link));
                 None
             }
         }
@@ -43,7 +43,7 @@ impl LinkTable {
         actor_id: &str,
         contract_id: &str,
         link_name: &str,
-    ) -> Option<LinkDefinition> {
+    ) -> Option<Arc<LinkDefinition>> {
         let mut table = self
             .by_actor
             .write()
@@ -65,7 +65,7 @@ impl LinkTable {
         actor_id: &str,
         contract_id: &str,
         link_name: &str,
-    ) -> Option<LinkDefinition> {
+    ) -> Option<Arc<LinkDefinition>> {
         let table = self.by_actor.read().unwrap_or_else(PoisonError::into_inner);
         table
             .get(actor_id)?
@@ -77,8 +77,18 @@ impl LinkTable {
     /// Every link, sorted by actor, contract and link name.
     pub fn list(&self) -> Vec<LinkDefinition> {
         let table = self.by_actor.read().unwrap_or_else(PoisonError::into_inner);
-        let mut all: Vec<LinkDefinition> = table.values().flatten().cloned().collect();
-        all.sort_by_key(LinkDefinition::key);
+        let mut all: Vec<LinkDefinition> = table
+            .values()
+            .flatten()
+            .map(|l| LinkDefinition::clone(l))
+            .collect();
+        all.sort_by(|a, b| {
+            (&a.actor_id, &a.contract_id, &a.link_name).cmp(&(
+                &b.actor_id,
+                &b.contract_id,
+                &b.link_name,
+            ))
+        });
         all
     }
 }

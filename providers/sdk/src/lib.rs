@@ -77,8 +77,8 @@ impl LinkDefinition {
 pub struct ProviderCall {
     /// The calling actor.
     pub actor_id: String,
-    /// The link it called through.
-    pub link: LinkDefinition,
+    /// The link it called through (shared with the host's link table: no copy per call).
+    pub link: Arc<LinkDefinition>,
     /// `Interface.Method`.
     pub operation: String,
     /// The request as the actor encoded it.
