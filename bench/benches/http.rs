@@ -146,7 +146,7 @@ fn main() {
         let host = Host::new(HostConfig::default()).unwrap();
         let http = Arc::new(HttpServer::new());
         host.add_provider("http", http.clone()).await.unwrap();
-        let actor = host.start_actor(&signed).unwrap().id;
+        let actor = host.start_actor(&signed).await.unwrap().id;
         host.put_link(LinkDefinition {
             actor_id: actor.clone(),
             contract_id: contracts::HTTP_SERVER.into(),

@@ -31,8 +31,9 @@ fn sign(code: &[u8], rev: i32, account: &wascap::KeyPair, module: &wascap::KeyPa
 
 struct NoHostCalls;
 
+#[weft_provider_sdk::async_trait]
 impl HostCallHandler for NoHostCalls {
-    fn host_call(&self, _: &str, _: &str, _: &str, _: &[u8]) -> Result<Vec<u8>, String> {
+    async fn host_call(&self, _: &str, _: &str, _: &str, _: &[u8]) -> Result<Vec<u8>, String> {
         Err("no host calls in this benchmark".into())
     }
     fn console_log(&self, _: &str) {}
@@ -70,7 +71,7 @@ fn main() {
     let host = runtime
         .block_on(async { Host::new(HostConfig::default()) })
         .unwrap();
-    let actor = host.start_actor(&signed).unwrap().id;
+    let actor = runtime.block_on(host.start_actor(&signed)).unwrap().id;
     assert_eq!(
         runtime
             .block_on(host.invoke(&actor, "echo", &payload))
@@ -86,8 +87,7 @@ fn main() {
             b.to_async(&runtime)
                 .iter(|| async { host.invoke(&actor, "echo", &payload).await.unwrap() })
         });
-        // How providers call: from a task on a runtime worker, where the guest runs inside
-        // `block_in_place` (the worker hands its other tasks off first).
+        // How providers call: from a task on a runtime worker.
         group.bench_function("weft_invoke_from_task", |b| {
             b.to_async(&runtime).iter_custom(|iters| {
                 let (host, actor, payload) = (host.clone(), actor.clone(), payload.clone());
@@ -111,7 +111,7 @@ fn main() {
     let engine = WasmEngine::new(EngineConfig::default()).unwrap();
     let hash = wascap::module_hash(&signed).unwrap();
     let pre = engine
-        .pre_instantiate(&engine.compile(&hash, &signed).unwrap())
+        .pre_instantiate(&runtime.block_on(engine.compile(&hash, &signed)).unwrap())
         .unwrap();
     let handler: Arc<dyn HostCallHandler> = Arc::new(NoHostCalls);
     let mut bare_config = wasmtime::Config::new();
@@ -148,7 +148,11 @@ fn main() {
             })
         });
         group.bench_function("weft_instance_new", |b| {
-            b.iter(|| WapcInstance::new(&pre, Limits::default(), handler.clone()).unwrap())
+            b.to_async(&runtime).iter(|| async {
+                WapcInstance::new(&pre, Limits::default(), handler.clone())
+                    .await
+                    .unwrap()
+            })
         });
         group.finish();
     }

@@ -2,7 +2,8 @@
 //! serve calls one at a time each.
 //!
 //! The invocation path, outermost first, each step its own piece of code:
-//! 1. **deadline**: every call into the guest carries an epoch deadline ([`Limits`]);
+//! 1. **deadline**: every call into the guest carries a deadline, checked at epoch ticks
+//!    ([`Limits`]);
 //! 2. **concurrency**: at most `max_instances` calls run at once; more wait for a permit;
 //! 3. **claims**: a host call to a contract the actor was not signed for is refused by
 //!    [`ClaimsGuard`] before any [`Dispatch`] sees it;
@@ -17,6 +18,7 @@ use crate::instance::{CallError, GuestState, HostCallHandler, WapcInstance};
 use crate::limits::Limits;
 use std::sync::{Arc, Mutex, PoisonError};
 use wascap::{Actor, Claims, ClaimsError, Verified, VerifyOptions};
+use weft_provider_sdk::async_trait;
 
 /// Who an actor is, as far as the host is concerned.
 #[derive(Debug, Clone)]
@@ -81,6 +83,19 @@ impl ActorIdentity {
         }
     }
 
+    /// [`ActorIdentity::of_module`] on tokio's blocking pool: parsing, hashing and checking
+    /// the signature of a module takes about a millisecond for a 150 KiB actor, which would
+    /// stall the other tasks of an async worker.
+    pub async fn of_module_off_worker(
+        bytes: &[u8],
+        policy: &LoadPolicy,
+    ) -> Result<Self, LoadError> {
+        let (bytes, policy) = (bytes.to_vec(), policy.clone());
+        tokio::task::spawn_blocking(move || Self::of_module(&bytes, &policy))
+            .await
+            .map_err(|e| LoadError::Verify(e.to_string()))?
+    }
+
     fn may_call(&self, contract: &str) -> bool {
         self.unsigned || self.capabilities.iter().any(|c| c == contract)
     }
@@ -114,9 +129,10 @@ pub struct HostCall<'a> {
 }
 
 /// Routes host calls that passed the claims check. `Err` reaches the actor as its host error.
+#[async_trait]
 pub trait Dispatch: Send + Sync {
     /// Serves one host call.
-    fn dispatch(&self, call: HostCall<'_>) -> Result<Vec<u8>, String>;
+    async fn dispatch(&self, call: HostCall<'_>) -> Result<Vec<u8>, String>;
 }
 
 /// Errors loading an actor.
@@ -134,6 +150,9 @@ pub enum LoadError {
     /// The claims did not verify.
     #[error("{0}")]
     Claims(#[from] ClaimsError),
+    /// The verification task itself failed (it panicked or the runtime is shutting down).
+    #[error("verifying the module failed: {0}")]
+    Verify(String),
     /// Compiling or linking failed.
     #[error("{0}")]
     Engine(#[from] EngineError),
@@ -180,8 +199,9 @@ struct ClaimsGuard {
     dispatch: Arc<dyn Dispatch>,
 }
 
+#[async_trait]
 impl HostCallHandler for ClaimsGuard {
-    fn host_call(
+    async fn host_call(
         &self,
         binding: &str,
         namespace: &str,
@@ -201,13 +221,15 @@ impl HostCallHandler for ClaimsGuard {
         } else {
             binding
         };
-        self.dispatch.dispatch(HostCall {
-            actor: &identity.id,
-            link_name,
-            contract: namespace,
-            operation,
-            payload,
-        })
+        self.dispatch
+            .dispatch(HostCall {
+                actor: &identity.id,
+                link_name,
+                contract: namespace,
+                operation,
+                payload,
+            })
+            .await
     }
 
     fn console_log(&self, line: &str) {
@@ -237,34 +259,35 @@ impl ActorPool {
     /// Verifies, compiles and starts an actor: size, claims, compile (cached by hash), link,
     /// then one instance, so that a module that cannot start is refused here, not on its
     /// first call.
-    pub fn load(
+    pub async fn load(
         engine: &WasmEngine,
         bytes: &[u8],
         policy: &LoadPolicy,
         dispatch: Arc<dyn Dispatch>,
     ) -> Result<Self, LoadError> {
-        let identity = ActorIdentity::of_module(bytes, policy)?;
-        Self::build(engine, identity, bytes, policy, dispatch)
+        let identity = ActorIdentity::of_module_off_worker(bytes, policy).await?;
+        Self::build(engine, identity, bytes, policy, dispatch).await
     }
 
     /// The second half of [`ActorPool::load`]: compile (cached by hash), link, and start one
     /// instance of a module whose identity [`ActorIdentity::of_module`] established.
-    pub fn build(
+    pub async fn build(
         engine: &WasmEngine,
         identity: ActorIdentity,
         bytes: &[u8],
         policy: &LoadPolicy,
         dispatch: Arc<dyn Dispatch>,
     ) -> Result<Self, LoadError> {
-        let module = engine.compile(&identity.module_hash, bytes)?;
+        let module = engine.compile(&identity.module_hash, bytes).await?;
         let pre = engine.pre_instantiate(&module)?;
         let identity = Arc::new(identity);
         let guard = Arc::new(ClaimsGuard {
             identity: identity.clone(),
             dispatch,
         });
-        let first =
-            WapcInstance::new(&pre, policy.limits, guard.clone()).map_err(LoadError::Start)?;
+        let first = WapcInstance::new(&pre, policy.limits, guard.clone())
+            .await
+            .map_err(LoadError::Start)?;
         Ok(ActorPool {
             identity,
             pre,
@@ -301,10 +324,16 @@ impl ActorPool {
             .acquire()
             .await
             .map_err(|_| InvokeError::Stopped(self.identity.id.clone()))?;
-        run_blocking(|| self.call_on_instance(operation, payload))
+        self.call_on_instance(operation, payload).await
     }
 
-    fn call_on_instance(&self, operation: &str, payload: &[u8]) -> Result<Vec<u8>, InvokeError> {
+    /// If the caller stops waiting (drops the future) mid-call, the instance is dropped with
+    /// it, as after a trap.
+    async fn call_on_instance(
+        &self,
+        operation: &str,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, InvokeError> {
         let error = |error| InvokeError::Call {
             actor: self.identity.id.clone(),
             name: self.identity.name.clone(),
@@ -318,9 +347,11 @@ impl ActorPool {
             .pop();
         let mut instance = match idle {
             Some(instance) => instance,
-            None => WapcInstance::new(&self.pre, self.limits, self.guard.clone()).map_err(error)?,
+            None => WapcInstance::new(&self.pre, self.limits, self.guard.clone())
+                .await
+                .map_err(error)?,
         };
-        let result = instance.call(operation, payload);
+        let result = instance.call(operation, payload).await;
         let reusable = result.as_ref().err().is_none_or(|e| !e.poisons_instance());
         if reusable {
             self.idle
@@ -334,16 +365,5 @@ impl ActorPool {
     /// Stops taking new calls; calls already admitted finish.
     pub fn close(&self) {
         self.permits.close();
-    }
-}
-
-/// Runs guest code that may take up to its deadline, or block on a provider in a host call,
-/// without stalling the async runtime: on a multi-threaded tokio runtime the worker hands its
-/// other tasks off first; elsewhere it runs in place.
-fn run_blocking<R>(f: impl FnOnce() -> R) -> R {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
     }
 }

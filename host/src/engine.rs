@@ -4,11 +4,16 @@
 //! Decisions:
 //! - **Epoch interruption, not fuel.** Fuel instruments every block and costs on every call;
 //!   an epoch check is a load and compare. A background thread bumps the epoch every
-//!   [`EPOCH_TICK_MS`]; each call sets its deadline in ticks.
+//!   [`EPOCH_TICK_MS`]; at each tick a running guest checks its deadline and yields (see
+//!   [`crate::instance`]).
+//! - **Async calls.** Guests run on fiber stacks from the pool (one per live instance), so a
+//!   host call can await a provider without holding a thread.
 //! - **Pooling allocator.** Instances come from preallocated slots, so instantiating a guest
 //!   costs microseconds, which is what lets every trapped instance be thrown away.
-//! - **Compile once.** Modules are compiled on load and cached by the hash their claims
-//!   record (the code without its claims), so re-signing or re-loading the same code is free.
+//! - **Compile once, off the async workers.** Modules are compiled on load, on tokio's
+//!   blocking pool (a compile takes tens to hundreds of milliseconds, which would stall every
+//!   task on a worker), and cached by the hash their claims record (the code without its
+//!   claims), so re-signing or re-loading the same code is free.
 //!
 //! The ticker thread stops when the [`WasmEngine`] is dropped.
 
@@ -85,6 +90,7 @@ impl WasmEngine {
         pool.total_core_instances(config.instance_slots)
             .total_memories(config.instance_slots)
             .total_tables(config.instance_slots)
+            .total_stacks(config.instance_slots)
             .max_memory_size(config.max_memory_bytes);
         let mut wasm = Config::new();
         wasm.epoch_interruption(true)
@@ -113,12 +119,15 @@ impl WasmEngine {
     }
 
     /// The compiled module for `bytes`, compiling it unless the cache has `hash`.
-    pub fn compile(&self, hash: &str, bytes: &[u8]) -> Result<Module, EngineError> {
+    pub async fn compile(&self, hash: &str, bytes: &[u8]) -> Result<Module, EngineError> {
         if let Some(module) = self.cached(hash) {
             return Ok(module);
         }
-        let module =
-            Module::new(&self.engine, bytes).map_err(|e| EngineError::Compile(format!("{e:#}")))?;
+        let (engine, code) = (self.engine.clone(), bytes.to_vec());
+        let module = tokio::task::spawn_blocking(move || Module::new(&engine, &code))
+            .await
+            .map_err(|e| EngineError::Compile(format!("the compile task failed: {e}")))?
+            .map_err(|e| EngineError::Compile(format!("{e:#}")))?;
         self.modules
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -1,10 +1,9 @@
 //! A Weft host: the actors it runs, the providers it holds, and the links between them.
 //!
 //! The host names no concrete provider: it holds `Arc<dyn Provider>`s by id and routes each
-//! host call by its link. A guest's host call arrives synchronously on the thread running the
-//! guest (inside `block_in_place`, see [`crate::actor`]) and is bridged to the provider's async
-//! `handle_call` with `Handle::block_on`, bounded by the actor's call deadline, so a provider
-//! that hangs costs the caller an error, never a stuck instance.
+//! host call by its link. The guest waits, suspended on its fiber (see [`crate::instance`]),
+//! while the host awaits the provider's `handle_call`, bounded by the actor's call deadline, so
+//! a provider that hangs costs the caller an error, never a stuck instance or thread.
 
 use crate::actor::{
     ActorIdentity, ActorPool, Dispatch, HostCall, InvokeError, LoadError, LoadPolicy,
@@ -145,9 +144,6 @@ pub enum HostError {
         #[source]
         source: std::io::Error,
     },
-    /// The host must be created inside a tokio runtime.
-    #[error("a Weft host must be created inside a tokio runtime")]
-    NoRuntime,
 }
 
 struct HostState {
@@ -156,7 +152,6 @@ struct HostState {
     actors: RwLock<HashMap<String, Arc<ActorPool>>>,
     providers: RwLock<HashMap<String, Arc<dyn Provider>>>,
     links: LinkTable,
-    runtime: tokio::runtime::Handle,
     /// One update at a time: two racing updates of one actor must not both win.
     updates: tokio::sync::Mutex<()>,
 }
@@ -182,16 +177,15 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 impl Host {
-    /// A host with no actors, providers or links. Call inside a tokio runtime.
+    /// A host with no actors, providers or links. Its async methods need a tokio runtime
+    /// (compiles go to its blocking pool); either flavour works.
     pub fn new(config: HostConfig) -> Result<Self, HostError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| HostError::NoRuntime)?;
         let state = HostState {
             engine: WasmEngine::new(config.engine)?,
             policy: config.policy,
             actors: RwLock::default(),
             providers: RwLock::default(),
             links: LinkTable::default(),
-            runtime,
             updates: tokio::sync::Mutex::new(()),
         };
         Ok(Host {
@@ -200,12 +194,12 @@ impl Host {
     }
 
     /// Verifies, compiles and starts an actor from its module bytes.
-    pub fn start_actor(&self, bytes: &[u8]) -> Result<ActorIdentity, HostError> {
-        self.start_actor_with(bytes, None)
+    pub async fn start_actor(&self, bytes: &[u8]) -> Result<ActorIdentity, HostError> {
+        self.start_actor_with(bytes, None).await
     }
 
     /// Reads a module from `path` and starts it as [`Host::start_actor_with`] does.
-    pub fn start_actor_file(
+    pub async fn start_actor_file(
         &self,
         path: &std::path::Path,
         max_instances: Option<usize>,
@@ -214,12 +208,12 @@ impl Host {
             path: path.to_path_buf(),
             source,
         })?;
-        self.start_actor_with(&bytes, max_instances)
+        self.start_actor_with(&bytes, max_instances).await
     }
 
     /// [`Host::start_actor`], with at most `max_instances` calls at once instead of the host's
     /// default.
-    pub fn start_actor_with(
+    pub async fn start_actor_with(
         &self,
         bytes: &[u8],
         max_instances: Option<usize>,
@@ -231,7 +225,7 @@ impl Host {
         if let Some(max) = max_instances {
             policy.limits.max_instances = max;
         }
-        let pool = ActorPool::load(&self.state.engine, bytes, &policy, router)?;
+        let pool = ActorPool::load(&self.state.engine, bytes, &policy, router).await?;
         let identity = pool.identity().clone();
         let mut actors = write(&self.state.actors);
         if actors.contains_key(&identity.id) {
@@ -273,7 +267,9 @@ impl Host {
             .ok_or_else(|| HostError::UnknownActor(actor_id.to_string()))?;
         let mut policy = self.state.policy.clone();
         policy.limits = *old.limits();
-        let identity = ActorIdentity::of_module(bytes, &policy).map_err(|e| refused(e.into()))?;
+        let identity = ActorIdentity::of_module_off_worker(bytes, &policy)
+            .await
+            .map_err(|e| refused(e.into()))?;
         let running = old.identity();
         if identity.id != running.id {
             return Err(refused(UpdateRefused::SubjectChanged {
@@ -305,6 +301,7 @@ impl Host {
             host: Arc::downgrade(&self.state),
         });
         let pool = ActorPool::build(&self.state.engine, identity, bytes, &policy, router)
+            .await
             .map_err(|e| refused(e.into()))?;
         if options.health_check {
             check_health(&pool)
@@ -511,8 +508,9 @@ struct Router {
     host: Weak<HostState>,
 }
 
+#[async_trait]
 impl Dispatch for Router {
-    fn dispatch(&self, call: HostCall<'_>) -> Result<Vec<u8>, String> {
+    async fn dispatch(&self, call: HostCall<'_>) -> Result<Vec<u8>, String> {
         let state = self.host.upgrade().ok_or("the host has shut down")?;
         if call.contract == logging::CONTRACT_ID {
             return write_log(&call);
@@ -540,9 +538,7 @@ impl Dispatch for Router {
             payload: call.payload.to_vec(),
         };
         let deadline = Duration::from_millis(state.policy.limits.call_deadline_ms);
-        let answer = block_on(&state.runtime, async {
-            tokio::time::timeout(deadline, provider.handle_call(request)).await
-        })?;
+        let answer = tokio::time::timeout(deadline, provider.handle_call(request)).await;
         match answer {
             Ok(Ok(bytes)) => Ok(bytes),
             Ok(Err(error)) => Err(format!("provider {}: {error}", link.provider_id)),
@@ -553,26 +549,6 @@ impl Dispatch for Router {
                 deadline.as_millis()
             )),
         }
-    }
-}
-
-/// Runs a future to completion from the synchronous host-call path.
-fn block_on<F: std::future::Future>(
-    runtime: &tokio::runtime::Handle,
-    future: F,
-) -> Result<F::Output, String> {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current().map(|h| h.runtime_flavor()) {
-        // Inside a current-thread runtime, blocking would deadlock its only thread.
-        Ok(RuntimeFlavor::CurrentThread) => Err(
-            "host calls to providers need a multi-threaded tokio runtime; this actor was invoked \
-             from a current-thread runtime"
-                .to_string(),
-        ),
-        // On a multi-threaded runtime the guest runs inside `block_in_place`, where blocking on
-        // the runtime is allowed; outside any runtime, block on the host's.
-        Ok(_) => Ok(Handle::current().block_on(future)),
-        Err(_) => Ok(runtime.block_on(future)),
     }
 }
 

@@ -13,29 +13,38 @@
 //!   state takes five locks per call, and its one error type cannot tell a trap (instance
 //!   unusable) from an error the guest reported (instance fine). A `WapcInstance` is `Send`,
 //!   lock-free, and reports [`CallError`]s by kind.
-//! - Limits: epoch deadlines per call, memory growth capped by a limiter that names the
-//!   limit, host-call and response sizes capped (see [`crate::limits`]).
+//! - Limits: a wall-clock deadline per call checked at every epoch tick, memory growth capped
+//!   by a limiter that names the limit, host-call and response sizes capped (see
+//!   [`crate::limits`]).
+//!
+//! Guests run as futures (wasmtime's async calls, on a fiber stack): a call runs in place on
+//! whatever task awaits it, with no thread hand-off, and `__host_call` awaits the provider
+//! instead of blocking a thread on it. A guest that computes for long yields to the executor
+//! at every epoch tick (5 ms), so it never holds a runtime worker longer than that.
 //!
 //! The wire protocol is waPC's unchanged (function names from `wapc::wapc_functions`), so
 //! guests built with `wapc-guest` or `wasmbus-rpc` run as they are.
 
 use crate::limits::{Limits, MAX_LOG_LINE_BYTES, MAX_NAME_BYTES};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use wapc::wapc_functions as wf;
 use wasmtime::{
     AsContextMut, Caller, Engine, InstancePre, Linker, Memory, ResourceLimiter, Store, Trap,
-    TypedFunc,
+    TypedFunc, UpdateDeadline,
 };
+use weft_provider_sdk::async_trait;
 
 /// Module names the waPC imports are linked under: waPC's own and wasmCloud 0.x's.
 pub const IMPORT_NAMESPACES: [&str; 2] = [wapc::HOST_NAMESPACE, "wasmbus"];
 
 /// Answers an actor's host calls. The actor layer implements it (claims check, links,
 /// providers); an instance only moves bytes.
+#[async_trait]
 pub trait HostCallHandler: Send + Sync {
     /// A guest's `__host_call(binding, namespace, operation, payload)`. `Err` is handed to the
-    /// guest as its host error, not a trap.
-    fn host_call(
+    /// guest as its host error, not a trap. The guest waits, suspended, while this runs.
+    async fn host_call(
         &self,
         binding: &str,
         namespace: &str,
@@ -131,6 +140,9 @@ pub struct GuestState {
     max_memory_bytes: usize,
     max_host_call_bytes: usize,
     max_response_bytes: usize,
+    /// When the guest code running now (a call, or start-up) must have finished.
+    deadline: Instant,
+    call_deadline_ms: u64,
 }
 
 impl ResourceLimiter for GuestState {
@@ -166,7 +178,13 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<GuestState>> {
     for ns in IMPORT_NAMESPACES {
         linker.func_wrap(ns, wf::GUEST_REQUEST_FN, guest_request)?;
         linker.func_wrap(ns, wf::HOST_CONSOLE_LOG, console_log)?;
-        linker.func_wrap(ns, wf::HOST_CALL, host_call)?;
+        linker.func_wrap_async(
+            ns,
+            wf::HOST_CALL,
+            |caller, (bp, bl, np, nl, op, ol, ptr, len): HostCallArgs| {
+                Box::new(host_call(caller, [bp, bl, np, nl, op, ol], ptr, len))
+            },
+        )?;
         linker.func_wrap(ns, wf::HOST_RESPONSE_FN, host_response)?;
         linker.func_wrap(ns, wf::HOST_RESPONSE_LEN_FN, host_response_len)?;
         linker.func_wrap(ns, wf::GUEST_RESPONSE_FN, guest_response)?;
@@ -283,15 +301,13 @@ fn console_log(caller: Caller<'_, GuestState>, ptr: i32, len: i32) -> wasmtime::
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)] // the waPC ABI
-fn host_call(
+/// `__host_call`'s arguments as the waPC ABI passes them: (pointer, length) of the binding,
+/// the namespace and the operation, then of the payload.
+type HostCallArgs = (i32, i32, i32, i32, i32, i32, i32, i32);
+
+async fn host_call(
     mut caller: Caller<'_, GuestState>,
-    binding_ptr: i32,
-    binding_len: i32,
-    ns_ptr: i32,
-    ns_len: i32,
-    op_ptr: i32,
-    op_len: i32,
+    [binding_ptr, binding_len, ns_ptr, ns_len, op_ptr, op_len]: [i32; 6],
     ptr: i32,
     len: i32,
 ) -> wasmtime::Result<i32> {
@@ -300,10 +316,10 @@ fn host_call(
     let operation = read_name(&caller, op_ptr, op_len, "host call operation")?;
     let limit = caller.data().max_host_call_bytes;
     let payload = read(&caller, ptr, len, limit, "host call payload")?;
-    let result = caller
-        .data()
-        .handler
-        .host_call(&binding, &namespace, &operation, &payload);
+    let handler = caller.data().handler.clone();
+    let result = handler
+        .host_call(&binding, &namespace, &operation, &payload)
+        .await;
     let state = caller.data_mut();
     match result {
         Ok(response) => {
@@ -375,7 +391,7 @@ pub struct WapcInstance {
 impl WapcInstance {
     /// Instantiates the guest and runs its start-up exports (`_start`, then `wapc_init`, each
     /// only if exported) within the call deadline.
-    pub fn new(
+    pub async fn new(
         pre: &InstancePre<GuestState>,
         limits: Limits,
         handler: Arc<dyn HostCallHandler>,
@@ -392,14 +408,27 @@ impl WapcInstance {
             max_memory_bytes: limits.max_memory_bytes,
             max_host_call_bytes: limits.max_host_call_bytes,
             max_response_bytes: limits.max_response_bytes,
+            deadline: Instant::now() + Duration::from_millis(limits.call_deadline_ms),
+            call_deadline_ms: limits.call_deadline_ms,
         };
         let mut store = Store::new(pre.module().engine(), state);
         store.limiter(|state| state as &mut dyn ResourceLimiter);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(limits.deadline_ticks());
+        // Checked at every epoch tick while guest code runs: past the deadline the guest is
+        // stopped; before it, the guest yields so other tasks on this worker get their turn.
+        store.epoch_deadline_callback(|store| {
+            let state = store.data();
+            if Instant::now() >= state.deadline {
+                return Err(fault(CallError::DeadlineExceeded {
+                    deadline_ms: state.call_deadline_ms,
+                }));
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
+        store.set_epoch_deadline(1);
 
         let instance = pre
-            .instantiate(&mut store)
+            .instantiate_async(&mut store)
+            .await
             .map_err(|e| classify(e, &limits))?;
         let memory = instance
             .get_memory(&mut store, "memory")
@@ -415,8 +444,8 @@ impl WapcInstance {
             })?;
         for init in ["_start", "wapc_init"] {
             if let Ok(func) = instance.get_typed_func::<(), ()>(&mut store, init) {
-                store.set_epoch_deadline(limits.deadline_ticks());
-                func.call(&mut store, ())
+                func.call_async(&mut store, ())
+                    .await
                     .map_err(|e| classify(e, &limits))?;
             }
         }
@@ -429,8 +458,9 @@ impl WapcInstance {
 
     /// Calls `operation` with `payload` and returns the guest's response. After an error for
     /// which [`CallError::poisons_instance`] is true, drop the instance.
-    pub fn call(&mut self, operation: &str, payload: &[u8]) -> Result<Vec<u8>, CallError> {
+    pub async fn call(&mut self, operation: &str, payload: &[u8]) -> Result<Vec<u8>, CallError> {
         let state = self.store.data_mut();
+        state.deadline = Instant::now() + Duration::from_millis(state.call_deadline_ms);
         state.operation.clear();
         state.operation.push_str(operation);
         state.request.clear();
@@ -441,10 +471,11 @@ impl WapcInstance {
         state.host_error = None;
         let (op_len, msg_len) = (len_i32(operation.len())?, len_i32(payload.len())?);
 
-        self.store.set_epoch_deadline(self.limits.deadline_ticks());
+        self.store.set_epoch_deadline(1);
         let status = self
             .guest_call
-            .call(&mut self.store, (op_len, msg_len))
+            .call_async(&mut self.store, (op_len, msg_len))
+            .await
             .map_err(|e| classify(e, &self.limits))?;
         let state = self.store.data_mut();
         if status == 1 {

@@ -33,7 +33,7 @@
 //! let signed = wascap::embed_claims(&echo, &claims, &account)?;
 //!
 //! let host = Host::new(HostConfig::default())?;
-//! let actor = host.start_actor(&signed)?;
+//! let actor = host.start_actor(&signed).await?;
 //! assert_eq!(host.invoke(&actor.id, "echo", b"hello").await?, b"hello");
 //! # Ok(())
 //! # }

@@ -4,7 +4,7 @@
 //!
 //! | limit | default | enforced by |
 //! |---|---|---|
-//! | execution time per call | [`DEFAULT_CALL_DEADLINE_MS`] | epoch interruption, ticker every [`EPOCH_TICK_MS`] |
+//! | execution time per call | [`DEFAULT_CALL_DEADLINE_MS`] | checked at every epoch tick ([`EPOCH_TICK_MS`]); includes time waiting on host calls |
 //! | linear memory per instance | [`DEFAULT_MAX_MEMORY_BYTES`] | store limits: growing past it traps |
 //! | wasm stack | [`DEFAULT_MAX_STACK_BYTES`] | wasmtime's stack check: overflow traps |
 //! | bytes a guest sends in one host call | [`DEFAULT_MAX_HOST_CALL_BYTES`] | checked before copying |
@@ -19,7 +19,8 @@
 
 /// Default execution deadline of one call into a guest, milliseconds.
 pub const DEFAULT_CALL_DEADLINE_MS: u64 = 5_000;
-/// Period of the epoch ticker, milliseconds. Deadlines are rounded up to whole ticks.
+/// Period of the epoch ticker, milliseconds: how often running guest code checks its deadline
+/// and yields to other tasks, so a deadline is overrun by at most about one tick.
 pub const EPOCH_TICK_MS: u64 = 5;
 /// Default cap on an instance's linear memory, bytes (64 MiB).
 pub const DEFAULT_MAX_MEMORY_BYTES: usize = 64 << 20;
@@ -65,12 +66,5 @@ impl Default for Limits {
             max_module_bytes: DEFAULT_MAX_MODULE_BYTES,
             max_instances: DEFAULT_MAX_INSTANCES,
         }
-    }
-}
-
-impl Limits {
-    /// The deadline in epoch ticks, rounded up, at least one.
-    pub(crate) fn deadline_ticks(&self) -> u64 {
-        self.call_deadline_ms.div_ceil(EPOCH_TICK_MS).max(1)
     }
 }

@@ -122,7 +122,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
                 path.display()
             );
         }
-        let identity = match host.start_actor_file(&path, entry.instances) {
+        let identity = match host.start_actor_file(&path, entry.instances).await {
             Ok(identity) => identity,
             Err(HostError::ReadActor { path, source }) => bail!(
                 "actor file {} (listed in {}) cannot be read ({source}); build and sign it with \

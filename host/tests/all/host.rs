@@ -31,6 +31,8 @@ struct Echoing {
     events: Mutex<Vec<String>>,
     calls: AtomicUsize,
     hang: bool,
+    /// Calls wait here until as many calls as the barrier counts are inside the provider.
+    rendezvous: Option<tokio::sync::Barrier>,
 }
 
 #[async_trait]
@@ -57,6 +59,9 @@ impl Provider for Echoing {
         if self.hang {
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }
+        if let Some(rendezvous) = &self.rendezvous {
+            rendezvous.wait().await;
+        }
         Ok(format!("{} via {}", call.operation, call.link.provider_id).into_bytes())
     }
 }
@@ -76,7 +81,11 @@ async fn links_are_put_and_deleted_while_the_actor_serves() {
     let host = host(Limits::default());
     let provider = Arc::new(Echoing::default());
     host.add_provider("kv", provider.clone()).await.unwrap();
-    let actor = host.start_actor(&guest(&[contracts::KEYVALUE])).unwrap().id;
+    let actor = host
+        .start_actor(&guest(&[contracts::KEYVALUE]))
+        .await
+        .unwrap()
+        .id;
 
     // No link yet: the error names the actor, the contract, the link and the fix.
     let err = host
@@ -153,7 +162,11 @@ async fn a_hung_provider_costs_the_caller_an_error_within_the_deadline() {
     )
     .await
     .unwrap();
-    let actor = host.start_actor(&guest(&[contracts::KEYVALUE])).unwrap().id;
+    let actor = host
+        .start_actor(&guest(&[contracts::KEYVALUE]))
+        .await
+        .unwrap()
+        .id;
     host.put_link(kv_link(&actor)).await.unwrap();
     let started = Instant::now();
     let err = host
@@ -179,9 +192,9 @@ async fn a_hung_provider_costs_the_caller_an_error_within_the_deadline() {
 async fn the_same_actor_cannot_start_twice_and_unknown_actors_are_named() {
     let host = host(Limits::default());
     let bytes = guest(&[]);
-    let id = host.start_actor(&bytes).unwrap().id;
+    let id = host.start_actor(&bytes).await.unwrap().id;
     assert!(matches!(
-        host.start_actor(&bytes),
+        host.start_actor(&bytes).await,
         Err(HostError::ActorRunning(_))
     ));
     let err = host.invoke("MNOPE", "run", b"").await.unwrap_err();
@@ -193,10 +206,37 @@ async fn the_same_actor_cannot_start_twice_and_unknown_actors_are_named() {
     assert!(host.actors().is_empty());
 }
 
-#[test]
-fn a_host_needs_a_runtime() {
-    let err = Host::new(HostConfig::default()).unwrap_err();
-    assert!(matches!(err, HostError::NoRuntime), "{err}");
+/// `#[tokio::test]` runs on one thread. A guest waiting on a provider is a suspended future,
+/// not a blocked thread: the provider answers only once two calls are inside it at once, which
+/// on one thread happens only if the first guest's wait lets the second call run.
+#[tokio::test]
+async fn guests_waiting_on_providers_share_one_thread() {
+    let host = host(Limits::default());
+    let provider = Arc::new(Echoing {
+        rendezvous: Some(tokio::sync::Barrier::new(2)),
+        ..Echoing::default()
+    });
+    host.add_provider("kv", provider.clone()).await.unwrap();
+    let actor = host
+        .start_actor(&guest(&[contracts::KEYVALUE]))
+        .await
+        .unwrap()
+        .id;
+    host.put_link(kv_link(&actor)).await.unwrap();
+
+    let (one, two) = (cmd(b'h', 1), cmd(b'h', 2));
+    let both = async {
+        tokio::join!(
+            host.invoke(&actor, "run", &one),
+            host.invoke(&actor, "run", &two)
+        )
+    };
+    let (first, second) = tokio::time::timeout(Duration::from_secs(10), both)
+        .await
+        .expect("the second call never reached the provider: the first blocked the thread");
+    assert_eq!(first.unwrap(), b"KeyValue.Get via kv");
+    assert_eq!(second.unwrap(), b"KeyValue.Get via kv");
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 2);
 }
 
 /// wasmCloud 0.x actors import the waPC functions from `wasmbus` and answer the health check
@@ -210,7 +250,7 @@ async fn wasmcloud_0x_actor_imports_wasmbus_and_answers_health() {
     assert_eq!(namespaces, ["wasmbus"].into(), "imports: {namespaces:?}");
 
     let host = host(Limits::default());
-    let actor = host.start_actor(&bytes).unwrap();
+    let actor = host.start_actor(&bytes).await.unwrap();
     assert_eq!(actor.name, "kvcounter-wasmbus");
     let answer = host
         .invoke(&actor.id, weft_contracts::actor::HEALTH_REQUEST, &[0x80])
@@ -226,14 +266,18 @@ async fn wasmcloud_0x_actor_imports_wasmbus_and_answers_health() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logging_is_served_by_the_host_to_actors_signed_for_it() {
     let host = host(Limits::default());
-    let logger = host.start_actor(&guest(&[contracts::LOGGING])).unwrap().id;
+    let logger = host
+        .start_actor(&guest(&[contracts::LOGGING]))
+        .await
+        .unwrap()
+        .id;
     // The guest answers "boom" when its host call succeeded.
     assert_eq!(
         host.invoke(&logger, "run", &cmd(b'w', 0)).await.unwrap(),
         b"boom"
     );
 
-    let silent = host.start_actor(&guest(&[])).unwrap().id;
+    let silent = host.start_actor(&guest(&[])).await.unwrap().id;
     let err = host
         .invoke(&silent, "run", &cmd(b'w', 0))
         .await
@@ -250,6 +294,7 @@ async fn actors_load_from_files_and_a_missing_file_is_named() {
     let host = host(Limits::default());
     let identity = host
         .start_actor_file(&crate::signed_actor("echo"), Some(2))
+        .await
         .unwrap();
     assert_eq!(
         host.invoke(&identity.id, "echo", b"file").await.unwrap(),
@@ -257,6 +302,7 @@ async fn actors_load_from_files_and_a_missing_file_is_named() {
     );
     let err = host
         .start_actor_file(std::path::Path::new("/nonexistent/a.wasm"), None)
+        .await
         .unwrap_err();
     assert!(
         err.to_string()
@@ -271,7 +317,7 @@ async fn hello_actor_answers_hello_world() {
     use weft_contracts::httpserver::{HANDLE_REQUEST, HttpRequest, HttpResponse};
     let host = host(Limits::default());
     let bytes = std::fs::read(crate::signed_actor("hello")).unwrap();
-    let actor = host.start_actor(&bytes).unwrap().id;
+    let actor = host.start_actor(&bytes).await.unwrap().id;
     let request = weft_contracts::encode(&HttpRequest {
         method: "GET".into(),
         ..HttpRequest::default()

@@ -10,6 +10,7 @@ use weft_host::actor::{ActorPool, Dispatch, HostCall, LoadError, LoadPolicy};
 use weft_host::engine::{EngineConfig, WasmEngine};
 use weft_host::instance::CallError;
 use weft_host::limits::Limits;
+use weft_provider_sdk::async_trait;
 
 fn engine() -> &'static WasmEngine {
     static ENGINE: OnceLock<WasmEngine> = OnceLock::new();
@@ -32,8 +33,9 @@ struct Recorder {
     last: Mutex<Option<Seen>>,
 }
 
+#[async_trait]
 impl Dispatch for Recorder {
-    fn dispatch(&self, call: HostCall<'_>) -> Result<Vec<u8>, String> {
+    async fn dispatch(&self, call: HostCall<'_>) -> Result<Vec<u8>, String> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         *self.last.lock().unwrap() = Some((
             call.actor.to_string(),
@@ -46,14 +48,16 @@ impl Dispatch for Recorder {
     }
 }
 
-fn load(bytes: &[u8], limits: Limits) -> (ActorPool, Arc<Recorder>) {
+async fn load(bytes: &[u8], limits: Limits) -> (ActorPool, Arc<Recorder>) {
     let recorder = Arc::new(Recorder::default());
     let policy = LoadPolicy {
         limits,
         ..LoadPolicy::default()
     };
     (
-        ActorPool::load(engine(), bytes, &policy, recorder.clone()).unwrap(),
+        ActorPool::load(engine(), bytes, &policy, recorder.clone())
+            .await
+            .unwrap(),
         recorder,
     )
 }
@@ -72,7 +76,7 @@ async fn served_count(pool: &ActorPool) -> i32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_actor_built_by_the_test_command_answers() {
     let bytes = std::fs::read(signed_actor("echo")).unwrap();
-    let (pool, _) = load(&bytes, Limits::default());
+    let (pool, _) = load(&bytes, Limits::default()).await;
     assert_eq!(pool.identity().name, "echo");
     assert!(pool.identity().id.starts_with('M'));
     let payload: Vec<u8> = (0..100u8).collect();
@@ -95,7 +99,8 @@ async fn wasmbus_namespace_guests_run_like_wapc_ones() {
     let (pool, _) = load(
         &sign(&wat::parse_str(&wasmbus).unwrap(), &[]),
         Limits::default(),
-    );
+    )
+    .await;
     assert_eq!(call(&pool, b'e', 7).await.unwrap(), cmd(b'e', 7));
 }
 
@@ -105,8 +110,8 @@ async fn deadline_obeyed_and_enforced_while_others_keep_serving() {
         call_deadline_ms: 200,
         ..Limits::default()
     };
-    let (looping, _) = load(&guest(&[]), limits);
-    let (echo, _) = load(&guest(&[]), limits);
+    let (looping, _) = load(&guest(&[]), limits).await;
+    let (echo, _) = load(&guest(&[]), limits).await;
     assert_eq!(
         call(&looping, b'e', 1).await.unwrap(),
         cmd(b'e', 1),
@@ -137,7 +142,7 @@ async fn memory_limit_obeyed_and_enforced() {
         max_memory_bytes: 2 << 20,
         ..Limits::default()
     };
-    let (pool, _) = load(&guest(&[]), limits);
+    let (pool, _) = load(&guest(&[]), limits).await;
     // 1 page + 16 pages = 1.06 MiB: inside the 2 MiB cap.
     assert!(call(&pool, b'a', 16).await.is_ok());
     let err = call(&pool, b'a', 64).await.unwrap_err();
@@ -158,7 +163,7 @@ async fn memory_limit_obeyed_and_enforced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stack_overflow_traps_the_guest_only() {
-    let (pool, _) = load(&guest(&[]), Limits::default());
+    let (pool, _) = load(&guest(&[]), Limits::default()).await;
     let err = call(&pool, b'r', 0).await.unwrap_err();
     assert!(matches!(err, CallError::Trap(_)), "{err}");
     assert!(call(&pool, b'e', 3).await.is_ok());
@@ -168,7 +173,7 @@ async fn stack_overflow_traps_the_guest_only() {
 /// with 64 KiB of memory slices past the end of guest memory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guest_response_past_the_end_of_memory_traps_instead_of_panicking() {
-    let (pool, _) = load(&guest(&[]), Limits::default());
+    let (pool, _) = load(&guest(&[]), Limits::default()).await;
     let err = call(&pool, b'p', 0).await.unwrap_err();
     assert_eq!(
         err,
@@ -184,7 +189,7 @@ async fn guest_response_past_the_end_of_memory_traps_instead_of_panicking() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_pointers_to_every_kind_of_import_trap() {
-    let (pool, _) = load(&guest(&[]), Limits::default());
+    let (pool, _) = load(&guest(&[]), Limits::default()).await;
     let err = call(&pool, b'q', 0).await.unwrap_err();
     assert!(
         matches!(
@@ -236,7 +241,7 @@ async fn bad_pointers_to_every_kind_of_import_trap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_pointers_around_host_calls_trap_before_or_after_the_provider() {
-    let (pool, recorder) = load(&guest(&[contracts::KEYVALUE]), Limits::default());
+    let (pool, recorder) = load(&guest(&[contracts::KEYVALUE]), Limits::default()).await;
     let err = call(&pool, b'B', 0).await.unwrap_err();
     assert!(
         matches!(
@@ -277,7 +282,7 @@ async fn response_size_limit_obeyed_and_enforced() {
         max_response_bytes: 1024,
         ..Limits::default()
     };
-    let (pool, _) = load(&guest(&[]), limits);
+    let (pool, _) = load(&guest(&[]), limits).await;
     assert_eq!(call(&pool, b'R', 1024).await.unwrap().len(), 1024);
     let err = call(&pool, b'R', 1025).await.unwrap_err();
     assert_eq!(
@@ -296,7 +301,7 @@ async fn host_call_size_limit_obeyed_and_enforced() {
         max_host_call_bytes: 1024,
         ..Limits::default()
     };
-    let (pool, recorder) = load(&guest(&[contracts::KEYVALUE]), limits);
+    let (pool, recorder) = load(&guest(&[contracts::KEYVALUE]), limits).await;
     assert_eq!(call(&pool, b'h', 1024).await.unwrap(), b"got 1024 bytes");
     let err = call(&pool, b'h', 1025).await.unwrap_err();
     assert_eq!(
@@ -321,7 +326,7 @@ async fn module_size_limit_obeyed_and_enforced() {
         max_module_bytes: bytes.len(),
         ..Limits::default()
     };
-    load(&bytes, exact);
+    load(&bytes, exact).await;
     let policy = LoadPolicy {
         limits: Limits {
             max_module_bytes: bytes.len() - 1,
@@ -329,15 +334,16 @@ async fn module_size_limit_obeyed_and_enforced() {
         },
         ..LoadPolicy::default()
     };
-    let err =
-        ActorPool::load(engine(), &bytes, &policy, Arc::new(Recorder::default())).unwrap_err();
+    let err = ActorPool::load(engine(), &bytes, &policy, Arc::new(Recorder::default()))
+        .await
+        .unwrap_err();
     assert!(matches!(err, LoadError::TooLarge { .. }), "{err}");
     assert!(err.to_string().contains("over the limit"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_call_without_the_capability_is_denied_before_dispatch() {
-    let (pool, recorder) = load(&guest(&[contracts::HTTP_SERVER]), Limits::default());
+    let (pool, recorder) = load(&guest(&[contracts::HTTP_SERVER]), Limits::default()).await;
     let err = call(&pool, b'h', 3).await.unwrap_err();
     let CallError::Guest(message) = &err else {
         panic!("expected the guest to relay the denial: {err}")
@@ -359,7 +365,7 @@ async fn host_call_without_the_capability_is_denied_before_dispatch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_call_with_the_capability_reaches_dispatch() {
-    let (pool, recorder) = load(&guest(&[contracts::KEYVALUE]), Limits::default());
+    let (pool, recorder) = load(&guest(&[contracts::KEYVALUE]), Limits::default()).await;
     assert_eq!(call(&pool, b'h', 5).await.unwrap(), b"got 5 bytes");
     let last = recorder.last.lock().unwrap().clone().unwrap();
     assert_eq!(
@@ -380,7 +386,7 @@ async fn trapped_instances_are_discarded_and_clean_ones_reused() {
         call_deadline_ms: 50,
         ..Limits::default()
     };
-    let (pool, _) = load(&guest(&[contracts::KEYVALUE]), limits);
+    let (pool, _) = load(&guest(&[contracts::KEYVALUE]), limits).await;
     assert_eq!(served_count(&pool).await, 1);
     assert_eq!(served_count(&pool).await, 2, "a clean instance is reused");
     assert_eq!(
@@ -415,7 +421,7 @@ async fn concurrent_calls_use_at_most_max_instances() {
         max_instances: 2,
         ..Limits::default()
     };
-    let (pool, _) = load(&guest(&[]), limits);
+    let (pool, _) = load(&guest(&[]), limits).await;
     let pool = Arc::new(pool);
     let calls: Vec<_> = (0..16)
         .map(|i| {
@@ -433,39 +439,39 @@ async fn concurrent_calls_use_at_most_max_instances() {
     );
 }
 
-#[test]
-fn invoke_works_outside_a_multi_threaded_runtime() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (pool, _) = load(&guest(&[]), Limits::default());
-    let echoed = runtime.block_on(call(&pool, b'e', 9)).unwrap();
-    assert_eq!(echoed, cmd(b'e', 9));
+/// `#[tokio::test]` is a current-thread runtime: guests run as futures, so one thread is enough.
+#[tokio::test]
+async fn invoke_works_on_a_current_thread_runtime() {
+    let (pool, _) = load(&guest(&[]), Limits::default()).await;
+    assert_eq!(call(&pool, b'e', 9).await.unwrap(), cmd(b'e', 9));
 }
 
 // ---- loading: claims enforced before anything runs ----
 
-fn load_err(bytes: &[u8], policy: LoadPolicy) -> LoadError {
-    ActorPool::load(engine(), bytes, &policy, Arc::new(Recorder::default())).unwrap_err()
+async fn load_err(bytes: &[u8], policy: LoadPolicy) -> LoadError {
+    ActorPool::load(engine(), bytes, &policy, Arc::new(Recorder::default()))
+        .await
+        .unwrap_err()
 }
 
-#[test]
-fn unsigned_modules_are_refused_unless_the_dev_switch_is_on() {
+#[tokio::test]
+async fn unsigned_modules_are_refused_unless_the_dev_switch_is_on() {
     let plain = wat::parse_str(GUEST).unwrap();
-    let err = load_err(&plain, LoadPolicy::default());
+    let err = load_err(&plain, LoadPolicy::default()).await;
     assert!(err.to_string().contains("module is not signed"), "{err}");
 
     let policy = LoadPolicy {
         allow_unsigned: true,
         ..LoadPolicy::default()
     };
-    let pool = ActorPool::load(engine(), &plain, &policy, Arc::new(Recorder::default())).unwrap();
+    let pool = ActorPool::load(engine(), &plain, &policy, Arc::new(Recorder::default()))
+        .await
+        .unwrap();
     assert!(pool.identity().unsigned && pool.identity().id.starts_with("unsigned:"));
 }
 
-#[test]
-fn tampered_and_untrusted_modules_are_refused() {
+#[tokio::test]
+async fn tampered_and_untrusted_modules_are_refused() {
     let mut bytes = guest(&[]);
     let at = bytes.windows(4).position(|w| w == b"boom").unwrap();
     bytes[at] = b'z';
@@ -475,7 +481,8 @@ fn tampered_and_untrusted_modules_are_refused() {
             allow_unsigned: true,
             ..LoadPolicy::default()
         },
-    );
+    )
+    .await;
     assert!(err.to_string().contains("changed after signing"), "{err}");
 
     let trusted = KeyRole::Account.generate().unwrap().public_key();
@@ -483,7 +490,7 @@ fn tampered_and_untrusted_modules_are_refused() {
         verify: VerifyOptions::new().allow_issuers([trusted]),
         ..LoadPolicy::default()
     };
-    let err = load_err(&guest(&[]), policy);
+    let err = load_err(&guest(&[]), policy).await;
     assert!(
         err.to_string()
             .contains("not on this host's list of allowed issuers"),
@@ -491,13 +498,13 @@ fn tampered_and_untrusted_modules_are_refused() {
     );
 }
 
-#[test]
-fn modules_that_are_not_actors_or_cannot_start_are_refused() {
+#[tokio::test]
+async fn modules_that_are_not_actors_or_cannot_start_are_refused() {
     let no_call = sign(
         &wat::parse_str("(module (memory (export \"memory\") 1))").unwrap(),
         &[],
     );
-    let err = load_err(&no_call, LoadPolicy::default());
+    let err = load_err(&no_call, LoadPolicy::default()).await;
     assert!(
         matches!(err, LoadError::Start(CallError::NotAnActor(_))),
         "{err}"
@@ -510,7 +517,8 @@ fn modules_that_are_not_actors_or_cannot_start_are_refused() {
     let err = load_err(
         &sign(&wat::parse_str(&bad_init).unwrap(), &[]),
         LoadPolicy::default(),
-    );
+    )
+    .await;
     assert!(matches!(err, LoadError::Start(CallError::Trap(_))), "{err}");
 
     let foreign = sign(
@@ -518,12 +526,12 @@ fn modules_that_are_not_actors_or_cannot_start_are_refused() {
             .unwrap(),
         &[],
     );
-    let err = load_err(&foreign, LoadPolicy::default());
+    let err = load_err(&foreign, LoadPolicy::default()).await;
     assert!(err.to_string().contains("cannot be linked"), "{err}");
 }
 
-#[test]
-fn same_code_is_compiled_once() {
+#[tokio::test]
+async fn same_code_is_compiled_once() {
     let plain = wat::parse_str("(module (memory (export \"memory\") 1) (func (export \"__guest_call\") (param i32 i32) (result i32) i32.const 1) (func (export \"unique_for_cache_test\")))").unwrap();
     // An engine of its own: other tests load modules into the shared one concurrently.
     let engine = WasmEngine::new(EngineConfig {
@@ -539,6 +547,7 @@ fn same_code_is_compiled_once() {
             &LoadPolicy::default(),
             Arc::new(Recorder::default()),
         )
+        .await
         .unwrap();
     }
     assert_eq!(

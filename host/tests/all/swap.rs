@@ -84,6 +84,7 @@ async fn kvcounter_host(versions: &Versions) -> (Host, String) {
         .unwrap();
     let id = host
         .start_actor(&versions.sign(&kvcounter_code(), 1, &KVCOUNTER_CAPS, 0))
+        .await
         .unwrap()
         .id;
     host.put_link(LinkDefinition {
