@@ -242,9 +242,45 @@ pub struct ActorPool {
     identity: Arc<ActorIdentity>,
     pre: wasmtime::InstancePre<GuestState>,
     limits: Limits,
-    idle: Mutex<Vec<WapcInstance>>,
-    permits: tokio::sync::Semaphore,
+    slots: Mutex<Slots>,
+    /// Signalled when a call ends or the pool closes, for callers waiting on `max_instances`.
+    freed: tokio::sync::Notify,
     guard: Arc<ClaimsGuard>,
+}
+
+/// The pool's bookkeeping, under one lock taken once as a call starts and once as it ends.
+struct Slots {
+    /// Instances ready for a call. Boxed, so taking one out and putting it back moves a
+    /// pointer, not the instance.
+    idle: Vec<Box<WapcInstance>>,
+    /// Calls running now, at most `max_instances`.
+    running: usize,
+    max_running: usize,
+    /// Closed pools admit no new call.
+    closed: bool,
+}
+
+/// A call's place in the pool. Dropping it (at the end of the call, or when the caller stops
+/// waiting mid-call) frees the place and puts back the instance, if it is fit for reuse.
+struct Running<'a> {
+    pool: &'a ActorPool,
+    reusable: Option<Box<WapcInstance>>,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let mut slots = lock(&self.pool.slots);
+        slots.running = slots.running.saturating_sub(1);
+        if let Some(instance) = self.reusable.take() {
+            slots.idle.push(instance);
+        }
+        drop(slots);
+        self.pool.freed.notify_one();
+    }
+}
+
+fn lock(slots: &Mutex<Slots>) -> std::sync::MutexGuard<'_, Slots> {
+    slots.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl std::fmt::Debug for ActorPool {
@@ -292,8 +328,13 @@ impl ActorPool {
             identity,
             pre,
             limits: policy.limits,
-            idle: Mutex::new(vec![first]),
-            permits: tokio::sync::Semaphore::new(policy.limits.max_instances.max(1)),
+            slots: Mutex::new(Slots {
+                idle: vec![Box::new(first)],
+                running: 0,
+                max_running: policy.limits.max_instances.max(1),
+                closed: false,
+            }),
+            freed: tokio::sync::Notify::new(),
             guard,
         })
     }
@@ -310,60 +351,64 @@ impl ActorPool {
 
     /// Instances idle in the pool right now.
     pub fn idle_instances(&self) -> usize {
-        self.idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        lock(&self.slots).idle.len()
     }
 
     /// Calls `operation` on an instance of the actor. Waits for a free instance when
     /// `max_instances` calls are already running.
     pub async fn invoke(&self, operation: &str, payload: &[u8]) -> Result<Vec<u8>, InvokeError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| InvokeError::Stopped(self.identity.id.clone()))?;
-        self.call_on_instance(operation, payload).await
-    }
-
-    /// If the caller stops waiting (drops the future) mid-call, the instance is dropped with
-    /// it, as after a trap.
-    async fn call_on_instance(
-        &self,
-        operation: &str,
-        payload: &[u8],
-    ) -> Result<Vec<u8>, InvokeError> {
+        let (mut running, idle) = self.admit().await?;
         let error = |error| InvokeError::Call {
             actor: self.identity.id.clone(),
             name: self.identity.name.clone(),
             operation: operation.to_string(),
             error,
         };
-        let idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
         let mut instance = match idle {
             Some(instance) => instance,
-            None => WapcInstance::new(&self.pre, self.limits, self.guard.clone())
-                .await
-                .map_err(error)?,
+            None => Box::new(
+                WapcInstance::new(&self.pre, self.limits, self.guard.clone())
+                    .await
+                    .map_err(error)?,
+            ),
         };
         let result = instance.call(operation, payload).await;
-        let reusable = result.as_ref().err().is_none_or(|e| !e.poisons_instance());
-        if reusable {
-            self.idle
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(instance);
+        // Only an instance that did not trap (or run out of time, or break a limit) is reused.
+        if result.as_ref().err().is_none_or(|e| !e.poisons_instance()) {
+            running.reusable = Some(instance);
         }
         result.map_err(error)
     }
 
+    /// Waits for a place among the `max_instances` running calls; hands out an idle instance
+    /// with it if there is one.
+    async fn admit(&self) -> Result<(Running<'_>, Option<Box<WapcInstance>>), InvokeError> {
+        loop {
+            // Made before looking, so a place freed between the look and the wait is not
+            // missed (`notify_one` leaves a permit when nobody waits yet).
+            let freed = self.freed.notified();
+            {
+                let mut slots = lock(&self.slots);
+                if slots.closed {
+                    return Err(InvokeError::Stopped(self.identity.id.clone()));
+                }
+                if slots.running < slots.max_running {
+                    slots.running += 1;
+                    let idle = slots.idle.pop();
+                    let running = Running {
+                        pool: self,
+                        reusable: None,
+                    };
+                    return Ok((running, idle));
+                }
+            }
+            freed.await;
+        }
+    }
+
     /// Stops taking new calls; calls already admitted finish.
     pub fn close(&self) {
-        self.permits.close();
+        lock(&self.slots).closed = true;
+        self.freed.notify_waiters();
     }
 }

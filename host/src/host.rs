@@ -5,12 +5,12 @@
 //! while the host awaits the provider's `handle_call`, bounded by the actor's call deadline, so
 //! a provider that hangs costs the caller an error, never a stuck instance or thread.
 
+use crate::IdMap;
 use crate::actor::{
     ActorIdentity, ActorPool, Dispatch, HostCall, InvokeError, LoadError, LoadPolicy,
 };
 use crate::engine::{EngineConfig, EngineError, WasmEngine};
 use crate::links::LinkTable;
-use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::Duration;
 use weft_contracts::logging;
@@ -149,8 +149,8 @@ pub enum HostError {
 struct HostState {
     engine: WasmEngine,
     policy: LoadPolicy,
-    actors: RwLock<HashMap<String, Arc<ActorPool>>>,
-    providers: RwLock<HashMap<String, Arc<dyn Provider>>>,
+    actors: RwLock<IdMap<Arc<ActorPool>>>,
+    providers: RwLock<IdMap<Arc<dyn Provider>>>,
     links: LinkTable,
     /// One update at a time: two racing updates of one actor must not both win.
     updates: tokio::sync::Mutex<()>,

@@ -25,13 +25,13 @@
 //! The wire protocol is waPC's unchanged (function names from `wapc::wapc_functions`), so
 //! guests built with `wapc-guest` or `wasmbus-rpc` run as they are.
 
+use crate::engine::coarse_now_ms;
 use crate::limits::{Limits, MAX_LOG_LINE_BYTES, MAX_NAME_BYTES};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 use wapc::wapc_functions as wf;
 use wasmtime::{
-    AsContextMut, Caller, Engine, InstancePre, Linker, Memory, ResourceLimiter, Store, Trap,
-    TypedFunc, UpdateDeadline,
+    Caller, Engine, InstancePre, Linker, Memory, ResourceLimiter, Store, Trap, TypedFunc,
+    UpdateDeadline,
 };
 use weft_provider_sdk::async_trait;
 
@@ -140,8 +140,9 @@ pub struct GuestState {
     max_memory_bytes: usize,
     max_host_call_bytes: usize,
     max_response_bytes: usize,
-    /// When the guest code running now (a call, or start-up) must have finished.
-    deadline: Instant,
+    /// When the guest code running now (a call, or start-up) must have finished, on the
+    /// engine's coarse clock.
+    deadline_ms: u64,
     call_deadline_ms: u64,
 }
 
@@ -255,19 +256,23 @@ fn write(
     bytes: &[u8],
     what: &'static str,
 ) -> wasmtime::Result<()> {
-    let memory = memory(caller)?;
+    let data = memory(caller)?.data_mut(caller);
     let start = unsigned(ptr);
-    let size = memory.data_size(&*caller);
-    memory
-        .write(caller.as_context_mut(), start, bytes)
-        .map_err(|_| {
-            fault(CallError::OutOfBounds {
-                what,
-                ptr: start,
-                len: bytes.len(),
-                memory: size,
-            })
-        })
+    match start
+        .checked_add(bytes.len())
+        .and_then(|end| data.get_mut(start..end))
+    {
+        Some(target) => {
+            target.copy_from_slice(bytes);
+            Ok(())
+        }
+        None => Err(fault(CallError::OutOfBounds {
+            what,
+            ptr: start,
+            len: bytes.len(),
+            memory: data.len(),
+        })),
+    }
 }
 
 fn guest_request(
@@ -408,7 +413,7 @@ impl WapcInstance {
             max_memory_bytes: limits.max_memory_bytes,
             max_host_call_bytes: limits.max_host_call_bytes,
             max_response_bytes: limits.max_response_bytes,
-            deadline: Instant::now() + Duration::from_millis(limits.call_deadline_ms),
+            deadline_ms: coarse_now_ms().saturating_add(limits.call_deadline_ms),
             call_deadline_ms: limits.call_deadline_ms,
         };
         let mut store = Store::new(pre.module().engine(), state);
@@ -417,7 +422,7 @@ impl WapcInstance {
         // stopped; before it, the guest yields so other tasks on this worker get their turn.
         store.epoch_deadline_callback(|store| {
             let state = store.data();
-            if Instant::now() >= state.deadline {
+            if coarse_now_ms() >= state.deadline_ms {
                 return Err(fault(CallError::DeadlineExceeded {
                     deadline_ms: state.call_deadline_ms,
                 }));
@@ -460,7 +465,7 @@ impl WapcInstance {
     /// which [`CallError::poisons_instance`] is true, drop the instance.
     pub async fn call(&mut self, operation: &str, payload: &[u8]) -> Result<Vec<u8>, CallError> {
         let state = self.store.data_mut();
-        state.deadline = Instant::now() + Duration::from_millis(state.call_deadline_ms);
+        state.deadline_ms = coarse_now_ms().saturating_add(state.call_deadline_ms);
         state.operation.clear();
         state.operation.push_str(operation);
         state.request.clear();

@@ -47,3 +47,7 @@ pub mod instance;
 pub mod keystore;
 pub mod limits;
 pub mod links;
+
+/// Maps keyed by actor or provider id, looked up on every call: foldhash instead of std's
+/// SipHash (ids are trusted configuration, and lookups never insert).
+pub(crate) type IdMap<V> = std::collections::HashMap<String, V, foldhash::quality::RandomState>;

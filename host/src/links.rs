@@ -3,14 +3,14 @@
 //! host call, so the table is keyed by actor (a borrowed `&str` lookup) and holds each actor's
 //! few links in a short list; a lookup takes a read lock and hands out an `Arc`, not a copy.
 
-use std::collections::HashMap;
+use crate::IdMap;
 use std::sync::{Arc, PoisonError, RwLock};
 use weft_provider_sdk::LinkDefinition;
 
 /// The table of links.
 #[derive(Debug, Default)]
 pub struct LinkTable {
-    by_actor: RwLock<HashMap<String, Vec<Arc<LinkDefinition>>>>,
+    by_actor: RwLock<IdMap<Vec<Arc<LinkDefinition>>>>,
 }
 
 fn same_slot(link: &LinkDefinition, contract_id: &str, link_name: &str) -> bool {
