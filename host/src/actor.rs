@@ -250,8 +250,11 @@ pub struct ActorPool {
 
 /// The pool's bookkeeping, under one lock taken once as a call starts and once as it ends.
 struct Slots {
-    /// Instances ready for a call. Boxed, so taking one out and putting it back moves a
-    /// pointer, not the instance.
+    /// Instances ready for a call.
+    #[expect(
+        clippy::vec_box,
+        reason = "boxed so that taking one out for a call and putting it back moves a pointer"
+    )]
     idle: Vec<Box<WapcInstance>>,
     /// Calls running now, at most `max_instances`.
     running: usize,
