@@ -1,8 +1,9 @@
 //! Runtime benchmarks, each printed with its ratio to a baseline measured in the same run:
 //! (a) `Host::invoke(echo, 100 B)` vs a raw `wapc::WapcHost::call` on wasmtime-provider 2.25
 //!     with the same module (target ≤ 1.0×);
-//! (b) starting an instance from a cached module (`WapcInstance::new`, which also runs
-//!     `wapc_init`) vs bare wasmtime `InstancePre::instantiate` (target ≤ 1.5×);
+//! (b) starting an instance from a cached module (`WapcInstance::new`: ready for calls, from
+//!     the start-up snapshot where there is one) vs bare wasmtime `InstancePre::instantiate` of
+//!     the same module on the same wasmtime engine (target ≤ 1.5×);
 //! (c) swap latency: `Host::update_actor` to a new version whose code is already compiled,
 //!     from new bytes to new calls on the new version (target ≤ 1 ms).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
@@ -110,15 +111,13 @@ fn main() {
     // (b) instance start from a cached module vs bare InstancePre::instantiate
     let engine = WasmEngine::new(EngineConfig::default()).unwrap();
     let hash = wascap::module_hash(&signed).unwrap();
-    let pre = engine
-        .pre_instantiate(&runtime.block_on(engine.compile(&hash, &signed)).unwrap())
+    let prepared = runtime
+        .block_on(engine.prepare(&hash, &signed, Limits::default()))
         .unwrap();
+    println!("echo's start-up: {:?}", prepared.start_up);
     let handler: Arc<dyn HostCallHandler> = Arc::new(NoHostCalls);
-    let mut bare_config = wasmtime::Config::new();
-    bare_config.epoch_interruption(true).allocation_strategy(
-        wasmtime::InstanceAllocationStrategy::Pooling(Default::default()),
-    );
-    let bare_engine = wasmtime::Engine::new(&bare_config).unwrap();
+    // The same wasmtime engine (pooling allocator, epochs), so the ratio is what Weft adds.
+    let bare_engine = engine.wasmtime_engine().clone();
     let bare_module = wasmtime::Module::new(&bare_engine, &signed).unwrap();
     let mut bare_linker = wasmtime::Linker::<()>::new(&bare_engine);
     bare_linker
@@ -149,9 +148,14 @@ fn main() {
         });
         group.bench_function("weft_instance_new", |b| {
             b.to_async(&runtime).iter(|| async {
-                WapcInstance::new(&pre, Limits::default(), handler.clone())
-                    .await
-                    .unwrap()
+                WapcInstance::new(
+                    &prepared.pre,
+                    Limits::default(),
+                    handler.clone(),
+                    prepared.start_up,
+                )
+                .await
+                .unwrap()
             })
         });
         group.finish();

@@ -13,8 +13,8 @@
 //! broke a limit is dropped, and the next call gets a fresh one. The pool is shaped for hot
 //! swap: a new version is a new `ActorPool`; in-flight calls hold the old one until they end.
 
-use crate::engine::{EngineError, WasmEngine};
-use crate::instance::{CallError, GuestState, HostCallHandler, WapcInstance};
+use crate::engine::{EngineError, PreparedModule, WasmEngine};
+use crate::instance::{CallError, HostCallHandler, WapcInstance};
 use crate::limits::Limits;
 use std::sync::{Arc, Mutex, PoisonError};
 use wascap::{Actor, Claims, ClaimsError, Verified, VerifyOptions};
@@ -240,7 +240,7 @@ impl HostCallHandler for ClaimsGuard {
 /// A loaded actor and its instances.
 pub struct ActorPool {
     identity: Arc<ActorIdentity>,
-    pre: wasmtime::InstancePre<GuestState>,
+    prepared: PreparedModule,
     limits: Limits,
     slots: Mutex<Slots>,
     /// Signalled when a call ends or the pool closes, for callers waiting on `max_instances`.
@@ -317,19 +317,25 @@ impl ActorPool {
         policy: &LoadPolicy,
         dispatch: Arc<dyn Dispatch>,
     ) -> Result<Self, LoadError> {
-        let module = engine.compile(&identity.module_hash, bytes).await?;
-        let pre = engine.pre_instantiate(&module)?;
+        let prepared = engine
+            .prepare(&identity.module_hash, bytes, policy.limits)
+            .await?;
         let identity = Arc::new(identity);
         let guard = Arc::new(ClaimsGuard {
             identity: identity.clone(),
             dispatch,
         });
-        let first = WapcInstance::new(&pre, policy.limits, guard.clone())
-            .await
-            .map_err(LoadError::Start)?;
+        let first = WapcInstance::new(
+            &prepared.pre,
+            policy.limits,
+            guard.clone(),
+            prepared.start_up,
+        )
+        .await
+        .map_err(LoadError::Start)?;
         Ok(ActorPool {
             identity,
-            pre,
+            prepared,
             limits: policy.limits,
             slots: Mutex::new(Slots {
                 idle: vec![Box::new(first)],
@@ -370,9 +376,14 @@ impl ActorPool {
         let mut instance = match idle {
             Some(instance) => instance,
             None => Box::new(
-                WapcInstance::new(&self.pre, self.limits, self.guard.clone())
-                    .await
-                    .map_err(error)?,
+                WapcInstance::new(
+                    &self.prepared.pre,
+                    self.limits,
+                    self.guard.clone(),
+                    self.prepared.start_up,
+                )
+                .await
+                .map_err(error)?,
             ),
         };
         let result = instance.call(operation, payload).await;

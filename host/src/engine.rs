@@ -17,8 +17,10 @@
 //!
 //! The ticker thread stops when the [`WasmEngine`] is dropped.
 
-use crate::instance::{GuestState, linker};
+use crate::instance::{GuestState, StartUp, WapcInstance, linker};
+use crate::limits::Limits;
 use crate::limits::{DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_STACK_BYTES, EPOCH_TICK_MS};
+use crate::snapshot;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -93,11 +95,27 @@ fn advance_coarse_clock() {
     COARSE_CLOCK_MS.fetch_max(now, Ordering::Relaxed);
 }
 
+/// A compiled module in the cache, and whether its instances run start-up.
+#[derive(Clone)]
+struct CompiledModule {
+    module: Module,
+    start_up: StartUp,
+}
+
+/// An actor's module, compiled and pre-linked: what its instances start from.
+#[derive(Clone)]
+pub struct PreparedModule {
+    /// Pre-linked against the waPC imports.
+    pub pre: wasmtime::InstancePre<GuestState>,
+    /// Whether its instances run start-up ([`StartUp::AlreadyDone`] for a snapshot).
+    pub start_up: StartUp,
+}
+
 /// The shared engine, its linker, its epoch ticker and its module cache.
 pub struct WasmEngine {
     engine: Engine,
     linker: Linker<GuestState>,
-    modules: Mutex<HashMap<String, Module>>,
+    modules: Mutex<HashMap<String, CompiledModule>>,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -150,24 +168,79 @@ impl WasmEngine {
         })
     }
 
-    /// The compiled module for `bytes`, compiling it unless the cache has `hash`.
-    pub async fn compile(&self, hash: &str, bytes: &[u8]) -> Result<Module, EngineError> {
-        if let Some(module) = self.cached(hash) {
-            return Ok(module);
+    /// The actor module for `bytes`, compiled and pre-linked, from the cache if it has `hash`.
+    /// Where start-up can be snapshotted (see [`crate::snapshot`]) it runs once here, in a
+    /// probe instance under `limits`, and the module returned is the snapshot; otherwise it
+    /// is the module as given and its instances run start-up themselves. Start-up that fails
+    /// is not reported here: the caller's first instance runs it again and reports it.
+    pub async fn prepare(
+        &self,
+        hash: &str,
+        bytes: &[u8],
+        limits: Limits,
+    ) -> Result<PreparedModule, EngineError> {
+        if let Some(cached) = self.cached(hash) {
+            return self.link(cached);
         }
-        let (engine, code) = (self.engine.clone(), bytes.to_vec());
-        let module = tokio::task::spawn_blocking(move || Module::new(&engine, &code))
-            .await
-            .map_err(|e| EngineError::Compile(format!("the compile task failed: {e}")))?
-            .map_err(|e| EngineError::Compile(format!("{e:#}")))?;
+        let prepared = match snapshot::plan(bytes) {
+            Err(reason) => {
+                tracing::debug!(module = hash, %reason, "no start-up snapshot");
+                CompiledModule {
+                    module: self.compile(bytes).await?,
+                    start_up: StartUp::Run,
+                }
+            }
+            Ok(plan) => {
+                let instrumented = CompiledModule {
+                    module: self.compile(&plan.instrumented).await?,
+                    start_up: StartUp::Run,
+                };
+                self.snapshot(bytes, &instrumented, &plan.global_exports, limits)
+                    .await
+                    .unwrap_or(instrumented)
+            }
+        };
         self.modules
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(hash.to_string(), module.clone());
-        Ok(module)
+            .insert(hash.to_string(), prepared.clone());
+        self.link(prepared)
     }
 
-    fn cached(&self, hash: &str) -> Option<Module> {
+    /// Runs start-up in a probe of `instrumented` and compiles the snapshot of what it left.
+    async fn snapshot(
+        &self,
+        bytes: &[u8],
+        instrumented: &CompiledModule,
+        global_exports: &[String],
+        limits: Limits,
+    ) -> Option<CompiledModule> {
+        let pre = self.link(instrumented.clone()).ok()?.pre;
+        let captured = WapcInstance::probe_start_up(&pre, limits, global_exports).await?;
+        let snapshot = snapshot::build(bytes, &captured)
+            .inspect_err(|reason| tracing::debug!(%reason, "no start-up snapshot"))
+            .ok()?;
+        let module = self
+            .compile(&snapshot)
+            .await
+            .inspect_err(|error| tracing::warn!(%error, "a start-up snapshot did not compile"))
+            .ok()?;
+        Some(CompiledModule {
+            module,
+            start_up: StartUp::AlreadyDone,
+        })
+    }
+
+    /// Compiles on tokio's blocking pool.
+    async fn compile(&self, bytes: &[u8]) -> Result<Module, EngineError> {
+        let (engine, code) = (self.engine.clone(), bytes.to_vec());
+        tokio::task::spawn_blocking(move || Module::new(&engine, &code))
+            .await
+            .map_err(|e| EngineError::Compile(format!("the compile task failed: {e}")))?
+            .map_err(|e| EngineError::Compile(format!("{e:#}")))
+    }
+
+    fn cached(&self, hash: &str) -> Option<CompiledModule> {
         self.modules
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -176,13 +249,21 @@ impl WasmEngine {
     }
 
     /// Pre-links a module against the waPC imports: what each new instance starts from.
-    pub fn pre_instantiate(
-        &self,
-        module: &Module,
-    ) -> Result<wasmtime::InstancePre<GuestState>, EngineError> {
-        self.linker
-            .instantiate_pre(module)
-            .map_err(|e| EngineError::Link(format!("{e:#}")))
+    fn link(&self, compiled: CompiledModule) -> Result<PreparedModule, EngineError> {
+        let pre = self
+            .linker
+            .instantiate_pre(&compiled.module)
+            .map_err(|e| EngineError::Link(format!("{e:#}")))?;
+        Ok(PreparedModule {
+            pre,
+            start_up: compiled.start_up,
+        })
+    }
+
+    /// The wasmtime engine underneath, with Weft's configuration (pooling allocator, epochs):
+    /// for embedders and benchmarks that compare against wasmtime itself.
+    pub fn wasmtime_engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// Keeps only the compiled modules whose hash `keep` accepts.

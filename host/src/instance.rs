@@ -393,14 +393,81 @@ pub struct WapcInstance {
     limits: Limits,
 }
 
+/// Whether a new instance runs the guest's start-up exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartUp {
+    /// Run `_start`, then `wapc_init`, each only if exported, within the call deadline.
+    Run,
+    /// Nothing to run: the module is a snapshot taken after start-up (see the engine's
+    /// `prepare`).
+    AlreadyDone,
+}
+
+/// The names of the guest's start-up exports, in the order they run.
+const START_UP_EXPORTS: [&str; 2] = ["_start", "wapc_init"];
+
+/// Stands in for the host while start-up runs in a probe instance: any import used means
+/// start-up has an effect outside the instance, which a snapshot would skip.
+#[derive(Default)]
+struct ImportWatch {
+    used: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl HostCallHandler for ImportWatch {
+    async fn host_call(&self, _: &str, _: &str, _: &str, _: &[u8]) -> Result<Vec<u8>, String> {
+        self.used.store(true, std::sync::atomic::Ordering::Relaxed);
+        Err("host calls are not served while the host probes an actor's start-up".into())
+    }
+
+    fn console_log(&self, _: &str) {
+        self.used.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 impl WapcInstance {
-    /// Instantiates the guest and runs its start-up exports (`_start`, then `wapc_init`, each
-    /// only if exported) within the call deadline.
+    /// Instantiates the guest and, for [`StartUp::Run`], runs its start-up exports.
     pub async fn new(
         pre: &InstancePre<GuestState>,
         limits: Limits,
         handler: Arc<dyn HostCallHandler>,
+        start_up: StartUp,
     ) -> Result<Self, CallError> {
+        Self::start(pre, limits, handler, start_up)
+            .await
+            .map(|(instance, _)| instance)
+    }
+
+    /// Runs start-up in a probe instance that serves no import and returns the memory and the
+    /// globals (exported as `global_exports`) it left, or `None` if start-up failed or used an
+    /// import. The module is the snapshot planner's instrumented one.
+    pub(crate) async fn probe_start_up(
+        pre: &InstancePre<GuestState>,
+        limits: Limits,
+        global_exports: &[String],
+    ) -> Option<crate::snapshot::Captured> {
+        let watch = Arc::new(ImportWatch::default());
+        let (mut probe, instance) = Self::start(pre, limits, watch.clone(), StartUp::Run)
+            .await
+            .ok()?;
+        if watch.used.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        let store = &mut probe.store;
+        let memory = store.data().memory?.data(&*store).to_vec();
+        let mut globals = Vec::with_capacity(global_exports.len());
+        for name in global_exports {
+            globals.push(instance.get_global(&mut *store, name)?.get(&mut *store));
+        }
+        Some(crate::snapshot::Captured { memory, globals })
+    }
+
+    async fn start(
+        pre: &InstancePre<GuestState>,
+        limits: Limits,
+        handler: Arc<dyn HostCallHandler>,
+        start_up: StartUp,
+    ) -> Result<(Self, wasmtime::Instance), CallError> {
         let state = GuestState {
             handler,
             memory: None,
@@ -447,18 +514,21 @@ impl WapcInstance {
                     wf::GUEST_CALL
                 ))
             })?;
-        for init in ["_start", "wapc_init"] {
-            if let Ok(func) = instance.get_typed_func::<(), ()>(&mut store, init) {
-                func.call_async(&mut store, ())
-                    .await
-                    .map_err(|e| classify(e, &limits))?;
+        if start_up == StartUp::Run {
+            for init in START_UP_EXPORTS {
+                if let Ok(func) = instance.get_typed_func::<(), ()>(&mut store, init) {
+                    func.call_async(&mut store, ())
+                        .await
+                        .map_err(|e| classify(e, &limits))?;
+                }
             }
         }
-        Ok(WapcInstance {
+        let started = WapcInstance {
             store,
             guest_call,
             limits,
-        })
+        };
+        Ok((started, instance))
     }
 
     /// Calls `operation` with `payload` and returns the guest's response. After an error for

@@ -47,6 +47,7 @@ pub mod instance;
 pub mod keystore;
 pub mod limits;
 pub mod links;
+mod snapshot;
 
 /// Maps keyed by actor or provider id, looked up on every call: foldhash instead of std's
 /// SipHash (ids are trusted configuration, and lookups never insert).

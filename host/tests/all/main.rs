@@ -9,6 +9,7 @@
 mod architecture;
 mod host;
 mod runtime;
+mod snapshot;
 mod swap;
 
 use std::path::PathBuf;
