@@ -375,13 +375,15 @@ impl ActorPool {
         };
         let mut instance = match idle {
             Some(instance) => instance,
+            // Boxed: starting an instance is a future of over a kilobyte, which every call
+            // would otherwise carry (and move) though few calls start one.
             None => Box::new(
-                WapcInstance::new(
+                Box::pin(WapcInstance::new(
                     &self.prepared.pre,
                     self.limits,
                     self.guard.clone(),
                     self.prepared.start_up,
-                )
+                ))
                 .await
                 .map_err(error)?,
             ),
