@@ -83,7 +83,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs an async command on a multi-threaded runtime (guests' host calls need one), with logs
+/// Runs an async command on a multi-threaded runtime (actors and providers use both cores), with logs
 /// to stderr (`RUST_LOG` to change what is shown; default `info`).
 fn run_async(command: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
