@@ -1,0 +1,15 @@
+//! # weft-testing — what Weft's tests share
+//!
+//! - [`servers`]: real `nats-server` and `redis-server` processes on free loopback ports,
+//!   killed and reaped on drop, restartable on the same port with the same data;
+//! - [`keyvalue`]: the `wasmcloud:keyvalue` conformance suite every key-value provider must
+//!   pass, so the in-memory and Redis providers answer alike.
+//!
+//! **What it is not:** mocks. A missing server binary is an error that names its package.
+//! This crate is only ever a dev-dependency; it asserts (panics) by design.
+#![deny(missing_docs)]
+
+pub mod keyvalue;
+pub mod servers;
+
+pub use servers::{NatsServer, RedisServer, ServerError, free_port};

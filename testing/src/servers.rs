@@ -1,0 +1,369 @@
+//! Real servers for tests.
+//!
+//! Starts `nats-server` and `redis-server` as child processes on free loopback ports, waits
+//! until they accept connections, and stops them when dropped (SIGKILL, then reaped), so a
+//! failing test leaves nothing running. A server can be killed and restarted on the same port
+//! and with the same data (Redis appends every write to its log before acknowledging it, so a
+//! restart loses nothing that was acknowledged).
+//!
+//! **What it is not:** a mock. If a binary is missing the start fails with an error naming the
+//! package to install (`scripts/setup.sh` installs both); tests fail loudly, never skip.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a server gets to accept connections after it is spawned.
+const READY_WITHIN: Duration = Duration::from_secs(10);
+
+/// Why a server could not be started.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The binary is not installed.
+    #[error(
+        "{binary} is not installed or not on PATH ({source}); run scripts/setup.sh, which installs the Debian package {package}"
+    )]
+    Missing {
+        /// The program.
+        binary: &'static str,
+        /// The Debian package that has it.
+        package: &'static str,
+        /// The spawn error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// It started but did not accept connections in time, or exited.
+    #[error("{binary} on port {port} did not accept connections within {within:?}: {detail}")]
+    NotReady {
+        /// The program.
+        binary: &'static str,
+        /// Its port.
+        port: u16,
+        /// The time allowed.
+        within: Duration,
+        /// What was seen.
+        detail: String,
+    },
+    /// Local I/O (a free port, a temporary directory).
+    #[error("setting up a test server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> Result<u16, ServerError> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// One child server process and how to start it again.
+struct Process {
+    binary: &'static str,
+    package: &'static str,
+    args: Vec<String>,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Process {
+    fn spawn(&mut self) -> Result<(), ServerError> {
+        let child = Command::new(self.binary)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| ServerError::Missing {
+                binary: self.binary,
+                package: self.package,
+                source,
+            })?;
+        self.child = Some(child);
+        self.wait_ready()
+    }
+
+    fn wait_ready(&mut self) -> Result<(), ServerError> {
+        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let started = Instant::now();
+        while started.elapsed() < READY_WITHIN {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                let mut detail = format!("it exited with {status}");
+                if let Some(mut stderr) = child.stderr.take() {
+                    let mut text = String::new();
+                    let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+                    detail.push_str(": ");
+                    detail.push_str(text.trim());
+                }
+                return Err(self.not_ready(detail));
+            }
+            if TcpStream::connect_timeout(&address, Duration::from_millis(100)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(self.not_ready("no connection accepted".into()))
+    }
+
+    fn not_ready(&self, detail: String) -> ServerError {
+        ServerError::NotReady {
+            binary: self.binary,
+            port: self.port,
+            within: READY_WITHIN,
+            detail,
+        }
+    }
+
+    /// SIGKILL and reap; nothing is flushed.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
+    /// Sends `signal` (a `kill -s` name) to the process: STOP freezes it with its sockets
+    /// open, so clients hang rather than see a refused connection; CONT resumes it.
+    fn signal(&mut self, signal: &str) -> Result<(), ServerError> {
+        let Some(child) = self.child.as_ref() else {
+            return Ok(());
+        };
+        let status = Command::new("kill")
+            .args(["-s", signal, &child.id().to_string()])
+            .status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(ServerError::Io(std::io::Error::other(format!(
+                "kill -s {signal} {} failed: {status}",
+                child.id()
+            ))))
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A `nats-server` on a free loopback port.
+pub struct NatsServer {
+    process: Process,
+}
+
+impl NatsServer {
+    /// Starts one and waits until it accepts connections.
+    pub fn start() -> Result<Self, ServerError> {
+        Self::start_with(&[])
+    }
+
+    /// Starts one with extra command-line arguments (`--max_payload`, auth, ...).
+    pub fn start_with(extra_args: &[&str]) -> Result<Self, ServerError> {
+        let port = free_port()?;
+        let mut args = vec![
+            "--addr".to_string(),
+            "127.0.0.1".to_string(),
+            "--port".to_string(),
+            port.to_string(),
+        ];
+        args.extend(extra_args.iter().map(|a| a.to_string()));
+        let mut process = Process {
+            binary: "nats-server",
+            package: "nats-server",
+            args,
+            port,
+            child: None,
+        };
+        process.spawn()?;
+        Ok(NatsServer { process })
+    }
+
+    /// `nats://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.process.port)
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.process.port
+    }
+
+    /// Kills it (SIGKILL): clients see the connection drop.
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// Freezes it (SIGSTOP): connections stay open and nothing answers.
+    pub fn pause(&mut self) -> Result<(), ServerError> {
+        self.process.signal("STOP")
+    }
+
+    /// Resumes it after [`NatsServer::pause`] (SIGCONT).
+    pub fn resume(&mut self) -> Result<(), ServerError> {
+        self.process.signal("CONT")
+    }
+
+    /// Starts it again on the same port (after [`NatsServer::kill`]).
+    pub fn restart(&mut self) -> Result<(), ServerError> {
+        self.process.kill();
+        self.process.spawn()
+    }
+
+    /// Whether the process is alive.
+    pub fn is_running(&mut self) -> bool {
+        self.process.is_running()
+    }
+}
+
+/// A `redis-server` on a free loopback port, logging every write to an append-only file in
+/// its own temporary directory and syncing it before acknowledging (`appendfsync always`).
+pub struct RedisServer {
+    process: Process,
+    _data: tempfile::TempDir,
+}
+
+impl RedisServer {
+    /// Starts one and waits until it accepts connections.
+    pub fn start() -> Result<Self, ServerError> {
+        let port = free_port()?;
+        let data = tempfile::tempdir()?;
+        let dir: PathBuf = data.path().to_path_buf();
+        let args = [
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--dir",
+            &dir.to_string_lossy(),
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "no",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        let mut process = Process {
+            binary: "redis-server",
+            package: "redis-server",
+            args,
+            port,
+            child: None,
+        };
+        process.spawn()?;
+        Ok(RedisServer {
+            process,
+            _data: data,
+        })
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.process.port)
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.process.port
+    }
+
+    /// Kills it (SIGKILL).
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// Freezes it (SIGSTOP): connections stay open and nothing answers.
+    pub fn pause(&mut self) -> Result<(), ServerError> {
+        self.process.signal("STOP")
+    }
+
+    /// Resumes it after [`RedisServer::pause`] (SIGCONT).
+    pub fn resume(&mut self) -> Result<(), ServerError> {
+        self.process.signal("CONT")
+    }
+
+    /// Starts it again on the same port with the same data (after [`RedisServer::kill`]).
+    pub fn restart(&mut self) -> Result<(), ServerError> {
+        self.process.kill();
+        self.process.spawn()
+    }
+
+    /// Whether the process is alive.
+    pub fn is_running(&mut self) -> bool {
+        self.process.is_running()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    fn redis_command(port: u16, command: &str) -> String {
+        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+        stream.write_all(command.as_bytes()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut reply = [0u8; 64];
+        let n = stream.read(&mut reply).unwrap();
+        String::from_utf8_lossy(&reply[..n]).into_owned()
+    }
+
+    #[test]
+    fn redis_keeps_acknowledged_writes_across_a_kill() {
+        let mut redis = RedisServer::start().unwrap();
+        assert_eq!(redis_command(redis.port(), "INCRBY n 5\r\n"), ":5\r\n");
+        redis.kill();
+        assert!(!redis.is_running());
+        assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, redis.port())).is_err());
+        redis.restart().unwrap();
+        assert_eq!(redis_command(redis.port(), "GET n\r\n"), "$1\r\n5\r\n");
+    }
+
+    #[test]
+    fn nats_restarts_on_the_same_port_and_dropping_stops_it() {
+        let mut nats = NatsServer::start().unwrap();
+        let port = nats.port();
+        assert!(nats.url().ends_with(&port.to_string()));
+        nats.kill();
+        assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err());
+        nats.restart().unwrap();
+        assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok());
+        drop(nats);
+        assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err());
+    }
+
+    #[test]
+    fn a_missing_binary_is_named_with_its_package() {
+        let mut process = Process {
+            binary: "weft-no-such-server",
+            package: "weft-no-such-package",
+            args: Vec::new(),
+            port: 1,
+            child: None,
+        };
+        let err = process.spawn().unwrap_err().to_string();
+        assert!(
+            err.contains("weft-no-such-server is not installed"),
+            "{err}"
+        );
+        assert!(err.contains("scripts/setup.sh"), "{err}");
+    }
+}
