@@ -10,10 +10,12 @@ use crate::actor::{
     ActorIdentity, ActorPool, Dispatch, HostCall, InvokeError, LoadError, LoadPolicy,
 };
 use crate::engine::{EngineConfig, EngineError, WasmEngine};
+use crate::lattice::Membership;
 use crate::links::LinkTable;
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::Duration;
 use weft_contracts::logging;
+use weft_provider_sdk::lattice::Answer;
 use weft_provider_sdk::{
     ActorInvoker, LinkDefinition, Provider, ProviderCall, ProviderError, async_trait,
 };
@@ -98,6 +100,13 @@ pub enum HostError {
     /// No actor with that id runs here.
     #[error("no actor {0} runs on this host; start it first (`weft up` with it in the manifest)")]
     UnknownActor(String),
+    /// A call or a link over the lattice failed (nothing serves the subject, no answer in
+    /// time, NATS down).
+    #[error("over the lattice: {0}")]
+    Lattice(String),
+    /// The host is already a member of a lattice.
+    #[error("this host already joined lattice {0}")]
+    AlreadyJoined(String),
     /// The actor already runs; replacing it is an update.
     #[error("actor {0} already runs on this host")]
     ActorRunning(String),
@@ -152,6 +161,8 @@ struct HostState {
     actors: RwLock<IdMap<Arc<ActorPool>>>,
     providers: RwLock<IdMap<Arc<dyn Provider>>>,
     links: LinkTable,
+    /// Set once the host joins a lattice.
+    lattice: std::sync::OnceLock<Membership>,
     /// One update at a time: two racing updates of one actor must not both win.
     updates: tokio::sync::Mutex<()>,
 }
@@ -186,6 +197,7 @@ impl Host {
             actors: RwLock::default(),
             providers: RwLock::default(),
             links: LinkTable::default(),
+            lattice: std::sync::OnceLock::new(),
             updates: tokio::sync::Mutex::new(()),
         };
         Ok(Host {
@@ -227,13 +239,78 @@ impl Host {
         }
         let pool = ActorPool::load(&self.state.engine, bytes, &policy, router).await?;
         let identity = pool.identity().clone();
-        let mut actors = write(&self.state.actors);
-        if actors.contains_key(&identity.id) {
-            return Err(HostError::ActorRunning(identity.id));
+        {
+            let mut actors = write(&self.state.actors);
+            if actors.contains_key(&identity.id) {
+                return Err(HostError::ActorRunning(identity.id));
+            }
+            actors.insert(identity.id.clone(), Arc::new(pool));
         }
-        actors.insert(identity.id.clone(), Arc::new(pool));
+        if self.state.lattice.get().is_some() {
+            self.serve_on_lattice(&identity.id).await?;
+        }
         tracing::info!(actor = %identity.id, name = %identity.name, "actor started");
         Ok(identity)
+    }
+
+    /// Joins a lattice over `client`: serves every actor running here (and every one started
+    /// later) on the lattice, and reaches providers and actors that are not in this process
+    /// through it.
+    pub async fn join_lattice(
+        &self,
+        client: async_nats::Client,
+        lattice: &str,
+    ) -> Result<(), HostError> {
+        if let Err(refused) = self.state.lattice.set(Membership::new(client, lattice)) {
+            return Err(HostError::AlreadyJoined(refused.name));
+        }
+        let actors: Vec<String> = read(&self.state.actors).keys().cloned().collect();
+        for actor_id in actors {
+            self.serve_on_lattice(&actor_id).await?;
+        }
+        tracing::info!(lattice, "joined the lattice");
+        Ok(())
+    }
+
+    /// Subscribes to `actor_id`'s subject in the queue group of the hosts running it, and
+    /// serves each invocation that arrives with the local actor.
+    async fn serve_on_lattice(&self, actor_id: &str) -> Result<(), HostError> {
+        let Some(membership) = self.state.lattice.get() else {
+            return Ok(());
+        };
+        let subject = membership.subjects.actor(actor_id);
+        let mut subscription = membership
+            .client
+            .queue_subscribe(subject.clone(), subject.clone())
+            .await
+            .map_err(|e| HostError::Lattice(format!("cannot subscribe to {subject}: {e}")))?;
+        let (host, client, actor) = (
+            Arc::downgrade(&self.state),
+            membership.client.clone(),
+            actor_id.to_string(),
+        );
+        let task = tokio::spawn(async move {
+            use futures_util::StreamExt;
+            while let Some(message) = subscription.next().await {
+                let (host, client, actor) = (host.clone(), client.clone(), actor.clone());
+                tokio::spawn(async move {
+                    let answer = match crate::lattice::invocation(&message) {
+                        Err(malformed) => malformed,
+                        Ok(call) => match host.upgrade() {
+                            None => Answer::Err("the host is shutting down".into()),
+                            Some(state) => {
+                                invoke_local(&state, &actor, &call.operation, &call.payload)
+                                    .await
+                                    .into()
+                            }
+                        },
+                    };
+                    crate::lattice::reply(&client, &message, answer).await;
+                });
+            }
+        });
+        membership.serving(actor_id, task.abort_handle());
+        Ok(())
     }
 
     /// Stops an actor: it takes no new calls; calls in flight finish.
@@ -242,6 +319,9 @@ impl Host {
             .remove(actor_id)
             .ok_or_else(|| HostError::UnknownActor(actor_id.to_string()))?;
         pool.close();
+        if let Some(membership) = self.state.lattice.get() {
+            membership.stop_serving(actor_id);
+        }
         self.evict_unused_modules();
         Ok(())
     }
@@ -385,14 +465,27 @@ impl Host {
     /// Puts a link: the provider is told first and may refuse; a link replaced for the same
     /// (actor, contract, link name) is deleted from its provider.
     pub async fn put_link(&self, link: LinkDefinition) -> Result<(), HostError> {
-        let provider = self.provider(&link.provider_id)?;
-        provider
-            .put_link(&link)
-            .await
-            .map_err(|source| HostError::Provider {
-                provider_id: link.provider_id.clone(),
-                source,
-            })?;
+        match (self.provider(&link.provider_id), self.state.lattice.get()) {
+            (Ok(provider), _) => {
+                provider
+                    .put_link(&link)
+                    .await
+                    .map_err(|source| HostError::Provider {
+                        provider_id: link.provider_id.clone(),
+                        source,
+                    })?
+            }
+            (Err(_), Some(membership)) => membership
+                .tell_provider(&link, true, self.call_deadline())
+                .await
+                .map_err(|e| {
+                    HostError::Lattice(format!(
+                        "provider {} refused the link: {e}",
+                        link.provider_id
+                    ))
+                })?,
+            (Err(unknown), None) => return Err(unknown),
+        }
         if let Some(old) = self.state.links.put(link) {
             self.tell_link_deleted(&old).await;
         }
@@ -420,11 +513,22 @@ impl Host {
     }
 
     async fn tell_link_deleted(&self, link: &LinkDefinition) {
-        if let Ok(provider) = self.provider(&link.provider_id)
-            && let Err(error) = provider.delete_link(link).await
-        {
+        let told = match (self.provider(&link.provider_id), self.state.lattice.get()) {
+            (Ok(provider), _) => provider.delete_link(link).await.map_err(|e| e.to_string()),
+            (Err(_), Some(membership)) => {
+                membership
+                    .tell_provider(link, false, self.call_deadline())
+                    .await
+            }
+            (Err(_), None) => Ok(()),
+        };
+        if let Err(error) = told {
             tracing::warn!(provider = %link.provider_id, %error, "provider failed to drop a link");
         }
+    }
+
+    fn call_deadline(&self) -> Duration {
+        Duration::from_millis(self.state.policy.limits.call_deadline_ms)
     }
 
     /// Every link in force.
@@ -441,8 +545,12 @@ impl Host {
 
     /// Stops every actor and shuts every provider down.
     pub async fn shutdown(&self) {
-        for (_, pool) in write(&self.state.actors).drain() {
+        let stopped: Vec<(String, Arc<ActorPool>)> = write(&self.state.actors).drain().collect();
+        for (actor_id, pool) in stopped {
             pool.close();
+            if let Some(membership) = self.state.lattice.get() {
+                membership.stop_serving(&actor_id);
+            }
         }
         let providers: Vec<_> = write(&self.state.providers).drain().collect();
         for (id, provider) in providers {
@@ -452,7 +560,29 @@ impl Host {
     }
 }
 
+/// Invokes a local actor, or, on a lattice, one another host runs.
 async fn invoke(
+    state: &HostState,
+    actor_id: &str,
+    operation: &str,
+    payload: &[u8],
+) -> Result<Vec<u8>, HostError> {
+    let pool = read(&state.actors).get(actor_id).cloned();
+    match (pool, state.lattice.get()) {
+        (Some(pool), _) => Ok(pool.invoke(operation, payload).await?),
+        (None, Some(membership)) => {
+            let deadline = Duration::from_millis(state.policy.limits.call_deadline_ms);
+            membership
+                .invoke_remote(actor_id, operation, payload, deadline)
+                .await
+                .map_err(HostError::Lattice)
+        }
+        (None, None) => Err(HostError::UnknownActor(actor_id.to_string())),
+    }
+}
+
+/// Invokes a local actor only: what serves invocations that came from the lattice.
+async fn invoke_local(
     state: &HostState,
     actor_id: &str,
     operation: &str,
@@ -522,15 +652,7 @@ impl Dispatch for Router {
                 call.actor, call.contract, call.link_name, call.actor, call.contract, call.link_name
             )
         })?;
-        let provider = read(&state.providers)
-            .get(&link.provider_id)
-            .cloned()
-            .ok_or_else(|| {
-                format!(
-                    "actor {}'s link for {} names provider {}, which is not running on this host",
-                    call.actor, call.contract, link.provider_id
-                )
-            })?;
+        let provider = read(&state.providers).get(&link.provider_id).cloned();
         let request = ProviderCall {
             actor_id: call.actor.to_string(),
             link: link.clone(),
@@ -538,6 +660,21 @@ impl Dispatch for Router {
             payload: call.payload.to_vec(),
         };
         let deadline = Duration::from_millis(state.policy.limits.call_deadline_ms);
+        let provider = match (provider, state.lattice.get()) {
+            (Some(provider), _) => provider,
+            (None, Some(membership)) => {
+                return membership
+                    .call_provider(&request, deadline)
+                    .await
+                    .map_err(|e| format!("provider {}: {e}", link.provider_id));
+            }
+            (None, None) => {
+                return Err(format!(
+                    "actor {}'s link for {} names provider {}, which is not running on this host",
+                    call.actor, call.contract, link.provider_id
+                ));
+            }
+        };
         let answer = tokio::time::timeout(deadline, provider.handle_call(request)).await;
         match answer {
             Ok(Ok(bytes)) => Ok(bytes),

@@ -45,6 +45,7 @@ pub mod engine;
 pub mod host;
 pub mod instance;
 pub mod keystore;
+mod lattice;
 pub mod limits;
 pub mod links;
 mod snapshot;

@@ -8,6 +8,7 @@
 
 mod architecture;
 mod host;
+mod lattice;
 mod runtime;
 mod snapshot;
 mod swap;

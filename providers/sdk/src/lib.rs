@@ -7,8 +7,9 @@
 //! handling calls. A provider reaches actors only through the narrow [`ActorInvoker`] the host
 //! hands it at start, never through the host's internals.
 //!
-//! **What it is not:** no transport and no host. In-process, the host holds the provider and
-//! calls the trait directly; the same trait will run a provider out of process over NATS.
+//! **What it is not:** a host. In-process, the host holds the provider and calls the trait
+//! directly; out of process, [`runner::run`] serves the same provider over a NATS lattice
+//! ([`lattice`] has the subjects and the wire).
 //!
 //! ```
 //! use weft_provider_sdk::{Provider, ProviderCall, ProviderError, async_trait};
@@ -35,6 +36,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use async_trait::async_trait;
+
+pub mod lattice;
+pub mod runner;
 
 /// The link name used when an actor names none.
 pub const DEFAULT_LINK_NAME: &str = "default";

@@ -1,0 +1,140 @@
+//! A host's membership of a lattice (subjects and wire in `weft_provider_sdk::lattice`).
+//!
+//! Once joined, the host serves each actor it runs on the actor's subject, in the queue group
+//! every host running that actor shares, so a lattice invocation goes to exactly one of them.
+//! What the host cannot serve itself goes out over NATS: a host call whose link names a
+//! provider not running in this process, a link put or delete for such a provider, and an
+//! invocation of an actor this host does not run.
+//!
+//! Invocations that arrive from the lattice are served only by local actors, never forwarded
+//! again, so a message cannot circle between hosts.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+use tokio::task::AbortHandle;
+use weft_provider_sdk::lattice::{self, ActorInvocation, Answer, ProviderInvocation, Subjects};
+use weft_provider_sdk::{LinkDefinition, ProviderCall};
+
+/// The host's side of a lattice: its NATS client, and the subscription serving each actor.
+pub(crate) struct Membership {
+    pub(crate) client: async_nats::Client,
+    pub(crate) subjects: Subjects,
+    pub(crate) name: String,
+    serving: Mutex<HashMap<String, AbortHandle>>,
+}
+
+impl Membership {
+    pub(crate) fn new(client: async_nats::Client, lattice: &str) -> Self {
+        Membership {
+            client,
+            subjects: Subjects::new(lattice),
+            name: lattice.to_string(),
+            serving: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records the task serving `actor_id`, ending the one it replaces.
+    pub(crate) fn serving(&self, actor_id: &str, task: AbortHandle) {
+        let replaced = self
+            .serving
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(actor_id.to_string(), task);
+        if let Some(old) = replaced {
+            old.abort();
+        }
+    }
+
+    /// Stops serving `actor_id` on the lattice (its subscription ends with the task).
+    pub(crate) fn stop_serving(&self, actor_id: &str) {
+        if let Some(task) = self
+            .serving
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(actor_id)
+        {
+            task.abort();
+        }
+    }
+
+    /// An actor's call to a provider in another process.
+    pub(crate) async fn call_provider(
+        &self,
+        call: &ProviderCall,
+        deadline: Duration,
+    ) -> Result<Vec<u8>, String> {
+        let subject = self.subjects.provider_calls(&call.link.provider_id);
+        let invocation = ProviderInvocation {
+            actor_id: call.actor_id.clone(),
+            link: (*call.link).clone(),
+            operation: call.operation.clone(),
+            payload: call.payload.clone(),
+        };
+        let body = lattice::encode(&subject, &invocation).map_err(|e| e.to_string())?;
+        lattice::request(&self.client, subject, body, deadline).await
+    }
+
+    /// Tells a provider in another process of a link put (`put`) or deleted.
+    pub(crate) async fn tell_provider(
+        &self,
+        link: &LinkDefinition,
+        put: bool,
+        deadline: Duration,
+    ) -> Result<(), String> {
+        let subject = if put {
+            self.subjects.provider_link_put(&link.provider_id)
+        } else {
+            self.subjects.provider_link_del(&link.provider_id)
+        };
+        let body = lattice::encode(&subject, link).map_err(|e| e.to_string())?;
+        lattice::request(&self.client, subject, body, deadline)
+            .await
+            .map(|_| ())
+    }
+
+    /// Invokes an actor some other host runs.
+    pub(crate) async fn invoke_remote(
+        &self,
+        actor_id: &str,
+        operation: &str,
+        payload: &[u8],
+        deadline: Duration,
+    ) -> Result<Vec<u8>, String> {
+        let subject = self.subjects.actor(actor_id);
+        let invocation = ActorInvocation {
+            operation: operation.to_string(),
+            payload: payload.to_vec(),
+            origin: "host".into(),
+        };
+        let body = lattice::encode(&subject, &invocation).map_err(|e| e.to_string())?;
+        lattice::request(&self.client, subject, body, deadline).await
+    }
+}
+
+/// Decodes a lattice invocation, or says why it cannot be.
+pub(crate) fn invocation(message: &async_nats::Message) -> Result<ActorInvocation, Answer> {
+    lattice::decode(message.subject.as_str(), &message.payload)
+        .map_err(|e| Answer::Err(e.to_string()))
+}
+
+/// Sends `answer` to the message's reply subject, if it has one.
+pub(crate) async fn reply(
+    client: &async_nats::Client,
+    message: &async_nats::Message,
+    answer: Answer,
+) {
+    let Some(reply) = message.reply.clone() else {
+        return;
+    };
+    match lattice::encode(message.subject.as_str(), &answer) {
+        Ok(body) => {
+            if let Err(error) = client.publish(reply, body.into()).await {
+                tracing::warn!(subject = %message.subject, %error, "could not answer");
+            }
+        }
+        Err(error) => {
+            tracing::warn!(subject = %message.subject, %error, "could not encode an answer")
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Hosts on a lattice over a real `nats-server`, with the Redis provider served by the
+//! provider SDK's runner over NATS (as in its own process) against a real `redis-server`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wascap::contracts;
+use weft_contracts::httpserver::{HANDLE_REQUEST, HttpRequest, HttpResponse};
+use weft_host::host::{Host, HostConfig, HostError};
+use weft_keyvalue_redis::RedisKeyValue;
+use weft_provider_sdk::LinkDefinition;
+use weft_provider_sdk::lattice::{self, NatsOptions};
+use weft_provider_sdk::runner::{self, RunnerOptions};
+use weft_testing::{NatsServer, RedisServer};
+
+const LATTICE: &str = "test";
+
+fn nats_options(nats: &NatsServer) -> NatsOptions {
+    NatsOptions {
+        url: nats.url(),
+        ..NatsOptions::default()
+    }
+}
+
+async fn member(nats: &NatsServer) -> Host {
+    let host = Host::new(HostConfig::default()).unwrap();
+    let client = lattice::connect(&nats_options(nats)).await.unwrap();
+    host.join_lattice(client, LATTICE).await.unwrap();
+    host
+}
+
+/// Serves the Redis provider as `redis` on the lattice until the sender is dropped; returns
+/// once it answers health checks.
+async fn redis_provider(nats: &NatsServer) -> tokio::sync::oneshot::Sender<()> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let options = RunnerOptions {
+        nats: nats_options(nats),
+        lattice: LATTICE.into(),
+        provider_id: "redis".into(),
+        actor_call_deadline: Duration::from_secs(5),
+    };
+    tokio::spawn(runner::run(
+        Arc::new(RedisKeyValue::new(None)),
+        options,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let client = lattice::connect(&nats_options(nats)).await.unwrap();
+    let subject = lattice::Subjects::new(LATTICE).provider_health("redis");
+    let started = Instant::now();
+    while lattice::request(
+        &client,
+        subject.clone(),
+        Vec::new(),
+        Duration::from_millis(500),
+    )
+    .await
+    .is_err()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the provider never came up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop
+}
+
+fn redis_link(actor: &str, redis: &RedisServer) -> LinkDefinition {
+    LinkDefinition {
+        actor_id: actor.into(),
+        contract_id: contracts::KEYVALUE.into(),
+        link_name: "default".into(),
+        provider_id: "redis".into(),
+        values: [("url".to_string(), redis.url())].into(),
+    }
+}
+
+fn counter_request() -> Vec<u8> {
+    weft_contracts::encode(&HttpRequest {
+        method: "GET".into(),
+        path: "/counter/shared".into(),
+        ..HttpRequest::default()
+    })
+    .unwrap()
+}
+
+async fn count(host: &Host, actor: &str) -> Result<i64, HostError> {
+    let answer = host
+        .invoke(actor, HANDLE_REQUEST, &counter_request())
+        .await?;
+    let response = weft_contracts::decode::<HttpResponse>(&answer).unwrap();
+    let text = String::from_utf8(response.body).unwrap();
+    assert_eq!(response.status_code, 200, "{text}");
+    Ok(text
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('}')
+        .parse()
+        .unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_share_an_out_of_process_redis_provider_and_reach_each_others_actors() {
+    let nats = NatsServer::start().unwrap();
+    let redis = RedisServer::start().unwrap();
+    let _provider = redis_provider(&nats).await;
+    let (a, b) = (member(&nats).await, member(&nats).await);
+    let kvcounter = std::fs::read(crate::signed_actor("kvcounter")).unwrap();
+    let actor = a.start_actor(&kvcounter).await.unwrap().id;
+    b.start_actor(&kvcounter).await.unwrap();
+    for host in [&a, &b] {
+        host.put_link(redis_link(&actor, &redis)).await.unwrap();
+    }
+
+    // Each host's own instance, one Redis behind the provider process.
+    assert_eq!(count(&a, &actor).await.unwrap(), 1);
+    assert_eq!(count(&b, &actor).await.unwrap(), 2);
+    assert_eq!(count(&a, &actor).await.unwrap(), 3);
+
+    // A host that does not run the actor reaches it through the lattice.
+    let c = member(&nats).await;
+    assert_eq!(count(&c, &actor).await.unwrap(), 4);
+
+    // A link deleted at runtime: the next call through that host fails naming the link...
+    a.delete_link(&actor, contracts::KEYVALUE, "default")
+        .await
+        .unwrap();
+    let err = a
+        .invoke(&actor, HANDLE_REQUEST, &counter_request())
+        .await
+        .map(|answer| String::from_utf8_lossy(&answer).into_owned());
+    let text = format!("{err:?}");
+    assert!(
+        text.contains("has no link for wasmcloud:keyvalue"),
+        "{text}"
+    );
+    // ... and put again, it works, with nothing lost.
+    a.put_link(redis_link(&actor, &redis)).await.unwrap();
+    assert_eq!(count(&a, &actor).await.unwrap(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_is_not_on_the_lattice_is_a_clear_error_not_a_hang() {
+    let nats = NatsServer::start().unwrap();
+    let redis = RedisServer::start().unwrap();
+    let host = member(&nats).await;
+    let kvcounter = std::fs::read(crate::signed_actor("kvcounter")).unwrap();
+    let actor = host.start_actor(&kvcounter).await.unwrap().id;
+
+    let started = Instant::now();
+    let err = host
+        .put_link(redis_link(&actor, &redis))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err.contains("provider redis refused the link"), "{err}");
+    assert!(err.contains("no responders"), "{err}");
+
+    let err = host
+        .invoke("MNOSUCHACTOR", "Any.Thing", b"")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("weft.test.actor.MNOSUCHACTOR") && err.contains("no responders"),
+        "{err}"
+    );
+}

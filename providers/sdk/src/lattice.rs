@@ -1,0 +1,267 @@
+//! The lattice: hosts and out-of-process providers on one NATS, and the wire between them.
+//!
+//! Every subject starts with `weft.{lattice}`, so lattices share a NATS server without
+//! seeing each other:
+//!
+//! | subject | who subscribes | request → reply |
+//! |---|---|---|
+//! | `weft.{lattice}.actor.{actor_id}` | every host running the actor, one queue group | [`ActorInvocation`] → [`Answer`] |
+//! | `weft.{lattice}.provider.{provider_id}.call` | every instance of the provider, one queue group | [`ProviderInvocation`] → [`Answer`] |
+//! | `weft.{lattice}.provider.{provider_id}.link.put` / `.link.del` | every instance | [`LinkDefinition`] → [`Answer`] (empty) |
+//! | `weft.{lattice}.provider.{provider_id}.health` | every instance | nothing → [`Answer`] holding a [`crate::Health`] |
+//!
+//! Bodies are MessagePack (named maps), as actor payloads are. Queue groups spread calls over
+//! the hosts (or provider instances) that serve the same subject. A provider call carries its
+//! link, so a provider instance that restarted serves it without having been told the link.
+//!
+//! Decisions:
+//! - **Core NATS request-reply, not JetStream.** Calls are answered or fail; nothing is
+//!   queued for later, so a lattice needs nothing but `nats-server`.
+//! - **Reconnect quickly.** A client retries every 100 ms, rising to 1 s, forever: a restarted
+//!   NATS server is back in use within about a second of accepting connections. Calls made
+//!   while it is down fail at once (no responders) or at their deadline, never later.
+
+use crate::LinkDefinition;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How a process connects to a lattice's NATS.
+#[derive(Debug, Clone, Default)]
+pub struct NatsOptions {
+    /// `nats://host:port` (or several, comma-separated).
+    pub url: String,
+    /// A `.creds` file (JWT and nkey seed).
+    pub credentials_file: Option<PathBuf>,
+    /// An nkey seed (`SU…`).
+    pub nkey_seed: Option<String>,
+    /// User and password.
+    pub user_password: Option<(String, String)>,
+    /// A CA certificate (PEM) to trust for TLS.
+    pub tls_ca_file: Option<PathBuf>,
+    /// Refuse to connect without TLS.
+    pub require_tls: bool,
+    /// How this connection names itself to the server (shows in its monitoring).
+    pub name: Option<String>,
+}
+
+/// Errors joining or using the lattice.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LatticeError {
+    /// The NATS connection could not be made.
+    #[error(
+        "cannot connect to NATS at {url}: {reason}; is nats-server running there (and are the credentials right)?"
+    )]
+    Connect {
+        /// The URL tried.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// Subscribing failed.
+    #[error("cannot subscribe to {subject}: {reason}")]
+    Subscribe {
+        /// The subject.
+        subject: String,
+        /// Why.
+        reason: String,
+    },
+    /// A message could not be encoded or decoded.
+    #[error("malformed lattice message on {subject}: {reason}")]
+    Malformed {
+        /// The subject.
+        subject: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The delay before reconnect attempt `attempts`: 100 ms, rising by 100 ms to 1 s.
+fn reconnect_delay(attempts: usize) -> Duration {
+    Duration::from_millis(100 * attempts.clamp(1, 10) as u64)
+}
+
+/// Connects with `options`: auth and TLS passed through to async-nats, quick reconnects.
+pub async fn connect(options: &NatsOptions) -> Result<async_nats::Client, LatticeError> {
+    let failed = |reason: String| LatticeError::Connect {
+        url: options.url.clone(),
+        reason,
+    };
+    let mut connect = async_nats::ConnectOptions::new()
+        .reconnect_delay_callback(reconnect_delay)
+        .max_reconnects(None)
+        .connection_timeout(Duration::from_secs(2))
+        .require_tls(options.require_tls);
+    if let Some(path) = &options.credentials_file {
+        connect = connect
+            .credentials_file(path)
+            .await
+            .map_err(|e| failed(format!("credentials file {}: {e}", path.display())))?;
+    }
+    if let Some(seed) = &options.nkey_seed {
+        connect = connect.nkey(seed.clone());
+    }
+    if let Some((user, password)) = &options.user_password {
+        connect = connect.user_and_password(user.clone(), password.clone());
+    }
+    if let Some(ca) = &options.tls_ca_file {
+        connect = connect.add_root_certificates(ca.clone());
+    }
+    if let Some(name) = &options.name {
+        connect = connect.name(name);
+    }
+    connect
+        .connect(options.url.as_str())
+        .await
+        .map_err(|e| failed(e.to_string()))
+}
+
+/// The subjects of one lattice.
+#[derive(Debug, Clone)]
+pub struct Subjects {
+    prefix: String,
+}
+
+impl Subjects {
+    /// The subjects of lattice `lattice`.
+    pub fn new(lattice: &str) -> Self {
+        Subjects {
+            prefix: format!("weft.{lattice}"),
+        }
+    }
+
+    /// Where an actor is invoked (and the queue group of the hosts running it).
+    pub fn actor(&self, actor_id: &str) -> String {
+        format!("{}.actor.{actor_id}", self.prefix)
+    }
+
+    /// Where a provider serves actors' calls (and its instances' queue group).
+    pub fn provider_calls(&self, provider_id: &str) -> String {
+        format!("{}.provider.{provider_id}.call", self.prefix)
+    }
+
+    /// Where a provider is told of a new link.
+    pub fn provider_link_put(&self, provider_id: &str) -> String {
+        format!("{}.provider.{provider_id}.link.put", self.prefix)
+    }
+
+    /// Where a provider is told a link is gone.
+    pub fn provider_link_del(&self, provider_id: &str) -> String {
+        format!("{}.provider.{provider_id}.link.del", self.prefix)
+    }
+
+    /// Where a provider answers health checks.
+    pub fn provider_health(&self, provider_id: &str) -> String {
+        format!("{}.provider.{provider_id}.health", self.prefix)
+    }
+}
+
+/// A call to an actor over the lattice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActorInvocation {
+    /// `Interface.Method`.
+    pub operation: String,
+    /// The request.
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
+    /// Who calls: a provider id or an actor id, for logs.
+    pub origin: String,
+}
+
+/// An actor's call to a provider over the lattice, with the link it went through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderInvocation {
+    /// The calling actor.
+    pub actor_id: String,
+    /// The link it called through.
+    pub link: LinkDefinition,
+    /// `Interface.Method`.
+    pub operation: String,
+    /// The request as the actor encoded it.
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
+}
+
+/// The answer to any lattice request: the reply's bytes, or what went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Answer {
+    /// It worked.
+    Ok(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// It failed; the text names what and why.
+    Err(String),
+}
+
+impl From<Answer> for Result<Vec<u8>, String> {
+    fn from(answer: Answer) -> Self {
+        match answer {
+            Answer::Ok(bytes) => Ok(bytes),
+            Answer::Err(error) => Err(error),
+        }
+    }
+}
+
+impl<E: std::fmt::Display> From<Result<Vec<u8>, E>> for Answer {
+    fn from(result: Result<Vec<u8>, E>) -> Self {
+        match result {
+            Ok(bytes) => Answer::Ok(bytes),
+            Err(error) => Answer::Err(error.to_string()),
+        }
+    }
+}
+
+/// MessagePack with field names, as everything on the lattice.
+pub fn encode<T: Serialize>(subject: &str, value: &T) -> Result<Vec<u8>, LatticeError> {
+    rmp_serde::to_vec_named(value).map_err(|e| LatticeError::Malformed {
+        subject: subject.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// The inverse of [`encode`].
+pub fn decode<T: serde::de::DeserializeOwned>(
+    subject: &str,
+    bytes: &[u8],
+) -> Result<T, LatticeError> {
+    rmp_serde::from_slice(bytes).map_err(|e| LatticeError::Malformed {
+        subject: subject.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Sends `request` to `subject` and waits up to `deadline` for the [`Answer`]. Every failure
+/// (nobody serves the subject, no answer in time, NATS down, a malformed answer) comes back
+/// as an error text naming the subject.
+pub async fn request(
+    client: &async_nats::Client,
+    subject: String,
+    request: Vec<u8>,
+    deadline: Duration,
+) -> Result<Vec<u8>, String> {
+    use async_nats::RequestErrorKind;
+    let sent =
+        tokio::time::timeout(deadline, client.request(subject.clone(), request.into())).await;
+    let message = match sent {
+        Err(_) => {
+            return Err(format!(
+                "no answer on {subject} within {} ms",
+                deadline.as_millis()
+            ));
+        }
+        Ok(Err(error)) => {
+            return Err(match error.kind() {
+                RequestErrorKind::NoResponders => {
+                    format!("nothing serves {subject} on the lattice (no responders)")
+                }
+                RequestErrorKind::TimedOut => format!("no answer on {subject} in time"),
+                RequestErrorKind::MaxPayloadExceeded => {
+                    format!("the request on {subject} is larger than the NATS server's max_payload")
+                }
+                _ => format!("request on {subject} failed: {error}"),
+            });
+        }
+        Ok(Ok(message)) => message,
+    };
+    let answer: Answer = decode(&subject, &message.payload).map_err(|e| e.to_string())?;
+    answer.into()
+}

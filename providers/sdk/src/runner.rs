@@ -1,0 +1,202 @@
+//! Runs a [`Provider`] as its own process on a lattice: the same provider code that runs
+//! in-process, served over NATS (subjects in [`crate::lattice`]).
+//!
+//! The runner connects, starts the provider with an [`ActorInvoker`] that reaches actors over
+//! the lattice, then serves calls (queue group: instances of one provider id share them), link
+//! puts and deletes, and health checks, each message in its own task, until `shutdown`
+//! resolves; then it stops taking messages and shuts the provider down.
+
+use crate::lattice::{
+    self, ActorInvocation, Answer, LatticeError, NatsOptions, ProviderInvocation, Subjects,
+};
+use crate::{ActorInvoker, LinkDefinition, Provider, ProviderCall, ProviderError, async_trait};
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where and as what a provider runs.
+#[derive(Debug, Clone)]
+pub struct RunnerOptions {
+    /// The NATS connection.
+    pub nats: NatsOptions,
+    /// The lattice's name.
+    pub lattice: String,
+    /// The provider's id on the lattice: links name it.
+    pub provider_id: String,
+    /// How long a call the provider makes to an actor may take.
+    pub actor_call_deadline: Duration,
+}
+
+/// Why a runner stopped before its shutdown signal.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunnerError {
+    /// The lattice could not be joined.
+    #[error(transparent)]
+    Lattice(#[from] LatticeError),
+    /// The provider refused to start.
+    #[error("provider {provider_id} failed to start: {source}")]
+    Start {
+        /// Its id.
+        provider_id: String,
+        /// Its error.
+        #[source]
+        source: ProviderError,
+    },
+}
+
+/// Reaches actors over the lattice.
+struct LatticeInvoker {
+    client: async_nats::Client,
+    subjects: Subjects,
+    origin: String,
+    deadline: Duration,
+}
+
+#[async_trait]
+impl ActorInvoker for LatticeInvoker {
+    async fn invoke_actor(
+        &self,
+        actor_id: &str,
+        operation: &str,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, String> {
+        let subject = self.subjects.actor(actor_id);
+        let invocation = ActorInvocation {
+            operation: operation.to_string(),
+            payload,
+            origin: self.origin.clone(),
+        };
+        let body = lattice::encode(&subject, &invocation).map_err(|e| e.to_string())?;
+        lattice::request(&self.client, subject, body, self.deadline).await
+    }
+}
+
+/// Serves `provider` on the lattice until `shutdown` resolves.
+pub async fn run(
+    provider: Arc<dyn Provider>,
+    options: RunnerOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), RunnerError> {
+    let client = lattice::connect(&options.nats).await?;
+    let subjects = Subjects::new(&options.lattice);
+    let id = options.provider_id.clone();
+    provider
+        .start(Arc::new(LatticeInvoker {
+            client: client.clone(),
+            subjects: subjects.clone(),
+            origin: id.clone(),
+            deadline: options.actor_call_deadline,
+        }))
+        .await
+        .map_err(|source| RunnerError::Start {
+            provider_id: id.clone(),
+            source,
+        })?;
+
+    let subscribe_failed = |subject: &str, e: &dyn std::fmt::Display| {
+        RunnerError::Lattice(LatticeError::Subscribe {
+            subject: subject.to_string(),
+            reason: e.to_string(),
+        })
+    };
+    let calls_subject = subjects.provider_calls(&id);
+    let mut calls = client
+        .queue_subscribe(calls_subject.clone(), calls_subject.clone())
+        .await
+        .map_err(|e| subscribe_failed(&calls_subject, &e))?;
+    let mut puts = subscribe(&client, subjects.provider_link_put(&id)).await?;
+    let mut dels = subscribe(&client, subjects.provider_link_del(&id)).await?;
+    let mut health = subscribe(&client, subjects.provider_health(&id)).await?;
+    tracing::info!(provider = %id, lattice = %options.lattice, "provider serving on the lattice");
+
+    tokio::pin!(shutdown);
+    loop {
+        let (message, kind) = tokio::select! {
+            Some(message) = calls.next() => (message, Kind::Call),
+            Some(message) = puts.next() => (message, Kind::LinkPut),
+            Some(message) = dels.next() => (message, Kind::LinkDel),
+            Some(message) = health.next() => (message, Kind::Health),
+            () = &mut shutdown => break,
+        };
+        let (client, provider) = (client.clone(), provider.clone());
+        tokio::spawn(async move { serve(&client, provider.as_ref(), kind, message).await });
+    }
+    drop((calls, puts, dels, health));
+    provider.shutdown().await;
+    let _ = client.flush().await;
+    tracing::info!(provider = %id, "provider stopped");
+    Ok(())
+}
+
+async fn subscribe(
+    client: &async_nats::Client,
+    subject: String,
+) -> Result<async_nats::Subscriber, RunnerError> {
+    client.subscribe(subject.clone()).await.map_err(|e| {
+        RunnerError::Lattice(LatticeError::Subscribe {
+            subject,
+            reason: e.to_string(),
+        })
+    })
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Call,
+    LinkPut,
+    LinkDel,
+    Health,
+}
+
+/// Answers one message; a malformed one is answered with an error, never dropped silently.
+async fn serve(
+    client: &async_nats::Client,
+    provider: &dyn Provider,
+    kind: Kind,
+    message: async_nats::Message,
+) {
+    let subject = message.subject.to_string();
+    let answer = match kind {
+        Kind::Call => match lattice::decode::<ProviderInvocation>(&subject, &message.payload) {
+            Ok(invocation) => provider
+                .handle_call(ProviderCall {
+                    actor_id: invocation.actor_id,
+                    link: Arc::new(invocation.link),
+                    operation: invocation.operation,
+                    payload: invocation.payload,
+                })
+                .await
+                .into(),
+            Err(error) => Answer::Err(error.to_string()),
+        },
+        Kind::LinkPut | Kind::LinkDel => {
+            match lattice::decode::<LinkDefinition>(&subject, &message.payload) {
+                Ok(link) => {
+                    let done = if matches!(kind, Kind::LinkPut) {
+                        provider.put_link(&link).await
+                    } else {
+                        provider.delete_link(&link).await
+                    };
+                    done.map(|()| Vec::new()).into()
+                }
+                Err(error) => Answer::Err(error.to_string()),
+            }
+        }
+        Kind::Health => {
+            let health = provider.health().await;
+            lattice::encode(&subject, &health).into()
+        }
+    };
+    let Some(reply) = message.reply else {
+        return;
+    };
+    match lattice::encode(&subject, &answer) {
+        Ok(body) => {
+            if let Err(error) = client.publish(reply, body.into()).await {
+                tracing::warn!(%subject, %error, "could not send an answer");
+            }
+        }
+        Err(error) => tracing::warn!(%subject, %error, "could not encode an answer"),
+    }
+}
