@@ -310,6 +310,10 @@ impl Host {
             }
         });
         membership.serving(actor_id, task.abort_handle());
+        // Returns once other hosts and providers can reach the actor.
+        weft_provider_sdk::lattice::round_trip(&membership.client, Duration::from_secs(5))
+            .await
+            .map_err(|e| HostError::Lattice(e.to_string()))?;
         Ok(())
     }
 

@@ -4,9 +4,11 @@
 mod build_actors;
 mod claims;
 mod control;
+mod lattice_args;
 mod link;
 mod manifest;
 mod output;
+mod provider;
 mod up;
 
 use anyhow::Context;
@@ -34,6 +36,8 @@ enum Command {
     Build(build_actors::BuildArgs),
     /// Run an app (actors, providers, links) on this machine, no NATS or Redis needed
     Up(up::UpArgs),
+    /// Run an app on a host joined to a NATS lattice (`weft up` with --lattice required)
+    Host(up::UpArgs),
     /// Put, delete or list the links of a running `weft up`
     Link {
         #[command(subcommand)]
@@ -43,6 +47,9 @@ enum Command {
     },
     /// List the actors of a running `weft up`
     Actors(link::ControlArgs),
+    /// Run a provider as its own process on a lattice
+    #[command(subcommand)]
+    Provider(provider::ProviderCommand),
     /// Hot-swap a running actor to a new version: no call fails, a refused version changes
     /// nothing
     Update {
@@ -64,8 +71,10 @@ fn main() -> ExitCode {
         Command::Claims(command) => claims::run(command),
         Command::Build(args) => build_actors::run(args),
         Command::Up(args) => run_async(up::run(args)),
+        Command::Host(args) => run_async(up::run_host(args)),
         Command::Link { command, control } => run_async(link::run(command, control)),
         Command::Actors(control) => run_async(link::actors(control)),
+        Command::Provider(command) => run_async(provider::run(command)),
         Command::Update {
             actor,
             file,

@@ -68,6 +68,9 @@ pub struct ActorEntry {
 pub struct ProviderEntry {
     pub id: String,
     pub kind: String,
+    /// Provider settings (keyvalue-redis: `url`).
+    #[serde(default)]
+    pub config: std::collections::BTreeMap<String, String>,
 }
 
 /// A link as people write it: the actor by name or key. Also the body of `weft link put`.

@@ -1,9 +1,12 @@
 //! `weft up APP.toml`: runs an app on one host, with in-process providers and no NATS or
-//! Redis: builds it first with `--build`, prints what it started and where it serves, serves
+//! Redis; with `--lattice` (or as `weft host`) the host also joins a NATS lattice, serves its
+//! actors there and reaches providers in other processes through it. Builds it first with
+//! `--build`, prints what it started and where it serves, serves
 //! the local control endpoint, and shuts down cleanly on Ctrl-C (or SIGTERM).
 
 use crate::build_actors;
 use crate::control::{self, DEFAULT_CONTROL_ADDRESS};
+use crate::lattice_args::LatticeArgs;
 use crate::manifest::{Manifest, ProviderEntry};
 use crate::output::Out;
 use anyhow::{Context, Result, bail};
@@ -17,7 +20,6 @@ use weft_host::actor::LoadPolicy;
 use weft_host::host::{Host, HostConfig, HostError, UpdateOptions};
 use weft_host::limits::Limits;
 use weft_http_server::HttpServer;
-use weft_keyvalue_memory::MemoryKeyValue;
 use weft_provider_sdk::Provider;
 
 #[derive(Args)]
@@ -46,6 +48,16 @@ pub struct UpArgs {
     /// Address of the local control endpoint (`weft link …` talks to it)
     #[arg(long, env = "WEFT_CONTROL", default_value = DEFAULT_CONTROL_ADDRESS)]
     control: String,
+    #[command(flatten)]
+    lattice: LatticeArgs,
+}
+
+/// `weft host`: `weft up` on a lattice, where it is required.
+pub async fn run_host(args: UpArgs) -> Result<()> {
+    if args.lattice.lattice.is_none() {
+        bail!("weft host needs --lattice NAME (and --nats URL unless NATS is on 127.0.0.1:4222)");
+    }
+    run(args).await
 }
 
 /// The providers the CLI knows by kind. The host itself knows none of them.
@@ -55,18 +67,13 @@ enum Concrete {
 }
 
 fn provider_for(entry: &ProviderEntry) -> Result<(Arc<dyn Provider>, Concrete)> {
-    Ok(match entry.kind.as_str() {
-        "http-server" => {
-            let http = Arc::new(HttpServer::new());
-            (http.clone(), Concrete::Http(http))
-        }
-        "keyvalue-memory" => (Arc::new(MemoryKeyValue::new()), Concrete::Other),
-        other => bail!(
-            "provider {:?} has kind {other:?}; the kinds this host runs are http-server and \
-             keyvalue-memory",
-            entry.id
-        ),
-    })
+    if entry.kind == "http-server" {
+        let http = Arc::new(HttpServer::new());
+        return Ok((http.clone(), Concrete::Http(http)));
+    }
+    let provider = crate::provider::by_kind(&entry.kind, &entry.config)
+        .with_context(|| format!("provider {:?}", entry.id))?;
+    Ok((provider, Concrete::Other))
 }
 
 pub async fn run(args: UpArgs) -> Result<()> {
@@ -151,6 +158,15 @@ pub async fn run(args: UpArgs) -> Result<()> {
             identity.id,
             caps.join(", ")
         )?;
+    }
+
+    // Joined before the links are put: a link may name a provider in another process.
+    if let Some(lattice) = &args.lattice.lattice {
+        let client = weft_provider_sdk::lattice::connect(&args.lattice.nats_options("weft host"))
+            .await
+            .with_context(|| format!("failed to join lattice {lattice}"))?;
+        host.join_lattice(client, lattice).await?;
+        writeln!(out, "lattice   {lattice} on {}", args.lattice.nats)?;
     }
 
     for entry in &manifest.links {
@@ -272,7 +288,7 @@ async fn watch(host: Host, files: Vec<Watched>, options: UpdateOptions) {
     }
 }
 
-async fn shutdown_signal() -> Result<()> {
+pub async fn shutdown_signal() -> Result<()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

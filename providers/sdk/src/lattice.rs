@@ -229,6 +229,35 @@ pub fn decode<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// Waits until the server has processed everything this client sent before (subscriptions
+/// included): a message to a fresh inbox of our own comes back only after them, since a
+/// server handles one connection's messages in order. Subscribe, then call this, and the
+/// subscription is live for every other client.
+pub async fn round_trip(client: &async_nats::Client, within: Duration) -> Result<(), LatticeError> {
+    use futures_util::StreamExt;
+    let inbox = client.new_inbox();
+    let failed = |reason: String| LatticeError::Subscribe {
+        subject: inbox.clone(),
+        reason,
+    };
+    let mut echo = client
+        .subscribe(inbox.clone())
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    client
+        .publish(inbox.clone(), Vec::new().into())
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    match tokio::time::timeout(within, echo.next()).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(failed("the connection closed".into())),
+        Err(_) => Err(failed(format!(
+            "the server did not echo within {} ms",
+            within.as_millis()
+        ))),
+    }
+}
+
 /// Sends `request` to `subject` and waits up to `deadline` for the [`Answer`]. Every failure
 /// (nobody serves the subject, no answer in time, NATS down, a malformed answer) comes back
 /// as an error text naming the subject.

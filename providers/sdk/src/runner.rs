@@ -108,6 +108,7 @@ pub async fn run(
     let mut puts = subscribe(&client, subjects.provider_link_put(&id)).await?;
     let mut dels = subscribe(&client, subjects.provider_link_del(&id)).await?;
     let mut health = subscribe(&client, subjects.provider_health(&id)).await?;
+    lattice::round_trip(&client, Duration::from_secs(5)).await?;
     tracing::info!(provider = %id, lattice = %options.lattice, "provider serving on the lattice");
 
     tokio::pin!(shutdown);

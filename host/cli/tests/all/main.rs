@@ -7,6 +7,7 @@
 )]
 
 mod claims_cli;
+mod lattice;
 mod up;
 
 use std::path::PathBuf;

@@ -16,11 +16,11 @@ fn example(name: &str) -> std::path::PathBuf {
         .join("app.toml")
 }
 
-/// A running `weft up`, killed on drop.
-struct Up {
+/// A running `weft up` (or `weft host`), killed on drop.
+pub(crate) struct Up {
     child: Child,
     lines: mpsc::Receiver<String>,
-    serving: String,
+    pub(crate) serving: String,
     control: String,
 }
 
@@ -35,9 +35,25 @@ impl Up {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Up {
+        Self::start_command(weft, "up", manifest, args, env)
+    }
+
+    /// `weft SUBCOMMAND MANIFEST ARGS…`, once it says it is up.
+    pub(crate) fn start_command(
+        weft: &Weft,
+        subcommand: &str,
+        manifest: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Up {
         let mut command = Command::new(env!("CARGO_BIN_EXE_weft"));
         command
-            .args(["up", manifest.to_str().unwrap(), "--control", "127.0.0.1:0"])
+            .args([
+                subcommand,
+                manifest.to_str().unwrap(),
+                "--control",
+                "127.0.0.1:0",
+            ])
             .args(args)
             .env("WEFT_HOME", weft.home.path())
             .stdout(Stdio::piped())
@@ -111,7 +127,7 @@ impl Drop for Up {
 }
 
 /// A plain HTTP/1.1 GET; returns status and body.
-fn get(address: &str, path: &str) -> (u16, String) {
+pub(crate) fn get(address: &str, path: &str) -> (u16, String) {
     request(address, "GET", path, b"")
 }
 

@@ -1,0 +1,87 @@
+//! `weft provider run KIND --id ID --lattice NAME`: runs one of the providers this binary
+//! carries as its own process on a lattice, until Ctrl-C or SIGTERM.
+
+use crate::lattice_args::LatticeArgs;
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use weft_http_server::HttpServer;
+use weft_keyvalue_memory::MemoryKeyValue;
+use weft_keyvalue_redis::RedisKeyValue;
+use weft_provider_sdk::Provider;
+use weft_provider_sdk::runner::{self, RunnerOptions};
+
+#[derive(Subcommand)]
+pub enum ProviderCommand {
+    /// Run a provider on a lattice
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The provider: keyvalue-redis, keyvalue-memory or http-server
+    kind: String,
+    /// Its id on the lattice (links name it); default: its kind
+    #[arg(long)]
+    id: Option<String>,
+    /// Provider settings, KEY=VALUE (repeatable); keyvalue-redis takes `url`, the default
+    /// Redis URL for links that name none
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    config: Vec<String>,
+    /// How long a call to an actor may take, milliseconds
+    #[arg(long, default_value_t = weft_host::limits::DEFAULT_CALL_DEADLINE_MS)]
+    actor_deadline_ms: u64,
+    #[command(flatten)]
+    lattice: LatticeArgs,
+}
+
+/// The providers this binary carries, by kind, configured from `config`.
+pub fn by_kind(kind: &str, config: &BTreeMap<String, String>) -> Result<Arc<dyn Provider>> {
+    Ok(match kind {
+        "keyvalue-redis" => Arc::new(RedisKeyValue::new(config.get("url").cloned())),
+        "keyvalue-memory" => Arc::new(MemoryKeyValue::new()),
+        "http-server" => Arc::new(HttpServer::new()),
+        other => bail!(
+            "there is no provider of kind {other:?}; the kinds are keyvalue-redis, \
+             keyvalue-memory and http-server"
+        ),
+    })
+}
+
+fn parse_config(pairs: &[String]) -> Result<BTreeMap<String, String>> {
+    pairs
+        .iter()
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+            _ => bail!("--config {pair:?} is not KEY=VALUE"),
+        })
+        .collect()
+}
+
+pub async fn run(command: ProviderCommand) -> Result<()> {
+    let ProviderCommand::Run(args) = command;
+    let Some(lattice) = args.lattice.lattice.clone() else {
+        bail!(
+            "weft provider run needs --lattice NAME (and --nats URL unless NATS is on 127.0.0.1:4222)"
+        );
+    };
+    let provider = by_kind(&args.kind, &parse_config(&args.config)?)?;
+    let provider_id = args.id.clone().unwrap_or_else(|| args.kind.clone());
+    let options = RunnerOptions {
+        nats: args
+            .lattice
+            .nats_options(&format!("weft provider {provider_id}")),
+        lattice,
+        provider_id: provider_id.clone(),
+        actor_call_deadline: Duration::from_millis(args.actor_deadline_ms),
+    };
+    runner::run(provider, options, async {
+        if let Err(error) = crate::up::shutdown_signal().await {
+            tracing::warn!(%error, "no signal handler; stopping");
+        }
+    })
+    .await
+    .with_context(|| format!("provider {provider_id} ({}) stopped", args.kind))
+}

@@ -1,0 +1,159 @@
+//! `weft host` and `weft provider run` as separate processes on a real `nats-server`, with
+//! the Redis provider against a real `redis-server`: HTTP → actor → Redis through either host.
+
+use crate::up::{Up, get};
+use crate::{Weft, signed_actor};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use weft_testing::{NatsServer, RedisServer};
+
+/// A `weft provider run …` process, killed on drop.
+struct ProviderProcess {
+    child: Child,
+}
+
+impl ProviderProcess {
+    /// Starts it and waits until it serves on the lattice.
+    fn start(weft: &Weft, kind: &str, id: &str, nats: &NatsServer) -> ProviderProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args([
+                "provider",
+                "run",
+                kind,
+                "--id",
+                id,
+                "--lattice",
+                "it",
+                "--nats",
+            ])
+            .arg(nats.url())
+            .env("WEFT_HOME", weft.home.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        // Owned (killed on drop) before anything can fail.
+        let process = ProviderProcess { child };
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = lines
+                .recv_timeout(left)
+                .expect("the provider did not say it serves on the lattice");
+            if line.contains("provider serving on the lattice") {
+                return process;
+            }
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ProviderProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The counter app for a lattice host: its own HTTP listener, key-value from `redis` on the
+/// lattice (a provider this host does not run).
+fn lattice_app(weft: &Weft, redis: &RedisServer) -> std::path::PathBuf {
+    let manifest = weft.path("lattice-app.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"
+[[actors]]
+path = {path:?}
+[[providers]]
+id = "http"
+kind = "http-server"
+[[links]]
+actor = "kvcounter"
+contract = "wasmcloud:httpserver"
+provider = "http"
+values = {{ address = "127.0.0.1:0" }}
+[[links]]
+actor = "kvcounter"
+contract = "wasmcloud:keyvalue"
+provider = "redis"
+values = {{ url = "{url}" }}
+"#,
+            path = signed_actor("kvcounter").to_str().unwrap(),
+            url = redis.url()
+        ),
+    )
+    .unwrap();
+    manifest
+}
+
+fn count(address: &str) -> i64 {
+    let (status, body) = get(address, "/counter/lattice");
+    assert_eq!(status, 200, "{body}");
+    body.rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('}')
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn two_hosts_and_a_redis_provider_process_count_in_one_redis() {
+    let weft = Weft::new();
+    let nats = NatsServer::start().unwrap();
+    let redis = RedisServer::start().unwrap();
+    let mut provider = ProviderProcess::start(&weft, "keyvalue-redis", "redis", &nats);
+    let app = lattice_app(&weft, &redis);
+    let lattice_args = ["--lattice", "it", "--nats", &nats.url()];
+    let a = Up::start_command(&weft, "host", &app, &lattice_args, &[]);
+    let b = Up::start_command(&weft, "host", &app, &lattice_args, &[]);
+
+    assert_eq!(count(&a.serving), 1);
+    assert_eq!(count(&b.serving), 2);
+    assert_eq!(count(&a.serving), 3);
+
+    // The provider process gone: a request fails with an error naming it within the call
+    // deadline (5 s), not a hang. NATS usually knows at once that nothing serves the subject
+    // ("no responders"); a request that beats the server to the dropped connection waits for
+    // the deadline.
+    provider.kill();
+    let started = Instant::now();
+    let (status, body) = get(&a.serving, "/counter/lattice");
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(6), "{waited:?}");
+    // kvcounter answers 503 when its store is unavailable, with the host's reason.
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("provider redis: nothing serves weft.it.provider.redis.call")
+            || body.contains("provider redis: no answer on weft.it.provider.redis.call"),
+        "{body}"
+    );
+
+    // Started again, it serves the links it is called through, and nothing was lost.
+    let _provider = ProviderProcess::start(&weft, "keyvalue-redis", "redis", &nats);
+    assert_eq!(count(&b.serving), 4);
+}
+
+#[test]
+fn weft_host_needs_a_lattice() {
+    let weft = Weft::new();
+    let redis = RedisServer::start().unwrap();
+    let app = lattice_app(&weft, &redis);
+    let err = weft
+        .run(&["host", app.to_str().unwrap(), "--control", "127.0.0.1:0"])
+        .fails();
+    assert!(err.contains("weft host needs --lattice NAME"), "{err}");
+}
