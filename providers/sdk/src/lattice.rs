@@ -19,7 +19,8 @@
 //!   queued for later, so a lattice needs nothing but `nats-server`.
 //! - **Reconnect quickly.** A client retries every 100 ms, rising to 1 s, forever: a restarted
 //!   NATS server is back in use within about a second of accepting connections. Calls made
-//!   while it is down fail at once (no responders) or at their deadline, never later.
+//!   while the connection is down fail at once, saying so; a call whose answer is lost fails
+//!   at its deadline, never later.
 
 use crate::LinkDefinition;
 use serde::{Deserialize, Serialize};
@@ -268,6 +269,13 @@ pub async fn request(
     deadline: Duration,
 ) -> Result<Vec<u8>, String> {
     use async_nats::RequestErrorKind;
+    // While the client reconnects, a request would sit in its buffer until the deadline:
+    // fail it now instead, saying why.
+    if client.connection_state() == async_nats::connection::State::Disconnected {
+        return Err(format!(
+            "NATS is unreachable (reconnecting), so {subject} cannot be called"
+        ));
+    }
     let sent =
         tokio::time::timeout(deadline, client.request(subject.clone(), request.into())).await;
     let message = match sent {
