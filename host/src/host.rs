@@ -15,7 +15,7 @@ use crate::links::LinkTable;
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::Duration;
 use weft_contracts::logging;
-use weft_provider_sdk::lattice::Answer;
+use weft_provider_sdk::lattice::{self, ActorInvocation, Answer};
 use weft_provider_sdk::{
     ActorInvoker, LinkDefinition, Provider, ProviderCall, ProviderError, async_trait,
 };
@@ -294,24 +294,17 @@ impl Host {
             while let Some(message) = subscription.next().await {
                 let (host, client, actor) = (host.clone(), client.clone(), actor.clone());
                 tokio::spawn(async move {
-                    let answer = match crate::lattice::invocation(&message) {
-                        Err(malformed) => malformed,
-                        Ok(call) => match host.upgrade() {
-                            None => Answer::Err("the host is shutting down".into()),
-                            Some(state) => {
-                                invoke_local(&state, &actor, &call.operation, &call.payload)
-                                    .await
-                                    .into()
-                            }
-                        },
+                    let answer = match host.upgrade() {
+                        None => Answer::Err("the host is shutting down".into()),
+                        Some(state) => serve_invocation(&state, &client, &actor, &message).await,
                     };
-                    crate::lattice::reply(&client, &message, answer).await;
+                    lattice::respond(&client, &message, &answer).await;
                 });
             }
         });
         membership.serving(actor_id, task.abort_handle());
         // Returns once other hosts and providers can reach the actor.
-        weft_provider_sdk::lattice::round_trip(&membership.client, Duration::from_secs(5))
+        lattice::round_trip(&membership.client, Duration::from_secs(5))
             .await
             .map_err(|e| HostError::Lattice(e.to_string()))?;
         Ok(())
@@ -582,6 +575,26 @@ async fn invoke(
                 .map_err(HostError::Lattice)
         }
         (None, None) => Err(HostError::UnknownActor(actor_id.to_string())),
+    }
+}
+
+/// Answers an invocation that came from the lattice, with the local actor only.
+async fn serve_invocation(
+    state: &HostState,
+    client: &async_nats::Client,
+    actor_id: &str,
+    message: &async_nats::Message,
+) -> Answer {
+    let deadline = Duration::from_millis(state.policy.limits.call_deadline_ms);
+    let body = match lattice::receive(client, message, deadline).await {
+        Ok(body) => body,
+        Err(error) => return Answer::Err(error),
+    };
+    match lattice::decode::<ActorInvocation>(message.subject.as_str(), &body) {
+        Ok(call) => invoke_local(state, actor_id, &call.operation, &call.payload)
+            .await
+            .into(),
+        Err(error) => Answer::Err(error.to_string()),
     }
 }
 

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 use tokio::task::AbortHandle;
-use weft_provider_sdk::lattice::{self, ActorInvocation, Answer, ProviderInvocation, Subjects};
+use weft_provider_sdk::lattice::{self, ActorInvocation, ProviderInvocation, Subjects};
 use weft_provider_sdk::{LinkDefinition, ProviderCall};
 
 /// The host's side of a lattice: its NATS client, and the subscription serving each actor.
@@ -109,32 +109,5 @@ impl Membership {
         };
         let body = lattice::encode(&subject, &invocation).map_err(|e| e.to_string())?;
         lattice::request(&self.client, subject, body, deadline).await
-    }
-}
-
-/// Decodes a lattice invocation, or says why it cannot be.
-pub(crate) fn invocation(message: &async_nats::Message) -> Result<ActorInvocation, Answer> {
-    lattice::decode(message.subject.as_str(), &message.payload)
-        .map_err(|e| Answer::Err(e.to_string()))
-}
-
-/// Sends `answer` to the message's reply subject, if it has one.
-pub(crate) async fn reply(
-    client: &async_nats::Client,
-    message: &async_nats::Message,
-    answer: Answer,
-) {
-    let Some(reply) = message.reply.clone() else {
-        return;
-    };
-    match lattice::encode(message.subject.as_str(), &answer) {
-        Ok(body) => {
-            if let Err(error) = client.publish(reply, body.into()).await {
-                tracing::warn!(subject = %message.subject, %error, "could not answer");
-            }
-        }
-        Err(error) => {
-            tracing::warn!(subject = %message.subject, %error, "could not encode an answer")
-        }
     }
 }

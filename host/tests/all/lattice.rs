@@ -232,3 +232,55 @@ async fn hosts_and_providers_reconnect_after_nats_restarts() {
         "counter {total}, acknowledged {acknowledged}"
     );
 }
+
+/// Bodies over NATS's max_payload (1 MiB by default) travel in chunks: a 5 MiB payload to an
+/// actor on another host and back, and a 5 MiB value into Redis through the provider process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_mib_payloads_cross_the_lattice() {
+    let nats = NatsServer::start().unwrap();
+    let redis = RedisServer::start().unwrap();
+    let _provider = redis_provider(&nats).await;
+    let (a, c) = (member(&nats).await, member(&nats).await);
+    let echo = std::fs::read(crate::signed_actor("echo")).unwrap();
+    let actor = a.start_actor(&echo).await.unwrap().id;
+    let big: Vec<u8> = (0..5 << 20).map(|i: u32| (i % 251) as u8).collect();
+    assert_eq!(c.invoke(&actor, "echo", &big).await.unwrap(), big);
+
+    let client = lattice::connect(&nats_options(&nats)).await.unwrap();
+    let subject = lattice::Subjects::new(LATTICE).provider_calls("redis");
+    let value = "v".repeat(5 << 20);
+    let call = |operation: &str, payload: Vec<u8>| {
+        let invocation = lattice::ProviderInvocation {
+            actor_id: actor.clone(),
+            link: redis_link(&actor, &redis),
+            operation: operation.into(),
+            payload,
+        };
+        lattice::encode(&subject, &invocation).unwrap()
+    };
+    let set = weft_contracts::keyvalue::SetRequest {
+        key: "big".into(),
+        value: value.clone(),
+        expires: 0,
+    };
+    let set = call(
+        weft_contracts::keyvalue::SET,
+        weft_contracts::encode(&set).unwrap(),
+    );
+    lattice::request(&client, subject.clone(), set, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let get = call(
+        weft_contracts::keyvalue::GET,
+        weft_contracts::encode(&"big").unwrap(),
+    );
+    let answer = lattice::request(&client, subject.clone(), get, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let got: weft_contracts::keyvalue::GetResponse = weft_contracts::decode(&answer).unwrap();
+    assert!(
+        got.exists && got.value == value,
+        "got {} bytes",
+        got.value.len()
+    );
+}

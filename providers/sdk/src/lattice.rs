@@ -14,6 +14,11 @@
 //! the hosts (or provider instances) that serve the same subject. A provider call carries its
 //! link, so a provider instance that restarted serves it without having been told the link.
 //!
+//! Bodies larger than the server's `max_payload` (1 MiB by default) travel in chunks: the
+//! sender subscribes to a fresh inbox that hands out chunk N for a request carrying N, and
+//! sends a small message with the header `Weft-Chunked: {inbox} {total bytes} {chunk bytes}`
+//! in place of the body; the receiver pulls the chunks in order ([`send`], [`receive`]).
+//!
 //! Decisions:
 //! - **Core NATS request-reply, not JetStream.** Calls are answered or fail; nothing is
 //!   queued for later, so a lattice needs nothing but `nats-server`.
@@ -259,6 +264,165 @@ pub async fn round_trip(client: &async_nats::Client, within: Duration) -> Result
     }
 }
 
+/// The header that marks a chunked body.
+pub const CHUNKED_HEADER: &str = "Weft-Chunked";
+/// Room left in each chunk for the message's own framing and headers.
+const CHUNK_HEADROOM_BYTES: usize = 8 << 10;
+/// How long a sender keeps a chunked body on offer for the receiver to pull.
+const OFFER_FOR: Duration = Duration::from_secs(30);
+
+/// Largest body sent in one message on this connection.
+fn largest_single_body(client: &async_nats::Client) -> usize {
+    client
+        .server_info()
+        .max_payload
+        .saturating_sub(CHUNK_HEADROOM_BYTES)
+        .max(1024)
+}
+
+/// A body as it goes on the wire: itself, or, when too large, a chunked offer.
+pub struct Outgoing {
+    /// The message's payload.
+    pub payload: bytes::Bytes,
+    /// Headers (the chunked marker), if any.
+    pub headers: Option<async_nats::HeaderMap>,
+}
+
+/// Prepares `body` for sending on `client`: as it is when it fits one message, else offered in
+/// chunks on a fresh inbox (served for [`OFFER_FOR`], or until the last chunk is taken).
+pub async fn send(client: &async_nats::Client, body: Vec<u8>) -> Result<Outgoing, LatticeError> {
+    let chunk = largest_single_body(client);
+    if body.len() <= chunk {
+        return Ok(Outgoing {
+            payload: body.into(),
+            headers: None,
+        });
+    }
+    let inbox = client.new_inbox();
+    let mut pulls = client
+        .subscribe(inbox.clone())
+        .await
+        .map_err(|e| LatticeError::Subscribe {
+            subject: inbox.clone(),
+            reason: e.to_string(),
+        })?;
+    let total = body.len();
+    let server = client.clone();
+    tokio::spawn(async move {
+        use futures_util::StreamExt;
+        let chunks = total.div_ceil(chunk);
+        let serve = async {
+            while let Some(pull) = pulls.next().await {
+                let index = std::str::from_utf8(&pull.payload)
+                    .ok()
+                    .and_then(|i| i.parse::<usize>().ok());
+                let (Some(index), Some(reply)) = (index, pull.reply) else {
+                    continue;
+                };
+                let start = index.saturating_mul(chunk);
+                let piece = body
+                    .get(start..start.saturating_add(chunk).min(total))
+                    .unwrap_or_default();
+                let _ = server
+                    .publish(reply, bytes::Bytes::copy_from_slice(piece))
+                    .await;
+                if index + 1 >= chunks {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(OFFER_FOR, serve).await;
+    });
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(CHUNKED_HEADER, format!("{inbox} {total} {chunk}").as_str());
+    Ok(Outgoing {
+        payload: bytes::Bytes::new(),
+        headers: Some(headers),
+    })
+}
+
+/// The body of `message`, pulled chunk by chunk if it was sent chunked; each pull may take
+/// up to `deadline`.
+pub async fn receive(
+    client: &async_nats::Client,
+    message: &async_nats::Message,
+    deadline: Duration,
+) -> Result<Vec<u8>, String> {
+    let Some(offer) = message.headers.as_ref().and_then(|h| h.get(CHUNKED_HEADER)) else {
+        return Ok(message.payload.to_vec());
+    };
+    let malformed = || format!("malformed {CHUNKED_HEADER} header {:?}", offer.as_str());
+    let mut parts = offer.as_str().split(' ');
+    let (Some(inbox), Some(total), Some(chunk)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(malformed());
+    };
+    let (Ok(total), Ok(chunk)) = (total.parse::<usize>(), chunk.parse::<usize>()) else {
+        return Err(malformed());
+    };
+    if chunk == 0 {
+        return Err(malformed());
+    }
+    let mut body = Vec::new();
+    for index in 0..total.div_ceil(chunk) {
+        let pulled = tokio::time::timeout(
+            deadline,
+            client.request(inbox.to_string(), index.to_string().into()),
+        )
+        .await;
+        match pulled {
+            Ok(Ok(piece)) => body.extend_from_slice(&piece.payload),
+            Ok(Err(error)) => {
+                return Err(format!("pulling chunk {index} of a large body: {error}"));
+            }
+            Err(_) => {
+                return Err(format!(
+                    "chunk {index} of a large body did not come in time"
+                ));
+            }
+        }
+        if body.len() > total {
+            break;
+        }
+    }
+    if body.len() == total {
+        Ok(body)
+    } else {
+        Err(format!(
+            "a large body came with {} bytes, not {total}",
+            body.len()
+        ))
+    }
+}
+
+/// Answers `message` with `answer`, chunked if large. Failures are logged: the caller's
+/// request then fails at its deadline.
+pub async fn respond(client: &async_nats::Client, message: &async_nats::Message, answer: &Answer) {
+    let Some(reply) = message.reply.clone() else {
+        return;
+    };
+    let subject = message.subject.as_str();
+    let sent = match encode(subject, answer) {
+        Ok(body) => match send(client, body).await {
+            Ok(Outgoing {
+                payload,
+                headers: Some(headers),
+            }) => client
+                .publish_with_headers(reply, headers, payload)
+                .await
+                .map_err(|e| e.to_string()),
+            Ok(Outgoing { payload, .. }) => client
+                .publish(reply, payload)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(error) => Err(error.to_string()),
+        },
+        Err(error) => Err(error.to_string()),
+    };
+    if let Err(error) = sent {
+        tracing::warn!(%subject, %error, "could not answer");
+    }
+}
+
 /// Sends `request` to `subject` and waits up to `deadline` for the [`Answer`]. Every failure
 /// (nobody serves the subject, no answer in time, NATS down, a malformed answer) comes back
 /// as an error text naming the subject.
@@ -276,8 +440,18 @@ pub async fn request(
             "NATS is unreachable (reconnecting), so {subject} cannot be called"
         ));
     }
-    let sent =
-        tokio::time::timeout(deadline, client.request(subject.clone(), request.into())).await;
+    let outgoing = send(client, request).await.map_err(|e| e.to_string())?;
+    let call = async {
+        match outgoing.headers {
+            Some(headers) => {
+                client
+                    .request_with_headers(subject.clone(), headers, outgoing.payload)
+                    .await
+            }
+            None => client.request(subject.clone(), outgoing.payload).await,
+        }
+    };
+    let sent = tokio::time::timeout(deadline, call).await;
     let message = match sent {
         Err(_) => {
             return Err(format!(
@@ -299,6 +473,7 @@ pub async fn request(
         }
         Ok(Ok(message)) => message,
     };
-    let answer: Answer = decode(&subject, &message.payload).map_err(|e| e.to_string())?;
+    let body = receive(client, &message, deadline).await?;
+    let answer: Answer = decode(&subject, &body).map_err(|e| e.to_string())?;
     answer.into()
 }

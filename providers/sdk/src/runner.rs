@@ -121,7 +121,10 @@ pub async fn run(
             () = &mut shutdown => break,
         };
         let (client, provider) = (client.clone(), provider.clone());
-        tokio::spawn(async move { serve(&client, provider.as_ref(), kind, message).await });
+        let deadline = options.actor_call_deadline;
+        tokio::spawn(
+            async move { serve(&client, provider.as_ref(), kind, message, deadline).await },
+        );
     }
     drop((calls, puts, dels, health));
     provider.shutdown().await;
@@ -156,10 +159,18 @@ async fn serve(
     provider: &dyn Provider,
     kind: Kind,
     message: async_nats::Message,
+    deadline: Duration,
 ) {
     let subject = message.subject.to_string();
+    let body = match lattice::receive(client, &message, deadline).await {
+        Ok(body) => body,
+        Err(error) => {
+            lattice::respond(client, &message, &Answer::Err(error)).await;
+            return;
+        }
+    };
     let answer = match kind {
-        Kind::Call => match lattice::decode::<ProviderInvocation>(&subject, &message.payload) {
+        Kind::Call => match lattice::decode::<ProviderInvocation>(&subject, &body) {
             Ok(invocation) => provider
                 .handle_call(ProviderCall {
                     actor_id: invocation.actor_id,
@@ -171,33 +182,21 @@ async fn serve(
                 .into(),
             Err(error) => Answer::Err(error.to_string()),
         },
-        Kind::LinkPut | Kind::LinkDel => {
-            match lattice::decode::<LinkDefinition>(&subject, &message.payload) {
-                Ok(link) => {
-                    let done = if matches!(kind, Kind::LinkPut) {
-                        provider.put_link(&link).await
-                    } else {
-                        provider.delete_link(&link).await
-                    };
-                    done.map(|()| Vec::new()).into()
-                }
-                Err(error) => Answer::Err(error.to_string()),
+        Kind::LinkPut | Kind::LinkDel => match lattice::decode::<LinkDefinition>(&subject, &body) {
+            Ok(link) => {
+                let done = if matches!(kind, Kind::LinkPut) {
+                    provider.put_link(&link).await
+                } else {
+                    provider.delete_link(&link).await
+                };
+                done.map(|()| Vec::new()).into()
             }
-        }
+            Err(error) => Answer::Err(error.to_string()),
+        },
         Kind::Health => {
             let health = provider.health().await;
             lattice::encode(&subject, &health).into()
         }
     };
-    let Some(reply) = message.reply else {
-        return;
-    };
-    match lattice::encode(&subject, &answer) {
-        Ok(body) => {
-            if let Err(error) = client.publish(reply, body.into()).await {
-                tracing::warn!(%subject, %error, "could not send an answer");
-            }
-        }
-        Err(error) => tracing::warn!(%subject, %error, "could not encode an answer"),
-    }
+    lattice::respond(client, &message, &answer).await;
 }
