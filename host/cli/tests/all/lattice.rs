@@ -117,7 +117,8 @@ fn two_hosts_and_a_redis_provider_process_count_in_one_redis() {
     let redis = RedisServer::start().unwrap();
     let mut provider = ProviderProcess::start(&weft, "keyvalue-redis", "redis", &nats);
     let app = lattice_app(&weft, &redis);
-    let lattice_args = ["--lattice", "it", "--nats", &nats.url()];
+    let url = nats.url();
+    let lattice_args = ["--lattice", "it", "--nats", &url, "--deadline-ms", "2000"];
     let a = Up::start_command(&weft, "host", &app, &lattice_args, &[]);
     let b = Up::start_command(&weft, "host", &app, &lattice_args, &[]);
 
@@ -126,14 +127,14 @@ fn two_hosts_and_a_redis_provider_process_count_in_one_redis() {
     assert_eq!(count(&a.serving), 3);
 
     // The provider process gone: a request fails with an error naming it within the call
-    // deadline (5 s), not a hang. NATS usually knows at once that nothing serves the subject
+    // deadline (2 s here, plus slack for a loaded machine), not a hang. NATS usually knows at once that nothing serves the subject
     // ("no responders"); a request that beats the server to the dropped connection waits for
     // the deadline.
     provider.kill();
     let started = Instant::now();
     let (status, body) = get(&a.serving, "/counter/lattice");
     let waited = started.elapsed();
-    assert!(waited < Duration::from_secs(6), "{waited:?}");
+    assert!(waited < Duration::from_secs(4), "{waited:?}: {status} {body}");
     // kvcounter answers 503 when its store is unavailable, with the host's reason.
     assert_eq!(status, 503, "{body}");
     assert!(
