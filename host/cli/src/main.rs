@@ -9,6 +9,7 @@ mod link;
 mod manifest;
 mod output;
 mod provider;
+mod supervise;
 mod up;
 
 use anyhow::Context;

@@ -71,6 +71,10 @@ pub struct ProviderEntry {
     /// Provider settings (keyvalue-redis: `url`).
     #[serde(default)]
     pub config: std::collections::BTreeMap<String, String>,
+    /// Run it as a supervised child process on the lattice (`weft host` only), instead of
+    /// in the host's process.
+    #[serde(default)]
+    pub process: bool,
 }
 
 /// A link as people write it: the actor by name or key. Also the body of `weft link put`.

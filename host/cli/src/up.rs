@@ -109,6 +109,16 @@ pub async fn run(args: UpArgs) -> Result<()> {
 
     let mut http_servers = Vec::new();
     for entry in &manifest.providers {
+        if entry.process {
+            if args.lattice.lattice.is_none() {
+                bail!(
+                    "provider {:?} has process = true: it runs on a lattice; start the app with \
+                     `weft host --lattice NAME`",
+                    entry.id
+                );
+            }
+            continue;
+        }
         let (provider, concrete) = provider_for(entry)?;
         host.add_provider(&entry.id, provider)
             .await
@@ -161,12 +171,26 @@ pub async fn run(args: UpArgs) -> Result<()> {
     }
 
     // Joined before the links are put: a link may name a provider in another process.
+    let mut supervised = Vec::new();
     if let Some(lattice) = &args.lattice.lattice {
         let client = weft_provider_sdk::lattice::connect(&args.lattice.nats_options("weft host"))
             .await
             .with_context(|| format!("failed to join lattice {lattice}"))?;
-        host.join_lattice(client, lattice).await?;
+        host.join_lattice(client.clone(), lattice).await?;
         writeln!(out, "lattice   {lattice} on {}", args.lattice.nats)?;
+        // Supervised providers report on stdout themselves: let go of it meanwhile.
+        out.flush()?;
+        drop(out);
+        for entry in manifest.providers.iter().filter(|p| p.process) {
+            supervised.push(crate::supervise::start(
+                entry,
+                &args.lattice,
+                lattice,
+                client.clone(),
+            )?);
+            crate::supervise::wait_until_serving(&client, lattice, &entry.id).await?;
+        }
+        out = Out::stdout();
     }
 
     for entry in &manifest.links {
@@ -233,6 +257,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
         task.abort();
     }
     host.shutdown().await;
+    for provider in supervised {
+        provider.stop().await;
+    }
     writeln!(Out::stdout(), "stopped")?;
     Ok(())
 }

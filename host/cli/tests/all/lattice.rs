@@ -134,7 +134,10 @@ fn two_hosts_and_a_redis_provider_process_count_in_one_redis() {
     let started = Instant::now();
     let (status, body) = get(&a.serving, "/counter/lattice");
     let waited = started.elapsed();
-    assert!(waited < Duration::from_secs(4), "{waited:?}: {status} {body}");
+    assert!(
+        waited < Duration::from_secs(4),
+        "{waited:?}: {status} {body}"
+    );
     // kvcounter answers 503 when its store is unavailable, with the host's reason.
     assert_eq!(status, 503, "{body}");
     assert!(
@@ -157,4 +160,84 @@ fn weft_host_needs_a_lattice() {
         .run(&["host", app.to_str().unwrap(), "--control", "127.0.0.1:0"])
         .fails();
     assert!(err.contains("weft host needs --lattice NAME"), "{err}");
+}
+
+/// The process id in a "provider  ID running as process PID" line.
+fn provider_pid(line: &str) -> u32 {
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+fn alive(pid: u32) -> bool {
+    Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// `process = true`: `weft host` runs the provider as a child on the lattice and supervises
+/// it. Killed with SIGKILL, its callers get an error within the deadline and it is restarted;
+/// it stops with the host.
+#[test]
+fn weft_host_restarts_a_killed_provider_process_and_stops_it_on_exit() {
+    let weft = Weft::new();
+    let nats = NatsServer::start().unwrap();
+    let redis = RedisServer::start().unwrap();
+    let app = weft.path("supervised.toml");
+    let plain = std::fs::read_to_string(lattice_app(&weft, &redis)).unwrap();
+    std::fs::write(
+        &app,
+        format!(
+            "{plain}\n[[providers]]\nid = \"redis\"\nkind = \"keyvalue-redis\"\nprocess = true\n"
+        ),
+    )
+    .unwrap();
+    let url = nats.url();
+    let args = ["--lattice", "it", "--nats", &url, "--deadline-ms", "2000"];
+    let host = Up::start_command(&weft, "host", &app, &args, &[]);
+    let first = host
+        .startup
+        .iter()
+        .find(|l| l.starts_with("provider  redis running as process"))
+        .map(|l| provider_pid(l))
+        .expect("the host named no provider process");
+    assert_eq!(count(&host.serving), 1);
+
+    let status = Command::new("kill")
+        .args(["-KILL", &first.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    let (status, body) = get(&host.serving, "/counter/lattice");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(status, 503, "{body}");
+
+    let restarted = host.wait_for("restarting the provider", |l| {
+        l.starts_with("provider  redis running as process")
+    });
+    let second = provider_pid(&restarted);
+    assert_ne!(first, second);
+    let back = Instant::now();
+    loop {
+        let (status, body) = get(&host.serving, "/counter/lattice");
+        if status == 200 {
+            assert!(body.ends_with(":2}"), "{body}");
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "not serving again: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let (code, _) = host.interrupt();
+    assert_eq!(code, 0);
+    assert!(!alive(second), "the provider process outlived its host");
 }

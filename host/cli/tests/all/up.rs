@@ -22,6 +22,8 @@ pub(crate) struct Up {
     lines: mpsc::Receiver<String>,
     pub(crate) serving: String,
     control: String,
+    /// What it printed up to "Weft is up".
+    pub(crate) startup: Vec<String>,
 }
 
 impl Up {
@@ -72,10 +74,12 @@ impl Up {
             }
         });
         let (mut serving, mut control) = (String::new(), String::new());
+        let mut startup = Vec::new();
         loop {
             let line = lines
                 .recv_timeout(Duration::from_secs(30))
                 .expect("weft up did not come up");
+            startup.push(line.clone());
             if let Some(rest) = line.strip_prefix("serving   http://") {
                 serving = rest.split('/').next().unwrap().to_string();
             }
@@ -91,11 +95,12 @@ impl Up {
             lines,
             serving,
             control,
+            startup,
         }
     }
 
     /// Waits for a line of output that `matches`, and returns it.
-    fn wait_for(&self, what: &str, matches: impl Fn(&str) -> bool) -> String {
+    pub(crate) fn wait_for(&self, what: &str, matches: impl Fn(&str) -> bool) -> String {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -107,7 +112,7 @@ impl Up {
         }
     }
 
-    fn interrupt(mut self) -> (i32, Vec<String>) {
+    pub(crate) fn interrupt(mut self) -> (i32, Vec<String>) {
         let status = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
             .status()

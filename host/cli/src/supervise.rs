@@ -1,0 +1,191 @@
+//! Providers that `weft host` runs as child processes (`process = true` in the manifest):
+//! each is `weft provider run …` on the host's lattice, restarted with backoff when it exits
+//! or stops answering health checks, and stopped (SIGTERM, then SIGKILL) with the host.
+
+use crate::lattice_args::LatticeArgs;
+use crate::manifest::ProviderEntry;
+use crate::output::Out;
+use anyhow::{Context, Result};
+use std::io::Write;
+use std::time::Duration;
+use tokio::process::{Child, Command};
+use weft_provider_sdk::lattice::{self, Subjects};
+
+/// First restart delay; doubled after each quick failure, up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// Longest wait between restarts.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// A child that ran this long resets the backoff.
+const HEALTHY_RUN: Duration = Duration::from_secs(30);
+/// How often a child's health is asked, and how long it has to answer.
+const HEALTH_EVERY: Duration = Duration::from_secs(5);
+const HEALTH_WITHIN: Duration = Duration::from_secs(2);
+/// Missed health checks in a row after which the child is killed and restarted.
+const UNHEALTHY_AFTER: u32 = 3;
+/// How long a child gets to stop after SIGTERM.
+const STOP_WITHIN: Duration = Duration::from_secs(5);
+
+/// A supervised provider; dropping it leaves the child running, [`Supervised::stop`] ends it.
+pub struct Supervised {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Supervised {
+    /// Stops the child and its supervision.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+fn command(entry: &ProviderEntry, lattice: &LatticeArgs, name: &str) -> Result<Command> {
+    let exe = std::env::current_exe().context("cannot find the weft binary to run providers")?;
+    let mut command = Command::new(exe);
+    command
+        .args(["provider", "run", &entry.kind, "--id", &entry.id])
+        .args(["--lattice", name, "--nats", &lattice.nats])
+        .kill_on_drop(true);
+    for (key, value) in &entry.config {
+        command.arg("--config").arg(format!("{key}={value}"));
+    }
+    if let Some(creds) = &lattice.nats_creds {
+        command.arg("--nats-creds").arg(creds);
+    }
+    if let Some(seed) = &lattice.nats_nkey {
+        command.env("WEFT_NATS_NKEY", seed);
+    }
+    if let (Some(user), Some(password)) = (&lattice.nats_user, &lattice.nats_password) {
+        command.arg("--nats-user").arg(user);
+        command.env("WEFT_NATS_PASSWORD", password);
+    }
+    if let Some(ca) = &lattice.nats_tls_ca {
+        command.arg("--nats-tls-ca").arg(ca);
+    }
+    if lattice.nats_require_tls {
+        command.arg("--nats-require-tls");
+    }
+    Ok(command)
+}
+
+/// Starts `entry` as a child process and supervises it.
+pub fn start(
+    entry: &ProviderEntry,
+    lattice: &LatticeArgs,
+    name: &str,
+    client: async_nats::Client,
+) -> Result<Supervised> {
+    let mut command = command(entry, lattice, name)?;
+    let (stop, mut stopped) = tokio::sync::oneshot::channel();
+    let (id, health) = (
+        entry.id.clone(),
+        Subjects::new(name).provider_health(&entry.id),
+    );
+    let task = tokio::spawn(async move {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let started = std::time::Instant::now();
+            let mut child = match command.spawn() {
+                Ok(child) => child,
+                Err(error) => {
+                    say(&format!("provider  {id} could not start: {error}"));
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        _ = &mut stopped => return,
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+            };
+            say(&format!(
+                "provider  {id} running as process {}",
+                child.id().unwrap_or_default()
+            ));
+            let ended = tokio::select! {
+                ended = watch(&mut child, &client, &health) => ended,
+                _ = &mut stopped => {
+                    terminate(&mut child).await;
+                    return;
+                }
+            };
+            say(&format!("provider  {id} {ended}; restarting it"));
+            if started.elapsed() >= HEALTHY_RUN {
+                backoff = FIRST_BACKOFF;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                _ = &mut stopped => return,
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    });
+    Ok(Supervised { stop, task })
+}
+
+/// Waits until the child exits or misses [`UNHEALTHY_AFTER`] health checks in a row (then
+/// kills it); says which.
+async fn watch(child: &mut Child, client: &async_nats::Client, health: &str) -> String {
+    let mut missed = 0;
+    let mut every = tokio::time::interval(HEALTH_EVERY);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            status = child.wait() => {
+                return match status {
+                    Ok(status) => format!("exited ({status})"),
+                    Err(error) => format!("could not be waited on ({error})"),
+                };
+            }
+            _ = every.tick() => {
+                let answer = lattice::request(client, health.to_string(), Vec::new(), HEALTH_WITHIN).await;
+                let healthy = answer
+                    .ok()
+                    .and_then(|bytes| lattice::decode::<weft_provider_sdk::Health>(health, &bytes).ok())
+                    .is_some_and(|h| h.healthy);
+                missed = if healthy { 0 } else { missed + 1 };
+                if missed >= UNHEALTHY_AFTER {
+                    let _ = child.kill().await;
+                    return format!("missed {missed} health checks");
+                }
+            }
+        }
+    }
+}
+
+/// SIGTERM, then SIGKILL after [`STOP_WITHIN`].
+async fn terminate(child: &mut Child) {
+    if let Some(pid) = child.id() {
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await;
+    }
+    if tokio::time::timeout(STOP_WITHIN, child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.kill().await;
+    }
+}
+
+/// Waits (up to 30 s) until provider `id` answers health checks on lattice `name`.
+pub async fn wait_until_serving(client: &async_nats::Client, name: &str, id: &str) -> Result<()> {
+    let health = Subjects::new(name).provider_health(id);
+    let started = std::time::Instant::now();
+    loop {
+        if lattice::request(client, health.clone(), Vec::new(), HEALTH_WITHIN)
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            anyhow::bail!("provider {id} did not come up on lattice {name} within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn say(line: &str) {
+    let _ = writeln!(Out::stdout(), "{line}");
+}
