@@ -234,6 +234,77 @@ pub mod keyvalue {
     }
 }
 
+/// `wasmcloud:messaging`: actors publish and request; the provider delivers subscribed
+/// messages to `MessageSubscriber.HandleMessage` (`wasmcloud-interface-messaging` 0.x).
+pub mod messaging {
+    use serde::{Deserialize, Serialize};
+
+    /// The contract id.
+    pub const CONTRACT_ID: &str = "wasmcloud:messaging";
+    /// Actor → provider: publish a [`PubMessage`]; answers nothing.
+    pub const PUBLISH: &str = "Messaging.Publish";
+    /// Actor → provider: a [`RequestMessage`], answered with a [`ReplyMessage`].
+    pub const REQUEST: &str = "Messaging.Request";
+    /// Provider → actor: a [`SubMessage`] from a subscription; answers nothing.
+    pub const HANDLE_MESSAGE: &str = "MessageSubscriber.HandleMessage";
+
+    /// A message to publish.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct PubMessage {
+        /// Its subject.
+        #[serde(default)]
+        pub subject: String,
+        /// Where replies should go.
+        #[serde(rename = "replyTo", default, skip_serializing_if = "Option::is_none")]
+        pub reply_to: Option<String>,
+        /// The payload.
+        #[serde(with = "serde_bytes", default)]
+        pub body: Vec<u8>,
+    }
+
+    /// A request that waits for one reply.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RequestMessage {
+        /// Its subject.
+        #[serde(default)]
+        pub subject: String,
+        /// The payload.
+        #[serde(with = "serde_bytes", default)]
+        pub body: Vec<u8>,
+        /// How long to wait for the reply, milliseconds.
+        #[serde(rename = "timeoutMs", default)]
+        pub timeout_ms: u32,
+    }
+
+    /// The reply to a [`RequestMessage`].
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ReplyMessage {
+        /// The subject it came on.
+        #[serde(default)]
+        pub subject: String,
+        /// Where replies to it should go.
+        #[serde(rename = "replyTo", default, skip_serializing_if = "Option::is_none")]
+        pub reply_to: Option<String>,
+        /// The payload.
+        #[serde(with = "serde_bytes", default)]
+        pub body: Vec<u8>,
+    }
+
+    /// A message from a subscription, delivered to the actor.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct SubMessage {
+        /// The subject it came on.
+        #[serde(default)]
+        pub subject: String,
+        /// Where the sender wants the reply.
+        #[serde(rename = "replyTo", default, skip_serializing_if = "Option::is_none")]
+        pub reply_to: Option<String>,
+        /// The payload.
+        #[serde(with = "serde_bytes", default)]
+        pub body: Vec<u8>,
+    }
+}
+
 /// `wasmcloud:builtin:logging`: served by the host itself.
 pub mod logging {
     use serde::{Deserialize, Serialize};

@@ -2,6 +2,7 @@
 //!
 //! - [`servers`]: real `nats-server` and `redis-server` processes on free loopback ports,
 //!   killed and reaped on drop, restartable on the same port with the same data;
+//! - [`actors`]: where the test command leaves the example actors, built and signed;
 //! - [`keyvalue`]: the `wasmcloud:keyvalue` conformance suite every key-value provider must
 //!   pass, so the in-memory and Redis providers answer alike.
 //!
@@ -9,6 +10,7 @@
 //! This crate is only ever a dev-dependency; it asserts (panics) by design.
 #![deny(missing_docs)]
 
+pub mod actors;
 pub mod keyvalue;
 pub mod servers;
 

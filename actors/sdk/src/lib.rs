@@ -1,7 +1,8 @@
 //! # weft-actor — typed helpers for Weft actors
 //!
 //! A thin layer over `wapc-guest`: register an HTTP handler with [`http::serve`], call the
-//! key-value store with [`keyvalue`], log with [`logging`]. Payloads are the wasmCloud 0.x
+//! key-value store with [`keyvalue`], publish, request and receive messages with
+//! [`messaging`], log with [`logging`]. Payloads are the wasmCloud 0.x
 //! contract types from `weft-contracts`, so an actor written with this crate talks to any
 //! provider of those contracts.
 //!
@@ -129,6 +130,61 @@ pub mod health {
             healthy: true,
             message: None,
         })?)
+    }
+}
+
+/// `wasmcloud:messaging` on the `default` link: publish, request, and receive subscribed
+/// messages.
+pub mod messaging {
+    use super::{Result, call};
+    use weft_contracts::messaging::*;
+
+    /// Publishes `body` on `subject`, naming `reply_to` for replies.
+    pub fn publish(subject: &str, reply_to: Option<&str>, body: &[u8]) -> Result<()> {
+        let message = PubMessage {
+            subject: subject.to_string(),
+            reply_to: reply_to.map(str::to_string),
+            body: body.to_vec(),
+        };
+        let payload = weft_contracts::encode(&message)?;
+        wapc_guest::host_call("default", CONTRACT_ID, PUBLISH, &payload)
+            .map(|_| ())
+            .map_err(|e| super::Error::Host(e.to_string()))
+    }
+
+    /// Sends `body` on `subject` and waits up to `timeout_ms` for one reply.
+    pub fn request(subject: &str, body: &[u8], timeout_ms: u32) -> Result<ReplyMessage> {
+        let request = RequestMessage {
+            subject: subject.to_string(),
+            body: body.to_vec(),
+            timeout_ms,
+        };
+        call("default", CONTRACT_ID, REQUEST, &request)
+    }
+
+    /// An actor's handler of subscribed messages.
+    pub type Handler = fn(&SubMessage) -> Result<()>;
+
+    /// Registers `handler` for `MessageSubscriber.HandleMessage`, and the health check. Call
+    /// it from `wapc_init`.
+    pub fn subscribe(handler: Handler) {
+        HANDLER.with(|h| h.set(Some(handler)));
+        wapc_guest::register_function(HANDLE_MESSAGE, dispatch);
+        super::health::serve();
+    }
+
+    thread_local! {
+        static HANDLER: std::cell::Cell<Option<Handler>> =
+            const { std::cell::Cell::new(None) };
+    }
+
+    fn dispatch(payload: &[u8]) -> wapc_guest::CallResult {
+        let message: SubMessage = weft_contracts::decode(payload)?;
+        let handler = HANDLER
+            .with(|h| h.get())
+            .ok_or("no message handler registered")?;
+        handler(&message)?;
+        Ok(Vec::new())
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 use weft_http_server::HttpServer;
 use weft_keyvalue_memory::MemoryKeyValue;
 use weft_keyvalue_redis::RedisKeyValue;
+use weft_messaging_nats::NatsMessaging;
 use weft_provider_sdk::Provider;
 use weft_provider_sdk::runner::{self, RunnerOptions};
 
@@ -21,13 +22,13 @@ pub enum ProviderCommand {
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// The provider: keyvalue-redis, keyvalue-memory or http-server
+    /// The provider: keyvalue-redis, keyvalue-memory, http-server or messaging-nats
     kind: String,
     /// Its id on the lattice (links name it); default: its kind
     #[arg(long)]
     id: Option<String>,
-    /// Provider settings, KEY=VALUE (repeatable); keyvalue-redis takes `url`, the default
-    /// Redis URL for links that name none
+    /// Provider settings, KEY=VALUE (repeatable); keyvalue-redis and messaging-nats take
+    /// `url`, the default server for links that name none
     #[arg(long = "config", value_name = "KEY=VALUE")]
     config: Vec<String>,
     /// How long a call to an actor may take, milliseconds
@@ -43,9 +44,15 @@ pub fn by_kind(kind: &str, config: &BTreeMap<String, String>) -> Result<Arc<dyn 
         "keyvalue-redis" => Arc::new(RedisKeyValue::new(config.get("url").cloned())),
         "keyvalue-memory" => Arc::new(MemoryKeyValue::new()),
         "http-server" => Arc::new(HttpServer::new()),
+        "messaging-nats" => Arc::new(NatsMessaging::new(
+            config
+                .get("url")
+                .cloned()
+                .unwrap_or_else(|| "nats://127.0.0.1:4222".into()),
+        )),
         other => bail!(
             "there is no provider of kind {other:?}; the kinds are keyvalue-redis, \
-             keyvalue-memory and http-server"
+             keyvalue-memory, http-server and messaging-nats"
         ),
     })
 }

@@ -13,7 +13,6 @@ mod runtime;
 mod snapshot;
 mod swap;
 
-use std::path::PathBuf;
 use wascap::{Actor, Claims, KeyRole};
 
 /// The misbehaving test guest (see the commands at its top).
@@ -47,17 +46,4 @@ pub fn cmd(command: u8, arg: i32) -> Vec<u8> {
     payload
 }
 
-/// A signed example actor, built by the test command (`scripts/test.sh` runs `weft build`).
-pub fn signed_actor(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let path = target.join("actors").join(format!("{name}.wasm"));
-    assert!(
-        path.is_file(),
-        "{} is missing: the actors are built and signed by `scripts/test.sh` \
-         (or by hand: `cargo run -p weft-cli -- build`)",
-        path.display()
-    );
-    path
-}
+pub use weft_testing::actors::signed_actor;

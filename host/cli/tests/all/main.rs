@@ -13,37 +13,7 @@ mod up;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-/// The workspace's target directory (where `weft build` puts signed actors).
-pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"))
-}
-
-/// A signed example actor built by the test command (`scripts/test.sh` runs `weft build`).
-pub fn signed_actor(name: &str) -> PathBuf {
-    let path = target_dir().join("actors").join(format!("{name}.wasm"));
-    assert!(
-        path.is_file(),
-        "{} is missing: the actors are built and signed by `scripts/test.sh` \
-         (or by hand: `cargo run -p weft-cli -- build`)",
-        path.display()
-    );
-    path
-}
-
-/// The unsigned wasm cargo produced for an example actor.
-pub fn unsigned_actor(name: &str) -> PathBuf {
-    let path = target_dir()
-        .join("wasm32-unknown-unknown/release")
-        .join(format!("{name}.wasm"));
-    assert!(
-        path.is_file(),
-        "{} is missing: run `scripts/test.sh`",
-        path.display()
-    );
-    path
-}
+pub use weft_testing::actors::{signed_actor, target_dir, unsigned_actor};
 
 /// `weft` with a private key store, so tests never touch the user's keys.
 pub struct Weft {

@@ -1,0 +1,266 @@
+//! # weft-messaging-nats — `wasmcloud:messaging` on NATS
+//!
+//! Its principal type is [`NatsMessaging`]. Actors publish (`Messaging.Publish`) and make
+//! requests (`Messaging.Request`) on a NATS server; each link's subscriptions deliver the
+//! messages that arrive to the actor's `MessageSubscriber.HandleMessage`, one call per message.
+//!
+//! Link values (wasmCloud 0.x names accepted too):
+//! - `subscription` (`SUBSCRIPTION`): subjects, comma-separated, wildcards allowed (`orders.>`);
+//! - `queue` (`QUEUE`): a queue group, so the actor's subscribers share the messages;
+//! - `url` (`URI`): the NATS server, else the provider's default ([`NatsMessaging::new`]).
+//!
+//! The NATS server actors talk to is the application's, not the lattice's: a provider may
+//! run in-process or on a lattice and connect to either.
+//!
+//! **What it is not:** JetStream (no persistence, no acknowledgements), or a way for actors
+//! to subscribe at run time: subscriptions are link configuration.
+#![deny(missing_docs)]
+
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use weft_contracts::messaging::{
+    self as msg, PubMessage, ReplyMessage, RequestMessage, SubMessage,
+};
+use weft_contracts::{decode, encode};
+use weft_provider_sdk::lattice::NatsOptions;
+use weft_provider_sdk::{
+    ActorInvoker, LinkDefinition, Provider, ProviderCall, ProviderError, async_trait,
+};
+
+/// A link's URL and the tasks delivering its subscriptions (each owns its subscriber).
+type Delivery = (String, Vec<JoinHandle<()>>);
+
+/// Link value keys, preferred first.
+const SUBSCRIPTION_KEYS: [&str; 2] = ["subscription", "SUBSCRIPTION"];
+const QUEUE_KEYS: [&str; 2] = ["queue", "QUEUE"];
+const URL_KEYS: [&str; 2] = ["url", "URI"];
+/// A request's timeout when the actor gives none.
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The NATS messaging provider.
+pub struct NatsMessaging {
+    default_url: String,
+    invoker: OnceLock<Arc<dyn ActorInvoker>>,
+    /// One client per NATS URL, shared by the links naming it.
+    clients: tokio::sync::Mutex<HashMap<String, async_nats::Client>>,
+    /// Per (actor, link name): its URL and the tasks delivering its subscriptions.
+    links: Mutex<HashMap<(String, String), Delivery>>,
+}
+
+impl std::fmt::Debug for NatsMessaging {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsMessaging")
+            .field("default_url", &self.default_url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn value<'a>(link: &'a LinkDefinition, keys: &[&str]) -> Option<&'a str> {
+    keys.iter()
+        .find_map(|key| link.values.get(*key))
+        .map(String::as_str)
+        .filter(|v| !v.trim().is_empty())
+}
+
+fn backend(what: &str, error: impl std::fmt::Display) -> ProviderError {
+    ProviderError::Backend(format!("{what}: {error}"))
+}
+
+impl NatsMessaging {
+    /// A provider whose links connect to `default_url` unless they name their own.
+    pub fn new(default_url: impl Into<String>) -> Self {
+        NatsMessaging {
+            default_url: default_url.into(),
+            invoker: OnceLock::new(),
+            clients: tokio::sync::Mutex::new(HashMap::new()),
+            links: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn client(&self, url: &str) -> Result<async_nats::Client, ProviderError> {
+        let mut clients = self.clients.lock().await;
+        if let Some(client) = clients.get(url) {
+            return Ok(client.clone());
+        }
+        let options = NatsOptions {
+            url: url.to_string(),
+            name: Some("weft messaging-nats".into()),
+            ..NatsOptions::default()
+        };
+        let client = weft_provider_sdk::lattice::connect(&options)
+            .await
+            .map_err(|e| ProviderError::Backend(e.to_string()))?;
+        clients.insert(url.to_string(), client.clone());
+        Ok(client)
+    }
+
+    fn url_of(&self, link: &LinkDefinition) -> String {
+        value(link, &URL_KEYS).map_or_else(|| self.default_url.clone(), str::to_string)
+    }
+
+    fn lock_links(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Delivery>> {
+        self.links.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Ends a link's deliveries: once this returns the server has dropped its subscriptions,
+    /// so nothing more reaches the actor through them.
+    async fn stop(&self, (url, tasks): Delivery) {
+        for task in &tasks {
+            task.abort();
+        }
+        for task in tasks {
+            // Dropping the task drops its subscriber, which unsubscribes.
+            let _ = task.await;
+        }
+        if let Ok(client) = self.client(&url).await {
+            let _ = weft_provider_sdk::lattice::round_trip(&client, Duration::from_secs(5)).await;
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for NatsMessaging {
+    fn contract_id(&self) -> &str {
+        msg::CONTRACT_ID
+    }
+
+    async fn start(&self, host: Arc<dyn ActorInvoker>) -> Result<(), ProviderError> {
+        let _ = self.invoker.set(host);
+        Ok(())
+    }
+
+    async fn put_link(&self, link: &LinkDefinition) -> Result<(), ProviderError> {
+        let url = self.url_of(link);
+        let client = self.client(&url).await?;
+        let queue = value(link, &QUEUE_KEYS);
+        let invoker = self
+            .invoker
+            .get()
+            .cloned()
+            .ok_or_else(|| ProviderError::Backend("the provider was not started".into()))?;
+        let mut tasks = Vec::new();
+        let subjects = value(link, &SUBSCRIPTION_KEYS).unwrap_or_default();
+        for subject in subjects.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let subscribed = match queue {
+                Some(queue) => {
+                    client
+                        .queue_subscribe(subject.to_string(), queue.to_string())
+                        .await
+                }
+                None => client.subscribe(subject.to_string()).await,
+            };
+            let mut subscriber = subscribed.map_err(|e| ProviderError::Link {
+                actor_id: link.actor_id.clone(),
+                reason: format!("cannot subscribe to {subject:?}: {e}"),
+            })?;
+            let (invoker, actor) = (invoker.clone(), link.actor_id.clone());
+            let task = tokio::spawn(async move {
+                while let Some(message) = subscriber.next().await {
+                    let delivered = SubMessage {
+                        subject: message.subject.to_string(),
+                        reply_to: message.reply.map(|r| r.to_string()),
+                        body: message.payload.to_vec(),
+                    };
+                    let Ok(payload) = encode(&delivered) else {
+                        continue;
+                    };
+                    let (invoker, actor) = (invoker.clone(), actor.clone());
+                    tokio::spawn(async move {
+                        if let Err(error) = invoker
+                            .invoke_actor(&actor, msg::HANDLE_MESSAGE, payload)
+                            .await
+                        {
+                            tracing::warn!(%actor, %error, "actor failed to handle a message");
+                        }
+                    });
+                }
+            });
+            tasks.push(task);
+        }
+        // Subscriptions are live once the server has them, before the link is reported put.
+        weft_provider_sdk::lattice::round_trip(&client, Duration::from_secs(5))
+            .await
+            .map_err(|e| ProviderError::Backend(e.to_string()))?;
+        let replaced = self.lock_links().insert(
+            (link.actor_id.clone(), link.link_name.clone()),
+            (url, tasks),
+        );
+        if let Some(replaced) = replaced {
+            self.stop(replaced).await;
+        }
+        Ok(())
+    }
+
+    async fn delete_link(&self, link: &LinkDefinition) -> Result<(), ProviderError> {
+        let removed = self
+            .lock_links()
+            .remove(&(link.actor_id.clone(), link.link_name.clone()));
+        if let Some(removed) = removed {
+            self.stop(removed).await;
+        }
+        Ok(())
+    }
+
+    async fn handle_call(&self, call: ProviderCall) -> Result<Vec<u8>, ProviderError> {
+        let url = self.url_of(&call.link);
+        let client = self.client(&url).await?;
+        let op = call.operation.as_str();
+        match op {
+            msg::PUBLISH => {
+                let message: PubMessage =
+                    decode(&call.payload).map_err(|e| ProviderError::bad_request(op, e))?;
+                let sent = match message.reply_to {
+                    Some(reply) => {
+                        client
+                            .publish_with_reply(message.subject.clone(), reply, message.body.into())
+                            .await
+                    }
+                    None => {
+                        client
+                            .publish(message.subject.clone(), message.body.into())
+                            .await
+                    }
+                };
+                sent.map_err(|e| backend(&format!("publishing on {}", message.subject), e))?;
+                Ok(Vec::new())
+            }
+            msg::REQUEST => {
+                let request: RequestMessage =
+                    decode(&call.payload).map_err(|e| ProviderError::bad_request(op, e))?;
+                let timeout = match request.timeout_ms {
+                    0 => DEFAULT_REQUEST_TIMEOUT,
+                    ms => Duration::from_millis(u64::from(ms)),
+                };
+                let answered = tokio::time::timeout(
+                    timeout,
+                    client.request(request.subject.clone(), request.body.into()),
+                )
+                .await
+                .map_err(|_| {
+                    backend(
+                        &format!("request on {}", request.subject),
+                        format!("no reply within {} ms", timeout.as_millis()),
+                    )
+                })?
+                .map_err(|e| backend(&format!("request on {}", request.subject), e))?;
+                let reply = ReplyMessage {
+                    subject: answered.subject.to_string(),
+                    reply_to: answered.reply.map(|r| r.to_string()),
+                    body: answered.payload.to_vec(),
+                };
+                encode(&reply).map_err(|e| ProviderError::bad_request(op, e))
+            }
+            _ => Err(ProviderError::unknown_operation(msg::CONTRACT_ID, op)),
+        }
+    }
+
+    async fn shutdown(&self) {
+        let all: Vec<_> = self.lock_links().drain().collect();
+        for (_, delivery) in all {
+            self.stop(delivery).await;
+        }
+    }
+}
