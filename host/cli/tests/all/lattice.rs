@@ -1,7 +1,7 @@
 //! `weft host` and `weft provider run` as separate processes on a real `nats-server`, with
 //! the Redis provider against a real `redis-server`: HTTP → actor → Redis through either host.
 
-use crate::up::{Up, get};
+use crate::up::{Up, example, get};
 use crate::{Weft, signed_actor};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -240,4 +240,48 @@ fn weft_host_restarts_a_killed_provider_process_and_stops_it_on_exit() {
     let (code, _) = host.interrupt();
     assert_eq!(code, 0);
     assert!(!alive(second), "the provider process outlived its host");
+}
+
+/// examples/msg-echo as its README runs it: requests on echo.> answered by the actor.
+#[test]
+fn msg_echo_example_answers_nats_requests() {
+    let weft = Weft::new();
+    let nats = NatsServer::start().unwrap();
+    let url = nats.url();
+    let _up = Up::start(&weft, &example("msg-echo"), &[("NATS_URL", url.as_str())]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let reply = runtime.block_on(async {
+        let client = async_nats::connect(url.as_str()).await.unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            client.request("echo.hi", "hello".into()),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+    });
+    assert_eq!(&reply.payload[..], b"echo: hello");
+}
+
+/// examples/kvcounter-redis as its README runs it: two hosts, each with its supervised Redis
+/// provider process, counting in one Redis.
+#[test]
+fn kvcounter_redis_example_counts_in_one_redis_from_two_hosts() {
+    let weft = Weft::new();
+    let nats = NatsServer::start().unwrap();
+    let redis = RedisServer::start().unwrap();
+    let (nats_url, redis_url) = (nats.url(), redis.url());
+    let args = ["--lattice", "demo", "--nats", &nats_url];
+    let env = [
+        ("REDIS_URL", redis_url.as_str()),
+        ("KVCOUNTER_ADDRESS", "127.0.0.1:0"),
+    ];
+    let app = example("kvcounter-redis");
+    let a = Up::start_command(&weft, "host", &app, &args, &env);
+    let b = Up::start_command(&weft, "host", &app, &args, &env);
+    assert_eq!(count(&a.serving), 1);
+    assert_eq!(count(&b.serving), 2);
 }

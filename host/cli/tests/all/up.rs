@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-fn example(name: &str) -> std::path::PathBuf {
+pub(crate) fn example(name: &str) -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../examples")
         .join(name)
@@ -27,7 +27,7 @@ pub(crate) struct Up {
 }
 
 impl Up {
-    fn start(weft: &Weft, manifest: &std::path::Path, env: &[(&str, &str)]) -> Up {
+    pub(crate) fn start(weft: &Weft, manifest: &std::path::Path, env: &[(&str, &str)]) -> Up {
         Self::start_with(weft, manifest, &[], env)
     }
 
