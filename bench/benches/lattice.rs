@@ -1,0 +1,218 @@
+//! Lattice benchmarks against real servers started for the run (weft-testing), each with its
+//! baseline measured in the same run:
+//! (f) latency of an actor call across two hosts (host B invokes `echo` on host A through
+//!     NATS, 100 B) vs a raw async-nats request-reply between two connections (target ≤ 1.3×);
+//! (g) throughput of kvcounter increments, each an actor call making an `Increment` host call
+//!     through the Redis provider served out of process on the lattice, 50 at a time, vs
+//!     `redis-benchmark -t incr -c 50` on the same Redis (target ≥ 0.5×).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use criterion::Criterion;
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use weft_contracts::httpserver::{HANDLE_REQUEST, HttpRequest};
+use weft_host::host::{Host, HostConfig};
+use weft_keyvalue_redis::RedisKeyValue;
+use weft_provider_sdk::LinkDefinition;
+use weft_provider_sdk::lattice::{self, NatsOptions};
+use weft_provider_sdk::runner::{self, RunnerOptions};
+use weft_testing::{NatsServer, RedisServer};
+
+const LATTICE: &str = "bench";
+const CONCURRENCY: usize = 50;
+const INCREMENTS: usize = 20_000;
+
+fn options(nats: &NatsServer) -> NatsOptions {
+    NatsOptions {
+        url: nats.url(),
+        ..NatsOptions::default()
+    }
+}
+
+async fn member(nats: &NatsServer) -> Host {
+    let host = Host::new(HostConfig::default()).unwrap();
+    host.join_lattice(lattice::connect(&options(nats)).await.unwrap(), LATTICE)
+        .await
+        .unwrap();
+    host
+}
+
+fn signed(name: &str) -> Vec<u8> {
+    std::fs::read(weft_testing::actors::signed_actor(name)).unwrap()
+}
+
+/// `redis-benchmark -t incr` requests/s on the server at `port`.
+fn redis_benchmark(port: u16) -> f64 {
+    let output = std::process::Command::new("redis-benchmark")
+        .args([
+            "-p",
+            &port.to_string(),
+            "-t",
+            "incr",
+            "-c",
+            &CONCURRENCY.to_string(),
+        ])
+        .args(["-n", &(INCREMENTS * 5).to_string(), "-q"])
+        .output()
+        .expect("redis-benchmark is not installed (apt install redis-tools)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    // "INCR: 123456.79 requests per second, p50=0.199 msec"
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("INCR"))
+        .unwrap_or_default();
+    line.split_whitespace()
+        .find_map(|w| w.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("cannot read redis-benchmark's output: {text}"))
+}
+
+fn main() {
+    let output = weft_bench::target_dir().join("criterion");
+    let mut c = Criterion::default()
+        .output_directory(&output)
+        .measurement_time(Duration::from_secs(4))
+        .configure_from_args();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let nats = NatsServer::start().unwrap();
+    let redis = RedisServer::start().unwrap();
+
+    // (f) two hosts vs raw request-reply.
+    let (a, b, echo) = runtime.block_on(async {
+        let (a, b) = (member(&nats).await, member(&nats).await);
+        let echo = a.start_actor(&signed("echo")).await.unwrap().id;
+        (a, b, echo)
+    });
+    let payload = vec![7u8; 100];
+    assert_eq!(
+        runtime.block_on(b.invoke(&echo, "echo", &payload)).unwrap(),
+        payload
+    );
+    let (requester, responder) = runtime.block_on(async {
+        let requester = async_nats::connect(nats.url()).await.unwrap();
+        let responder = async_nats::connect(nats.url()).await.unwrap();
+        let mut requests = responder.subscribe("raw.echo").await.unwrap();
+        let replier = responder.clone();
+        tokio::spawn(async move {
+            while let Some(message) = requests.next().await {
+                if let Some(reply) = message.reply {
+                    replier.publish(reply, message.payload).await.unwrap();
+                }
+            }
+        });
+        lattice::round_trip(&responder, Duration::from_secs(5))
+            .await
+            .unwrap();
+        (requester, responder)
+    });
+    {
+        let mut group = c.benchmark_group("lattice_call_100B");
+        group.bench_function("raw_async_nats_request", |bench| {
+            bench.to_async(&runtime).iter(|| async {
+                requester
+                    .request("raw.echo", payload.clone().into())
+                    .await
+                    .unwrap()
+            })
+        });
+        group.bench_function("weft_invoke_on_other_host", |bench| {
+            bench
+                .to_async(&runtime)
+                .iter(|| async { b.invoke(&echo, "echo", &payload).await.unwrap() })
+        });
+        group.finish();
+    }
+    drop(responder);
+
+    // (g) increments through the out-of-process Redis provider vs redis-benchmark.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let counter = runtime.block_on(async {
+        tokio::spawn(runner::run(
+            Arc::new(RedisKeyValue::new(None)),
+            RunnerOptions {
+                nats: options(&nats),
+                lattice: LATTICE.into(),
+                provider_id: "redis".into(),
+                actor_call_deadline: Duration::from_secs(5),
+            },
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let health = lattice::Subjects::new(LATTICE).provider_health("redis");
+        let client = lattice::connect(&options(&nats)).await.unwrap();
+        while lattice::request(
+            &client,
+            health.clone(),
+            Vec::new(),
+            Duration::from_millis(500),
+        )
+        .await
+        .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let counter = a.start_actor(&signed("kvcounter")).await.unwrap().id;
+        a.put_link(LinkDefinition {
+            actor_id: counter.clone(),
+            contract_id: "wasmcloud:keyvalue".into(),
+            link_name: "default".into(),
+            provider_id: "redis".into(),
+            values: [("url".to_string(), redis.url())].into(),
+        })
+        .await
+        .unwrap();
+        counter
+    });
+    let request = weft_contracts::encode(&HttpRequest {
+        method: "GET".into(),
+        path: "/counter/bench".into(),
+        ..HttpRequest::default()
+    })
+    .unwrap();
+    let weft_rate = runtime.block_on(async {
+        let started = Instant::now();
+        let workers: Vec<_> = (0..CONCURRENCY)
+            .map(|_| {
+                let (host, counter, request) = (a.clone(), counter.clone(), request.clone());
+                tokio::spawn(async move {
+                    for _ in 0..INCREMENTS / CONCURRENCY {
+                        host.invoke(&counter, HANDLE_REQUEST, &request)
+                            .await
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.await.unwrap();
+        }
+        INCREMENTS as f64 / started.elapsed().as_secs_f64()
+    });
+    let _ = stop.send(());
+    let redis_rate = redis_benchmark(redis.port());
+    c.final_summary();
+
+    let mean = |bench: &str| weft_bench::mean_ns(&output, "lattice_call_100B", bench);
+    println!("\n== Lattice benchmarks (same run, real nats-server and redis-server) ==");
+    if let (Some(weft), Some(raw)) = (
+        mean("weft_invoke_on_other_host"),
+        mean("raw_async_nats_request"),
+    ) {
+        println!(
+            "(f) actor call across two hosts, 100 B: weft {:.1} µs, raw async-nats request-reply {:.1} µs, ratio {:.2}× (target ≤ 1.3×)",
+            weft / 1e3,
+            raw / 1e3,
+            weft / raw
+        );
+    }
+    println!(
+        "(g) increments through the Redis provider process, {CONCURRENCY} at a time: weft {weft_rate:.0}/s, redis-benchmark -t incr {redis_rate:.0}/s, ratio {:.2}× (target ≥ 0.5×)",
+        weft_rate / redis_rate
+    );
+}
