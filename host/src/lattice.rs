@@ -101,13 +101,11 @@ impl Membership {
         payload: &[u8],
         deadline: Duration,
     ) -> Result<Vec<u8>, String> {
-        let subject = self.subjects.actor(actor_id);
         let invocation = ActorInvocation {
             operation: operation.to_string(),
             payload: payload.to_vec(),
             origin: "host".into(),
         };
-        let body = lattice::encode(&subject, &invocation).map_err(|e| e.to_string())?;
-        lattice::request(&self.client, subject, body, deadline).await
+        lattice::invoke_actor(&self.client, &self.subjects, actor_id, invocation, deadline).await
     }
 }

@@ -14,4 +14,4 @@ pub mod actors;
 pub mod keyvalue;
 pub mod servers;
 
-pub use servers::{NatsServer, RedisServer, ServerError, free_port};
+pub use servers::{NatsServer, Process, RedisServer, ServerError, free_port};

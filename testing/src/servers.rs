@@ -57,8 +57,9 @@ pub fn free_port() -> Result<u16, ServerError> {
     Ok(listener.local_addr()?.port())
 }
 
-/// One child server process and how to start it again.
-struct Process {
+/// One child server process, how to start it again, and what a test does to it: kill,
+/// pause, resume, restart. [`NatsServer`] and [`RedisServer`] are this, started their way.
+pub struct Process {
     binary: &'static str,
     package: &'static str,
     args: Vec<String>,
@@ -116,15 +117,21 @@ impl Process {
         }
     }
 
-    /// SIGKILL and reap; nothing is flushed.
-    fn kill(&mut self) {
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills it (SIGKILL) and reaps it: clients see the connection drop; nothing is flushed.
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    fn is_running(&mut self) -> bool {
+    /// Whether the process is alive.
+    pub fn is_running(&mut self) -> bool {
         self.child
             .as_mut()
             .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
@@ -147,6 +154,23 @@ impl Process {
                 child.id()
             ))))
         }
+    }
+
+    /// Freezes it (SIGSTOP): connections stay open and nothing answers.
+    pub fn pause(&mut self) -> Result<(), ServerError> {
+        self.signal("STOP")
+    }
+
+    /// Resumes it after [`Process::pause`] (SIGCONT).
+    pub fn resume(&mut self) -> Result<(), ServerError> {
+        self.signal("CONT")
+    }
+
+    /// Starts it again on the same port (and, for Redis, with the same data) after
+    /// [`Process::kill`].
+    pub fn restart(&mut self) -> Result<(), ServerError> {
+        self.kill();
+        self.spawn()
     }
 }
 
@@ -192,36 +216,18 @@ impl NatsServer {
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.process.port)
     }
+}
 
-    /// Its port.
-    pub fn port(&self) -> u16 {
-        self.process.port
+impl std::ops::Deref for NatsServer {
+    type Target = Process;
+    fn deref(&self) -> &Process {
+        &self.process
     }
+}
 
-    /// Kills it (SIGKILL): clients see the connection drop.
-    pub fn kill(&mut self) {
-        self.process.kill();
-    }
-
-    /// Freezes it (SIGSTOP): connections stay open and nothing answers.
-    pub fn pause(&mut self) -> Result<(), ServerError> {
-        self.process.signal("STOP")
-    }
-
-    /// Resumes it after [`NatsServer::pause`] (SIGCONT).
-    pub fn resume(&mut self) -> Result<(), ServerError> {
-        self.process.signal("CONT")
-    }
-
-    /// Starts it again on the same port (after [`NatsServer::kill`]).
-    pub fn restart(&mut self) -> Result<(), ServerError> {
-        self.process.kill();
-        self.process.spawn()
-    }
-
-    /// Whether the process is alive.
-    pub fn is_running(&mut self) -> bool {
-        self.process.is_running()
+impl std::ops::DerefMut for NatsServer {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.process
     }
 }
 
@@ -277,36 +283,18 @@ impl RedisServer {
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.process.port)
     }
+}
 
-    /// Its port.
-    pub fn port(&self) -> u16 {
-        self.process.port
+impl std::ops::Deref for RedisServer {
+    type Target = Process;
+    fn deref(&self) -> &Process {
+        &self.process
     }
+}
 
-    /// Kills it (SIGKILL).
-    pub fn kill(&mut self) {
-        self.process.kill();
-    }
-
-    /// Freezes it (SIGSTOP): connections stay open and nothing answers.
-    pub fn pause(&mut self) -> Result<(), ServerError> {
-        self.process.signal("STOP")
-    }
-
-    /// Resumes it after [`RedisServer::pause`] (SIGCONT).
-    pub fn resume(&mut self) -> Result<(), ServerError> {
-        self.process.signal("CONT")
-    }
-
-    /// Starts it again on the same port with the same data (after [`RedisServer::kill`]).
-    pub fn restart(&mut self) -> Result<(), ServerError> {
-        self.process.kill();
-        self.process.spawn()
-    }
-
-    /// Whether the process is alive.
-    pub fn is_running(&mut self) -> bool {
-        self.process.is_running()
+impl std::ops::DerefMut for RedisServer {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.process
     }
 }
 

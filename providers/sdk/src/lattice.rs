@@ -264,6 +264,19 @@ pub async fn round_trip(client: &async_nats::Client, within: Duration) -> Result
     }
 }
 
+/// Invokes `actor_id` over the lattice (any host running it answers), as `origin`.
+pub async fn invoke_actor(
+    client: &async_nats::Client,
+    subjects: &Subjects,
+    actor_id: &str,
+    invocation: ActorInvocation,
+    deadline: Duration,
+) -> Result<Vec<u8>, String> {
+    let subject = subjects.actor(actor_id);
+    let body = encode(&subject, &invocation).map_err(|e| e.to_string())?;
+    request(client, subject, body, deadline).await
+}
+
 /// The header that marks a chunked body.
 pub const CHUNKED_HEADER: &str = "Weft-Chunked";
 /// Room left in each chunk for the message's own framing and headers.

@@ -61,14 +61,19 @@ impl ActorInvoker for LatticeInvoker {
         operation: &str,
         payload: Vec<u8>,
     ) -> Result<Vec<u8>, String> {
-        let subject = self.subjects.actor(actor_id);
         let invocation = ActorInvocation {
             operation: operation.to_string(),
             payload,
             origin: self.origin.clone(),
         };
-        let body = lattice::encode(&subject, &invocation).map_err(|e| e.to_string())?;
-        lattice::request(&self.client, subject, body, self.deadline).await
+        lattice::invoke_actor(
+            &self.client,
+            &self.subjects,
+            actor_id,
+            invocation,
+            self.deadline,
+        )
+        .await
     }
 }
 
