@@ -34,7 +34,14 @@ struct NoHostCalls;
 
 #[weft_provider_sdk::async_trait]
 impl HostCallHandler for NoHostCalls {
-    async fn host_call(&self, _: &str, _: &str, _: &str, _: &[u8]) -> Result<Vec<u8>, String> {
+    async fn host_call(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: &[u8],
+        _: Duration,
+    ) -> Result<Vec<u8>, String> {
         Err("no host calls in this benchmark".into())
     }
     fn console_log(&self, _: &str) {}

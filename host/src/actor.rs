@@ -126,6 +126,9 @@ pub struct HostCall<'a> {
     pub operation: &'a str,
     /// The request, as the actor encoded it.
     pub payload: &'a [u8],
+    /// What remains of the calling actor's deadline: a provider must answer well within it,
+    /// so the actor still has time to handle the answer (or the error).
+    pub time_left: std::time::Duration,
 }
 
 /// Routes host calls that passed the claims check. `Err` reaches the actor as its host error.
@@ -207,6 +210,7 @@ impl HostCallHandler for ClaimsGuard {
         namespace: &str,
         operation: &str,
         payload: &[u8],
+        time_left: std::time::Duration,
     ) -> Result<Vec<u8>, String> {
         let identity = &self.identity;
         if !identity.may_call(namespace) {
@@ -228,6 +232,7 @@ impl HostCallHandler for ClaimsGuard {
                 contract: namespace,
                 operation,
                 payload,
+                time_left,
             })
             .await
     }

@@ -676,7 +676,7 @@ impl Dispatch for Router {
             operation: call.operation.to_string(),
             payload: call.payload.to_vec(),
         };
-        let deadline = Duration::from_millis(state.policy.limits.call_deadline_ms);
+        let deadline = provider_deadline(call.time_left);
         let provider = match (provider, state.lattice.get()) {
             (Some(provider), _) => provider,
             (None, Some(membership)) => {
@@ -704,6 +704,18 @@ impl Dispatch for Router {
             )),
         }
     }
+}
+
+/// What a provider leaves the calling actor: the actor's deadline is checked at epoch ticks,
+/// so a provider that times out this much before it lets the actor handle the error and
+/// answer, instead of being stopped for its deadline.
+const ACTOR_MARGIN: Duration = Duration::from_millis(50);
+
+/// How long a provider call may take, given what remains of the actor's deadline.
+fn provider_deadline(time_left: Duration) -> Duration {
+    time_left
+        .saturating_sub(ACTOR_MARGIN)
+        .max(Duration::from_millis(1))
 }
 
 fn write_log(call: &HostCall<'_>) -> Result<Vec<u8>, String> {

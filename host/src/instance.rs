@@ -28,6 +28,7 @@
 use crate::engine::coarse_now_ms;
 use crate::limits::{Limits, MAX_LOG_LINE_BYTES, MAX_NAME_BYTES};
 use std::sync::Arc;
+use std::time::Duration;
 use wapc::wapc_functions as wf;
 use wasmtime::{
     Caller, Engine, InstancePre, Linker, Memory, ResourceLimiter, Store, Trap, TypedFunc,
@@ -43,13 +44,15 @@ pub const IMPORT_NAMESPACES: [&str; 2] = [wapc::HOST_NAMESPACE, "wasmbus"];
 #[async_trait]
 pub trait HostCallHandler: Send + Sync {
     /// A guest's `__host_call(binding, namespace, operation, payload)`. `Err` is handed to the
-    /// guest as its host error, not a trap. The guest waits, suspended, while this runs.
+    /// guest as its host error, not a trap. The guest waits, suspended, while this runs;
+    /// `time_left` is what remains of its call deadline.
     async fn host_call(
         &self,
         binding: &str,
         namespace: &str,
         operation: &str,
         payload: &[u8],
+        time_left: std::time::Duration,
     ) -> Result<Vec<u8>, String>;
 
     /// A guest's `__console_log` line.
@@ -322,8 +325,10 @@ async fn host_call(
     let limit = caller.data().max_host_call_bytes;
     let payload = read(&caller, ptr, len, limit, "host call payload")?;
     let handler = caller.data().handler.clone();
+    let time_left =
+        Duration::from_millis(caller.data().deadline_ms.saturating_sub(coarse_now_ms()));
     let result = handler
-        .host_call(&binding, &namespace, &operation, &payload)
+        .host_call(&binding, &namespace, &operation, &payload, time_left)
         .await;
     let state = caller.data_mut();
     match result {
@@ -415,7 +420,14 @@ struct ImportWatch {
 
 #[async_trait]
 impl HostCallHandler for ImportWatch {
-    async fn host_call(&self, _: &str, _: &str, _: &str, _: &[u8]) -> Result<Vec<u8>, String> {
+    async fn host_call(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: &[u8],
+        _: Duration,
+    ) -> Result<Vec<u8>, String> {
         self.used.store(true, std::sync::atomic::Ordering::Relaxed);
         Err("host calls are not served while the host probes an actor's start-up".into())
     }

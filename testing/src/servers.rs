@@ -65,6 +65,39 @@ pub struct Process {
     args: Vec<String>,
     port: u16,
     child: Option<Child>,
+    ready: Readiness,
+}
+
+/// When a started server counts as ready.
+#[derive(Debug, Clone, Copy)]
+enum Readiness {
+    /// It accepts a TCP connection.
+    Accepts,
+    /// It answers `PING` with `+PONG`: Redis accepts connections while it still loads its
+    /// data, and answers `-LOADING` meanwhile.
+    AnswersRedisPing,
+}
+
+impl Readiness {
+    fn reached(self, address: &SocketAddr) -> bool {
+        let Ok(mut stream) = TcpStream::connect_timeout(address, Duration::from_millis(100)) else {
+            return false;
+        };
+        match self {
+            Readiness::Accepts => true,
+            Readiness::AnswersRedisPing => {
+                use std::io::{Read, Write};
+                let mut reply = [0u8; 16];
+                stream
+                    .set_read_timeout(Some(Duration::from_millis(500)))
+                    .is_ok()
+                    && stream.write_all(b"PING\r\n").is_ok()
+                    && stream
+                        .read(&mut reply)
+                        .is_ok_and(|n| reply.get(..n).is_some_and(|r| r.starts_with(b"+PONG")))
+            }
+        }
+    }
 }
 
 impl Process {
@@ -100,7 +133,7 @@ impl Process {
                 }
                 return Err(self.not_ready(detail));
             }
-            if TcpStream::connect_timeout(&address, Duration::from_millis(100)).is_ok() {
+            if self.ready.reached(&address) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -207,6 +240,7 @@ impl NatsServer {
             args,
             port,
             child: None,
+            ready: Readiness::Accepts,
         };
         process.spawn()?;
         Ok(NatsServer { process })
@@ -271,6 +305,7 @@ impl RedisServer {
             args,
             port,
             child: None,
+            ready: Readiness::AnswersRedisPing,
         };
         process.spawn()?;
         Ok(RedisServer {
@@ -346,6 +381,7 @@ mod tests {
             args: Vec::new(),
             port: 1,
             child: None,
+            ready: Readiness::Accepts,
         };
         let err = process.spawn().unwrap_err().to_string();
         assert!(

@@ -175,9 +175,10 @@ async fn a_hung_provider_costs_the_caller_an_error_within_the_deadline() {
         .unwrap_err()
         .to_string();
     let elapsed = started.elapsed();
+    // The provider gets what is left of the actor's 300 ms less a margin, so the actor is
+    // still running when the provider's error comes back, and answers with it.
     assert!(
-        err.contains("provider kv did not answer KeyValue.Get within 300 ms")
-            || err.contains("ran past its 300 ms deadline"),
+        err.contains("the actor returned an error: provider kv did not answer KeyValue.Get within"),
         "{err}"
     );
     assert!(elapsed < Duration::from_millis(900), "took {elapsed:?}");
