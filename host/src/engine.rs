@@ -195,7 +195,7 @@ impl WasmEngine {
                     module: self.compile(&plan.instrumented).await?,
                     start_up: StartUp::Run,
                 };
-                self.snapshot(bytes, &instrumented, &plan.global_exports, limits)
+                self.snapshot(bytes, &plan, &instrumented, limits)
                     .await
                     .unwrap_or(instrumented)
             }
@@ -211,13 +211,13 @@ impl WasmEngine {
     async fn snapshot(
         &self,
         bytes: &[u8],
+        plan: &snapshot::Plan,
         instrumented: &CompiledModule,
-        global_exports: &[String],
         limits: Limits,
     ) -> Option<CompiledModule> {
         let pre = self.link(instrumented.clone()).ok()?.pre;
-        let captured = WapcInstance::probe_start_up(&pre, limits, global_exports).await?;
-        let snapshot = snapshot::build(bytes, &captured)
+        let captured = WapcInstance::probe_start_up(&pre, limits, &plan.global_exports).await?;
+        let snapshot = snapshot::build(bytes, plan, &captured)
             .inspect_err(|reason| tracing::debug!(%reason, "no start-up snapshot"))
             .ok()?;
         let module = self

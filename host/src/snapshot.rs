@@ -50,6 +50,8 @@ pub(crate) struct Plan {
     pub instrumented: Vec<u8>,
     /// The names those globals are exported under, in global order.
     pub global_exports: Vec<String>,
+    /// What [`build`] needs to know of the module (parsed and checked once, here).
+    shape: Shape,
 }
 
 /// What start-up left behind in the probe instance.
@@ -61,13 +63,14 @@ pub(crate) struct Captured {
 }
 
 /// A numeric global's type, as the module declares it.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 struct Global {
     val_type: ValType,
     mutable: bool,
 }
 
 /// What the rewrite needs to know about a module.
+#[derive(Debug)]
 struct Shape {
     imported_globals: u32,
     globals: Vec<Global>,
@@ -229,12 +232,18 @@ pub(crate) fn plan(bytes: &[u8]) -> Result<Plan, NotSnapshottable> {
     Ok(Plan {
         instrumented: module.finish(),
         global_exports,
+        shape,
     })
 }
 
-/// The module `bytes` with start-up done: memory and globals as `captured`, no start function.
-pub(crate) fn build(bytes: &[u8], captured: &Captured) -> Result<Vec<u8>, NotSnapshottable> {
-    let shape = shape(bytes)?;
+/// The module `bytes` (which `plan` accepted) with start-up done: memory and globals as
+/// `captured`, no start function.
+pub(crate) fn build(
+    bytes: &[u8],
+    plan: &Plan,
+    captured: &Captured,
+) -> Result<Vec<u8>, NotSnapshottable> {
+    let shape = &plan.shape;
     if captured.globals.len() != shape.globals.len() {
         return Err("the probe read a different number of globals".into());
     }

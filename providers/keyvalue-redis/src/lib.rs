@@ -62,8 +62,6 @@ pub struct RedisKeyValue {
     default_url: Option<String>,
     /// One connection per URL, shared by the links that name it.
     connections: Mutex<HashMap<String, ConnectionManager>>,
-    /// The URL of each linked (actor, link name).
-    links: Mutex<HashMap<(String, String), String>>,
     increment: Arc<redis::Script>,
     clear_kind: Arc<redis::Script>,
 }
@@ -107,7 +105,6 @@ impl RedisKeyValue {
         RedisKeyValue {
             default_url,
             connections: Mutex::new(HashMap::new()),
-            links: Mutex::new(HashMap::new()),
             increment: Arc::new(redis::Script::new(INCREMENT_I32)),
             clear_kind: Arc::new(redis::Script::new(CLEAR_KIND)),
         }
@@ -302,25 +299,13 @@ impl Provider for RedisKeyValue {
         // Refuses a malformed URL now; the connection itself is made on first use, so a link
         // can be put while Redis is still starting.
         self.connection(&link.actor_id, &url)?;
-        lock(&self.links).insert((link.actor_id.clone(), link.link_name.clone()), url);
-        Ok(())
-    }
-
-    async fn delete_link(&self, link: &LinkDefinition) -> Result<(), ProviderError> {
-        lock(&self.links).remove(&(link.actor_id.clone(), link.link_name.clone()));
         Ok(())
     }
 
     async fn handle_call(&self, call: ProviderCall) -> Result<Vec<u8>, ProviderError> {
-        let url = lock(&self.links)
-            .get(&(call.actor_id.clone(), call.link.link_name.clone()))
-            .cloned();
-        let url = match url {
-            Some(url) => url,
-            // The host routed a call through a link this provider was not told of (it
-            // restarted): take the URL from the link the call carries.
-            None => self.url_of(&call.link)?,
-        };
+        // Every call carries its link, so a provider that restarted (and was told of no link
+        // since) serves it too.
+        let url = self.url_of(&call.link)?;
         self.apply(&url, &call.operation, &call.payload, &call.actor_id)
             .await
     }

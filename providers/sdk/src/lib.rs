@@ -65,17 +65,6 @@ fn default_link_name() -> String {
     DEFAULT_LINK_NAME.to_string()
 }
 
-impl LinkDefinition {
-    /// The key that identifies a link: one per (actor, contract, link name).
-    pub fn key(&self) -> (String, String, String) {
-        (
-            self.actor_id.clone(),
-            self.contract_id.clone(),
-            self.link_name.clone(),
-        )
-    }
-}
-
 /// An actor's call to a provider.
 #[derive(Debug, Clone)]
 pub struct ProviderCall {
