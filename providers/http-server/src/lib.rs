@@ -53,6 +53,9 @@ pub const DEFAULT_ADDRESS: &str = "127.0.0.1:8080";
 
 struct Listener {
     address: SocketAddr,
+    /// The link values it was started with: the same link put again (by each host of a
+    /// lattice that runs the app) changes nothing.
+    values: std::collections::BTreeMap<String, String>,
     // Dropping the set aborts the accept loop, and with it every connection it spawned.
     _tasks: JoinSet<()>,
 }
@@ -111,6 +114,19 @@ impl Provider for HttpServer {
         let host = self.host.get().cloned().ok_or_else(|| {
             ProviderError::Backend("the HTTP server provider was not started".into())
         })?;
+        let key = (link.actor_id.clone(), link.link_name.clone());
+        {
+            let mut listeners = self
+                .listeners
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match listeners.get(&key) {
+                Some(listener) if listener.values == link.values => return Ok(()),
+                // Changed values: the old listener goes first, so the new one may take its port.
+                Some(_) => drop(listeners.remove(&key)),
+                None => {}
+            }
+        }
         let address = link
             .values
             .get("address")
@@ -138,7 +154,6 @@ impl Provider for HttpServer {
         let mut tasks = JoinSet::new();
         tasks.spawn(accept_loop(listener, route));
         tracing::info!(actor = %link.actor_id, %bound, "HTTP listener started");
-        let key = (link.actor_id.clone(), link.link_name.clone());
         self.listeners
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -146,6 +161,7 @@ impl Provider for HttpServer {
                 key,
                 Listener {
                     address: bound,
+                    values: link.values.clone(),
                     _tasks: tasks,
                 },
             );

@@ -114,7 +114,7 @@ fn count(address: &str) -> i64 {
 fn two_hosts_and_a_redis_provider_process_count_in_one_redis() {
     let weft = Weft::new();
     let nats = NatsServer::start().unwrap();
-    let redis = RedisServer::start().unwrap();
+    let mut redis = RedisServer::start().unwrap();
     let mut provider = ProviderProcess::start(&weft, "keyvalue-redis", "redis", &nats);
     let app = lattice_app(&weft, &redis);
     let url = nats.url();
@@ -125,6 +125,21 @@ fn two_hosts_and_a_redis_provider_process_count_in_one_redis() {
     assert_eq!(count(&a.serving), 1);
     assert_eq!(count(&b.serving), 2);
     assert_eq!(count(&a.serving), 3);
+
+    // Redis restarted under the provider process: it reconnects by itself, and the counter
+    // goes on from the last acknowledged increment (Redis syncs each write before answering).
+    redis.restart().unwrap();
+    let reconnecting = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, body) = get(&a.serving, "/counter/lattice");
+        if status == 200 {
+            assert!(body.ends_with(":4}"), "{body}");
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(Instant::now() < reconnecting, "not reconnected in 5 s: {body}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // The provider process gone: a request fails with an error naming it within the call
     // deadline (2 s here, plus slack for a loaded machine), not a hang. NATS usually knows at once that nothing serves the subject
@@ -148,7 +163,7 @@ fn two_hosts_and_a_redis_provider_process_count_in_one_redis() {
 
     // Started again, it serves the links it is called through, and nothing was lost.
     let _provider = ProviderProcess::start(&weft, "keyvalue-redis", "redis", &nats);
-    assert_eq!(count(&b.serving), 4);
+    assert_eq!(count(&b.serving), 5);
 }
 
 #[test]
@@ -288,4 +303,61 @@ fn kvcounter_redis_example_counts_in_one_redis_from_two_hosts() {
     let b = Up::start_command(&weft, "host", &app, &args, &env);
     assert_eq!(count(&a.serving), 1);
     assert_eq!(count(&b.serving), 2);
+}
+
+/// `http-server` out of process: one listener in front of an actor that two hosts run. Both
+/// hosts put the same link; the provider keeps its one listener and spreads the requests over
+/// the hosts (their queue group). With no host left, a request is answered with an error
+/// naming the actor's subject, not left hanging.
+#[test]
+fn an_http_server_provider_process_serves_an_actor_running_on_two_hosts() {
+    let weft = Weft::new();
+    let nats = NatsServer::start().unwrap();
+    let redis = RedisServer::start().unwrap();
+    let _http = ProviderProcess::start(&weft, "http-server", "http", &nats);
+    let _redis = ProviderProcess::start(&weft, "keyvalue-redis", "redis", &nats);
+    let address = format!("127.0.0.1:{}", weft_testing::free_port().unwrap());
+    let app = weft.path("behind-http-process.toml");
+    std::fs::write(
+        &app,
+        format!(
+            r#"
+[[actors]]
+path = {path:?}
+[[links]]
+actor = "kvcounter"
+contract = "wasmcloud:httpserver"
+provider = "http"
+values = {{ address = "{address}" }}
+[[links]]
+actor = "kvcounter"
+contract = "wasmcloud:keyvalue"
+provider = "redis"
+values = {{ url = "{url}" }}
+"#,
+            path = signed_actor("kvcounter").to_str().unwrap(),
+            url = redis.url()
+        ),
+    )
+    .unwrap();
+    let url = nats.url();
+    let lattice_args = ["--lattice", "it", "--nats", &url, "--deadline-ms", "2000"];
+    let a = Up::start_command(&weft, "host", &app, &lattice_args, &[]);
+    let b = Up::start_command(&weft, "host", &app, &lattice_args, &[]);
+    for expected in 1..=20 {
+        assert_eq!(count(&address), expected);
+    }
+
+    // One host gone: the other serves every request.
+    drop(a);
+    for expected in 21..=30 {
+        assert_eq!(count(&address), expected);
+    }
+
+    drop(b);
+    let started = Instant::now();
+    let (status, body) = get(&address, "/counter/lattice");
+    assert!(started.elapsed() < Duration::from_secs(4), "{body}");
+    assert!(status >= 500, "{status} {body}");
+    assert!(body.contains("weft.it.actor."), "{status} {body}");
 }
