@@ -284,3 +284,64 @@ async fn five_mib_payloads_cross_the_lattice() {
         got.value.len()
     );
 }
+
+/// NATS authentication is passed through to async-nats: a server that wants a user and
+/// password or an nkey admits hosts that give them (and they serve each other), and refuses
+/// one that gives none, with an error saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_user_password_and_nkey_are_passed_through() {
+    let user = nkeys::KeyPair::new_user();
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        config.path(),
+        format!(
+            "authorization {{ users = [ {{ user: weft, password: s3cret }}, {{ nkey: {} }} ] }}\n",
+            user.public_key()
+        ),
+    )
+    .unwrap();
+    let nats = NatsServer::start_with(&["-c", config.path().to_str().unwrap()]).unwrap();
+    let join = |options: NatsOptions| async move {
+        let host = Host::new(HostConfig::default()).unwrap();
+        host.join_lattice(lattice::connect(&options).await?, LATTICE)
+            .await
+            .unwrap();
+        Ok::<_, lattice::LatticeError>(host)
+    };
+    let with_password = join(NatsOptions {
+        user_password: Some(("weft".into(), "s3cret".into())),
+        ..nats_options(&nats)
+    })
+    .await
+    .unwrap();
+    let with_nkey = join(NatsOptions {
+        nkey_seed: Some(user.seed().unwrap()),
+        ..nats_options(&nats)
+    })
+    .await
+    .unwrap();
+    let module = std::fs::read(crate::signed_actor("echo")).unwrap();
+    let echo = with_password.start_actor(&module).await.unwrap().id;
+    assert_eq!(
+        with_nkey
+            .invoke(&echo, "echo", b"authenticated")
+            .await
+            .unwrap(),
+        b"authenticated"
+    );
+
+    let refused = join(nats_options(&nats)).await.err().unwrap().to_string();
+    assert!(
+        refused.contains("authorization") && refused.contains("credentials"),
+        "{refused}"
+    );
+    let wrong = join(NatsOptions {
+        user_password: Some(("weft".into(), "guess".into())),
+        ..nats_options(&nats)
+    })
+    .await
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(wrong.contains("authorization"), "{wrong}");
+}

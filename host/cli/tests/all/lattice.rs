@@ -137,7 +137,10 @@ fn two_hosts_and_a_redis_provider_process_count_in_one_redis() {
             break;
         }
         assert_eq!(status, 503, "{body}");
-        assert!(Instant::now() < reconnecting, "not reconnected in 5 s: {body}");
+        assert!(
+            Instant::now() < reconnecting,
+            "not reconnected in 5 s: {body}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 
