@@ -10,12 +10,13 @@ use crate::actor::{
     ActorIdentity, ActorPool, Dispatch, HostCall, InvokeError, LoadError, LoadPolicy,
 };
 use crate::engine::{EngineConfig, EngineError, WasmEngine};
-use crate::lattice::Membership;
+use crate::lattice::{Membership, Served};
 use crate::links::LinkTable;
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::Duration;
 use weft_contracts::logging;
 use weft_provider_sdk::lattice::{self, ActorInvocation, Answer};
+use weft_provider_sdk::runner;
 use weft_provider_sdk::{
     ActorInvoker, LinkDefinition, Provider, ProviderCall, ProviderError, async_trait,
 };
@@ -268,6 +269,14 @@ impl Host {
         for actor_id in actors {
             self.serve_on_lattice(&actor_id).await?;
         }
+        let providers: Vec<(String, Arc<dyn Provider>)> = read(&self.state.providers)
+            .iter()
+            .map(|(id, p)| (id.clone(), p.clone()))
+            .collect();
+        for (provider_id, provider) in providers {
+            self.serve_provider_on_lattice(&provider_id, provider)
+                .await?;
+        }
         tracing::info!(lattice, "joined the lattice");
         Ok(())
     }
@@ -302,11 +311,39 @@ impl Host {
                 });
             }
         });
-        membership.serving(actor_id, task.abort_handle());
+        membership.serving(Served::Actor(actor_id.to_string()), task.abort_handle());
         // Returns once other hosts and providers can reach the actor.
         lattice::round_trip(&membership.client, Duration::from_secs(5))
             .await
             .map_err(|e| HostError::Lattice(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Serves an in-process provider on the lattice too, so actors on other hosts reach it
+    /// (and a link put through another host reaches it).
+    async fn serve_provider_on_lattice(
+        &self,
+        provider_id: &str,
+        provider: Arc<dyn Provider>,
+    ) -> Result<(), HostError> {
+        let Some(membership) = self.state.lattice.get() else {
+            return Ok(());
+        };
+        let subscriptions =
+            runner::subscribe_all(&membership.client, &membership.subjects, provider_id)
+                .await
+                .map_err(|e| HostError::Lattice(e.to_string()))?;
+        let client = membership.client.clone();
+        let deadline = self.call_deadline();
+        let task = tokio::spawn(async move {
+            subscriptions
+                .run(&client, provider, deadline, std::future::pending())
+                .await;
+        });
+        membership.serving(
+            Served::Provider(provider_id.to_string()),
+            task.abort_handle(),
+        );
         Ok(())
     }
 
@@ -317,7 +354,7 @@ impl Host {
             .ok_or_else(|| HostError::UnknownActor(actor_id.to_string()))?;
         pool.close();
         if let Some(membership) = self.state.lattice.get() {
-            membership.stop_serving(actor_id);
+            membership.stop_serving(&Served::Actor(actor_id.to_string()));
         }
         self.evict_unused_modules();
         Ok(())
@@ -435,7 +472,8 @@ impl Host {
         invoke(&self.state, actor_id, operation, payload).await
     }
 
-    /// Starts a provider under `provider_id` and hands it the way to reach actors.
+    /// Starts a provider under `provider_id`, hands it the way to reach actors, and tells it
+    /// of the links already naming it.
     pub async fn add_provider(
         &self,
         provider_id: &str,
@@ -454,13 +492,40 @@ impl Host {
                 provider_id: provider_id.to_string(),
                 source,
             })?;
-        write(&self.state.providers).insert(provider_id.to_string(), provider);
+        write(&self.state.providers).insert(provider_id.to_string(), provider.clone());
         tracing::info!(provider = provider_id, "provider started");
+        // Links that already name it (it was stopped and started again): it sets them up.
+        for link in self.links().iter().filter(|l| l.provider_id == provider_id) {
+            if let Err(error) = provider.put_link(link).await {
+                tracing::warn!(provider = provider_id, actor = %link.actor_id, %error, "provider refused a link it was started with");
+            }
+        }
+        self.serve_provider_on_lattice(provider_id, provider).await
+    }
+
+    /// Stops a provider running in this process. Links naming it stay: calls through them
+    /// fail, naming the provider, until one is started again under the same id.
+    pub async fn stop_provider(&self, provider_id: &str) -> Result<(), HostError> {
+        let provider = write(&self.state.providers)
+            .remove(provider_id)
+            .ok_or_else(|| HostError::UnknownProvider(provider_id.to_string()))?;
+        if let Some(membership) = self.state.lattice.get() {
+            membership.stop_serving(&Served::Provider(provider_id.to_string()));
+        }
+        provider.shutdown().await;
+        tracing::info!(provider = provider_id, "provider stopped");
         Ok(())
     }
 
+    /// The ids of the providers running in this process.
+    pub fn provider_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = read(&self.state.providers).keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
     /// Puts a link: the provider is told first and may refuse; a link replaced for the same
-    /// (actor, contract, link name) is deleted from its provider.
+    /// (actor, contract, link name) is deleted from its provider when that is another one.
     pub async fn put_link(&self, link: LinkDefinition) -> Result<(), HostError> {
         match (self.provider(&link.provider_id), self.state.lattice.get()) {
             (Ok(provider), _) => {
@@ -483,7 +548,12 @@ impl Host {
                 })?,
             (Err(unknown), None) => return Err(unknown),
         }
-        if let Some(old) = self.state.links.put(link) {
+        // The provider of a replaced link is told it is gone, unless it is the one just told
+        // of the new link: for it, a put for a link it has is the replacement.
+        let provider_id = link.provider_id.clone();
+        if let Some(old) = self.state.links.put(link)
+            && old.provider_id != provider_id
+        {
             self.tell_link_deleted(&old).await;
         }
         Ok(())
@@ -546,11 +616,14 @@ impl Host {
         for (actor_id, pool) in stopped {
             pool.close();
             if let Some(membership) = self.state.lattice.get() {
-                membership.stop_serving(&actor_id);
+                membership.stop_serving(&Served::Actor(actor_id.clone()));
             }
         }
         let providers: Vec<_> = write(&self.state.providers).drain().collect();
         for (id, provider) in providers {
+            if let Some(membership) = self.state.lattice.get() {
+                membership.stop_serving(&Served::Provider(id.clone()));
+            }
             provider.shutdown().await;
             tracing::info!(provider = %id, "provider stopped");
         }

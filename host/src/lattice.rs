@@ -16,12 +16,20 @@ use tokio::task::AbortHandle;
 use weft_provider_sdk::lattice::{self, ActorInvocation, ProviderInvocation, Subjects};
 use weft_provider_sdk::{LinkDefinition, ProviderCall};
 
-/// The host's side of a lattice: its NATS client, and the subscription serving each actor.
+/// What a host serves on the lattice: an actor it runs, or a provider in its process.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Served {
+    Actor(String),
+    Provider(String),
+}
+
+/// The host's side of a lattice: its NATS client, and the subscriptions serving each actor
+/// and provider.
 pub(crate) struct Membership {
     pub(crate) client: async_nats::Client,
     pub(crate) subjects: Subjects,
     pub(crate) name: String,
-    serving: Mutex<HashMap<String, AbortHandle>>,
+    serving: Mutex<HashMap<Served, AbortHandle>>,
 }
 
 impl Membership {
@@ -34,25 +42,25 @@ impl Membership {
         }
     }
 
-    /// Records the task serving `actor_id`, ending the one it replaces.
-    pub(crate) fn serving(&self, actor_id: &str, task: AbortHandle) {
+    /// Records the task serving `what`, ending the one it replaces.
+    pub(crate) fn serving(&self, what: Served, task: AbortHandle) {
         let replaced = self
             .serving
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(actor_id.to_string(), task);
+            .insert(what, task);
         if let Some(old) = replaced {
             old.abort();
         }
     }
 
-    /// Stops serving `actor_id` on the lattice (its subscription ends with the task).
-    pub(crate) fn stop_serving(&self, actor_id: &str) {
+    /// Stops serving `what` on the lattice (its subscriptions end with the task).
+    pub(crate) fn stop_serving(&self, what: &Served) {
         if let Some(task) = self
             .serving
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(actor_id)
+            .remove(what)
         {
             task.abort();
         }

@@ -4,6 +4,7 @@
 mod build_actors;
 mod claims;
 mod control;
+mod ctl;
 mod lattice_args;
 mod link;
 mod manifest;
@@ -51,6 +52,9 @@ enum Command {
     /// Run a provider as its own process on a lattice
     #[command(subcommand)]
     Provider(provider::ProviderCommand),
+    /// Drive a lattice over NATS: inventory, events, start/stop/update actors and providers,
+    /// links on every host
+    Ctl(ctl::CtlArgs),
     /// Hot-swap a running actor to a new version: no call fails, a refused version changes
     /// nothing
     Update {
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
         Command::Link { command, control } => run_async(link::run(command, control)),
         Command::Actors(control) => run_async(link::actors(control)),
         Command::Provider(command) => run_async(provider::run(command)),
+        Command::Ctl(args) => run_async_logging(ctl::run(args), "warn"),
         Command::Update {
             actor,
             file,
@@ -96,8 +101,17 @@ fn main() -> ExitCode {
 /// Runs an async command on a multi-threaded runtime (actors and providers use both cores), with logs
 /// to stderr (`RUST_LOG` to change what is shown; default `info`).
 fn run_async(command: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    run_async_logging(command, "info")
+}
+
+/// [`run_async`], logging at `default_level` unless `RUST_LOG` says otherwise (`weft ctl`
+/// prints results, not the NATS client's connection notices).
+fn run_async_logging(
+    command: impl std::future::Future<Output = anyhow::Result<()>>,
+    default_level: &str,
+) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -91,6 +91,18 @@ pub struct LinkEntry {
 }
 
 impl Manifest {
+    /// No actors, providers or links: a host that waits for `weft ctl`.
+    pub fn empty() -> Self {
+        Manifest {
+            build: None,
+            actors: Vec::new(),
+            providers: Vec::new(),
+            links: Vec::new(),
+            dir: PathBuf::from("."),
+            file: PathBuf::from("(no manifest)"),
+        }
+    }
+
     pub fn load(file: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("failed to read the app manifest {}", file.display()))?;

@@ -6,6 +6,8 @@
 
 use crate::build_actors;
 use crate::control::{self, DEFAULT_CONTROL_ADDRESS};
+use crate::ctl::serve::ControlServer;
+use crate::ctl::wire::ProviderEntry as WireProvider;
 use crate::lattice_args::LatticeArgs;
 use crate::manifest::{Manifest, ProviderEntry};
 use crate::output::Out;
@@ -24,8 +26,8 @@ use weft_provider_sdk::Provider;
 
 #[derive(Args)]
 pub struct UpArgs {
-    /// The app manifest
-    manifest: PathBuf,
+    /// The app manifest (`weft host` may start without one and be deployed to with `weft ctl`)
+    manifest: Option<PathBuf>,
     /// Build and sign the app's actors first (the manifest's [build] section)
     #[arg(long)]
     build: bool,
@@ -48,6 +50,12 @@ pub struct UpArgs {
     /// Address of the local control endpoint (`weft link …` talks to it)
     #[arg(long, env = "WEFT_CONTROL", default_value = DEFAULT_CONTROL_ADDRESS)]
     control: String,
+    /// On a lattice: a label of this host in `weft ctl inventory`, KEY=VALUE (repeatable)
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    labels: Vec<String>,
+    /// On a lattice: seconds between this host's heartbeat events
+    #[arg(long, default_value_t = 30)]
+    heartbeat_secs: u64,
     #[command(flatten)]
     lattice: LatticeArgs,
 }
@@ -78,7 +86,11 @@ fn provider_for(entry: &ProviderEntry) -> Result<(Arc<dyn Provider>, Concrete)> 
 
 pub async fn run(args: UpArgs) -> Result<()> {
     let mut out = Out::stdout();
-    let manifest = Manifest::load(&args.manifest)?;
+    let manifest = match &args.manifest {
+        Some(file) => Manifest::load(file)?,
+        None if args.lattice.lattice.is_some() => Manifest::empty(),
+        None => bail!("weft up needs an app manifest: weft up APP.toml"),
+    };
     if args.build {
         let Some(build) = &manifest.build else {
             bail!(
@@ -172,12 +184,29 @@ pub async fn run(args: UpArgs) -> Result<()> {
 
     // Joined before the links are put: a link may name a provider in another process.
     let mut supervised = Vec::new();
+    let mut control_server: Option<Arc<ControlServer>> = None;
     if let Some(lattice) = &args.lattice.lattice {
         let client = weft_provider_sdk::lattice::connect(&args.lattice.nats_options("weft host"))
             .await
             .with_context(|| format!("failed to join lattice {lattice}"))?;
         host.join_lattice(client.clone(), lattice).await?;
+        let labels = crate::ctl::key_values(&args.labels, "--label")?;
+        let server = Arc::new(ControlServer::new(
+            host.clone(),
+            client.clone(),
+            lattice,
+            labels,
+        ));
+        for entry in &manifest.providers {
+            server.record_provider(WireProvider {
+                id: entry.id.clone(),
+                kind: entry.kind.clone(),
+                process: entry.process,
+            });
+        }
         writeln!(out, "lattice   {lattice} on {}", args.lattice.nats)?;
+        writeln!(out, "host id   {}", server.host_id())?;
+        control_server = Some(server);
         // Supervised providers report on stdout themselves: let go of it meanwhile.
         out.flush()?;
         drop(out);
@@ -243,6 +272,14 @@ pub async fn run(args: UpArgs) -> Result<()> {
     // Other tasks print from here on; stdout is taken per message.
     drop(out);
     let control_task = tokio::spawn(control::serve(listener, host.clone()));
+    // Served once the manifest is applied, so an inventory never shows it half started.
+    let lattice_control = match &control_server {
+        Some(server) => {
+            let heartbeat = std::time::Duration::from_secs(args.heartbeat_secs.max(1));
+            server.clone().serve(heartbeat).await?
+        }
+        None => Vec::new(),
+    };
     let options = UpdateOptions {
         allow_new_capabilities: args.allow_new_capabilities,
         ..UpdateOptions::default()
@@ -253,6 +290,12 @@ pub async fn run(args: UpArgs) -> Result<()> {
 
     shutdown_signal().await?;
     control_task.abort();
+    if let Some(server) = &control_server {
+        server.stopping().await;
+    }
+    for task in lattice_control {
+        task.abort();
+    }
     if let Some(task) = watch_task {
         task.abort();
     }

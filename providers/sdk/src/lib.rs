@@ -174,6 +174,8 @@ pub trait Provider: Send + Sync + 'static {
     }
 
     /// A link to this provider was put: set up per-actor resources (a listener, a client).
+    /// A put for a link it already has (same actor and link name) replaces that one; the same
+    /// link put again (each host of a lattice puts its app's links) should change nothing.
     async fn put_link(&self, link: &LinkDefinition) -> Result<(), ProviderError> {
         let _ = link;
         Ok(())

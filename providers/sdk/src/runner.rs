@@ -99,43 +99,116 @@ pub async fn run(
             source,
         })?;
 
-    let subscribe_failed = |subject: &str, e: &dyn std::fmt::Display| {
-        RunnerError::Lattice(LatticeError::Subscribe {
-            subject: subject.to_string(),
-            reason: e.to_string(),
-        })
-    };
-    let calls_subject = subjects.provider_calls(&id);
-    let mut calls = client
-        .queue_subscribe(calls_subject.clone(), calls_subject.clone())
-        .await
-        .map_err(|e| subscribe_failed(&calls_subject, &e))?;
-    let mut puts = subscribe(&client, subjects.provider_link_put(&id)).await?;
-    let mut dels = subscribe(&client, subjects.provider_link_del(&id)).await?;
-    let mut health = subscribe(&client, subjects.provider_health(&id)).await?;
-    lattice::round_trip(&client, Duration::from_secs(5)).await?;
-    tracing::info!(provider = %id, lattice = %options.lattice, "provider serving on the lattice");
-
-    tokio::pin!(shutdown);
-    loop {
-        let (message, kind) = tokio::select! {
-            Some(message) = calls.next() => (message, Kind::Call),
-            Some(message) = puts.next() => (message, Kind::LinkPut),
-            Some(message) = dels.next() => (message, Kind::LinkDel),
-            Some(message) = health.next() => (message, Kind::Health),
-            () = &mut shutdown => break,
-        };
-        let (client, provider) = (client.clone(), provider.clone());
-        let deadline = options.actor_call_deadline;
-        tokio::spawn(
-            async move { serve(&client, provider.as_ref(), kind, message, deadline).await },
-        );
-    }
-    drop((calls, puts, dels, health));
+    serve(
+        &client,
+        &subjects,
+        &id,
+        provider.clone(),
+        options.actor_call_deadline,
+        shutdown,
+    )
+    .await?;
+    tracing::info!(provider = %id, lattice = %options.lattice, "provider left the lattice");
     provider.shutdown().await;
     let _ = client.flush().await;
     tracing::info!(provider = %id, "provider stopped");
     Ok(())
+}
+
+/// Serves a started `provider` as `id` on the lattice over `client` until `shutdown`
+/// resolves: calls (in the queue group of every instance of `id`), link puts and deletes, and
+/// health checks, each message in its own task. A host serves its in-process providers the
+/// same way ([`subscribe_all`], then [`Subscriptions::run`]), so actors on other hosts reach
+/// them.
+pub async fn serve(
+    client: &async_nats::Client,
+    subjects: &Subjects,
+    id: &str,
+    provider: Arc<dyn Provider>,
+    actor_call_deadline: Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), RunnerError> {
+    let serving = subscribe_all(client, subjects, id).await?;
+    serving
+        .run(client, provider, actor_call_deadline, shutdown)
+        .await;
+    Ok(())
+}
+
+/// A provider's subscriptions on the lattice.
+pub struct Subscriptions {
+    calls: async_nats::Subscriber,
+    puts: async_nats::Subscriber,
+    dels: async_nats::Subscriber,
+    health: async_nats::Subscriber,
+}
+
+/// Subscribes to `id`'s subjects and returns once the server has them.
+pub async fn subscribe_all(
+    client: &async_nats::Client,
+    subjects: &Subjects,
+    id: &str,
+) -> Result<Subscriptions, RunnerError> {
+    let calls_subject = subjects.provider_calls(id);
+    let calls = client
+        .queue_subscribe(calls_subject.clone(), calls_subject.clone())
+        .await
+        .map_err(|e| {
+            RunnerError::Lattice(LatticeError::Subscribe {
+                subject: calls_subject.clone(),
+                reason: e.to_string(),
+            })
+        })?;
+    let puts = subscribe(client, subjects.provider_link_put(id)).await?;
+    let dels = subscribe(client, subjects.provider_link_del(id)).await?;
+    let health = subscribe(client, subjects.provider_health(id)).await?;
+    lattice::round_trip(client, Duration::from_secs(5)).await?;
+    tracing::info!(provider = %id, "provider serving on the lattice");
+    Ok(Subscriptions {
+        calls,
+        puts,
+        dels,
+        health,
+    })
+}
+
+impl Subscriptions {
+    /// Serves each message with `provider` until `shutdown` resolves.
+    pub async fn run(
+        self,
+        client: &async_nats::Client,
+        provider: Arc<dyn Provider>,
+        actor_call_deadline: Duration,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        let Subscriptions {
+            mut calls,
+            mut puts,
+            mut dels,
+            mut health,
+        } = self;
+        tokio::pin!(shutdown);
+        loop {
+            let (message, kind) = tokio::select! {
+                Some(message) = calls.next() => (message, Kind::Call),
+                Some(message) = puts.next() => (message, Kind::LinkPut),
+                Some(message) = dels.next() => (message, Kind::LinkDel),
+                Some(message) = health.next() => (message, Kind::Health),
+                () = &mut shutdown => break,
+            };
+            let (client, provider) = (client.clone(), provider.clone());
+            tokio::spawn(async move {
+                serve_one(
+                    &client,
+                    provider.as_ref(),
+                    kind,
+                    message,
+                    actor_call_deadline,
+                )
+                .await
+            });
+        }
+    }
 }
 
 async fn subscribe(
@@ -159,7 +232,7 @@ enum Kind {
 }
 
 /// Answers one message; a malformed one is answered with an error, never dropped silently.
-async fn serve(
+async fn serve_one(
     client: &async_nats::Client,
     provider: &dyn Provider,
     kind: Kind,

@@ -7,6 +7,7 @@
 )]
 
 mod claims_cli;
+mod ctl;
 mod lattice;
 mod up;
 

@@ -1,0 +1,606 @@
+//! `weft ctl`: drives every host of a lattice over NATS, through the control interface each
+//! `weft host` serves ([`serve`]; wire in [`wire`]). Lattice-wide operations (update an actor,
+//! put a link) go to each host concerned, one request each, and every host's result is
+//! reported, including a host that does not answer in time.
+
+pub mod serve;
+pub mod wire;
+
+use crate::lattice_args::LatticeArgs;
+use crate::link::LinkCommand;
+use crate::output::Out;
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use futures_util::StreamExt;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+use weft_provider_sdk::LinkDefinition;
+use weft_provider_sdk::lattice::{self, Answer};
+use wire::{ControlRequest, ControlSubjects, Done, Event, HostInventory};
+
+#[derive(Args)]
+pub struct CtlArgs {
+    #[command(subcommand)]
+    command: CtlCommand,
+    #[command(flatten)]
+    lattice: LatticeArgs,
+    /// Print JSON instead of tables
+    #[arg(long, global = true)]
+    json: bool,
+    /// How long to collect the hosts' answers to an inventory, milliseconds
+    #[arg(long, default_value_t = 500, global = true)]
+    wait_ms: u64,
+    /// How long one host may take over a request, milliseconds
+    #[arg(long, default_value_t = 30_000, global = true)]
+    timeout_ms: u64,
+}
+
+#[derive(Subcommand)]
+enum CtlCommand {
+    /// The hosts of the lattice: their labels, actors, providers and links
+    Inventory,
+    /// Print the lattice's events as they happen (Ctrl-C stops)
+    Watch,
+    /// Start an actor or a provider on a host
+    #[command(subcommand)]
+    Start(StartCommand),
+    /// Stop an actor or a provider
+    #[command(subcommand)]
+    Stop(StopCommand),
+    /// Hot-swap an actor to a new version on every host running it
+    #[command(subcommand)]
+    Update(UpdateCommand),
+    /// Put, delete or list links on every host
+    #[command(subcommand)]
+    Link(LinkCommand),
+}
+
+#[derive(Subcommand)]
+enum StartCommand {
+    /// Start a signed actor
+    Actor {
+        /// The signed .wasm file
+        file: PathBuf,
+        /// The host (its id, `N…`); default: the one running the fewest actors
+        #[arg(long)]
+        host: Option<String>,
+        /// How many calls it may serve at once
+        #[arg(long)]
+        max_instances: Option<usize>,
+    },
+    /// Start a provider in a host's process
+    Provider {
+        /// keyvalue-redis, keyvalue-memory, http-server or messaging-nats
+        kind: String,
+        /// Its id (links name it); default: its kind
+        #[arg(long)]
+        id: Option<String>,
+        /// The host; default: the one running the fewest providers
+        #[arg(long)]
+        host: Option<String>,
+        /// Provider settings, KEY=VALUE (repeatable)
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        config: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum StopCommand {
+    /// Stop an actor (on every host running it, or on --host)
+    Actor {
+        /// Its name or module key
+        actor: String,
+        #[arg(long)]
+        host: Option<String>,
+    },
+    /// Stop a provider (on every host running it, or on --host)
+    Provider {
+        id: String,
+        #[arg(long)]
+        host: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UpdateCommand {
+    /// A new version of a running actor, swapped in on every host running it
+    Actor {
+        /// Its name or module key
+        actor: String,
+        /// The new version (a signed .wasm file)
+        file: PathBuf,
+        /// Accept a version that adds capabilities
+        #[arg(long)]
+        allow_new_capabilities: bool,
+    },
+}
+
+/// A connection to the lattice's control interface.
+struct Lattice {
+    client: async_nats::Client,
+    subjects: ControlSubjects,
+    wait: Duration,
+    timeout: Duration,
+}
+
+impl Lattice {
+    /// Every host's inventory: those that answer within the wait.
+    async fn inventories(&self) -> Result<Vec<HostInventory>> {
+        let inbox = self.client.new_inbox();
+        let mut answers = self.client.subscribe(inbox.clone()).await?;
+        self.client
+            .publish_with_reply(self.subjects.ping(), inbox, Default::default())
+            .await?;
+        let until = tokio::time::Instant::now() + self.wait;
+        let mut hosts = Vec::new();
+        while let Ok(Some(message)) = tokio::time::timeout_at(until, answers.next()).await {
+            let answer: Answer = lattice::decode(&message.subject, &message.payload)?;
+            let bytes = Result::<Vec<u8>, String>::from(answer).map_err(|e| anyhow!(e))?;
+            hosts.push(lattice::decode::<HostInventory>(&message.subject, &bytes)?);
+        }
+        hosts.sort_by(|a, b| a.host_id.cmp(&b.host_id));
+        Ok(hosts)
+    }
+
+    /// Asks one host; its refusal or silence is the error.
+    async fn ask(&self, host_id: &str, request: &ControlRequest) -> Result<Done> {
+        let subject = self.subjects.host(host_id);
+        let body = lattice::encode(&subject, request)?;
+        let bytes = lattice::request(&self.client, subject.clone(), body, self.timeout)
+            .await
+            .map_err(|e| anyhow!("host {host_id}: {e}"))?;
+        Ok(lattice::decode(&subject, &bytes)?)
+    }
+}
+
+/// The module key of the actor named or keyed `actor`, and the hosts running it.
+fn running(hosts: &[HostInventory], actor: &str) -> Result<(String, Vec<String>)> {
+    let mut found: Option<String> = None;
+    let mut on = Vec::new();
+    for host in hosts {
+        for entry in &host.actors {
+            if entry.id == actor || entry.name == actor {
+                if found.as_ref().is_some_and(|id| *id != entry.id) {
+                    bail!("several actors are named {actor:?}; give its module key instead");
+                }
+                found = Some(entry.id.clone());
+                on.push(host.host_id.clone());
+            }
+        }
+    }
+    match found {
+        Some(id) => Ok((id, on)),
+        None => bail!(
+            "no host of the lattice runs an actor named or keyed {actor:?} ({} host(s) answered); \
+             `weft ctl inventory` lists them",
+            hosts.len()
+        ),
+    }
+}
+
+/// The hosts a request goes to: `--host`, or the ones `default` picks.
+fn chosen(
+    host: Option<String>,
+    hosts: &[HostInventory],
+    default: Vec<String>,
+) -> Result<Vec<String>> {
+    match host {
+        Some(host) if hosts.iter().any(|h| h.host_id == host) => Ok(vec![host]),
+        Some(host) => {
+            bail!("no host {host} answered on the lattice; `weft ctl inventory` lists the hosts")
+        }
+        None => Ok(default),
+    }
+}
+
+fn least_loaded(hosts: &[HostInventory], load: impl Fn(&HostInventory) -> usize) -> Result<String> {
+    hosts
+        .iter()
+        .min_by_key(|h| load(h))
+        .map(|h| h.host_id.clone())
+        .ok_or_else(|| anyhow!("no host answered on the lattice; start one with `weft host`"))
+}
+
+pub fn key_values(pairs: &[String], flag: &str) -> Result<BTreeMap<String, String>> {
+    pairs
+        .iter()
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+            _ => bail!("{flag} {pair:?} is not KEY=VALUE"),
+        })
+        .collect()
+}
+
+/// Prints rows under a header, columns aligned.
+fn table(out: &mut Out, header: &[&str], rows: &[Vec<String>]) -> Result<()> {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        padded.join("  ").trim_end().to_string()
+    };
+    writeln!(out, "{}", line(header.to_vec()))?;
+    for row in rows {
+        writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))?;
+    }
+    Ok(())
+}
+
+/// One line per host of what a lattice-wide request did there; fails if any host failed.
+fn report(out: &mut Out, json: bool, results: Vec<(String, Result<Done>)>) -> Result<()> {
+    let failed = results.iter().filter(|(_, r)| r.is_err()).count();
+    if json {
+        let rows: Vec<serde_json::Value> = results
+            .iter()
+            .map(|(host, result)| match result {
+                Ok(done) => serde_json::json!({"host": host, "ok": done}),
+                Err(e) => serde_json::json!({"host": host, "error": format!("{e:#}")}),
+            })
+            .collect();
+        writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+    } else {
+        for (host, result) in &results {
+            match result {
+                Ok(Done::Actor(actor)) => writeln!(
+                    out,
+                    "{host}  actor {} {} revision {}",
+                    actor.name,
+                    actor.id,
+                    actor.revision.map_or("-".into(), |r| r.to_string())
+                )?,
+                Ok(Done::Provider(provider)) => {
+                    writeln!(out, "{host}  provider {} ({})", provider.id, provider.kind)?
+                }
+                Ok(Done::Stopped) => writeln!(out, "{host}  done")?,
+                Ok(Done::Linked) => writeln!(out, "{host}  linked")?,
+                Ok(Done::Unchanged) => writeln!(out, "{host}  unchanged")?,
+                Err(e) => writeln!(out, "{host}  FAILED: {e:#}")?,
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} host(s) failed", results.len());
+    }
+    Ok(())
+}
+
+/// Sends `request` to each of `hosts` at once and collects every result.
+async fn each(
+    lattice: &Lattice,
+    hosts: Vec<String>,
+    request: ControlRequest,
+) -> Vec<(String, Result<Done>)> {
+    let asks = hosts.into_iter().map(|host| {
+        let request = &request;
+        async move {
+            let result = lattice.ask(&host, request).await;
+            (host, result)
+        }
+    });
+    futures_util::future::join_all(asks).await
+}
+
+pub async fn run(args: CtlArgs) -> Result<()> {
+    let Some(name) = args.lattice.lattice.clone() else {
+        bail!("weft ctl needs --lattice NAME (and --nats URL unless NATS is on 127.0.0.1:4222)");
+    };
+    let client = lattice::connect(&args.lattice.nats_options("weft ctl"))
+        .await
+        .with_context(|| format!("cannot reach lattice {name}"))?;
+    let lattice = Lattice {
+        client,
+        subjects: ControlSubjects::new(&name),
+        wait: Duration::from_millis(args.wait_ms),
+        timeout: Duration::from_millis(args.timeout_ms),
+    };
+    let mut out = Out::stdout();
+    let json = args.json;
+    match args.command {
+        CtlCommand::Inventory => {
+            let hosts = lattice.inventories().await?;
+            print_inventory(&mut out, json, &hosts)
+        }
+        CtlCommand::Watch => watch(&lattice, &mut out, json).await,
+        CtlCommand::Start(StartCommand::Actor {
+            file,
+            host,
+            max_instances,
+        }) => {
+            let module = std::fs::read(&file)
+                .with_context(|| format!("cannot read actor file {}", file.display()))?;
+            let hosts = lattice.inventories().await?;
+            let default = vec![least_loaded(&hosts, |h| h.actors.len())?];
+            let targets = chosen(host, &hosts, default)?;
+            let request = ControlRequest::StartActor {
+                module,
+                max_instances,
+            };
+            report(&mut out, json, each(&lattice, targets, request).await)
+        }
+        CtlCommand::Start(StartCommand::Provider {
+            kind,
+            id,
+            host,
+            config,
+        }) => {
+            let hosts = lattice.inventories().await?;
+            let default = vec![least_loaded(&hosts, |h| h.providers.len())?];
+            let targets = chosen(host, &hosts, default)?;
+            let request = ControlRequest::StartProvider {
+                id: id.unwrap_or_else(|| kind.clone()),
+                kind,
+                config: key_values(&config, "--config")?,
+            };
+            report(&mut out, json, each(&lattice, targets, request).await)
+        }
+        CtlCommand::Stop(StopCommand::Actor { actor, host }) => {
+            let hosts = lattice.inventories().await?;
+            let (actor_id, on) = running(&hosts, &actor)?;
+            let targets = chosen(host, &hosts, on)?;
+            report(
+                &mut out,
+                json,
+                each(&lattice, targets, ControlRequest::StopActor { actor_id }).await,
+            )
+        }
+        CtlCommand::Stop(StopCommand::Provider { id, host }) => {
+            let hosts = lattice.inventories().await?;
+            let on: Vec<String> = hosts
+                .iter()
+                .filter(|h| h.providers.iter().any(|p| p.id == id))
+                .map(|h| h.host_id.clone())
+                .collect();
+            if on.is_empty() && host.is_none() {
+                bail!("no host of the lattice runs a provider {id:?}");
+            }
+            let targets = chosen(host, &hosts, on)?;
+            report(
+                &mut out,
+                json,
+                each(&lattice, targets, ControlRequest::StopProvider { id }).await,
+            )
+        }
+        CtlCommand::Update(UpdateCommand::Actor {
+            actor,
+            file,
+            allow_new_capabilities,
+        }) => {
+            let module = std::fs::read(&file)
+                .with_context(|| format!("cannot read actor file {}", file.display()))?;
+            let hosts = lattice.inventories().await?;
+            let (actor_id, on) = running(&hosts, &actor)?;
+            let request = ControlRequest::UpdateActor {
+                actor_id,
+                module,
+                allow_new_capabilities,
+            };
+            report(&mut out, json, each(&lattice, on, request).await)
+        }
+        CtlCommand::Link(command) => link(&lattice, &mut out, json, command).await,
+    }
+}
+
+async fn link(lattice: &Lattice, out: &mut Out, json: bool, command: LinkCommand) -> Result<()> {
+    let hosts = lattice.inventories().await?;
+    if hosts.is_empty() {
+        bail!("no host answered on the lattice; start one with `weft host`");
+    }
+    let every_host: Vec<String> = hosts.iter().map(|h| h.host_id.clone()).collect();
+    match command {
+        LinkCommand::Put {
+            actor,
+            contract,
+            provider,
+            link_name,
+            values,
+        } => {
+            let (actor_id, _) = running(&hosts, &actor)?;
+            let link = LinkDefinition {
+                actor_id,
+                contract_id: contract,
+                link_name,
+                provider_id: provider,
+                values: key_values(&values, "--value")?,
+            };
+            report(
+                out,
+                json,
+                each(lattice, every_host, ControlRequest::PutLink(link)).await,
+            )
+        }
+        LinkCommand::Del {
+            actor,
+            contract,
+            link_name,
+        } => {
+            let (actor_id, _) = running(&hosts, &actor)?;
+            let on: Vec<String> = hosts
+                .iter()
+                .filter(|h| {
+                    h.links.iter().any(|l| {
+                        l.actor_id == actor_id
+                            && l.contract_id == contract
+                            && l.link_name == link_name
+                    })
+                })
+                .map(|h| h.host_id.clone())
+                .collect();
+            if on.is_empty() {
+                bail!("no host has a {contract} link named {link_name:?} for actor {actor}");
+            }
+            let request = ControlRequest::DeleteLink {
+                actor_id,
+                contract_id: contract,
+                link_name,
+            };
+            report(out, json, each(lattice, on, request).await)
+        }
+        LinkCommand::List => {
+            // One row per link, with the hosts that hold it.
+            let mut links: BTreeMap<(String, String, String), (LinkDefinition, Vec<String>)> =
+                BTreeMap::new();
+            for host in &hosts {
+                for link in &host.links {
+                    let key = (
+                        link.actor_id.clone(),
+                        link.contract_id.clone(),
+                        link.link_name.clone(),
+                    );
+                    links
+                        .entry(key)
+                        .or_insert_with(|| (link.clone(), Vec::new()))
+                        .1
+                        .push(short(&host.host_id));
+                }
+            }
+            if json {
+                let all: Vec<&LinkDefinition> = links.values().map(|(l, _)| l).collect();
+                writeln!(out, "{}", serde_json::to_string_pretty(&all)?)?;
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = links
+                .values()
+                .map(|(l, on)| {
+                    vec![
+                        short(&l.actor_id),
+                        l.contract_id.clone(),
+                        l.link_name.clone(),
+                        l.provider_id.clone(),
+                        format!("{:?}", l.values),
+                        on.join(","),
+                    ]
+                })
+                .collect();
+            table(
+                out,
+                &["ACTOR", "CONTRACT", "LINK", "PROVIDER", "VALUES", "HOSTS"],
+                &rows,
+            )
+        }
+    }
+}
+
+/// A key shortened for a table: its first 12 characters.
+fn short(key: &str) -> String {
+    key.chars().take(12).collect()
+}
+
+fn print_inventory(out: &mut Out, json: bool, hosts: &[HostInventory]) -> Result<()> {
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(hosts)?)?;
+        return Ok(());
+    }
+    if hosts.is_empty() {
+        bail!("no host answered on the lattice; start one with `weft host`");
+    }
+    for host in hosts {
+        let labels: Vec<String> = host
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        writeln!(
+            out,
+            "host {}  up {} s  {}",
+            host.host_id,
+            host.uptime_secs,
+            labels.join(" ")
+        )?;
+        let mut rows: Vec<Vec<String>> = host
+            .actors
+            .iter()
+            .map(|a| {
+                vec![
+                    "actor".into(),
+                    a.name.clone(),
+                    a.id.clone(),
+                    format!(
+                        "rev {} max {}",
+                        a.revision.map_or("-".into(), |r| r.to_string()),
+                        a.max_instances
+                    ),
+                ]
+            })
+            .collect();
+        rows.extend(host.providers.iter().map(|p| {
+            vec![
+                "provider".into(),
+                p.id.clone(),
+                p.kind.clone(),
+                if p.process { "process" } else { "in process" }.into(),
+            ]
+        }));
+        rows.extend(host.links.iter().map(|l| {
+            vec![
+                "link".into(),
+                format!("{} → {}", short(&l.actor_id), l.provider_id),
+                l.contract_id.clone(),
+                format!("{} {:?}", l.link_name, l.values),
+            ]
+        }));
+        table(out, &["  KIND", "NAME", "ID", "DETAIL"], &indent(rows))?;
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+fn indent(mut rows: Vec<Vec<String>>) -> Vec<Vec<String>> {
+    for row in &mut rows {
+        if let Some(first) = row.first_mut() {
+            *first = format!("  {first}");
+        }
+    }
+    rows
+}
+
+async fn watch(lattice: &Lattice, out: &mut Out, json: bool) -> Result<()> {
+    let subject = lattice.subjects.all_events();
+    let mut events = lattice
+        .client
+        .subscribe(subject.clone())
+        .await
+        .with_context(|| format!("cannot subscribe to {subject}"))?;
+    lattice::round_trip(&lattice.client, Duration::from_secs(5)).await?;
+    writeln!(out, "watching {subject} (Ctrl-C stops)")?;
+    out.flush()?;
+    let stop = crate::up::shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        let message = tokio::select! {
+            message = events.next() => message,
+            _ = &mut stop => return Ok(()),
+        };
+        let Some(message) = message else {
+            bail!("the NATS connection ended");
+        };
+        let Ok(event) = lattice::decode::<Event>(&message.subject, &message.payload) else {
+            continue;
+        };
+        if json {
+            writeln!(out, "{}", serde_json::to_string(&event)?)?;
+        } else {
+            writeln!(
+                out,
+                "{}  {:<16}  host {}  {}  {}",
+                humantime::format_rfc3339_millis(
+                    std::time::UNIX_EPOCH + Duration::from_millis(event.at_unix_ms)
+                ),
+                event.kind.as_str(),
+                short(&event.host_id),
+                event.subject,
+                event.detail
+            )?;
+        }
+        out.flush()?;
+    }
+}

@@ -1,0 +1,318 @@
+//! The host's side of the control interface: every `weft host` answers inventory pings,
+//! carries out the control requests addressed to it, and publishes what it did as events,
+//! with a heartbeat. It lives in the CLI, not in weft-host, because starting a provider by
+//! kind needs the concrete providers, which only this binary links.
+
+use super::wire::{
+    ActorEntry, ControlRequest, ControlSubjects, Done, Event, EventKind, HostInventory,
+    ProviderEntry,
+};
+use anyhow::{Context, Result};
+use futures_util::StreamExt;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use weft_host::host::{Host, UpdateOptions};
+use weft_provider_sdk::lattice::{self, Answer};
+
+/// How long a control request's parts may take to arrive (chunked modules).
+const RECEIVE_DEADLINE: Duration = Duration::from_secs(30);
+
+/// One host's control endpoint on the lattice.
+pub struct ControlServer {
+    host: Host,
+    client: async_nats::Client,
+    subjects: ControlSubjects,
+    host_id: String,
+    labels: BTreeMap<String, String>,
+    started: Instant,
+    /// The providers this host runs, with their kinds (the host itself knows only ids).
+    providers: Mutex<BTreeMap<String, ProviderEntry>>,
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl ControlServer {
+    /// A control endpoint for `host` on `lattice`, under a fresh host id (a server nkey, `N…`),
+    /// with the operator's `labels` plus the machine's `os` and `arch`.
+    pub fn new(
+        host: Host,
+        client: async_nats::Client,
+        lattice: &str,
+        mut labels: BTreeMap<String, String>,
+    ) -> Self {
+        labels
+            .entry("os".into())
+            .or_insert_with(|| std::env::consts::OS.into());
+        labels
+            .entry("arch".into())
+            .or_insert_with(|| std::env::consts::ARCH.into());
+        ControlServer {
+            host,
+            client,
+            subjects: ControlSubjects::new(lattice),
+            host_id: nkeys::KeyPair::new_server().public_key(),
+            labels,
+            started: Instant::now(),
+            providers: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn host_id(&self) -> &str {
+        &self.host_id
+    }
+
+    /// Records a provider the manifest started (in process or as a child process).
+    pub fn record_provider(&self, entry: ProviderEntry) {
+        self.providers_lock().insert(entry.id.clone(), entry);
+    }
+
+    fn providers_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, ProviderEntry>> {
+        self.providers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Publishes an event; a lost event is logged, never an error for the caller.
+    pub async fn publish(&self, kind: EventKind, subject: &str, detail: String) {
+        let event = Event {
+            kind,
+            host_id: self.host_id.clone(),
+            at_unix_ms: unix_ms(),
+            subject: subject.to_string(),
+            detail,
+        };
+        let topic = self.subjects.event(kind);
+        let sent = match lattice::encode(&topic, &event) {
+            Ok(body) => self
+                .client
+                .publish(topic.clone(), body.into())
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(error) = sent {
+            tracing::warn!(%topic, %error, "event not published");
+        }
+    }
+
+    /// What this host runs now.
+    pub fn inventory(&self) -> HostInventory {
+        let actors = self
+            .host
+            .actors()
+            .into_iter()
+            .map(|identity| self.actor_entry(identity))
+            .collect();
+        HostInventory {
+            host_id: self.host_id.clone(),
+            labels: self.labels.clone(),
+            uptime_secs: self.started.elapsed().as_secs(),
+            actors,
+            providers: self.providers_lock().values().cloned().collect(),
+            links: self.host.links(),
+        }
+    }
+
+    /// Answers pings and control requests until the returned tasks are aborted, and beats
+    /// every `heartbeat`. Returns once other members can reach it.
+    pub async fn serve(
+        self: Arc<Self>,
+        heartbeat: Duration,
+    ) -> Result<Vec<tokio::task::JoinHandle<()>>> {
+        let ping_subject = self.subjects.ping();
+        let mut pings = self
+            .client
+            .subscribe(ping_subject.clone())
+            .await
+            .with_context(|| format!("cannot subscribe to {ping_subject}"))?;
+        let host_subject = self.subjects.host(&self.host_id);
+        let mut requests = self
+            .client
+            .subscribe(host_subject.clone())
+            .await
+            .with_context(|| format!("cannot subscribe to {host_subject}"))?;
+
+        let server = self.clone();
+        let answer_pings = tokio::spawn(async move {
+            while let Some(ping) = pings.next().await {
+                let answer = Answer::from(lattice::encode(&ping.subject, &server.inventory()));
+                lattice::respond(&server.client, &ping, &answer).await;
+            }
+        });
+        let server = self.clone();
+        let serve_requests = tokio::spawn(async move {
+            while let Some(message) = requests.next().await {
+                // Each on its own task: a long update must not hold up a ping or a link.
+                let server = server.clone();
+                tokio::spawn(async move {
+                    let answer = match server.receive(&message).await {
+                        Ok(request) => match server.handle(request).await {
+                            Ok(done) => Answer::from(lattice::encode(&message.subject, &done)),
+                            Err(error) => Answer::Err(error),
+                        },
+                        Err(error) => Answer::Err(error),
+                    };
+                    lattice::respond(&server.client, &message, &answer).await;
+                });
+            }
+        });
+        let server = self.clone();
+        let beat = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(heartbeat);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let inventory = server.inventory();
+                let detail = format!(
+                    "{} actor(s), {} provider(s), {} link(s), up {} s",
+                    inventory.actors.len(),
+                    inventory.providers.len(),
+                    inventory.links.len(),
+                    inventory.uptime_secs
+                );
+                server
+                    .publish(EventKind::HostHeartbeat, &server.host_id, detail)
+                    .await;
+            }
+        });
+        lattice::round_trip(&self.client, Duration::from_secs(5)).await?;
+        let labels: Vec<String> = self
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        self.publish(EventKind::HostStarted, &self.host_id, labels.join(" "))
+            .await;
+        Ok(vec![answer_pings, serve_requests, beat])
+    }
+
+    async fn receive(&self, message: &async_nats::Message) -> Result<ControlRequest, String> {
+        let body = lattice::receive(&self.client, message, RECEIVE_DEADLINE).await?;
+        lattice::decode(&message.subject, &body).map_err(|e| e.to_string())
+    }
+
+    async fn handle(&self, request: ControlRequest) -> Result<Done, String> {
+        let host = &self.host;
+        match request {
+            ControlRequest::StartActor {
+                module,
+                max_instances,
+            } => {
+                let identity = host
+                    .start_actor_with(&module, max_instances)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let entry = self.actor_entry(identity.clone());
+                let detail = format!("{} revision {:?}", identity.name, identity.revision);
+                self.publish(EventKind::ActorStarted, &identity.id, detail)
+                    .await;
+                Ok(Done::Actor(entry))
+            }
+            ControlRequest::StopActor { actor_id } => {
+                host.stop_actor(&actor_id).map_err(|e| e.to_string())?;
+                self.publish(EventKind::ActorStopped, &actor_id, String::new())
+                    .await;
+                Ok(Done::Stopped)
+            }
+            ControlRequest::UpdateActor {
+                actor_id,
+                module,
+                allow_new_capabilities,
+            } => {
+                let options = UpdateOptions {
+                    allow_new_capabilities,
+                    ..UpdateOptions::default()
+                };
+                let identity = host
+                    .update_actor(&actor_id, &module, options)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let detail = format!("{} now revision {:?}", identity.name, identity.revision);
+                let entry = self.actor_entry(identity);
+                self.publish(EventKind::ActorUpdated, &actor_id, detail)
+                    .await;
+                Ok(Done::Actor(entry))
+            }
+            ControlRequest::StartProvider { id, kind, config } => {
+                let provider =
+                    crate::provider::by_kind(&kind, &config).map_err(|e| format!("{e:#}"))?;
+                host.add_provider(&id, provider)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let entry = ProviderEntry {
+                    id: id.clone(),
+                    kind: kind.clone(),
+                    process: false,
+                };
+                self.record_provider(entry.clone());
+                self.publish(EventKind::ProviderStarted, &id, kind).await;
+                Ok(Done::Provider(entry))
+            }
+            ControlRequest::StopProvider { id } => {
+                if self.providers_lock().get(&id).is_some_and(|p| p.process) {
+                    return Err(format!(
+                        "provider {id} runs as a child process of this host's manifest; \
+                         stop the host, or take it out of the manifest"
+                    ));
+                }
+                host.stop_provider(&id).await.map_err(|e| e.to_string())?;
+                self.providers_lock().remove(&id);
+                self.publish(EventKind::ProviderStopped, &id, String::new())
+                    .await;
+                Ok(Done::Stopped)
+            }
+            ControlRequest::PutLink(link) => {
+                if host.links().contains(&link) {
+                    return Ok(Done::Unchanged);
+                }
+                let detail = format!(
+                    "{} → {} ({}, link {:?}) {:?}",
+                    link.actor_id, link.provider_id, link.contract_id, link.link_name, link.values
+                );
+                let actor = link.actor_id.clone();
+                host.put_link(link).await.map_err(|e| e.to_string())?;
+                self.publish(EventKind::LinkPut, &actor, detail).await;
+                Ok(Done::Linked)
+            }
+            ControlRequest::DeleteLink {
+                actor_id,
+                contract_id,
+                link_name,
+            } => {
+                host.delete_link(&actor_id, &contract_id, &link_name)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let detail = format!("{contract_id} link {link_name:?}");
+                self.publish(EventKind::LinkDeleted, &actor_id, detail)
+                    .await;
+                Ok(Done::Stopped)
+            }
+        }
+    }
+
+    fn actor_entry(&self, identity: weft_host::actor::ActorIdentity) -> ActorEntry {
+        let max_instances = self
+            .host
+            .actor_pool(&identity.id)
+            .map_or(0, |pool| pool.limits().max_instances);
+        ActorEntry {
+            id: identity.id,
+            name: identity.name,
+            revision: identity.revision,
+            capabilities: identity.capabilities,
+            max_instances,
+        }
+    }
+
+    /// Says goodbye on the lattice.
+    pub async fn stopping(&self) {
+        self.publish(EventKind::HostStopped, &self.host_id, String::new())
+            .await;
+        let _ = self.client.flush().await;
+    }
+}
