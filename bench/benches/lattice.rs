@@ -181,7 +181,11 @@ fn main() {
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let counter = a.start_actor_with(&signed("kvcounter"), Some(CONCURRENCY)).await.unwrap().id;
+        let counter = a
+            .start_actor_with(&signed("kvcounter"), Some(CONCURRENCY))
+            .await
+            .unwrap()
+            .id;
         a.put_link(LinkDefinition {
             actor_id: counter.clone(),
             contract_id: "wasmcloud:keyvalue".into(),
@@ -207,7 +211,11 @@ fn main() {
         host.add_provider("redis", Arc::new(RedisKeyValue::new(None)))
             .await
             .unwrap();
-        let counter = host.start_actor_with(&signed("kvcounter"), Some(CONCURRENCY)).await.unwrap().id;
+        let counter = host
+            .start_actor_with(&signed("kvcounter"), Some(CONCURRENCY))
+            .await
+            .unwrap()
+            .id;
         host.put_link(LinkDefinition {
             actor_id: counter.clone(),
             contract_id: "wasmcloud:keyvalue".into(),

@@ -52,6 +52,17 @@ pub enum LinkCommand {
     List,
 }
 
+/// `KEY=VALUE` arguments of `flag` (link values, provider config, host labels) as a map.
+pub fn key_values(pairs: &[String], flag: &str) -> Result<BTreeMap<String, String>> {
+    pairs
+        .iter()
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+            _ => bail!("{flag} {pair:?} is not KEY=VALUE"),
+        })
+        .collect()
+}
+
 pub async fn run(command: LinkCommand, args: ControlArgs) -> Result<()> {
     let mut out = Out::stdout();
     match command {
@@ -62,13 +73,7 @@ pub async fn run(command: LinkCommand, args: ControlArgs) -> Result<()> {
             link_name,
             values,
         } => {
-            let mut map = BTreeMap::new();
-            for pair in values {
-                let Some((key, value)) = pair.split_once('=') else {
-                    bail!("--value {pair:?} is not KEY=VALUE");
-                };
-                map.insert(key.to_string(), value.to_string());
-            }
+            let map = key_values(&values, "--value")?;
             let entry = LinkEntry {
                 actor,
                 contract,

@@ -57,16 +57,6 @@ pub fn by_kind(kind: &str, config: &BTreeMap<String, String>) -> Result<Arc<dyn 
     })
 }
 
-fn parse_config(pairs: &[String]) -> Result<BTreeMap<String, String>> {
-    pairs
-        .iter()
-        .map(|pair| match pair.split_once('=') {
-            Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
-            _ => bail!("--config {pair:?} is not KEY=VALUE"),
-        })
-        .collect()
-}
-
 pub async fn run(command: ProviderCommand) -> Result<()> {
     let ProviderCommand::Run(args) = command;
     let Some(lattice) = args.lattice.lattice.clone() else {
@@ -74,7 +64,10 @@ pub async fn run(command: ProviderCommand) -> Result<()> {
             "weft provider run needs --lattice NAME (and --nats URL unless NATS is on 127.0.0.1:4222)"
         );
     };
-    let provider = by_kind(&args.kind, &parse_config(&args.config)?)?;
+    let provider = by_kind(
+        &args.kind,
+        &crate::link::key_values(&args.config, "--config")?,
+    )?;
     let provider_id = args.id.clone().unwrap_or_else(|| args.kind.clone());
     let options = RunnerOptions {
         nats: args

@@ -190,7 +190,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
             .await
             .with_context(|| format!("failed to join lattice {lattice}"))?;
         host.join_lattice(client.clone(), lattice).await?;
-        let labels = crate::ctl::key_values(&args.labels, "--label")?;
+        let labels = crate::link::key_values(&args.labels, "--label")?;
         let server = Arc::new(ControlServer::new(
             host.clone(),
             client.clone(),

@@ -7,7 +7,7 @@ pub mod serve;
 pub mod wire;
 
 use crate::lattice_args::LatticeArgs;
-use crate::link::LinkCommand;
+use crate::link::{LinkCommand, key_values};
 use crate::output::Out;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
@@ -201,16 +201,6 @@ fn least_loaded(hosts: &[HostInventory], load: impl Fn(&HostInventory) -> usize)
         .min_by_key(|h| load(h))
         .map(|h| h.host_id.clone())
         .ok_or_else(|| anyhow!("no host answered on the lattice; start one with `weft host`"))
-}
-
-pub fn key_values(pairs: &[String], flag: &str) -> Result<BTreeMap<String, String>> {
-    pairs
-        .iter()
-        .map(|pair| match pair.split_once('=') {
-            Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
-            _ => bail!("{flag} {pair:?} is not KEY=VALUE"),
-        })
-        .collect()
 }
 
 /// Prints rows under a header, columns aligned.
