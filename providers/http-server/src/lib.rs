@@ -65,6 +65,9 @@ struct Listener {
 pub struct HttpServer {
     host: OnceLock<Arc<dyn ActorInvoker>>,
     listeners: Mutex<HashMap<(String, String), Listener>>,
+    /// One link change at a time, held across the bind: the same link put by two hosts at
+    /// once must find the first one's listener, not race it for the port.
+    link_changes: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for HttpServer {
@@ -114,6 +117,7 @@ impl Provider for HttpServer {
         let host = self.host.get().cloned().ok_or_else(|| {
             ProviderError::Backend("the HTTP server provider was not started".into())
         })?;
+        let _one_at_a_time = self.link_changes.lock().await;
         let key = (link.actor_id.clone(), link.link_name.clone());
         {
             let mut listeners = self
@@ -169,6 +173,7 @@ impl Provider for HttpServer {
     }
 
     async fn delete_link(&self, link: &LinkDefinition) -> Result<(), ProviderError> {
+        let _one_at_a_time = self.link_changes.lock().await;
         let key = (link.actor_id.clone(), link.link_name.clone());
         let removed = self
             .listeners
