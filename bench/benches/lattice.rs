@@ -71,6 +71,26 @@ fn redis_benchmark(port: u16) -> f64 {
         .unwrap_or_else(|| panic!("cannot read redis-benchmark's output: {text}"))
 }
 
+/// Starts kvcounter on `host`, allowed `CONCURRENCY` calls at once, linked for key-value to
+/// provider `redis` with the Redis at `redis_url`; returns its id.
+async fn start_counter(host: &Host, redis_url: String) -> String {
+    let counter = host
+        .start_actor_with(&signed("kvcounter"), Some(CONCURRENCY))
+        .await
+        .unwrap()
+        .id;
+    host.put_link(LinkDefinition {
+        actor_id: counter.clone(),
+        contract_id: "wasmcloud:keyvalue".into(),
+        link_name: "default".into(),
+        provider_id: "redis".into(),
+        values: [("url".to_string(), redis_url)].into(),
+    })
+    .await
+    .unwrap();
+    counter
+}
+
 /// Runs `INCREMENTS` counter requests, `CONCURRENCY` at a time, and returns how many per second.
 async fn increments_per_second(host: &Host, counter: &str, request: &[u8]) -> f64 {
     let started = Instant::now();
@@ -181,21 +201,7 @@ fn main() {
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let counter = a
-            .start_actor_with(&signed("kvcounter"), Some(CONCURRENCY))
-            .await
-            .unwrap()
-            .id;
-        a.put_link(LinkDefinition {
-            actor_id: counter.clone(),
-            contract_id: "wasmcloud:keyvalue".into(),
-            link_name: "default".into(),
-            provider_id: "redis".into(),
-            values: [("url".to_string(), redis.url())].into(),
-        })
-        .await
-        .unwrap();
-        counter
+        start_counter(&a, redis.url()).await
     });
     let request = weft_contracts::encode(&HttpRequest {
         method: "GET".into(),
@@ -205,26 +211,13 @@ fn main() {
     .unwrap();
     let weft_rate = runtime.block_on(increments_per_second(&a, &counter, &request));
     let _ = stop.send(());
-    // (g′) the same provider in the host's process, as `weft up` runs it without `process`.
+    // The same provider in the host's process, as `weft up` runs it without `process`.
     let in_process_rate = runtime.block_on(async {
         let host = Host::new(HostConfig::default()).unwrap();
         host.add_provider("redis", Arc::new(RedisKeyValue::new(None)))
             .await
             .unwrap();
-        let counter = host
-            .start_actor_with(&signed("kvcounter"), Some(CONCURRENCY))
-            .await
-            .unwrap()
-            .id;
-        host.put_link(LinkDefinition {
-            actor_id: counter.clone(),
-            contract_id: "wasmcloud:keyvalue".into(),
-            link_name: "default".into(),
-            provider_id: "redis".into(),
-            values: [("url".to_string(), redis.url())].into(),
-        })
-        .await
-        .unwrap();
+        let counter = start_counter(&host, redis.url()).await;
         increments_per_second(&host, &counter, &request).await
     });
     let redis_rate = redis_benchmark(redis.port());

@@ -517,13 +517,6 @@ impl Host {
         Ok(())
     }
 
-    /// The ids of the providers running in this process.
-    pub fn provider_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = read(&self.state.providers).keys().cloned().collect();
-        ids.sort();
-        ids
-    }
-
     /// Puts a link: the provider is told first and may refuse; a link replaced for the same
     /// (actor, contract, link name) is deleted from its provider when that is another one.
     pub async fn put_link(&self, link: LinkDefinition) -> Result<(), HostError> {

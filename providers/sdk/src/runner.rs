@@ -99,43 +99,25 @@ pub async fn run(
             source,
         })?;
 
-    serve(
-        &client,
-        &subjects,
-        &id,
-        provider.clone(),
-        options.actor_call_deadline,
-        shutdown,
-    )
-    .await?;
-    tracing::info!(provider = %id, lattice = %options.lattice, "provider left the lattice");
+    subscribe_all(&client, &subjects, &id)
+        .await?
+        .run(
+            &client,
+            provider.clone(),
+            options.actor_call_deadline,
+            shutdown,
+        )
+        .await;
     provider.shutdown().await;
     let _ = client.flush().await;
     tracing::info!(provider = %id, "provider stopped");
     Ok(())
 }
 
-/// Serves a started `provider` as `id` on the lattice over `client` until `shutdown`
-/// resolves: calls (in the queue group of every instance of `id`), link puts and deletes, and
-/// health checks, each message in its own task. A host serves its in-process providers the
-/// same way ([`subscribe_all`], then [`Subscriptions::run`]), so actors on other hosts reach
-/// them.
-pub async fn serve(
-    client: &async_nats::Client,
-    subjects: &Subjects,
-    id: &str,
-    provider: Arc<dyn Provider>,
-    actor_call_deadline: Duration,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), RunnerError> {
-    let serving = subscribe_all(client, subjects, id).await?;
-    serving
-        .run(client, provider, actor_call_deadline, shutdown)
-        .await;
-    Ok(())
-}
-
-/// A provider's subscriptions on the lattice.
+/// A provider's subscriptions on the lattice: calls (in the queue group of every instance of
+/// the provider id), link puts and deletes, and health checks. The runner serves them for a
+/// provider in its own process; a host serves its in-process providers the same way, so
+/// actors on other hosts reach them.
 pub struct Subscriptions {
     calls: async_nats::Subscriber,
     puts: async_nats::Subscriber,
@@ -149,19 +131,10 @@ pub async fn subscribe_all(
     subjects: &Subjects,
     id: &str,
 ) -> Result<Subscriptions, RunnerError> {
-    let calls_subject = subjects.provider_calls(id);
-    let calls = client
-        .queue_subscribe(calls_subject.clone(), calls_subject.clone())
-        .await
-        .map_err(|e| {
-            RunnerError::Lattice(LatticeError::Subscribe {
-                subject: calls_subject.clone(),
-                reason: e.to_string(),
-            })
-        })?;
-    let puts = subscribe(client, subjects.provider_link_put(id)).await?;
-    let dels = subscribe(client, subjects.provider_link_del(id)).await?;
-    let health = subscribe(client, subjects.provider_health(id)).await?;
+    let calls = subscribe(client, subjects.provider_calls(id), Group::Shared).await?;
+    let puts = subscribe(client, subjects.provider_link_put(id), Group::Each).await?;
+    let dels = subscribe(client, subjects.provider_link_del(id), Group::Each).await?;
+    let health = subscribe(client, subjects.provider_health(id), Group::Each).await?;
     lattice::round_trip(client, Duration::from_secs(5)).await?;
     tracing::info!(provider = %id, "provider serving on the lattice");
     Ok(Subscriptions {
@@ -211,11 +184,28 @@ impl Subscriptions {
     }
 }
 
+/// Who gets a message: one instance of the provider id (its calls), or each instance (link
+/// changes and health checks, which every instance must see or may answer).
+#[derive(Debug, Clone, Copy)]
+enum Group {
+    Shared,
+    Each,
+}
+
 async fn subscribe(
     client: &async_nats::Client,
     subject: String,
+    group: Group,
 ) -> Result<async_nats::Subscriber, RunnerError> {
-    client.subscribe(subject.clone()).await.map_err(|e| {
+    let subscribed = match group {
+        Group::Shared => {
+            client
+                .queue_subscribe(subject.clone(), subject.clone())
+                .await
+        }
+        Group::Each => client.subscribe(subject.clone()).await,
+    };
+    subscribed.map_err(|e| {
         RunnerError::Lattice(LatticeError::Subscribe {
             subject,
             reason: e.to_string(),

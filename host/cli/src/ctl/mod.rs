@@ -253,6 +253,7 @@ fn report(out: &mut Out, json: bool, results: Vec<(String, Result<Done>)>) -> Re
                 }
                 Ok(Done::Stopped) => writeln!(out, "{host}  done")?,
                 Ok(Done::Linked) => writeln!(out, "{host}  linked")?,
+                Ok(Done::Unlinked) => writeln!(out, "{host}  unlinked")?,
                 Ok(Done::Unchanged) => writeln!(out, "{host}  unchanged")?,
                 Err(e) => writeln!(out, "{host}  FAILED: {e:#}")?,
             }

@@ -290,7 +290,7 @@ impl ControlServer {
                 let detail = format!("{contract_id} link {link_name:?}");
                 self.publish(EventKind::LinkDeleted, &actor_id, detail)
                     .await;
-                Ok(Done::Stopped)
+                Ok(Done::Unlinked)
             }
         }
     }

@@ -115,6 +115,7 @@ pub enum Done {
     Stopped,
     Provider(ProviderEntry),
     Linked,
+    Unlinked,
     /// Nothing to do: the lattice already was as asked (a link put again unchanged).
     Unchanged,
 }

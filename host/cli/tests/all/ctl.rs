@@ -8,27 +8,17 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use wasm_encoder::Section;
 use weft_testing::NatsServer;
 
 /// `module` with a custom section of `bytes` zero bytes appended.
 fn padded(module: &[u8], bytes: usize) -> Vec<u8> {
-    let name = b"weft-test-padding";
-    let mut body = vec![name.len() as u8];
-    body.extend_from_slice(name);
-    body.resize(body.len() + bytes, 0);
     let mut out = module.to_vec();
-    out.push(0); // custom section
-    let mut size = body.len();
-    loop {
-        let byte = (size & 0x7f) as u8;
-        size >>= 7;
-        if size == 0 {
-            out.push(byte);
-            break;
-        }
-        out.push(byte | 0x80);
+    wasm_encoder::CustomSection {
+        name: "weft-test-padding".into(),
+        data: vec![0; bytes].into(),
     }
-    out.extend_from_slice(&body);
+    .append_to(&mut out);
     out
 }
 
@@ -108,25 +98,8 @@ fn weft_ctl_deploys_links_updates_and_stops_across_two_hosts() {
     );
 
     // Sign rev 1 and a rev 2 padded past NATS's 1 MiB max payload.
-    let sign = |input: &std::path::Path, output: &std::path::Path, rev: &str| {
-        weft.run(&[
-            "claims",
-            "sign",
-            input.to_str().unwrap(),
-            "-o",
-            output.to_str().unwrap(),
-            "--name",
-            "kvcounter",
-            "-s",
-            "-k",
-            "-l",
-            "--rev",
-            rev,
-        ])
-        .ok();
-    };
     let v1 = weft.path("kvcounter-1.wasm");
-    sign(&unsigned_actor("kvcounter"), &v1, "1");
+    weft.sign_kvcounter(&unsigned_actor("kvcounter"), &v1, "1");
     let big = weft.path("kvcounter-big.wasm");
     std::fs::write(
         &big,
@@ -137,7 +110,7 @@ fn weft_ctl_deploys_links_updates_and_stops_across_two_hosts() {
     )
     .unwrap();
     let v2 = weft.path("kvcounter-2.wasm");
-    sign(&big, &v2, "2");
+    weft.sign_kvcounter(&big, &v2, "2");
     assert!(std::fs::metadata(&v2).unwrap().len() > 1 << 20);
 
     let started = ctl(&["start", "actor", v1.to_str().unwrap(), "--host", &a_id]).ok();

@@ -67,33 +67,37 @@ impl Drop for ProviderProcess {
     }
 }
 
-/// The counter app for a lattice host: its own HTTP listener, key-value from `redis` on the
-/// lattice (a provider this host does not run).
-fn lattice_app(weft: &Weft, redis: &RedisServer) -> std::path::PathBuf {
-    let manifest = weft.path("lattice-app.toml");
-    std::fs::write(
-        &manifest,
-        format!(
-            r#"
+/// kvcounter with its HTTP link (listening at `address`) to provider `http` and its
+/// key-value link to `redis`; neither provider is in it.
+fn counter_links(redis: &RedisServer, address: &str) -> String {
+    format!(
+        r#"
 [[actors]]
 path = {path:?}
-[[providers]]
-id = "http"
-kind = "http-server"
 [[links]]
 actor = "kvcounter"
 contract = "wasmcloud:httpserver"
 provider = "http"
-values = {{ address = "127.0.0.1:0" }}
+values = {{ address = "{address}" }}
 [[links]]
 actor = "kvcounter"
 contract = "wasmcloud:keyvalue"
 provider = "redis"
 values = {{ url = "{url}" }}
 "#,
-            path = signed_actor("kvcounter").to_str().unwrap(),
-            url = redis.url()
-        ),
+        path = signed_actor("kvcounter").to_str().unwrap(),
+        url = redis.url()
+    )
+}
+
+/// The counter app for a lattice host: its own HTTP listener, key-value from `redis` on the
+/// lattice (a provider this host does not run).
+fn lattice_app(weft: &Weft, redis: &RedisServer) -> std::path::PathBuf {
+    let manifest = weft.path("lattice-app.toml");
+    let links = counter_links(redis, "127.0.0.1:0");
+    std::fs::write(
+        &manifest,
+        format!("{links}\n[[providers]]\nid = \"http\"\nkind = \"http-server\"\n"),
     )
     .unwrap();
     manifest
@@ -321,28 +325,7 @@ fn an_http_server_provider_process_serves_an_actor_running_on_two_hosts() {
     let _redis = ProviderProcess::start(&weft, "keyvalue-redis", "redis", &nats);
     let address = format!("127.0.0.1:{}", weft_testing::free_port().unwrap());
     let app = weft.path("behind-http-process.toml");
-    std::fs::write(
-        &app,
-        format!(
-            r#"
-[[actors]]
-path = {path:?}
-[[links]]
-actor = "kvcounter"
-contract = "wasmcloud:httpserver"
-provider = "http"
-values = {{ address = "{address}" }}
-[[links]]
-actor = "kvcounter"
-contract = "wasmcloud:keyvalue"
-provider = "redis"
-values = {{ url = "{url}" }}
-"#,
-            path = signed_actor("kvcounter").to_str().unwrap(),
-            url = redis.url()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&app, counter_links(&redis, &address)).unwrap();
     let url = nats.url();
     let lattice_args = ["--lattice", "it", "--nats", &url, "--deadline-ms", "2000"];
     let a = Up::start_command(&weft, "host", &app, &lattice_args, &[]);

@@ -43,6 +43,26 @@ impl Weft {
         Run { output }
     }
 
+    /// Signs `module` as the `kvcounter` actor at revision `rev` with this key store's keys
+    /// (made on first use, so every version shares its module key), into `output`.
+    pub fn sign_kvcounter(&self, module: &std::path::Path, output: &std::path::Path, rev: &str) {
+        self.run(&[
+            "claims",
+            "sign",
+            module.to_str().unwrap(),
+            "-o",
+            output.to_str().unwrap(),
+            "--name",
+            "kvcounter",
+            "-s",
+            "-k",
+            "-l",
+            "--rev",
+            rev,
+        ])
+        .ok();
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.home.path().join(name)
     }

@@ -402,23 +402,7 @@ fn up_build_builds_signs_and_serves_the_example() {
 fn watch_swaps_in_new_versions_and_reports_refusals() {
     let weft = Weft::new();
     let wasm = weft.path("kvcounter.wasm");
-    let sign = |rev: &str| {
-        weft.run(&[
-            "claims",
-            "sign",
-            unsigned_actor("kvcounter").to_str().unwrap(),
-            "-o",
-            wasm.to_str().unwrap(),
-            "--name",
-            "kvcounter",
-            "-s",
-            "-k",
-            "-l",
-            "--rev",
-            rev,
-        ])
-        .ok();
-    };
+    let sign = |rev: &str| weft.sign_kvcounter(&unsigned_actor("kvcounter"), &wasm, rev);
     sign("1");
     let manifest = counter_app_at(&weft, "kvcounter", &wasm, "");
     let up = Up::start_with(&weft, &manifest, &["--watch"], &[]);
@@ -486,21 +470,7 @@ fn swap_under_http_load_fails_no_request_and_loses_no_increment() {
     let weft = Weft::new();
     let sign = |rev: i32| {
         let path = weft.path(&format!("kvcounter-{rev}.wasm"));
-        weft.run(&[
-            "claims",
-            "sign",
-            unsigned_actor("kvcounter").to_str().unwrap(),
-            "-o",
-            path.to_str().unwrap(),
-            "--name",
-            "kvcounter",
-            "-s",
-            "-k",
-            "-l",
-            "--rev",
-            &rev.to_string(),
-        ])
-        .ok();
+        weft.sign_kvcounter(&unsigned_actor("kvcounter"), &path, &rev.to_string());
         path
     };
     let manifest = weft.path("app.toml");
