@@ -358,9 +358,24 @@ impl ActorPool {
         &self.identity
     }
 
-    /// The limits its instances run under.
-    pub fn limits(&self) -> &Limits {
-        &self.limits
+    /// The limits its instances run under, with `max_instances` as last scaled.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_instances: lock(&self.slots).max_running,
+            ..self.limits
+        }
+    }
+
+    /// Lets `max_instances` calls run at once from now on (at least one). Scaling down lets
+    /// calls already running finish, and drops idle instances over the new cap.
+    pub fn scale(&self, max_instances: usize) {
+        let max_instances = max_instances.max(1);
+        let mut slots = lock(&self.slots);
+        slots.max_running = max_instances;
+        slots.idle.truncate(max_instances);
+        drop(slots);
+        // Callers waiting for a place may now have one.
+        self.freed.notify_waiters();
     }
 
     /// Instances idle in the pool right now.

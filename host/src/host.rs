@@ -10,7 +10,7 @@ use crate::actor::{
     ActorIdentity, ActorPool, Dispatch, HostCall, InvokeError, LoadError, LoadPolicy,
 };
 use crate::engine::{EngineConfig, EngineError, WasmEngine};
-use crate::lattice::{Membership, Served};
+use crate::lattice::{Membership, Served, Serving};
 use crate::links::LinkTable;
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::Duration;
@@ -206,6 +206,16 @@ impl Host {
         })
     }
 
+    /// Lets `max_instances` calls of a running actor run at once (the cap survives updates).
+    pub fn scale_actor(&self, actor_id: &str, max_instances: usize) -> Result<(), HostError> {
+        let pool = self
+            .actor_pool(actor_id)
+            .ok_or_else(|| HostError::UnknownActor(actor_id.to_string()))?;
+        pool.scale(max_instances);
+        tracing::info!(actor = actor_id, max_instances, "actor scaled");
+        Ok(())
+    }
+
     /// Verifies, compiles and starts an actor from its module bytes.
     pub async fn start_actor(&self, bytes: &[u8]) -> Result<ActorIdentity, HostError> {
         self.start_actor_with(bytes, None).await
@@ -274,8 +284,12 @@ impl Host {
             .map(|(id, p)| (id.clone(), p.clone()))
             .collect();
         for (provider_id, provider) in providers {
-            self.serve_provider_on_lattice(&provider_id, provider)
-                .await?;
+            if let Some(replaced) = self
+                .serve_provider_on_lattice(&provider_id, provider)
+                .await?
+            {
+                replaced.drain().await;
+            }
         }
         tracing::info!(lattice, "joined the lattice");
         Ok(())
@@ -311,7 +325,13 @@ impl Host {
                 });
             }
         });
-        membership.serving(Served::Actor(actor_id.to_string()), task.abort_handle());
+        let replaced = membership.serving(
+            Served::Actor(actor_id.to_string()),
+            Serving::until_aborted(task),
+        );
+        if let Some(replaced) = replaced {
+            replaced.abort();
+        }
         // Returns once other hosts and providers can reach the actor.
         lattice::round_trip(&membership.client, Duration::from_secs(5))
             .await
@@ -320,14 +340,15 @@ impl Host {
     }
 
     /// Serves an in-process provider on the lattice too, so actors on other hosts reach it
-    /// (and a link put through another host reaches it).
+    /// (and a link put through another host reaches it). Returns what served `provider_id`
+    /// before (a provider being replaced), for the caller to drain.
     async fn serve_provider_on_lattice(
         &self,
         provider_id: &str,
         provider: Arc<dyn Provider>,
-    ) -> Result<(), HostError> {
+    ) -> Result<Option<Serving>, HostError> {
         let Some(membership) = self.state.lattice.get() else {
-            return Ok(());
+            return Ok(None);
         };
         let subscriptions =
             runner::subscribe_all(&membership.client, &membership.subjects, provider_id)
@@ -335,16 +356,19 @@ impl Host {
                 .map_err(|e| HostError::Lattice(e.to_string()))?;
         let client = membership.client.clone();
         let deadline = self.call_deadline();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
+            let stopped = async {
+                let _ = stopped.await;
+            };
             subscriptions
-                .run(&client, provider, deadline, std::future::pending())
+                .run(&client, provider, deadline, stopped)
                 .await;
         });
-        membership.serving(
+        Ok(membership.serving(
             Served::Provider(provider_id.to_string()),
-            task.abort_handle(),
-        );
-        Ok(())
+            Serving::until_stopped(task, stop),
+        ))
     }
 
     /// Stops an actor: it takes no new calls; calls in flight finish.
@@ -354,7 +378,9 @@ impl Host {
             .ok_or_else(|| HostError::UnknownActor(actor_id.to_string()))?;
         pool.close();
         if let Some(membership) = self.state.lattice.get() {
-            membership.stop_serving(&Served::Actor(actor_id.to_string()));
+            if let Some(serving) = membership.stop_serving(&Served::Actor(actor_id.to_string())) {
+                serving.abort();
+            }
         }
         self.evict_unused_modules();
         Ok(())
@@ -380,7 +406,7 @@ impl Host {
             .cloned()
             .ok_or_else(|| HostError::UnknownActor(actor_id.to_string()))?;
         let mut policy = self.state.policy.clone();
-        policy.limits = *old.limits();
+        policy.limits = old.limits();
         let identity = ActorIdentity::of_module_off_worker(bytes, &policy)
             .await
             .map_err(|e| refused(e.into()))?;
@@ -482,6 +508,25 @@ impl Host {
         if read(&self.state.providers).contains_key(provider_id) {
             return Err(HostError::ProviderRunning(provider_id.to_string()));
         }
+        self.start_with_links(provider_id, &provider).await?;
+        write(&self.state.providers).insert(provider_id.to_string(), provider.clone());
+        tracing::info!(provider = provider_id, "provider started");
+        if let Some(replaced) = self
+            .serve_provider_on_lattice(provider_id, provider)
+            .await?
+        {
+            replaced.drain().await;
+        }
+        Ok(())
+    }
+
+    /// Starts `provider` and tells it of the links naming `provider_id`. A link it refuses is
+    /// logged, not fatal: the others still work.
+    async fn start_with_links(
+        &self,
+        provider_id: &str,
+        provider: &Arc<dyn Provider>,
+    ) -> Result<(), HostError> {
         let invoker = Arc::new(HostInvoker {
             host: Arc::downgrade(&self.state),
         });
@@ -492,26 +537,84 @@ impl Host {
                 provider_id: provider_id.to_string(),
                 source,
             })?;
-        write(&self.state.providers).insert(provider_id.to_string(), provider.clone());
-        tracing::info!(provider = provider_id, "provider started");
-        // Links that already name it (it was stopped and started again): it sets them up.
         for link in self.links().iter().filter(|l| l.provider_id == provider_id) {
             if let Err(error) = provider.put_link(link).await {
                 tracing::warn!(provider = provider_id, actor = %link.actor_id, %error, "provider refused a link it was started with");
             }
         }
-        self.serve_provider_on_lattice(provider_id, provider).await
+        Ok(())
     }
 
-    /// Stops a provider running in this process. Links naming it stay: calls through them
-    /// fail, naming the provider, until one is started again under the same id.
+    /// Replaces the provider running here as `provider_id` with `new` without a failed call:
+    /// the new one is started and told of its links, joins the lattice beside the old one,
+    /// takes every call from then on, and the old one drains (answers what it took, local
+    /// calls in flight finish) before it is shut down. If the new one fails to start, the old
+    /// one keeps serving.
+    pub async fn replace_provider(
+        &self,
+        provider_id: &str,
+        new: Arc<dyn Provider>,
+    ) -> Result<(), HostError> {
+        let _one_at_a_time = self.state.updates.lock().await;
+        let old = self.provider(provider_id)?;
+        self.start_with_links(provider_id, &new).await?;
+        let old_serving = self
+            .state
+            .lattice
+            .get()
+            .and_then(|m| m.stop_serving(&Served::Provider(provider_id.to_string())));
+        if let Err(error) = self
+            .serve_provider_on_lattice(provider_id, new.clone())
+            .await
+        {
+            if let (Some(membership), Some(serving)) = (self.state.lattice.get(), old_serving) {
+                let _ = membership.serving(Served::Provider(provider_id.to_string()), serving);
+            }
+            new.shutdown().await;
+            return Err(error);
+        }
+        write(&self.state.providers).insert(provider_id.to_string(), new);
+        if let Some(serving) = old_serving {
+            serving.drain().await;
+        }
+        self.wait_for_calls_in_flight(provider_id, &old).await;
+        old.shutdown().await;
+        tracing::info!(provider = provider_id, "provider replaced");
+        Ok(())
+    }
+
+    /// Waits (up to the call deadline) until no local call holds `provider` any more: each
+    /// call the router makes holds a clone for its length, and the map no longer does.
+    async fn wait_for_calls_in_flight(&self, provider_id: &str, provider: &Arc<dyn Provider>) {
+        let deadline = tokio::time::Instant::now() + self.call_deadline();
+        while Arc::strong_count(provider) > 1 {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    provider = provider_id,
+                    "calls still in flight on the replaced provider after the call deadline"
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Stops a provider running in this process: it takes no new calls, and answers the calls
+    /// it took before it shuts down. Links naming it stay: calls through them fail, naming the
+    /// provider, until one is started again under the same id.
     pub async fn stop_provider(&self, provider_id: &str) -> Result<(), HostError> {
         let provider = write(&self.state.providers)
             .remove(provider_id)
             .ok_or_else(|| HostError::UnknownProvider(provider_id.to_string()))?;
-        if let Some(membership) = self.state.lattice.get() {
-            membership.stop_serving(&Served::Provider(provider_id.to_string()));
+        if let Some(serving) = self
+            .state
+            .lattice
+            .get()
+            .and_then(|m| m.stop_serving(&Served::Provider(provider_id.to_string())))
+        {
+            serving.drain().await;
         }
+        self.wait_for_calls_in_flight(provider_id, &provider).await;
         provider.shutdown().await;
         tracing::info!(provider = provider_id, "provider stopped");
         Ok(())
@@ -608,14 +711,24 @@ impl Host {
         let stopped: Vec<(String, Arc<ActorPool>)> = write(&self.state.actors).drain().collect();
         for (actor_id, pool) in stopped {
             pool.close();
-            if let Some(membership) = self.state.lattice.get() {
-                membership.stop_serving(&Served::Actor(actor_id.clone()));
+            if let Some(serving) = self
+                .state
+                .lattice
+                .get()
+                .and_then(|m| m.stop_serving(&Served::Actor(actor_id)))
+            {
+                serving.abort();
             }
         }
         let providers: Vec<_> = write(&self.state.providers).drain().collect();
         for (id, provider) in providers {
-            if let Some(membership) = self.state.lattice.get() {
-                membership.stop_serving(&Served::Provider(id.clone()));
+            if let Some(serving) = self
+                .state
+                .lattice
+                .get()
+                .and_then(|m| m.stop_serving(&Served::Provider(id.clone())))
+            {
+                serving.drain().await;
             }
             provider.shutdown().await;
             tracing::info!(provider = %id, "provider stopped");

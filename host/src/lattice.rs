@@ -12,7 +12,8 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
-use tokio::task::AbortHandle;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use weft_provider_sdk::lattice::{self, ActorInvocation, ProviderInvocation, Subjects};
 use weft_provider_sdk::{LinkDefinition, ProviderCall};
 
@@ -23,13 +24,51 @@ pub(crate) enum Served {
     Provider(String),
 }
 
+/// The task serving one actor or provider on the lattice. A provider's can drain: asked to
+/// stop, it unsubscribes and answers the calls already routed to it before it ends.
+pub(crate) struct Serving {
+    task: JoinHandle<()>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Serving {
+    /// A task that ends when aborted.
+    pub(crate) fn until_aborted(task: JoinHandle<()>) -> Self {
+        Serving { task, stop: None }
+    }
+
+    /// A task that drains and ends when `stop` is sent (or dropped).
+    pub(crate) fn until_stopped(task: JoinHandle<()>, stop: oneshot::Sender<()>) -> Self {
+        Serving {
+            task,
+            stop: Some(stop),
+        }
+    }
+
+    /// Ends it now; messages it had not taken yet are lost.
+    pub(crate) fn abort(self) {
+        self.task.abort();
+    }
+
+    /// Ends it once what it took is answered, if it can drain; else now.
+    pub(crate) async fn drain(self) {
+        match self.stop {
+            Some(stop) => {
+                let _ = stop.send(());
+                let _ = self.task.await;
+            }
+            None => self.task.abort(),
+        }
+    }
+}
+
 /// The host's side of a lattice: its NATS client, and the subscriptions serving each actor
 /// and provider.
 pub(crate) struct Membership {
     pub(crate) client: async_nats::Client,
     pub(crate) subjects: Subjects,
     pub(crate) name: String,
-    serving: Mutex<HashMap<Served, AbortHandle>>,
+    serving: Mutex<HashMap<Served, Serving>>,
 }
 
 impl Membership {
@@ -42,28 +81,22 @@ impl Membership {
         }
     }
 
-    /// Records the task serving `what`, ending the one it replaces.
-    pub(crate) fn serving(&self, what: Served, task: AbortHandle) {
-        let replaced = self
-            .serving
+    /// Records the task serving `what`; returns the one it replaces, for the caller to end.
+    #[must_use]
+    pub(crate) fn serving(&self, what: Served, task: Serving) -> Option<Serving> {
+        self.serving
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(what, task);
-        if let Some(old) = replaced {
-            old.abort();
-        }
+            .insert(what, task)
     }
 
-    /// Stops serving `what` on the lattice (its subscriptions end with the task).
-    pub(crate) fn stop_serving(&self, what: &Served) {
-        if let Some(task) = self
-            .serving
+    /// Takes the task serving `what` out, for the caller to end.
+    #[must_use]
+    pub(crate) fn stop_serving(&self, what: &Served) -> Option<Serving> {
+        self.serving
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(what)
-        {
-            task.abort();
-        }
     }
 
     /// An actor's call to a provider in another process.

@@ -10,6 +10,8 @@
 //! [[actors]]
 //! path = "../../target/actors/kvcounter.wasm"
 //! instances = 4                # at most this many calls at once (optional)
+//! on = { zone = "a" }          # `weft ctl apply`: only hosts with these labels (optional;
+//!                              # an actor goes on every such host, a provider on one)
 //!
 //! [[providers]]
 //! id = "http"
@@ -61,6 +63,9 @@ pub struct ActorEntry {
     pub path: PathBuf,
     #[serde(default)]
     pub instances: Option<usize>,
+    /// Where `weft ctl apply` runs it: every host with these labels (default: every host).
+    #[serde(default)]
+    pub on: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -75,6 +80,9 @@ pub struct ProviderEntry {
     /// in the host's process.
     #[serde(default)]
     pub process: bool,
+    /// Where `weft ctl apply` runs it: one host with these labels (default: any host).
+    #[serde(default)]
+    pub on: BTreeMap<String, String>,
 }
 
 /// A link as people write it: the actor by name or key. Also the body of `weft link put`.

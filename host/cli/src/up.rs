@@ -198,11 +198,12 @@ pub async fn run(args: UpArgs) -> Result<()> {
             labels,
         ));
         for entry in &manifest.providers {
-            server.record_provider(WireProvider {
+            let started = WireProvider {
                 id: entry.id.clone(),
                 kind: entry.kind.clone(),
                 process: entry.process,
-            });
+            };
+            server.record_provider(started, entry.config.clone());
         }
         writeln!(out, "lattice   {lattice} on {}", args.lattice.nats)?;
         writeln!(out, "host id   {}", server.host_id())?;

@@ -8,7 +8,14 @@
 //!   [`DEFAULT_MAX_BODY_BYTES`]) is answered `413` without calling the actor.
 //! - An actor that fails or answers something undecodable is answered `500` with the reason;
 //!   the listener keeps serving.
-//! - Deleting the link closes its listener and its connections.
+//! - Deleting the link closes its listener at once and drains its connections: each answers
+//!   the request it is serving (and any that arrives within [`IDLE_GRACE`]) with
+//!   `Connection: close`, so keep-alive clients reconnect instead of failing; idle ones are
+//!   closed after the grace.
+//! - A listener on an address this process already listens on shares that socket instead of
+//!   binding a new one. That is how a replacement provider (or a link put again with changed
+//!   values) takes over a port: it never closes, and connections waiting to be accepted go
+//!   to the new listener instead of being reset.
 //!
 //! **What it is not:** TLS or HTTP/2 termination; put a proxy in front for those.
 //!
@@ -36,11 +43,13 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use tokio::net::TcpListener;
-use tokio::task::JoinSet;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::{oneshot, watch};
+use tokio::task::{JoinHandle, JoinSet};
 use weft_contracts::httpserver::{self as contract, HeaderMap, HttpRequest, HttpResponse};
 use weft_provider_sdk::{
     ActorInvoker, LinkDefinition, Provider, ProviderCall, ProviderError, async_trait,
@@ -50,21 +59,107 @@ use weft_provider_sdk::{
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 << 20;
 /// Address listened on when a link names none.
 pub const DEFAULT_ADDRESS: &str = "127.0.0.1:8080";
+/// How long a draining listener keeps an idle keep-alive connection open. A request that
+/// arrives within it is answered (with `Connection: close`); closing sooner would race a
+/// client that is just sending one, which it would see as an error.
+pub const IDLE_GRACE: Duration = Duration::from_secs(2);
+/// Longest a draining listener waits for its connections' requests to be answered.
+const DRAIN_WITHIN: Duration = Duration::from_secs(30);
+/// Connections the kernel queues for accepting (tokio's default for `TcpListener::bind`).
+const BACKLOG: u32 = 1024;
+
+/// An actor's link: what a listener serves.
+type LinkKey = (String, String);
+
+/// The sockets this process listens on, by address, with the link each serves: a listener
+/// for the same link on the same address shares the socket, so a replacement takes over the
+/// port without closing it. Another link on that address is refused, as the kernel would.
+static SOCKETS: Mutex<BTreeMap<SocketAddr, (LinkKey, Weak<std::net::TcpListener>)>> =
+    Mutex::new(BTreeMap::new());
+
+/// Listens on `address` for `link`: shares the socket this process already has there for
+/// the same link, else binds one. Port 0 always binds a fresh one.
+async fn listen(
+    address: &str,
+    link: &LinkKey,
+) -> std::io::Result<(Arc<std::net::TcpListener>, TcpListener)> {
+    let mut last_error = None;
+    for candidate in tokio::net::lookup_host(address).await? {
+        let shared = (candidate.port() != 0)
+            .then(|| {
+                SOCKETS
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(&candidate)
+                    .filter(|(owner, _)| owner == link)
+                    .and_then(|(_, open)| open.upgrade())
+            })
+            .flatten();
+        let socket = match shared {
+            Some(socket) => socket,
+            None => match bind(candidate, link) {
+                Ok(socket) => socket,
+                Err(error) => {
+                    last_error = Some(error);
+                    continue;
+                }
+            },
+        };
+        let accepting = TcpListener::from_std(socket.try_clone()?)?;
+        return Ok((socket, accepting));
+    }
+    Err(last_error.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "it resolves to no address")
+    }))
+}
+
+fn bind(address: SocketAddr, link: &LinkKey) -> std::io::Result<Arc<std::net::TcpListener>> {
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    let socket = Arc::new(socket.listen(BACKLOG)?.into_std()?);
+    let mut sockets = SOCKETS.lock().unwrap_or_else(PoisonError::into_inner);
+    sockets.retain(|_, (_, open)| open.strong_count() > 0);
+    sockets.insert(
+        socket.local_addr()?,
+        (link.clone(), Arc::downgrade(&socket)),
+    );
+    Ok(socket)
+}
 
 struct Listener {
     address: SocketAddr,
     /// The link values it was started with: the same link put again (by each host of a
     /// lattice that runs the app) changes nothing.
-    values: std::collections::BTreeMap<String, String>,
-    // Dropping the set aborts the accept loop, and with it every connection it spawned.
-    _tasks: JoinSet<()>,
+    values: BTreeMap<String, String>,
+    /// Keeps the socket open while this listener lives (another may share it).
+    _socket: Arc<std::net::TcpListener>,
+    /// Dropping it starts the drain.
+    stop: watch::Sender<()>,
+    /// Resolves once this listener no longer accepts.
+    closed: oneshot::Receiver<()>,
+    /// Ends once its connections are drained. Dropping the listener leaves it draining.
+    task: JoinHandle<()>,
+}
+
+impl Listener {
+    /// Stops accepting now; returns what to await for the connections to drain.
+    async fn close(self) -> JoinHandle<()> {
+        drop(self.stop);
+        let _ = self.closed.await;
+        self.task
+    }
 }
 
 /// The HTTP server provider.
 #[derive(Default)]
 pub struct HttpServer {
     host: OnceLock<Arc<dyn ActorInvoker>>,
-    listeners: Mutex<HashMap<(String, String), Listener>>,
+    listeners: Mutex<HashMap<LinkKey, Listener>>,
     /// One link change at a time, held across the bind: the same link put by two hosts at
     /// once must find the first one's listener, not race it for the port.
     link_changes: tokio::sync::Mutex<()>,
@@ -119,17 +214,14 @@ impl Provider for HttpServer {
         })?;
         let _one_at_a_time = self.link_changes.lock().await;
         let key = (link.actor_id.clone(), link.link_name.clone());
-        {
-            let mut listeners = self
-                .listeners
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            match listeners.get(&key) {
-                Some(listener) if listener.values == link.values => return Ok(()),
-                // Changed values: the old listener goes first, so the new one may take its port.
-                Some(_) => drop(listeners.remove(&key)),
-                None => {}
-            }
+        let unchanged = self
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .is_some_and(|listener| listener.values == link.values);
+        if unchanged {
+            return Ok(());
         }
         let address = link
             .values
@@ -141,13 +233,15 @@ impl Provider for HttpServer {
                 .map_err(|_| link_error(link, format!("max_body_bytes {v:?} is not a number")))?,
             None => DEFAULT_MAX_BODY_BYTES,
         };
-        let listener = TcpListener::bind(address).await.map_err(|e| {
+        // On the same address, the new listener shares the old one's socket; then the old
+        // one drains.
+        let (socket, accepting) = listen(address, &key).await.map_err(|e| {
             link_error(
                 link,
                 format!("cannot listen on {address}: {e}; pick another `address` in the link"),
             )
         })?;
-        let bound = listener
+        let bound = socket
             .local_addr()
             .map_err(|e| link_error(link, e.to_string()))?;
         let route = Arc::new(Route {
@@ -155,10 +249,12 @@ impl Provider for HttpServer {
             actor_id: link.actor_id.clone(),
             max_body_bytes,
         });
-        let mut tasks = JoinSet::new();
-        tasks.spawn(accept_loop(listener, route));
+        let (stop, stopped) = watch::channel(());
+        let (closed_tx, closed) = oneshot::channel();
+        let task = tokio::spawn(accept_loop(accepting, route, stopped, closed_tx));
         tracing::info!(actor = %link.actor_id, %bound, "HTTP listener started");
-        self.listeners
+        let replaced = self
+            .listeners
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(
@@ -166,9 +262,16 @@ impl Provider for HttpServer {
                 Listener {
                     address: bound,
                     values: link.values.clone(),
-                    _tasks: tasks,
+                    _socket: socket,
+                    stop,
+                    closed,
+                    task,
                 },
             );
+        if let Some(replaced) = replaced {
+            // Drains in the background: the link put need not wait for its clients.
+            drop(replaced.close().await);
+        }
         Ok(())
     }
 
@@ -181,7 +284,9 @@ impl Provider for HttpServer {
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&key);
         if let Some(listener) = removed {
-            tracing::info!(actor = %link.actor_id, address = %listener.address, "HTTP listener closed");
+            let address = listener.address;
+            drop(listener.close().await);
+            tracing::info!(actor = %link.actor_id, %address, "HTTP listener closed");
         }
         Ok(())
     }
@@ -194,11 +299,23 @@ impl Provider for HttpServer {
         ))
     }
 
+    /// Closes every listener and waits for their connections to drain (a process exiting
+    /// after this loses no answer).
     async fn shutdown(&self) {
-        self.listeners
+        let listeners: Vec<Listener> = self
+            .listeners
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+            .drain()
+            .map(|(_, listener)| listener)
+            .collect();
+        let mut draining = Vec::new();
+        for listener in listeners {
+            draining.push(listener.close().await);
+        }
+        for drained in draining {
+            let _ = drained.await;
+        }
     }
 }
 
@@ -208,33 +325,81 @@ struct Route {
     max_body_bytes: usize,
 }
 
-async fn accept_loop(listener: TcpListener, route: Arc<Route>) {
+/// Accepts and serves connections until `stop` is signalled (or dropped); then stops
+/// accepting, says so on `closed`, and drains the connections.
+async fn accept_loop(
+    listener: TcpListener,
+    route: Arc<Route>,
+    mut stop: watch::Receiver<()>,
+    closed: oneshot::Sender<()>,
+) {
     let mut connections = JoinSet::new();
     loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(accepted) => accepted,
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.changed() => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
             Err(error) => {
                 // Out of file descriptors and the like: back off instead of spinning.
                 tracing::warn!(%error, "HTTP accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
-        let route = route.clone();
-        connections.spawn(async move {
-            let service = service_fn(move |request| {
-                let route = route.clone();
-                async move { Ok::<_, std::convert::Infallible>(route.serve(request).await) }
-            });
-            if let Err(error) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%error, "HTTP connection ended with an error");
-            }
-        });
+        connections.spawn(serve_connection(stream, route.clone(), stop.clone()));
         // Reap finished connections so the set does not grow without bound.
         while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    let _ = closed.send(());
+    let drained = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(DRAIN_WITHIN, drained).await.is_err() {
+        tracing::warn!("HTTP connections still busy after draining for {DRAIN_WITHIN:?}; closed");
+    }
+}
+
+/// Serves one connection; once its listener drains, answers with `Connection: close` and
+/// closes it when idle for [`IDLE_GRACE`].
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    route: Arc<Route>,
+    mut stop: watch::Receiver<()>,
+) {
+    let draining = stop.clone();
+    let service = service_fn(move |request| {
+        let (route, draining) = (route.clone(), draining.clone());
+        async move {
+            let mut response = route.serve(request).await;
+            // `has_changed` fails once the listener's stop sender is gone.
+            if draining.has_changed().is_err() {
+                response.headers_mut().insert(
+                    hyper::header::CONNECTION,
+                    hyper::header::HeaderValue::from_static("close"),
+                );
+            }
+            Ok::<_, std::convert::Infallible>(response)
+        }
+    });
+    let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let ended = tokio::select! {
+        ended = connection.as_mut() => Some(ended),
+        _ = stop.changed() => None,
+    };
+    let ended = match ended {
+        Some(ended) => ended,
+        None => tokio::select! {
+            ended = connection.as_mut() => ended,
+            () = tokio::time::sleep(IDLE_GRACE) => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        },
+    };
+    if let Err(error) = ended {
+        tracing::debug!(%error, "HTTP connection ended with an error");
     }
 }
 

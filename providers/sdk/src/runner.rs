@@ -4,7 +4,10 @@
 //! The runner connects, starts the provider with an [`ActorInvoker`] that reaches actors over
 //! the lattice, then serves calls (queue group: instances of one provider id share them), link
 //! puts and deletes, and health checks, each message in its own task, until `shutdown`
-//! resolves; then it stops taking messages and shuts the provider down.
+//! resolves (SIGTERM, for `weft provider run`); then it drains (unsubscribes, answers the calls
+//! already routed to it) and shuts the provider down. Another instance of the same provider id
+//! that joined before takes the calls from then on: that is how a provider is replaced without
+//! a failed call.
 
 use crate::lattice::{
     self, ActorInvocation, Answer, LatticeError, NatsOptions, ProviderInvocation, Subjects,
@@ -146,7 +149,10 @@ pub async fn subscribe_all(
 }
 
 impl Subscriptions {
-    /// Serves each message with `provider` until `shutdown` resolves.
+    /// Serves each message with `provider` until `shutdown` resolves, then drains: it
+    /// unsubscribes, serves the calls the server had already routed here, and returns once
+    /// every call it took has been answered (or `actor_call_deadline` has passed), so an
+    /// instance being replaced or stopped loses no call.
     pub async fn run(
         self,
         client: &async_nats::Client,
@@ -160,17 +166,10 @@ impl Subscriptions {
             mut dels,
             mut health,
         } = self;
-        tokio::pin!(shutdown);
-        loop {
-            let (message, kind) = tokio::select! {
-                Some(message) = calls.next() => (message, Kind::Call),
-                Some(message) = puts.next() => (message, Kind::LinkPut),
-                Some(message) = dels.next() => (message, Kind::LinkDel),
-                Some(message) = health.next() => (message, Kind::Health),
-                () = &mut shutdown => break,
-            };
+        let mut in_flight = tokio::task::JoinSet::new();
+        let serve = |in_flight: &mut tokio::task::JoinSet<()>, message, kind| {
             let (client, provider) = (client.clone(), provider.clone());
-            tokio::spawn(async move {
+            in_flight.spawn(async move {
                 serve_one(
                     &client,
                     provider.as_ref(),
@@ -180,6 +179,39 @@ impl Subscriptions {
                 )
                 .await
             });
+        };
+        tokio::pin!(shutdown);
+        loop {
+            let (message, kind) = tokio::select! {
+                Some(message) = calls.next() => (message, Kind::Call),
+                Some(message) = puts.next() => (message, Kind::LinkPut),
+                Some(message) = dels.next() => (message, Kind::LinkDel),
+                Some(message) = health.next() => (message, Kind::Health),
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => continue,
+                () = &mut shutdown => break,
+            };
+            serve(&mut in_flight, message, kind);
+        }
+        // Other instances of this id (or none) take new calls from here on.
+        drop((puts, dels, health));
+        let drained = async {
+            if let Err(error) = calls.drain().await {
+                tracing::warn!(%error, "cannot drain the provider's call subscription");
+                return;
+            }
+            while let Some(message) = calls.next().await {
+                serve(&mut in_flight, message, Kind::Call);
+            }
+            while in_flight.join_next().await.is_some() {}
+        };
+        if tokio::time::timeout(actor_call_deadline, drained)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "calls still in flight after {} ms; stopping anyway",
+                actor_call_deadline.as_millis()
+            );
         }
     }
 }

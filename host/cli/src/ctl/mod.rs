@@ -3,6 +3,7 @@
 //! put a link) go to each host concerned, one request each, and every host's result is
 //! reported, including a host that does not answer in time.
 
+mod apply;
 pub mod serve;
 pub mod wire;
 
@@ -49,12 +50,26 @@ enum CtlCommand {
     /// Stop an actor or a provider
     #[command(subcommand)]
     Stop(StopCommand),
-    /// Hot-swap an actor to a new version on every host running it
+    /// Hot-swap an actor or a provider to a new version, without a failed call
     #[command(subcommand)]
     Update(UpdateCommand),
+    /// Change how many calls an actor may serve at once (on every host running it, or on --host)
+    Scale {
+        /// Its name or module key
+        actor: String,
+        /// Calls it may serve at once (instances), at least 1
+        max_instances: usize,
+        #[arg(long)]
+        host: Option<String>,
+    },
     /// Put, delete or list links on every host
     #[command(subcommand)]
     Link(LinkCommand),
+    /// Make the lattice run an app manifest (idempotent: what runs as asked is left alone)
+    Apply {
+        /// The app manifest (TOML, as `weft up` runs)
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -114,6 +129,16 @@ enum UpdateCommand {
         /// Accept a version that adds capabilities
         #[arg(long)]
         allow_new_capabilities: bool,
+    },
+    /// Replace a provider running in a host's process with a fresh instance (on every host
+    /// running it, or on --host): the new one joins its subjects, then the old one drains
+    Provider {
+        id: String,
+        #[arg(long)]
+        host: Option<String>,
+        /// New provider settings, KEY=VALUE (repeatable); default: the ones it runs with
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        config: Vec<String>,
     },
 }
 
@@ -346,15 +371,7 @@ pub async fn run(args: CtlArgs) -> Result<()> {
         }
         CtlCommand::Stop(StopCommand::Provider { id, host }) => {
             let hosts = lattice.inventories().await?;
-            let on: Vec<String> = hosts
-                .iter()
-                .filter(|h| h.providers.iter().any(|p| p.id == id))
-                .map(|h| h.host_id.clone())
-                .collect();
-            if on.is_empty() && host.is_none() {
-                bail!("no host of the lattice runs a provider {id:?}");
-            }
-            let targets = chosen(host, &hosts, on)?;
+            let targets = chosen(host, &hosts, running_provider(&hosts, &id)?)?;
             report(
                 &mut out,
                 json,
@@ -377,8 +394,60 @@ pub async fn run(args: CtlArgs) -> Result<()> {
             };
             report(&mut out, json, each(&lattice, on, request).await)
         }
+        CtlCommand::Update(UpdateCommand::Provider { id, host, config }) => {
+            let hosts = lattice.inventories().await?;
+            let targets = chosen(host, &hosts, running_provider(&hosts, &id)?)?;
+            let config = (!config.is_empty())
+                .then(|| key_values(&config, "--config"))
+                .transpose()?;
+            report(
+                &mut out,
+                json,
+                each(
+                    &lattice,
+                    targets,
+                    ControlRequest::UpdateProvider { id, config },
+                )
+                .await,
+            )
+        }
+        CtlCommand::Scale {
+            actor,
+            max_instances,
+            host,
+        } => {
+            if max_instances == 0 {
+                bail!("an actor needs at least 1 instance; `weft ctl stop actor` stops it");
+            }
+            let hosts = lattice.inventories().await?;
+            let (actor_id, on) = running(&hosts, &actor)?;
+            let targets = chosen(host, &hosts, on)?;
+            let request = ControlRequest::ScaleActor {
+                actor_id,
+                max_instances,
+            };
+            report(&mut out, json, each(&lattice, targets, request).await)
+        }
         CtlCommand::Link(command) => link(&lattice, &mut out, json, command).await,
+        CtlCommand::Apply { file } => apply::apply(&lattice, &mut out, json, &file).await,
     }
+}
+
+/// The hosts running provider `id`; none is an error.
+fn running_provider(hosts: &[HostInventory], id: &str) -> Result<Vec<String>> {
+    let on: Vec<String> = hosts
+        .iter()
+        .filter(|h| h.providers.iter().any(|p| p.id == id))
+        .map(|h| h.host_id.clone())
+        .collect();
+    if on.is_empty() {
+        bail!(
+            "no host of the lattice runs a provider {id:?} ({} host(s) answered); \
+             `weft ctl inventory` lists them",
+            hosts.len()
+        );
+    }
+    Ok(on)
 }
 
 async fn link(lattice: &Lattice, out: &mut Out, json: bool, command: LinkCommand) -> Result<()> {

@@ -18,6 +18,13 @@ use weft_provider_sdk::lattice::{self, Answer};
 /// How long a control request's parts may take to arrive (chunked modules).
 const RECEIVE_DEADLINE: Duration = Duration::from_secs(30);
 
+/// A provider this host runs, as started.
+#[derive(Clone)]
+struct RunningProvider {
+    entry: ProviderEntry,
+    config: BTreeMap<String, String>,
+}
+
 /// One host's control endpoint on the lattice.
 pub struct ControlServer {
     host: Host,
@@ -26,8 +33,10 @@ pub struct ControlServer {
     host_id: String,
     labels: BTreeMap<String, String>,
     started: Instant,
-    /// The providers this host runs, with their kinds (the host itself knows only ids).
-    providers: Mutex<BTreeMap<String, ProviderEntry>>,
+    /// The providers this host runs, with their kinds and the config each was started with
+    /// (the host itself knows only ids). The config stays here: it may hold secrets, and the
+    /// inventory is readable by every member of the lattice.
+    providers: Mutex<BTreeMap<String, RunningProvider>>,
 }
 
 fn unix_ms() -> u64 {
@@ -67,11 +76,12 @@ impl ControlServer {
     }
 
     /// Records a provider the manifest started (in process or as a child process).
-    pub fn record_provider(&self, entry: ProviderEntry) {
-        self.providers_lock().insert(entry.id.clone(), entry);
+    pub fn record_provider(&self, entry: ProviderEntry, config: BTreeMap<String, String>) {
+        self.providers_lock()
+            .insert(entry.id.clone(), RunningProvider { entry, config });
     }
 
-    fn providers_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, ProviderEntry>> {
+    fn providers_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, RunningProvider>> {
         self.providers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -113,7 +123,11 @@ impl ControlServer {
             labels: self.labels.clone(),
             uptime_secs: self.started.elapsed().as_secs(),
             actors,
-            providers: self.providers_lock().values().cloned().collect(),
+            providers: self
+                .providers_lock()
+                .values()
+                .map(|running| running.entry.clone())
+                .collect(),
             links: self.host.links(),
         }
     }
@@ -238,6 +252,22 @@ impl ControlServer {
                     .await;
                 Ok(Done::Actor(entry))
             }
+            ControlRequest::ScaleActor {
+                actor_id,
+                max_instances,
+            } => {
+                host.scale_actor(&actor_id, max_instances)
+                    .map_err(|e| e.to_string())?;
+                let identity = host
+                    .actor_pool(&actor_id)
+                    .map(|pool| pool.identity().clone())
+                    .ok_or_else(|| format!("actor {actor_id} stopped while being scaled"))?;
+                let entry = self.actor_entry(identity);
+                let detail = format!("max {} instance(s)", entry.max_instances);
+                self.publish(EventKind::ActorScaled, &actor_id, detail)
+                    .await;
+                Ok(Done::Actor(entry))
+            }
             ControlRequest::StartProvider { id, kind, config } => {
                 let provider =
                     crate::provider::by_kind(&kind, &config).map_err(|e| format!("{e:#}"))?;
@@ -249,12 +279,42 @@ impl ControlServer {
                     kind: kind.clone(),
                     process: false,
                 };
-                self.record_provider(entry.clone());
+                self.record_provider(entry.clone(), config);
                 self.publish(EventKind::ProviderStarted, &id, kind).await;
                 Ok(Done::Provider(entry))
             }
+            ControlRequest::UpdateProvider { id, config } => {
+                let RunningProvider {
+                    entry,
+                    config: running_config,
+                } = self
+                    .providers_lock()
+                    .get(&id)
+                    .cloned()
+                    .ok_or_else(|| format!("this host runs no provider {id}"))?;
+                if entry.process {
+                    return Err(format!(
+                        "provider {id} runs as a child process of this host's manifest; \
+                         restart the host to replace it, or run it in process to replace it live"
+                    ));
+                }
+                let config = config.unwrap_or(running_config);
+                let provider =
+                    crate::provider::by_kind(&entry.kind, &config).map_err(|e| format!("{e:#}"))?;
+                host.replace_provider(&id, provider)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.record_provider(entry.clone(), config);
+                self.publish(EventKind::ProviderUpdated, &id, entry.kind.clone())
+                    .await;
+                Ok(Done::Provider(entry))
+            }
             ControlRequest::StopProvider { id } => {
-                if self.providers_lock().get(&id).is_some_and(|p| p.process) {
+                if self
+                    .providers_lock()
+                    .get(&id)
+                    .is_some_and(|p| p.entry.process)
+                {
                     return Err(format!(
                         "provider {id} runs as a child process of this host's manifest; \
                          stop the host, or take it out of the manifest"

@@ -92,10 +92,20 @@ pub enum ControlRequest {
         module: Vec<u8>,
         allow_new_capabilities: bool,
     },
+    ScaleActor {
+        actor_id: String,
+        max_instances: usize,
+    },
     StartProvider {
         id: String,
         kind: String,
         config: BTreeMap<String, String>,
+    },
+    /// Replace a provider running in the host's process with a new instance of its kind:
+    /// with `config` when given, else with the config it runs with.
+    UpdateProvider {
+        id: String,
+        config: Option<BTreeMap<String, String>>,
     },
     StopProvider {
         id: String,
@@ -130,7 +140,9 @@ pub enum EventKind {
     ActorStarted,
     ActorStopped,
     ActorUpdated,
+    ActorScaled,
     ProviderStarted,
+    ProviderUpdated,
     ProviderStopped,
     LinkPut,
     LinkDeleted,
@@ -145,7 +157,9 @@ impl EventKind {
             EventKind::ActorStarted => "actor_started",
             EventKind::ActorStopped => "actor_stopped",
             EventKind::ActorUpdated => "actor_updated",
+            EventKind::ActorScaled => "actor_scaled",
             EventKind::ProviderStarted => "provider_started",
+            EventKind::ProviderUpdated => "provider_updated",
             EventKind::ProviderStopped => "provider_stopped",
             EventKind::LinkPut => "link_put",
             EventKind::LinkDeleted => "link_deleted",
