@@ -279,17 +279,9 @@ impl Host {
         for actor_id in actors {
             self.serve_on_lattice(&actor_id).await?;
         }
-        let providers: Vec<(String, Arc<dyn Provider>)> = read(&self.state.providers)
-            .iter()
-            .map(|(id, p)| (id.clone(), p.clone()))
-            .collect();
-        for (provider_id, provider) in providers {
-            if let Some(replaced) = self
-                .serve_provider_on_lattice(&provider_id, provider)
-                .await?
-            {
-                replaced.drain().await;
-            }
+        let providers: Vec<String> = read(&self.state.providers).keys().cloned().collect();
+        for provider_id in providers {
+            self.serve_provider_on_lattice(&provider_id).await?;
         }
         tracing::info!(lattice, "joined the lattice");
         Ok(())
@@ -340,15 +332,11 @@ impl Host {
     }
 
     /// Serves an in-process provider on the lattice too, so actors on other hosts reach it
-    /// (and a link put through another host reaches it). Returns what served `provider_id`
-    /// before (a provider being replaced), for the caller to drain.
-    async fn serve_provider_on_lattice(
-        &self,
-        provider_id: &str,
-        provider: Arc<dyn Provider>,
-    ) -> Result<Option<Serving>, HostError> {
+    /// (and a link put through another host reaches it). Each message goes to whatever runs
+    /// as `provider_id` here at that moment: a replacement takes over these subscriptions.
+    async fn serve_provider_on_lattice(&self, provider_id: &str) -> Result<(), HostError> {
         let Some(membership) = self.state.lattice.get() else {
-            return Ok(None);
+            return Ok(());
         };
         let subscriptions =
             runner::subscribe_all(&membership.client, &membership.subjects, provider_id)
@@ -356,19 +344,26 @@ impl Host {
                 .map_err(|e| HostError::Lattice(e.to_string()))?;
         let client = membership.client.clone();
         let deadline = self.call_deadline();
+        let (host, id) = (Arc::downgrade(&self.state), provider_id.to_string());
+        let current = move || {
+            host.upgrade()
+                .and_then(|state| read(&state.providers).get(&id).cloned())
+        };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let stopped = async {
                 let _ = stopped.await;
             };
-            subscriptions
-                .run(&client, provider, deadline, stopped)
-                .await;
+            subscriptions.run(&client, current, deadline, stopped).await;
         });
-        Ok(membership.serving(
+        let replaced = membership.serving(
             Served::Provider(provider_id.to_string()),
             Serving::until_stopped(task, stop),
-        ))
+        );
+        if let Some(replaced) = replaced {
+            replaced.drain().await;
+        }
+        Ok(())
     }
 
     /// Stops an actor: it takes no new calls; calls in flight finish.
@@ -511,13 +506,7 @@ impl Host {
         self.start_with_links(provider_id, &provider).await?;
         write(&self.state.providers).insert(provider_id.to_string(), provider.clone());
         tracing::info!(provider = provider_id, "provider started");
-        if let Some(replaced) = self
-            .serve_provider_on_lattice(provider_id, provider)
-            .await?
-        {
-            replaced.drain().await;
-        }
-        Ok(())
+        self.serve_provider_on_lattice(provider_id).await
     }
 
     /// Starts `provider` and tells it of the links naming `provider_id`. A link it refuses is
@@ -546,45 +535,29 @@ impl Host {
     }
 
     /// Replaces the provider running here as `provider_id` with `new` without a failed call:
-    /// the new one is started and told of its links, joins the lattice beside the old one,
-    /// takes every call from then on, and the old one drains (answers what it took, local
-    /// calls in flight finish) before it is shut down. If the new one fails to start, the old
-    /// one keeps serving.
+    /// the new one is started and told of its links, then takes every call from then on,
+    /// local or from the lattice (whose subscriptions stay as they are); the old one finishes
+    /// the calls it has before it is shut down. If the new one fails to start, the old one
+    /// keeps serving.
     pub async fn replace_provider(
         &self,
         provider_id: &str,
         new: Arc<dyn Provider>,
     ) -> Result<(), HostError> {
         let _one_at_a_time = self.state.updates.lock().await;
-        let old = self.provider(provider_id)?;
+        self.provider(provider_id)?;
         self.start_with_links(provider_id, &new).await?;
-        let old_serving = self
-            .state
-            .lattice
-            .get()
-            .and_then(|m| m.stop_serving(&Served::Provider(provider_id.to_string())));
-        if let Err(error) = self
-            .serve_provider_on_lattice(provider_id, new.clone())
-            .await
-        {
-            if let (Some(membership), Some(serving)) = (self.state.lattice.get(), old_serving) {
-                let _ = membership.serving(Served::Provider(provider_id.to_string()), serving);
-            }
-            new.shutdown().await;
-            return Err(error);
+        let replaced = write(&self.state.providers).insert(provider_id.to_string(), new);
+        if let Some(old) = replaced {
+            self.wait_for_calls_in_flight(provider_id, &old).await;
+            old.shutdown().await;
         }
-        write(&self.state.providers).insert(provider_id.to_string(), new);
-        if let Some(serving) = old_serving {
-            serving.drain().await;
-        }
-        self.wait_for_calls_in_flight(provider_id, &old).await;
-        old.shutdown().await;
         tracing::info!(provider = provider_id, "provider replaced");
         Ok(())
     }
 
-    /// Waits (up to the call deadline) until no local call holds `provider` any more: each
-    /// call the router makes holds a clone for its length, and the map no longer does.
+    /// Waits (up to the call deadline) until no call holds `provider` any more: each call,
+    /// local or from the lattice, holds a clone for its length, and the map no longer does.
     async fn wait_for_calls_in_flight(&self, provider_id: &str, provider: &Arc<dyn Provider>) {
         let deadline = tokio::time::Instant::now() + self.call_deadline();
         while Arc::strong_count(provider) > 1 {
@@ -603,9 +576,8 @@ impl Host {
     /// it took before it shuts down. Links naming it stay: calls through them fail, naming the
     /// provider, until one is started again under the same id.
     pub async fn stop_provider(&self, provider_id: &str) -> Result<(), HostError> {
-        let provider = write(&self.state.providers)
-            .remove(provider_id)
-            .ok_or_else(|| HostError::UnknownProvider(provider_id.to_string()))?;
+        self.provider(provider_id)?;
+        // The lattice's calls drain while it still serves them; then local calls stop.
         if let Some(serving) = self
             .state
             .lattice
@@ -614,6 +586,9 @@ impl Host {
         {
             serving.drain().await;
         }
+        let provider = write(&self.state.providers)
+            .remove(provider_id)
+            .ok_or_else(|| HostError::UnknownProvider(provider_id.to_string()))?;
         self.wait_for_calls_in_flight(provider_id, &provider).await;
         provider.shutdown().await;
         tracing::info!(provider = provider_id, "provider stopped");
@@ -720,18 +695,11 @@ impl Host {
                 serving.abort();
             }
         }
-        let providers: Vec<_> = write(&self.state.providers).drain().collect();
-        for (id, provider) in providers {
-            if let Some(serving) = self
-                .state
-                .lattice
-                .get()
-                .and_then(|m| m.stop_serving(&Served::Provider(id.clone())))
-            {
-                serving.drain().await;
+        let providers: Vec<String> = read(&self.state.providers).keys().cloned().collect();
+        for provider_id in providers {
+            if let Err(error) = self.stop_provider(&provider_id).await {
+                tracing::warn!(provider = %provider_id, %error, "provider not stopped cleanly");
             }
-            provider.shutdown().await;
-            tracing::info!(provider = %id, "provider stopped");
         }
     }
 }

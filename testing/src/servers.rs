@@ -318,6 +318,35 @@ impl RedisServer {
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.process.port)
     }
+
+    /// The value of `key` (no spaces in it), read over a connection of its own as any client
+    /// would: what a test checks the store against.
+    pub fn get(&self, key: &str) -> Result<Option<String>, ServerError> {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, self.process.port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        stream.write_all(format!("GET {key}\r\n").as_bytes())?;
+        let mut reader = BufReader::new(stream);
+        let mut header = String::new();
+        reader.read_line(&mut header)?;
+        let unexpected = || {
+            ServerError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("redis answered GET {key} with {header:?}"),
+            ))
+        };
+        let length: i64 = header
+            .strip_prefix('$')
+            .and_then(|n| n.trim_end().parse().ok())
+            .ok_or_else(unexpected)?;
+        let Ok(length) = usize::try_from(length) else {
+            return Ok(None); // $-1: no such key
+        };
+        let mut value = vec![0; length + 2];
+        reader.read_exact(&mut value)?;
+        value.truncate(length);
+        Ok(Some(String::from_utf8_lossy(&value).into_owned()))
+    }
 }
 
 impl std::ops::Deref for RedisServer {

@@ -106,7 +106,10 @@ pub async fn run(
         .await?
         .run(
             &client,
-            provider.clone(),
+            {
+                let provider = provider.clone();
+                move || Some(provider.clone())
+            },
             options.actor_call_deadline,
             shutdown,
         )
@@ -149,14 +152,20 @@ pub async fn subscribe_all(
 }
 
 impl Subscriptions {
-    /// Serves each message with `provider` until `shutdown` resolves, then drains: it
-    /// unsubscribes, serves the calls the server had already routed here, and returns once
-    /// every call it took has been answered (or `actor_call_deadline` has passed), so an
-    /// instance being replaced or stopped loses no call.
+    /// Serves each message with the provider `current` gives at that moment (so an
+    /// in-process provider is replaced under its subscriptions, which never change; `None`:
+    /// it is gone, and the message is answered with an error) until `shutdown` resolves. Then
+    /// drains: unsubscribes, serves the calls it had already received, and returns once every
+    /// call it took has been answered (or `actor_call_deadline` has passed).
+    ///
+    /// The drain is as good as async-nats 0.51's `Subscriber::drain`, which forgets the
+    /// subscription once its UNSUB is written, not once the server confirms it: a call the
+    /// server routed here in that sub-millisecond window is lost (its caller gets a timeout).
+    /// Hence replacement in a process swaps what `current` returns instead of resubscribing.
     pub async fn run(
         self,
         client: &async_nats::Client,
-        provider: Arc<dyn Provider>,
+        current: impl Fn() -> Option<Arc<dyn Provider>>,
         actor_call_deadline: Duration,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
@@ -168,16 +177,9 @@ impl Subscriptions {
         } = self;
         let mut in_flight = tokio::task::JoinSet::new();
         let serve = |in_flight: &mut tokio::task::JoinSet<()>, message, kind| {
-            let (client, provider) = (client.clone(), provider.clone());
+            let (client, provider) = (client.clone(), current());
             in_flight.spawn(async move {
-                serve_one(
-                    &client,
-                    provider.as_ref(),
-                    kind,
-                    message,
-                    actor_call_deadline,
-                )
-                .await
+                serve_one(&client, provider, kind, message, actor_call_deadline).await
             });
         };
         tokio::pin!(shutdown);
@@ -256,12 +258,17 @@ enum Kind {
 /// Answers one message; a malformed one is answered with an error, never dropped silently.
 async fn serve_one(
     client: &async_nats::Client,
-    provider: &dyn Provider,
+    provider: Option<Arc<dyn Provider>>,
     kind: Kind,
     message: async_nats::Message,
     deadline: Duration,
 ) {
     let subject = message.subject.to_string();
+    let Some(provider) = provider else {
+        let gone = format!("nothing serves {subject} here any more; try again");
+        lattice::respond(client, &message, &Answer::Err(gone)).await;
+        return;
+    };
     let body = match lattice::receive(client, &message, deadline).await {
         Ok(body) => body,
         Err(error) => {

@@ -1,15 +1,17 @@
 //! `weft ctl` against two `weft host` processes started with no app, on a real `nats-server`:
 //! deploy, link, call, update (a module over NATS's 1 MiB max payload), stop, inventory and
-//! events.
+//! events; and issue 6's swap of actors and providers under load, deployed with `weft ctl apply`.
 
 use crate::up::{Up, get};
 use crate::{Weft, unsigned_actor};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 use wasm_encoder::Section;
-use weft_testing::NatsServer;
+use weft_testing::{NatsServer, RedisServer};
 
 /// `module` with a custom section of `bytes` zero bytes appended.
 fn padded(module: &[u8], bytes: usize) -> Vec<u8> {
@@ -235,4 +237,255 @@ fn weft_ctl_deploys_links_updates_and_stops_across_two_hosts() {
             "actor_stopped"
         ],
     );
+}
+
+/// An HTTP/1.1 client that keeps its connection open between requests, as browsers and
+/// proxies do, and opens a new one only after the server answers `Connection: close`. Any
+/// error (a reset, a connection closed under a request) is returned, never retried.
+struct KeepAlive {
+    address: String,
+    connection: Option<BufReader<TcpStream>>,
+}
+
+impl KeepAlive {
+    fn new(address: &str) -> Self {
+        KeepAlive {
+            address: address.to_string(),
+            connection: None,
+        }
+    }
+
+    fn get(&mut self, path: &str) -> Result<(u16, String), String> {
+        let result = self.try_get(path);
+        if result.is_err() {
+            self.connection = None;
+        }
+        result
+    }
+
+    fn try_get(&mut self, path: &str) -> Result<(u16, String), String> {
+        if self.connection.is_none() {
+            let stream = TcpStream::connect(&self.address).map_err(|e| format!("connect: {e}"))?;
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .map_err(|e| e.to_string())?;
+            self.connection = Some(BufReader::new(stream));
+        }
+        let connection = self.connection.as_mut().unwrap();
+        let head = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.address);
+        connection
+            .get_mut()
+            .write_all(head.as_bytes())
+            .map_err(|e| format!("write: {e}"))?;
+        let mut status_line = String::new();
+        match connection.read_line(&mut status_line) {
+            Ok(0) => return Err("the server closed the connection under a request".into()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("read: {e}")),
+        }
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("no status in {status_line:?}"))?;
+        let (mut length, mut close) = (0, false);
+        loop {
+            let mut line = String::new();
+            connection
+                .read_line(&mut line)
+                .map_err(|e| format!("read: {e}"))?;
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            let (name, value) = line.split_once(':').unwrap_or((line, ""));
+            match name.to_ascii_lowercase().as_str() {
+                "content-length" => length = value.trim().parse().map_err(|_| line.to_string())?,
+                "connection" => close = value.trim().eq_ignore_ascii_case("close"),
+                _ => {}
+            }
+        }
+        let mut body = vec![0; length];
+        connection
+            .read_exact(&mut body)
+            .map_err(|e| format!("read body: {e}"))?;
+        if close {
+            self.connection = None;
+        }
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    }
+}
+
+/// Issue 6's acceptance test: the kvcounter app deployed with `weft ctl apply` on two hosts
+/// (HTTP on one, Redis key-value on the other, the actor on both), 8 keep-alive HTTP clients
+/// for at least 20 s while the actor is updated 50+ times and the key-value provider replaced
+/// 5+ times (and the HTTP provider twice) through `weft ctl`: no request fails, and the Redis
+/// counter equals the number of successful increments.
+#[test]
+fn lattice_wide_swaps_under_load_fail_no_request_and_lose_no_increment() {
+    let weft = Weft::new();
+    let nats = NatsServer::start().unwrap();
+    let redis = RedisServer::start().unwrap();
+    let url = nats.url();
+    let empty = weft.path("empty.toml");
+    std::fs::write(&empty, "").unwrap();
+    let host_args = ["--lattice", "swap", "--nats", &url];
+    let a = Up::start_command(
+        &weft,
+        "host",
+        &empty,
+        &[&host_args[..], &["--label", "zone=a"]].concat(),
+        &[],
+    );
+    let b = Up::start_command(
+        &weft,
+        "host",
+        &empty,
+        &[&host_args[..], &["--label", "zone=b"]].concat(),
+        &[],
+    );
+    let ctl = |args: &[&str]| {
+        let mut all = vec!["ctl", "--lattice", "swap", "--nats", &url, "--wait-ms", "300"];
+        all.extend_from_slice(args);
+        weft.run(&all)
+    };
+
+    // Revision 1 to deploy; two different modules of revision 2 to swap between.
+    let unsigned = std::fs::read(unsigned_actor("kvcounter")).unwrap();
+    let sign = |name: &str, module: &[u8], rev: &str| {
+        let input = weft.path(&format!("{name}-unsigned.wasm"));
+        std::fs::write(&input, module).unwrap();
+        let output = weft.path(&format!("{name}.wasm"));
+        weft.sign_kvcounter(&input, &output, rev);
+        output
+    };
+    let v1 = sign("v1", &unsigned, "1");
+    let versions = [
+        sign("v2a", &padded(&unsigned, 16), "2"),
+        sign("v2b", &padded(&unsigned, 32), "2"),
+    ];
+    let address = format!("127.0.0.1:{}", weft_testing::free_port().unwrap());
+    let app = weft.path("app.toml");
+    std::fs::write(
+        &app,
+        format!(
+            r#"
+[[actors]]
+path = "{v1}"
+instances = 24
+
+[[providers]]
+id = "http"
+kind = "http-server"
+on = {{ zone = "b" }}
+
+[[providers]]
+id = "kv"
+kind = "keyvalue-redis"
+on = {{ zone = "a" }}
+
+[[links]]
+actor = "kvcounter"
+contract = "wasmcloud:httpserver"
+provider = "http"
+values = {{ address = "{address}" }}
+
+[[links]]
+actor = "kvcounter"
+contract = "wasmcloud:keyvalue"
+provider = "kv"
+values = {{ url = "{redis}" }}
+"#,
+            v1 = v1.display(),
+            redis = redis.url()
+        ),
+    )
+    .unwrap();
+
+    // Deployed once; applied again, nothing changes.
+    let applied = ctl(&["apply", app.to_str().unwrap()]).ok();
+    assert_eq!(applied.matches("started").count(), 4, "{applied}");
+    assert_eq!(applied.matches("linked").count(), 4, "{applied}");
+    let again = ctl(&["apply", app.to_str().unwrap()]).ok();
+    assert_eq!(again.matches("unchanged").count(), 8, "{again}");
+    let inventory: serde_json::Value =
+        serde_json::from_str(&ctl(&["inventory", "--json"]).ok()).unwrap();
+    let zone_of = |provider: &str| {
+        inventory
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["providers"][0]["id"] == provider)
+            .map(|h| h["labels"]["zone"].clone())
+    };
+    assert_eq!(zone_of("http"), Some("b".into()), "{inventory}");
+    assert_eq!(zone_of("kv"), Some("a".into()), "{inventory}");
+    assert_eq!(
+        KeepAlive::new(&address).get("/counter/load").unwrap(),
+        (200, r#"{"counter":"load","count":1}"#.into())
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let (stop, ok, failures) = (stop.clone(), ok.clone(), failures.clone());
+            let mut client = KeepAlive::new(&address);
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match client.get("/counter/load") {
+                        Ok((200, _)) => {
+                            ok.fetch_add(1, Ordering::SeqCst);
+                        }
+                        other => failures.lock().unwrap().push(format!("{other:?}")),
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let started = Instant::now();
+    let (mut actor_updates, mut kv_swaps, mut http_swaps) = (0, 0, 0);
+    while actor_updates < 50 || kv_swaps < 5 || started.elapsed() < Duration::from_secs(20) {
+        let module = &versions[actor_updates % 2];
+        let updated = ctl(&["update", "actor", "kvcounter", module.to_str().unwrap()]).ok();
+        assert_eq!(updated.matches("revision 2").count(), 2, "{updated}");
+        actor_updates += 1;
+        if actor_updates % 8 == 0 {
+            let replaced = ctl(&["update", "provider", "kv"]).ok();
+            assert!(replaced.contains("provider kv (keyvalue-redis)"), "{replaced}");
+            kv_swaps += 1;
+        }
+        if actor_updates % 25 == 0 {
+            ctl(&["update", "provider", "http"]).ok();
+            http_swaps += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    for client in clients {
+        client.join().unwrap();
+    }
+    let failures = failures.lock().unwrap();
+    let ok = ok.load(Ordering::SeqCst);
+    eprintln!(
+        "lattice swap: {elapsed:?}, {actor_updates} actor updates, {kv_swaps} key-value and \
+         {http_swaps} HTTP provider replacements, {ok} successful requests, {} failed",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} requests failed, first: {:?}",
+        failures.len(),
+        failures.first()
+    );
+    assert!(http_swaps >= 2 && ok > 0);
+    // The first request counted 1; every successful one after it, one more.
+    assert_eq!(
+        redis.get("counter:load").unwrap(),
+        Some((ok + 1).to_string()),
+        "increments were lost or doubled"
+    );
+    drop((a, b));
 }
