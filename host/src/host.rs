@@ -372,10 +372,13 @@ impl Host {
             .remove(actor_id)
             .ok_or_else(|| HostError::UnknownActor(actor_id.to_string()))?;
         pool.close();
-        if let Some(membership) = self.state.lattice.get() {
-            if let Some(serving) = membership.stop_serving(&Served::Actor(actor_id.to_string())) {
-                serving.abort();
-            }
+        if let Some(serving) = self
+            .state
+            .lattice
+            .get()
+            .and_then(|m| m.stop_serving(&Served::Actor(actor_id.to_string())))
+        {
+            serving.abort();
         }
         self.evict_unused_modules();
         Ok(())
@@ -503,19 +506,23 @@ impl Host {
         if read(&self.state.providers).contains_key(provider_id) {
             return Err(HostError::ProviderRunning(provider_id.to_string()));
         }
-        self.start_with_links(provider_id, &provider).await?;
-        write(&self.state.providers).insert(provider_id.to_string(), provider.clone());
+        // A link it refuses is logged, not fatal: the others still work, and it may be put
+        // again.
+        for (link, error) in self.start_with_links(provider_id, &provider).await? {
+            tracing::warn!(provider = provider_id, actor = %link.actor_id, %error, "provider refused a link it was started with");
+        }
+        write(&self.state.providers).insert(provider_id.to_string(), HostHeld::wrap(provider));
         tracing::info!(provider = provider_id, "provider started");
         self.serve_provider_on_lattice(provider_id).await
     }
 
-    /// Starts `provider` and tells it of the links naming `provider_id`. A link it refuses is
-    /// logged, not fatal: the others still work.
+    /// Starts `provider` and tells it of the links naming `provider_id`; returns the links
+    /// it refused, with why.
     async fn start_with_links(
         &self,
         provider_id: &str,
         provider: &Arc<dyn Provider>,
-    ) -> Result<(), HostError> {
+    ) -> Result<Vec<(LinkDefinition, ProviderError)>, HostError> {
         let invoker = Arc::new(HostInvoker {
             host: Arc::downgrade(&self.state),
         });
@@ -526,19 +533,24 @@ impl Host {
                 provider_id: provider_id.to_string(),
                 source,
             })?;
-        for link in self.links().iter().filter(|l| l.provider_id == provider_id) {
-            if let Err(error) = provider.put_link(link).await {
-                tracing::warn!(provider = provider_id, actor = %link.actor_id, %error, "provider refused a link it was started with");
+        let mut refused = Vec::new();
+        for link in self
+            .links()
+            .into_iter()
+            .filter(|l| l.provider_id == provider_id)
+        {
+            if let Err(error) = provider.put_link(&link).await {
+                refused.push((link, error));
             }
         }
-        Ok(())
+        Ok(refused)
     }
 
     /// Replaces the provider running here as `provider_id` with `new` without a failed call:
     /// the new one is started and told of its links, then takes every call from then on,
     /// local or from the lattice (whose subscriptions stay as they are); the old one finishes
-    /// the calls it has before it is shut down. If the new one fails to start, the old one
-    /// keeps serving.
+    /// the calls it has before it is shut down. If the new one fails to start or refuses one
+    /// of the links the old one serves, the old one keeps serving and nothing changes.
     pub async fn replace_provider(
         &self,
         provider_id: &str,
@@ -546,8 +558,16 @@ impl Host {
     ) -> Result<(), HostError> {
         let _one_at_a_time = self.state.updates.lock().await;
         self.provider(provider_id)?;
-        self.start_with_links(provider_id, &new).await?;
-        let replaced = write(&self.state.providers).insert(provider_id.to_string(), new);
+        let refused = self.start_with_links(provider_id, &new).await?;
+        if let Some((_, source)) = refused.into_iter().next() {
+            new.shutdown().await;
+            return Err(HostError::Provider {
+                provider_id: provider_id.to_string(),
+                source,
+            });
+        }
+        let replaced =
+            write(&self.state.providers).insert(provider_id.to_string(), HostHeld::wrap(new));
         if let Some(old) = replaced {
             self.wait_for_calls_in_flight(provider_id, &old).await;
             old.shutdown().await;
@@ -556,8 +576,9 @@ impl Host {
         Ok(())
     }
 
-    /// Waits (up to the call deadline) until no call holds `provider` any more: each call,
-    /// local or from the lattice, holds a clone for its length, and the map no longer does.
+    /// Waits (up to the call deadline) until no call holds `provider` (a [`HostHeld`] taken
+    /// out of the map) any more: each call, local or from the lattice, holds a clone for its
+    /// length.
     async fn wait_for_calls_in_flight(&self, provider_id: &str, provider: &Arc<dyn Provider>) {
         let deadline = tokio::time::Instant::now() + self.call_deadline();
         while Arc::strong_count(provider) > 1 {
@@ -773,6 +794,42 @@ async fn check_health(pool: &ActorPool) -> Result<(), String> {
         Err(health
             .message
             .unwrap_or_else(|| "it reported itself unhealthy".into()))
+    }
+}
+
+/// A provider as the host's map holds it. The `Arc` around it is the host's alone (whoever
+/// added the provider may keep their own), so its count is the map plus the calls in flight:
+/// what a replacement or a stop waits on.
+struct HostHeld(Arc<dyn Provider>);
+
+impl HostHeld {
+    fn wrap(provider: Arc<dyn Provider>) -> Arc<dyn Provider> {
+        Arc::new(HostHeld(provider))
+    }
+}
+
+#[async_trait]
+impl Provider for HostHeld {
+    fn contract_id(&self) -> &str {
+        self.0.contract_id()
+    }
+    async fn start(&self, host: Arc<dyn ActorInvoker>) -> Result<(), ProviderError> {
+        self.0.start(host).await
+    }
+    async fn put_link(&self, link: &LinkDefinition) -> Result<(), ProviderError> {
+        self.0.put_link(link).await
+    }
+    async fn delete_link(&self, link: &LinkDefinition) -> Result<(), ProviderError> {
+        self.0.delete_link(link).await
+    }
+    async fn handle_call(&self, call: ProviderCall) -> Result<Vec<u8>, ProviderError> {
+        self.0.handle_call(call).await
+    }
+    async fn health(&self) -> weft_provider_sdk::Health {
+        self.0.health().await
+    }
+    async fn shutdown(&self) {
+        self.0.shutdown().await
     }
 }
 

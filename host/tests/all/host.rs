@@ -31,6 +31,13 @@ struct Echoing {
     events: Mutex<Vec<String>>,
     calls: AtomicUsize,
     hang: bool,
+    /// How long each call takes.
+    slow: Option<Duration>,
+    /// Refuses every link.
+    refuse_links: bool,
+    /// Calls inside now, and the most seen at once.
+    inside: AtomicUsize,
+    most_inside: AtomicUsize,
     /// Calls wait here until as many calls as the barrier counts are inside the provider.
     rendezvous: Option<tokio::sync::Barrier>,
 }
@@ -41,11 +48,20 @@ impl Provider for Echoing {
         contracts::KEYVALUE
     }
     async fn put_link(&self, link: &LinkDefinition) -> Result<(), ProviderError> {
+        if self.refuse_links {
+            return Err(ProviderError::Link {
+                actor_id: link.actor_id.clone(),
+                reason: "this one refuses every link".into(),
+            });
+        }
         self.events
             .lock()
             .unwrap()
             .push(format!("put {}", link.link_name));
         Ok(())
+    }
+    async fn shutdown(&self) {
+        self.events.lock().unwrap().push("shutdown".into());
     }
     async fn delete_link(&self, link: &LinkDefinition) -> Result<(), ProviderError> {
         self.events
@@ -59,6 +75,12 @@ impl Provider for Echoing {
         if self.hang {
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }
+        let now = self.inside.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_inside.fetch_max(now, Ordering::SeqCst);
+        if let Some(slow) = self.slow {
+            tokio::time::sleep(slow).await;
+        }
+        self.inside.fetch_sub(1, Ordering::SeqCst);
         if let Some(rendezvous) = &self.rendezvous {
             rendezvous.wait().await;
         }
@@ -135,6 +157,117 @@ async fn links_are_put_and_deleted_while_the_actor_serves() {
         .await
         .unwrap_err();
     assert!(matches!(err, HostError::NoSuchLink { .. }), "{err}");
+}
+
+/// `weft ctl update provider`'s core: a call in flight finishes on the old provider, which
+/// is shut down only after it; new calls go to the new one; a replacement that refuses a
+/// link changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_is_replaced_without_cutting_a_call_and_a_refused_replacement_changes_nothing() {
+    let host = host(Limits::default());
+    let old = Arc::new(Echoing {
+        slow: Some(Duration::from_millis(300)),
+        ..Echoing::default()
+    });
+    host.add_provider("kv", old.clone()).await.unwrap();
+    let actor = host
+        .start_actor(&guest(&[contracts::KEYVALUE]))
+        .await
+        .unwrap()
+        .id;
+    host.put_link(kv_link(&actor)).await.unwrap();
+
+    let in_flight = tokio::spawn({
+        let (host, actor) = (host.clone(), actor.clone());
+        async move { host.invoke(&actor, "run", &cmd(b'h', 1)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(old.calls.load(Ordering::SeqCst), 1, "the call is in flight");
+    let new = Arc::new(Echoing::default());
+    host.replace_provider("kv", new.clone()).await.unwrap();
+    // The replacement waited for the call, which the old provider answered.
+    assert!(in_flight.is_finished());
+    assert_eq!(in_flight.await.unwrap().unwrap(), b"KeyValue.Get via kv");
+    assert_eq!(*old.events.lock().unwrap(), ["put default", "shutdown"]);
+    assert_eq!(*new.events.lock().unwrap(), ["put default"]);
+    assert_eq!(
+        host.invoke(&actor, "run", &cmd(b'h', 1)).await.unwrap(),
+        b"KeyValue.Get via kv"
+    );
+    assert_eq!(new.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(old.calls.load(Ordering::SeqCst), 1);
+
+    let refusing = Arc::new(Echoing {
+        refuse_links: true,
+        ..Echoing::default()
+    });
+    let err = host
+        .replace_provider("kv", refusing.clone())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("kv") && err.contains("this one refuses every link"),
+        "{err}"
+    );
+    assert_eq!(*refusing.events.lock().unwrap(), ["shutdown"]);
+    assert!(host.invoke(&actor, "run", &cmd(b'h', 1)).await.is_ok());
+    assert_eq!(
+        new.calls.load(Ordering::SeqCst),
+        2,
+        "the running one still serves"
+    );
+    let err = host
+        .replace_provider("nope", Arc::new(Echoing::default()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HostError::UnknownProvider(_)), "{err}");
+}
+
+/// `weft ctl scale`: the cap on calls at once follows the last scale, up and down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_an_actor_changes_how_many_calls_run_at_once() {
+    let host = host(Limits::default());
+    let actor = host
+        .start_actor_with(&guest(&[contracts::KEYVALUE]), Some(1))
+        .await
+        .unwrap()
+        .id;
+    let burst = |provider: Arc<Echoing>| {
+        let (host, actor) = (host.clone(), actor.clone());
+        async move {
+            host.add_provider("kv", provider.clone()).await.unwrap();
+            host.put_link(kv_link(&actor)).await.unwrap();
+            let calls: Vec<_> = (0..6)
+                .map(|_| {
+                    let (host, actor) = (host.clone(), actor.clone());
+                    tokio::spawn(async move { host.invoke(&actor, "run", &cmd(b'h', 1)).await })
+                })
+                .collect();
+            for call in calls {
+                call.await.unwrap().unwrap();
+            }
+            host.stop_provider("kv").await.unwrap();
+            provider.most_inside.load(Ordering::SeqCst)
+        }
+    };
+    let slow = || {
+        Arc::new(Echoing {
+            slow: Some(Duration::from_millis(100)),
+            ..Echoing::default()
+        })
+    };
+    assert_eq!(burst(slow()).await, 1);
+    host.scale_actor(&actor, 3).unwrap();
+    assert_eq!(host.actor_pool(&actor).unwrap().limits().max_instances, 3);
+    assert_eq!(burst(slow()).await, 3);
+    host.scale_actor(&actor, 1).unwrap();
+    assert_eq!(burst(slow()).await, 1);
+    assert!(host.actor_pool(&actor).unwrap().idle_instances() <= 1);
+    assert!(matches!(
+        host.scale_actor("MNOPE", 2),
+        Err(HostError::UnknownActor(_))
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -345,7 +345,15 @@ fn lattice_wide_swaps_under_load_fail_no_request_and_lose_no_increment() {
         &[],
     );
     let ctl = |args: &[&str]| {
-        let mut all = vec!["ctl", "--lattice", "swap", "--nats", &url, "--wait-ms", "300"];
+        let mut all = vec![
+            "ctl",
+            "--lattice",
+            "swap",
+            "--nats",
+            &url,
+            "--wait-ms",
+            "300",
+        ];
         all.extend_from_slice(args);
         weft.run(&all)
     };
@@ -454,7 +462,10 @@ values = {{ url = "{redis}" }}
         actor_updates += 1;
         if actor_updates % 8 == 0 {
             let replaced = ctl(&["update", "provider", "kv"]).ok();
-            assert!(replaced.contains("provider kv (keyvalue-redis)"), "{replaced}");
+            assert!(
+                replaced.contains("provider kv (keyvalue-redis)"),
+                "{replaced}"
+            );
             kv_swaps += 1;
         }
         if actor_updates % 25 == 0 {
