@@ -271,7 +271,7 @@ fn report(out: &mut Out, json: bool, results: Vec<(String, Result<Done>)>) -> Re
                     "{host}  actor {} {} revision {}",
                     actor.name,
                     actor.id,
-                    actor.revision.map_or("-".into(), |r| r.to_string())
+                    revision(actor.revision)
                 )?,
                 Ok(Done::Provider(provider)) => {
                     writeln!(out, "{host}  provider {} ({})", provider.id, provider.kind)?
@@ -550,6 +550,11 @@ async fn link(lattice: &Lattice, out: &mut Out, json: bool, command: LinkCommand
     }
 }
 
+/// A revision as people read it: the number, or `-` when the claims give none.
+fn revision(revision: Option<i32>) -> String {
+    revision.map_or_else(|| "-".into(), |r| r.to_string())
+}
+
 /// A key shortened for a table: its first 12 characters.
 fn short(key: &str) -> String {
     key.chars().take(12).collect()
@@ -584,11 +589,7 @@ fn print_inventory(out: &mut Out, json: bool, hosts: &[HostInventory]) -> Result
                     "actor".into(),
                     a.name.clone(),
                     a.id.clone(),
-                    format!(
-                        "rev {} max {}",
-                        a.revision.map_or("-".into(), |r| r.to_string()),
-                        a.max_instances
-                    ),
+                    format!("rev {} max {}", revision(a.revision), a.max_instances),
                 ]
             })
             .collect();

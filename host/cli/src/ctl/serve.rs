@@ -3,6 +3,7 @@
 //! with a heartbeat. It lives in the CLI, not in weft-host, because starting a provider by
 //! kind needs the concrete providers, which only this binary links.
 
+use super::revision;
 use super::wire::{
     ActorEntry, ControlRequest, ControlSubjects, Done, Event, EventKind, HostInventory,
     ProviderEntry,
@@ -222,7 +223,7 @@ impl ControlServer {
                     .await
                     .map_err(|e| e.to_string())?;
                 let entry = self.actor_entry(identity.clone());
-                let detail = format!("{} revision {:?}", identity.name, identity.revision);
+                let detail = format!("{} revision {}", identity.name, revision(identity.revision));
                 self.publish(EventKind::ActorStarted, &identity.id, detail)
                     .await;
                 Ok(Done::Actor(entry))
@@ -246,7 +247,11 @@ impl ControlServer {
                     .update_actor(&actor_id, &module, options)
                     .await
                     .map_err(|e| e.to_string())?;
-                let detail = format!("{} now revision {:?}", identity.name, identity.revision);
+                let detail = format!(
+                    "{} now revision {}",
+                    identity.name,
+                    revision(identity.revision)
+                );
                 let entry = self.actor_entry(identity);
                 self.publish(EventKind::ActorUpdated, &actor_id, detail)
                     .await;
@@ -331,8 +336,8 @@ impl ControlServer {
                     return Ok(Done::Unchanged);
                 }
                 let detail = format!(
-                    "{} → {} ({}, link {:?}) {:?}",
-                    link.actor_id, link.provider_id, link.contract_id, link.link_name, link.values
+                    "→ {} ({}, link {:?}) {:?}",
+                    link.provider_id, link.contract_id, link.link_name, link.values
                 );
                 let actor = link.actor_id.clone();
                 host.put_link(link).await.map_err(|e| e.to_string())?;

@@ -2,7 +2,7 @@
 //! deploy, link, call, update (a module over NATS's 1 MiB max payload), stop, inventory and
 //! events; and issue 6's swap of actors and providers under load, deployed with `weft ctl apply`.
 
-use crate::up::{Up, get};
+use crate::up::{Up, example, get};
 use crate::{Weft, unsigned_actor};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -499,4 +499,77 @@ values = {{ url = "{redis}" }}
         "increments were lost or doubled"
     );
     drop((a, b));
+}
+
+/// examples/lattice as its README runs it: two labelled hosts, `weft ctl apply` of the
+/// example's manifest (HTTP on the edge host, Redis on the core one), then the actor and both
+/// providers swapped and the actor scaled, the count going on across all of it.
+#[test]
+fn lattice_example_deploys_with_apply_and_swaps_as_its_readme_says() {
+    weft_testing::actors::signed_actor("kvcounter"); // built and signed by the test command
+    let weft = Weft::new();
+    let nats = NatsServer::start().unwrap();
+    let redis = RedisServer::start().unwrap();
+    let url = nats.url();
+    let empty = weft.path("empty.toml");
+    std::fs::write(&empty, "").unwrap();
+    let host = |zone: &str| {
+        let label = format!("zone={zone}");
+        let args = ["--lattice", "demo", "--nats", &url, "--label", &label];
+        Up::start_command(&weft, "host", &empty, &args, &[])
+    };
+    let (_edge, _core) = (host("edge"), host("core"));
+    let address = format!("127.0.0.1:{}", weft_testing::free_port().unwrap());
+    let redis_url = redis.url();
+    let ctl = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(["ctl", "--lattice", "demo", "--nats", &url])
+            .args(args)
+            .env("WEFT_HOME", weft.home.path())
+            .env("KVCOUNTER_ADDRESS", &address)
+            .env("REDIS_URL", &redis_url)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "weft ctl {args:?}: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    };
+    let app = example("lattice");
+    let applied = ctl(&["apply", app.to_str().unwrap()]);
+    assert_eq!(applied.matches("started").count(), 4, "{applied}");
+    let again = ctl(&["apply", app.to_str().unwrap()]);
+    assert_eq!(again.matches("unchanged").count(), 8, "{again}");
+    let count = || get(&address, "/counter/a").1;
+    assert_eq!(count(), r#"{"counter":"a","count":1}"#);
+
+    // Re-signed as the README does, with the key store `weft build` signed it from (the
+    // test command's), so the module key stays.
+    let rev2 = weft.path("kvcounter-rev2.wasm");
+    let signed = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["claims", "sign"])
+        .arg(weft_testing::actors::signed_actor("kvcounter"))
+        .arg("-o")
+        .arg(&rev2)
+        .args(["--name", "kvcounter", "-s", "-k", "-l", "--rev", "2"])
+        .env(
+            "WEFT_HOME",
+            weft_testing::actors::target_dir().join("weft-home"),
+        )
+        .status()
+        .unwrap();
+    assert!(signed.success());
+    let updated = ctl(&["update", "actor", "kvcounter", rev2.to_str().unwrap()]);
+    assert_eq!(updated.matches("revision 2").count(), 2, "{updated}");
+    ctl(&["update", "provider", "redis"]);
+    ctl(&["update", "provider", "http"]);
+    let scaled = ctl(&["scale", "kvcounter", "48"]);
+    assert_eq!(scaled.lines().count(), 2, "{scaled}");
+    let inventory = ctl(&["inventory"]);
+    assert_eq!(inventory.matches("rev 2 max 48").count(), 2, "{inventory}");
+    assert_eq!(count(), r#"{"counter":"a","count":2}"#);
+    assert_eq!(redis.get("counter:a").unwrap().as_deref(), Some("2"));
 }
