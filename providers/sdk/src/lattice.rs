@@ -286,9 +286,10 @@ const OFFER_FOR: Duration = Duration::from_secs(30);
 
 /// Largest body sent in one message on this connection.
 fn largest_single_body(client: &async_nats::Client) -> usize {
+    // `max_payload` is an atomic read; `server_info()` would clone the whole INFO (a dozen
+    // allocations) on every message.
     client
-        .server_info()
-        .max_payload
+        .max_payload()
         .saturating_sub(CHUNK_HEADROOM_BYTES)
         .max(1024)
 }
