@@ -345,3 +345,65 @@ async fn nats_user_password_and_nkey_are_passed_through() {
     .to_string();
     assert!(wrong.contains("authorization"), "{wrong}");
 }
+
+/// TLS is passed through to async-nats: against a nats-server that requires TLS, hosts that
+/// trust its CA (`--nats-tls-ca`) join and serve each other; one that does not is refused
+/// with an error naming the certificate, not left hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_tls_with_a_private_ca_is_passed_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    let server = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &ca, &ca_key)
+        .unwrap();
+    let write = |name: &str, pem: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, pem).unwrap();
+        path
+    };
+    let ca_file = write("ca.pem", ca.pem());
+    let cert_file = write("server.pem", server.pem());
+    let key_file = write("server-key.pem", server_key.serialize_pem());
+    let config = write(
+        "nats.conf",
+        format!(
+            "tls {{ cert_file: {:?}, key_file: {:?} }}\n",
+            cert_file.display().to_string(),
+            key_file.display().to_string()
+        ),
+    );
+    let nats = NatsServer::start_with(&["-c", config.to_str().unwrap()]).unwrap();
+    let trusting = || NatsOptions {
+        tls_ca_file: Some(ca_file.clone()),
+        require_tls: true,
+        ..nats_options(&nats)
+    };
+    let join = |options: NatsOptions| async move {
+        let host = Host::new(HostConfig::default()).unwrap();
+        host.join_lattice(lattice::connect(&options).await?, LATTICE)
+            .await
+            .unwrap();
+        Ok::<_, lattice::LatticeError>(host)
+    };
+    let a = join(trusting()).await.unwrap();
+    let b = join(trusting()).await.unwrap();
+    let module = std::fs::read(crate::signed_actor("echo")).unwrap();
+    let echo = a.start_actor(&module).await.unwrap().id;
+    assert_eq!(
+        b.invoke(&echo, "echo", b"over tls").await.unwrap(),
+        b"over tls"
+    );
+
+    let untrusting = tokio::time::timeout(Duration::from_secs(10), join(nats_options(&nats)))
+        .await
+        .expect("a refused TLS handshake is an error, not a hang")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(untrusting.contains("certificate"), "{untrusting}");
+}
