@@ -183,6 +183,7 @@ fn main() {
                 lattice: LATTICE.into(),
                 provider_id: "redis".into(),
                 actor_call_deadline: Duration::from_secs(5),
+                announce_ready: None,
             },
             async move {
                 let _ = stopped.await;

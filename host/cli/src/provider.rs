@@ -76,12 +76,45 @@ pub async fn run(command: ProviderCommand) -> Result<()> {
         lattice,
         provider_id: provider_id.clone(),
         actor_call_deadline: Duration::from_millis(args.actor_deadline_ms),
+        announce_ready: std::env::var(READY_SUBJECT_ENV).ok(),
     };
+    let supervisor = std::env::var(SUPERVISOR_PID_ENV)
+        .ok()
+        .and_then(|pid| pid.parse::<u32>().ok());
     runner::run(provider, options, async {
-        if let Err(error) = crate::up::shutdown_signal().await {
-            tracing::warn!(%error, "no signal handler; stopping");
+        tokio::select! {
+            signalled = crate::up::shutdown_signal() => {
+                if let Err(error) = signalled {
+                    tracing::warn!(%error, "no signal handler; stopping");
+                }
+            }
+            () = supervisor_gone(supervisor) => {
+                tracing::warn!("the host supervising this provider is gone; stopping");
+            }
         }
     })
     .await
     .with_context(|| format!("provider {provider_id} ({}) stopped", args.kind))
+}
+
+/// Set by a supervising host to a subject on which the provider says once that it serves.
+pub const READY_SUBJECT_ENV: &str = "WEFT_READY_SUBJECT";
+
+/// Set by a supervising host to its process id: its provider processes stop when it is gone.
+pub const SUPERVISOR_PID_ENV: &str = "WEFT_SUPERVISOR_PID";
+
+/// Resolves once this process's parent is no longer `supervisor` (it died, even by SIGKILL,
+/// and this process was handed to init), so a crashed host leaves no provider behind holding
+/// its connections and ports. Never resolves without a supervisor.
+async fn supervisor_gone(supervisor: Option<u32>) {
+    let Some(supervisor) = supervisor else {
+        return std::future::pending().await;
+    };
+    let mut every = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        every.tick().await;
+        if std::os::unix::process::parent_id() != supervisor {
+            return;
+        }
+    }
 }

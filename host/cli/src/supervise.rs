@@ -1,6 +1,7 @@
 //! Providers that `weft host` runs as child processes (`process = true` in the manifest):
 //! each is `weft provider run …` on the host's lattice, restarted with backoff when it exits
-//! or stops answering health checks, and stopped (SIGTERM, then SIGKILL) with the host.
+//! or stops answering health checks, and stopped (SIGTERM, then SIGKILL) with the host. A
+//! child whose host dies without stopping it (SIGKILL, a crash) notices and stops itself.
 
 use crate::lattice_args::LatticeArgs;
 use crate::manifest::ProviderEntry;
@@ -45,6 +46,10 @@ fn command(entry: &ProviderEntry, lattice: &LatticeArgs, name: &str) -> Result<C
     command
         .args(["provider", "run", &entry.kind, "--id", &entry.id])
         .args(["--lattice", name, "--nats", &lattice.nats])
+        .env(
+            crate::provider::SUPERVISOR_PID_ENV,
+            std::process::id().to_string(),
+        )
         .kill_on_drop(true);
     for (key, value) in &entry.config {
         command.arg("--config").arg(format!("{key}={value}"));
@@ -68,8 +73,13 @@ fn command(entry: &ProviderEntry, lattice: &LatticeArgs, name: &str) -> Result<C
     Ok(command)
 }
 
-/// Starts `entry` as a child process and supervises it.
-pub fn start(
+/// How long a provider process may take to serve.
+const READY_WITHIN: Duration = Duration::from_secs(30);
+
+/// Starts `entry` as a child process and supervises it; returns once that child serves on
+/// the lattice (it says so on a subject of its own: another instance of the same id
+/// answering health checks does not count).
+pub async fn start(
     entry: &ProviderEntry,
     lattice: &LatticeArgs,
     name: &str,
@@ -77,16 +87,29 @@ pub fn start(
 ) -> Result<Supervised> {
     let mut command = command(entry, lattice, name)?;
     let (stop, mut stopped) = tokio::sync::oneshot::channel();
+    let (first_ready, first_served) = tokio::sync::oneshot::channel();
     let (id, health) = (
         entry.id.clone(),
         Subjects::new(name).provider_health(&entry.id),
     );
     let task = tokio::spawn(async move {
+        let mut first_ready = Some(first_ready);
         let mut backoff = FIRST_BACKOFF;
         loop {
             let started = std::time::Instant::now();
-            let mut child = match command.spawn() {
-                Ok(child) => child,
+            let ready_subject = client.new_inbox();
+            let spawned = match client.subscribe(ready_subject.clone()).await {
+                Ok(ready) => {
+                    command.env(crate::provider::READY_SUBJECT_ENV, &ready_subject);
+                    command
+                        .spawn()
+                        .map(|child| (child, ready))
+                        .map_err(|e| e.to_string())
+                }
+                Err(error) => Err(format!("NATS refused a subscription: {error}")),
+            };
+            let (mut child, mut ready) = match spawned {
+                Ok(spawned) => spawned,
                 Err(error) => {
                     say(&format!("provider  {id} could not start: {error}"));
                     tokio::select! {
@@ -102,7 +125,7 @@ pub fn start(
                 child.id().unwrap_or_default()
             ));
             let ended = tokio::select! {
-                ended = watch(&mut child, &client, &health) => ended,
+                ended = watch(&mut child, &client, &health, &mut ready, &mut first_ready) => ended,
                 _ = &mut stopped => {
                     terminate(&mut child).await;
                     return;
@@ -119,12 +142,29 @@ pub fn start(
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     });
-    Ok(Supervised { stop, task })
+    let supervised = Supervised { stop, task };
+    match tokio::time::timeout(READY_WITHIN, first_served).await {
+        Ok(Ok(())) => Ok(supervised),
+        _ => {
+            supervised.stop().await;
+            anyhow::bail!(
+                "provider {} did not come up on lattice {name} within {READY_WITHIN:?}",
+                entry.id
+            )
+        }
+    }
 }
 
 /// Waits until the child exits or misses [`UNHEALTHY_AFTER`] health checks in a row (then
-/// kills it); says which.
-async fn watch(child: &mut Child, client: &async_nats::Client, health: &str) -> String {
+/// kills it); says which. Meanwhile tells `first_ready` (once) when the child says it serves.
+async fn watch(
+    child: &mut Child,
+    client: &async_nats::Client,
+    health: &str,
+    ready: &mut async_nats::Subscriber,
+    first_ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
+) -> String {
+    use futures_util::StreamExt;
     let mut missed = 0;
     let mut every = tokio::time::interval(HEALTH_EVERY);
     every.tick().await;
@@ -135,6 +175,11 @@ async fn watch(child: &mut Child, client: &async_nats::Client, health: &str) -> 
                     Ok(status) => format!("exited ({status})"),
                     Err(error) => format!("could not be waited on ({error})"),
                 };
+            }
+            Some(_) = ready.next(), if first_ready.is_some() => {
+                if let Some(first) = first_ready.take() {
+                    let _ = first.send(());
+                }
             }
             _ = every.tick() => {
                 let answer = lattice::request(client, health.to_string(), Vec::new(), HEALTH_WITHIN).await;
@@ -165,24 +210,6 @@ async fn terminate(child: &mut Child) {
         .is_err()
     {
         let _ = child.kill().await;
-    }
-}
-
-/// Waits (up to 30 s) until provider `id` answers health checks on lattice `name`.
-pub async fn wait_until_serving(client: &async_nats::Client, name: &str, id: &str) -> Result<()> {
-    let health = Subjects::new(name).provider_health(id);
-    let started = std::time::Instant::now();
-    loop {
-        if lattice::request(client, health.clone(), Vec::new(), HEALTH_WITHIN)
-            .await
-            .is_ok()
-        {
-            return Ok(());
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            anyhow::bail!("provider {id} did not come up on lattice {name} within 30 s");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

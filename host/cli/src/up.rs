@@ -212,13 +212,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
         out.flush()?;
         drop(out);
         for entry in manifest.providers.iter().filter(|p| p.process) {
-            supervised.push(crate::supervise::start(
-                entry,
-                &args.lattice,
-                lattice,
-                client.clone(),
-            )?);
-            crate::supervise::wait_until_serving(&client, lattice, &entry.id).await?;
+            supervised.push(
+                crate::supervise::start(entry, &args.lattice, lattice, client.clone()).await?,
+            );
         }
         out = Out::stdout();
     }

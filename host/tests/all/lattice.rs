@@ -37,6 +37,7 @@ async fn redis_provider(nats: &NatsServer) -> tokio::sync::oneshot::Sender<()> {
         lattice: LATTICE.into(),
         provider_id: "redis".into(),
         actor_call_deadline: Duration::from_secs(5),
+        announce_ready: None,
     };
     tokio::spawn(runner::run(
         Arc::new(RedisKeyValue::new(None)),

@@ -28,6 +28,9 @@ pub struct RunnerOptions {
     pub provider_id: String,
     /// How long a call the provider makes to an actor may take.
     pub actor_call_deadline: Duration,
+    /// A subject to publish one empty message on once the provider serves: how a supervisor
+    /// knows that *this* instance is up (health checks are answered by any instance of the id).
+    pub announce_ready: Option<String>,
 }
 
 /// Why a runner stopped before its shutdown signal.
@@ -102,8 +105,13 @@ pub async fn run(
             source,
         })?;
 
-    subscribe_all(&client, &subjects, &id)
-        .await?
+    let subscriptions = subscribe_all(&client, &subjects, &id).await?;
+    if let Some(subject) = options.announce_ready.clone()
+        && let Err(error) = client.publish(subject, Default::default()).await
+    {
+        tracing::warn!(%error, "could not announce that the provider serves");
+    }
+    subscriptions
         .run(
             &client,
             {
@@ -115,7 +123,8 @@ pub async fn run(
         )
         .await;
     provider.shutdown().await;
-    let _ = client.flush().await;
+    // Bounded: with NATS unreachable, a flush would wait for a reconnection forever.
+    let _ = tokio::time::timeout(Duration::from_secs(1), client.flush()).await;
     tracing::info!(provider = %id, "provider stopped");
     Ok(())
 }

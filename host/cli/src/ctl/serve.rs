@@ -378,6 +378,7 @@ impl ControlServer {
     pub async fn stopping(&self) {
         self.publish(EventKind::HostStopped, &self.host_id, String::new())
             .await;
-        let _ = self.client.flush().await;
+        // Bounded: with NATS unreachable, a flush would wait for a reconnection forever.
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.client.flush()).await;
     }
 }

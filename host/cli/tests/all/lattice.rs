@@ -310,6 +310,37 @@ fn kvcounter_redis_example_counts_in_one_redis_from_two_hosts() {
     let b = Up::start_command(&weft, "host", &app, &args, &env);
     assert_eq!(count(&a.serving), 1);
     assert_eq!(count(&b.serving), 2);
+
+    // A host killed outright (no chance to stop its children): its provider process notices
+    // and stops itself instead of living on, connected, as an orphan. The other host's own
+    // provider process serves on (a host is up only once its own child serves).
+    let orphan = a
+        .startup
+        .iter()
+        .find(|l| l.starts_with("provider  redis running as process"))
+        .map(|l| provider_pid(l))
+        .expect("the host named no provider process");
+    drop(a); // SIGKILL
+    let killed = Instant::now();
+    while running(orphan) {
+        assert!(
+            killed.elapsed() < Duration::from_secs(5),
+            "provider process {orphan} outlived its killed host"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(count(&b.serving), 3, "the other host serves on");
+}
+
+/// Whether `pid` runs (a zombie waiting for init to reap it does not).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with(|c| c != 'Z'))
+        })
+        .unwrap_or(false)
 }
 
 /// `http-server` out of process: one listener in front of an actor that two hosts run. Both
