@@ -1,7 +1,11 @@
 //! Lattice benchmarks against real servers started for the run (weft-testing), each with its
 //! baseline measured in the same run:
 //! (f) latency of an actor call across two hosts (host B invokes `echo` on host A through
-//!     NATS, 100 B) vs a raw async-nats request-reply between two connections (target ≤ 1.3×);
+//!     NATS, 100 B) vs a raw async-nats request-reply between two connections (target ≤ 1.3×).
+//!     Besides criterion's two back-to-back measurements, the ratio is also taken paired:
+//!     rounds alternating between the two, the median of the per-round ratios. On a shared
+//!     2-core machine the latency of both drifts by tens of percent within a minute, and
+//!     measurements seconds apart compare the drift as much as the two calls;
 //! (g) throughput of kvcounter increments, each an actor call making an `Increment` host call
 //!     through the Redis provider, 50 at a time (the actor allows 50 instances), vs
 //!     `redis-benchmark -t incr -c 50` on the same Redis (target ≥ 0.5×). Measured twice: with
@@ -25,6 +29,63 @@ use weft_testing::{NatsServer, RedisServer};
 const LATTICE: &str = "bench";
 const CONCURRENCY: usize = 50;
 const INCREMENTS: usize = 20_000;
+
+const PAIRED_ROUNDS: usize = 40;
+const PAIRED_CALLS: usize = 200;
+
+/// What the paired measurement found: medians over rounds, and the spread of the rounds'
+/// ratios.
+struct Paired {
+    raw_us: f64,
+    weft_us: f64,
+    ratio: f64,
+    lowest: f64,
+    highest: f64,
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Times [`PAIRED_CALLS`] sequential calls of `raw`, then as many of `weft`, [`PAIRED_ROUNDS`]
+/// times (which goes first alternates), so both see the same machine.
+async fn paired_ratio<R, W, RF, WF>(raw: R, weft: W) -> Paired
+where
+    R: Fn() -> RF,
+    W: Fn() -> WF,
+    RF: std::future::Future<Output = ()>,
+    WF: std::future::Future<Output = ()>,
+{
+    let (mut raws, mut wefts, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..PAIRED_ROUNDS {
+        let mut raw_time = Duration::ZERO;
+        let mut weft_time = Duration::ZERO;
+        for first_raw in [round % 2 == 0, round % 2 != 0] {
+            let started = Instant::now();
+            for _ in 0..PAIRED_CALLS {
+                if first_raw { raw().await } else { weft().await }
+            }
+            if first_raw {
+                raw_time = started.elapsed();
+            } else {
+                weft_time = started.elapsed();
+            }
+        }
+        let per_call = |t: Duration| t.as_secs_f64() * 1e6 / PAIRED_CALLS as f64;
+        raws.push(per_call(raw_time));
+        wefts.push(per_call(weft_time));
+        ratios.push(weft_time.as_secs_f64() / raw_time.as_secs_f64());
+    }
+    let ratio = median(&mut ratios);
+    Paired {
+        raw_us: median(&mut raws),
+        weft_us: median(&mut wefts),
+        ratio,
+        lowest: ratios.first().copied().unwrap_or(f64::NAN),
+        highest: ratios.last().copied().unwrap_or(f64::NAN),
+    }
+}
 
 fn options(nats: &NatsServer) -> NatsOptions {
     NatsOptions {
@@ -171,6 +232,17 @@ fn main() {
         });
         group.finish();
     }
+    let paired = runtime.block_on(paired_ratio(
+        || async {
+            requester
+                .request("raw.echo", payload.clone().into())
+                .await
+                .unwrap();
+        },
+        || async {
+            b.invoke(&echo, "echo", &payload).await.unwrap();
+        },
+    ));
     drop(responder);
 
     // (g) increments through the out-of-process Redis provider vs redis-benchmark.
@@ -237,6 +309,10 @@ fn main() {
             weft / raw
         );
     }
+    println!(
+        "    paired, {PAIRED_ROUNDS} rounds of {PAIRED_CALLS} calls each way: median weft {:.1} µs, raw {:.1} µs, median ratio {:.2}× (rounds' ratios {:.2}–{:.2}×)",
+        paired.weft_us, paired.raw_us, paired.ratio, paired.lowest, paired.highest
+    );
     println!(
         "(g) increments through the Redis provider, {CONCURRENCY} at a time: redis-benchmark -t incr {redis_rate:.0}/s (target ≥ 0.5×)\n    provider out of process, over NATS: weft {weft_rate:.0}/s, ratio {:.2}×",
         weft_rate / redis_rate
