@@ -48,8 +48,12 @@ pub enum LinkCommand {
         #[arg(long, default_value = weft_provider_sdk::DEFAULT_LINK_NAME)]
         link_name: String,
     },
-    /// List the links in force
-    List,
+    /// List the links in force (`get ACTOR`: the links of one actor)
+    #[command(visible_alias = "get")]
+    List {
+        /// Only this actor's links (its name or module key)
+        actor: Option<String>,
+    },
 }
 
 /// `KEY=VALUE` arguments of `flag` (link values, provider config, host labels) as a map.
@@ -108,9 +112,21 @@ pub async fn run(command: LinkCommand, args: ControlArgs) -> Result<()> {
                     .context("link del failed")?;
             writeln!(out, "deleted link {link_name} of {actor} for {contract}")?;
         }
-        LinkCommand::List => {
-            let links: Vec<LinkDefinition> =
+        LinkCommand::List { actor } => {
+            let mut links: Vec<LinkDefinition> =
                 control::request(&args.control, Method::GET, "/v0/links", None).await?;
+            if let Some(actor) = actor {
+                let actors: Vec<ActorInfo> =
+                    control::request(&args.control, Method::GET, "/v0/actors", None).await?;
+                let Some(id) = actors
+                    .into_iter()
+                    .find(|a| a.id == actor || a.name == actor)
+                    .map(|a| a.id)
+                else {
+                    bail!("no running actor is named or keyed {actor:?}; `weft actors` lists them");
+                };
+                links.retain(|l| l.actor_id == id);
+            }
             if args.json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&links)?)?;
             } else if links.is_empty() {

@@ -62,7 +62,7 @@ enum CtlCommand {
         #[arg(long)]
         host: Option<String>,
     },
-    /// Put, delete or list links on every host
+    /// Put, delete, list or get (one actor's) links on every host
     #[command(subcommand)]
     Link(LinkCommand),
     /// Make the lattice run an app manifest (idempotent: what runs as asked is left alone)
@@ -505,12 +505,19 @@ async fn link(lattice: &Lattice, out: &mut Out, json: bool, command: LinkCommand
             };
             report(out, json, each(lattice, on, request).await)
         }
-        LinkCommand::List => {
+        LinkCommand::List { actor } => {
+            let only = actor
+                .map(|actor| running(&hosts, &actor).map(|(id, _)| id))
+                .transpose()?;
             // One row per link, with the hosts that hold it.
             let mut links: BTreeMap<(String, String, String), (LinkDefinition, Vec<String>)> =
                 BTreeMap::new();
             for host in &hosts {
-                for link in &host.links {
+                for link in host
+                    .links
+                    .iter()
+                    .filter(|l| only.as_ref().is_none_or(|id| l.actor_id == *id))
+                {
                     let key = (
                         link.actor_id.clone(),
                         link.contract_id.clone(),

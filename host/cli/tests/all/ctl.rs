@@ -174,6 +174,14 @@ fn weft_ctl_deploys_links_updates_and_stops_across_two_hosts() {
         listed.contains("wasmcloud:httpserver") && listed.contains("wasmcloud:keyvalue"),
         "{listed}"
     );
+    // One actor's links: a header and its two links.
+    let got = ctl(&["link", "get", "kvcounter"]).ok();
+    assert_eq!(got.lines().count(), 3, "{got}");
+    let unknown = ctl(&["link", "get", "nosuch"]).fails();
+    assert!(
+        unknown.contains("no host of the lattice runs an actor named or keyed \"nosuch\""),
+        "{unknown}"
+    );
 
     // Lattice-wide update with a module over 1 MiB; the count goes on.
     let updated = ctl(&["update", "actor", "kvcounter", v2.to_str().unwrap()]).ok();

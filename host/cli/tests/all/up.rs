@@ -188,6 +188,20 @@ fn kvcounter_example_counts_relinks_at_runtime_and_stops_on_ctrl_c() {
         listed.contains("wasmcloud:keyvalue") && listed.contains("wasmcloud:httpserver"),
         "{listed}"
     );
+    let got: serde_json::Value = serde_json::from_str(
+        &weft
+            .run(&[&["link", "get", "kvcounter", "--json"][..], &control].concat())
+            .ok(),
+    )
+    .unwrap();
+    assert_eq!(got.as_array().unwrap().len(), 2, "{got}");
+    let unknown = weft
+        .run(&[&["link", "get", "nosuch"][..], &control].concat())
+        .fails();
+    assert!(
+        unknown.contains("no running actor is named or keyed"),
+        "{unknown}"
+    );
 
     // Delete the key-value link while serving: requests fail, naming the missing link.
     weft.run(
