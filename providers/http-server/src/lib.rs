@@ -484,3 +484,86 @@ fn into_response(answer: HttpResponse) -> Response<Full<Bytes>> {
     }
     response
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    /// Answers every request with an empty 200 (what the actor says does not matter here).
+    struct Answering;
+
+    #[async_trait]
+    impl ActorInvoker for Answering {
+        async fn invoke_actor(&self, _: &str, _: &str, _: Vec<u8>) -> Result<Vec<u8>, String> {
+            weft_contracts::encode(&HttpResponse {
+                status_code: 200,
+                ..HttpResponse::default()
+            })
+            .map_err(|e| e.to_string())
+        }
+    }
+
+    async fn started() -> HttpServer {
+        let server = HttpServer::new();
+        server.start(Arc::new(Answering)).await.unwrap();
+        server
+    }
+
+    fn link(actor: &str, address: &str, max_body_bytes: &str) -> LinkDefinition {
+        LinkDefinition {
+            actor_id: actor.into(),
+            contract_id: contract::CONTRACT_ID.into(),
+            link_name: "default".into(),
+            provider_id: "http".into(),
+            values: [
+                ("address".to_string(), address.to_string()),
+                ("max_body_bytes".to_string(), max_body_bytes.to_string()),
+            ]
+            .into(),
+        }
+    }
+
+    /// A free loopback address (bound and released).
+    fn free_address() -> String {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().to_string()
+    }
+
+    /// The socket sharing is for the same link only: a replacement (another instance, or the
+    /// same link with changed values) takes over the port, while another actor's link on that
+    /// address is refused as the kernel would refuse it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_the_same_link_takes_over_a_port() {
+        let address = free_address();
+        let old = started().await;
+        old.put_link(&link("MA", &address, "100")).await.unwrap();
+
+        let other = old
+            .put_link(&link("MB", &address, "100"))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            other.contains(&format!("cannot listen on {address}")),
+            "{other}"
+        );
+
+        // Changed values, same link: the port stays the same and keeps accepting.
+        old.put_link(&link("MA", &address, "200")).await.unwrap();
+        assert_eq!(
+            old.bound_address("MA", "default").unwrap().to_string(),
+            address
+        );
+
+        // A replacement instance shares the socket; the old one's shutdown leaves it open.
+        let new = started().await;
+        new.put_link(&link("MA", &address, "200")).await.unwrap();
+        old.shutdown().await;
+        std::net::TcpStream::connect(&address).expect("the port stayed open");
+
+        // The last listener gone, the port closes.
+        new.delete_link(&link("MA", &address, "200")).await.unwrap();
+        assert!(std::net::TcpStream::connect(&address).is_err());
+    }
+}
