@@ -243,6 +243,18 @@ pub async fn run(args: UpArgs) -> Result<()> {
         }
     }
 
+    if let (Some(server), Some(lattice)) = (&control_server, &args.lattice.lattice) {
+        let adopted = server
+            .adopt_links(lattice, std::time::Duration::from_millis(ADOPT_WAIT_MS))
+            .await?;
+        if adopted > 0 {
+            writeln!(
+                out,
+                "links     {adopted} adopted from the lattice's other hosts"
+            )?;
+        }
+    }
+
     let listener = tokio::net::TcpListener::bind(&args.control)
         .await
         .with_context(|| {
@@ -312,6 +324,8 @@ struct Watched {
 }
 
 /// How often `--watch` reads the actor files.
+/// How long a joining host waits for the other hosts' inventories, to adopt their links.
+const ADOPT_WAIT_MS: u64 = 500;
 const WATCH_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Polls the actor files; a file whose content changed, and read the same on two polls in a

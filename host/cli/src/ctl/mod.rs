@@ -150,6 +150,21 @@ struct Lattice {
     timeout: Duration,
 }
 
+/// The hosts of lattice `name` that answer within `wait` (what `weft ctl inventory` lists).
+pub async fn inventories(
+    client: &async_nats::Client,
+    name: &str,
+    wait: Duration,
+) -> Result<Vec<HostInventory>> {
+    let lattice = Lattice {
+        client: client.clone(),
+        subjects: ControlSubjects::new(name),
+        wait,
+        timeout: wait,
+    };
+    lattice.inventories().await
+}
+
 impl Lattice {
     /// Every host's inventory: those that answer within the wait.
     async fn inventories(&self) -> Result<Vec<HostInventory>> {
@@ -161,6 +176,10 @@ impl Lattice {
         let until = tokio::time::Instant::now() + self.wait;
         let mut hosts = Vec::new();
         while let Ok(Some(message)) = tokio::time::timeout_at(until, answers.next()).await {
+            // With no host at all, the server says "no responders" on the inbox.
+            if message.status.is_some() {
+                continue;
+            }
             let answer: Answer = lattice::decode(&message.subject, &message.payload)?;
             let bytes = Result::<Vec<u8>, String>::from(answer).map_err(|e| anyhow!(e))?;
             hosts.push(lattice::decode::<HostInventory>(&message.subject, &bytes)?);

@@ -133,6 +133,43 @@ impl ControlServer {
         }
     }
 
+    /// Puts the links the lattice's other hosts have and this one lacks (by actor, contract
+    /// and link name; its own links, from its manifest, win), so a host that joins a running
+    /// lattice serves with the lattice's links, not none. Returns how many it put. A link
+    /// that cannot be put is logged, not fatal.
+    pub async fn adopt_links(&self, lattice: &str, wait: Duration) -> Result<usize> {
+        let peers = super::inventories(&self.client, lattice, wait).await?;
+        let key = |l: &weft_provider_sdk::LinkDefinition| {
+            (
+                l.actor_id.clone(),
+                l.contract_id.clone(),
+                l.link_name.clone(),
+            )
+        };
+        let mut have: std::collections::BTreeSet<_> = self.host.links().iter().map(key).collect();
+        let mut adopted = 0;
+        for link in peers
+            .into_iter()
+            .filter(|peer| peer.host_id != self.host_id)
+            .flat_map(|peer| peer.links)
+        {
+            if !have.insert(key(&link)) {
+                continue;
+            }
+            let what = format!(
+                "{} → {} ({})",
+                link.actor_id, link.provider_id, link.contract_id
+            );
+            match self.host.put_link(link).await {
+                Ok(()) => adopted += 1,
+                Err(error) => {
+                    tracing::warn!(link = %what, %error, "could not adopt a link of the lattice")
+                }
+            }
+        }
+        Ok(adopted)
+    }
+
     /// Answers pings and control requests until the returned tasks are aborted, and beats
     /// every `heartbeat`. Returns once other members can reach it.
     pub async fn serve(

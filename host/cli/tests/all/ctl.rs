@@ -177,6 +177,25 @@ fn weft_ctl_deploys_links_updates_and_stops_across_two_hosts() {
     // One actor's links: a header and its two links.
     let got = ctl(&["link", "get", "kvcounter"]).ok();
     assert_eq!(got.lines().count(), 3, "{got}");
+    // A host that joins now adopts the lattice's links, and has both.
+    let c = Up::start_command(&weft, "host", &empty, &host_args, &[]);
+    assert!(
+        c.startup
+            .iter()
+            .any(|l| l == "links     2 adopted from the lattice's other hosts"),
+        "{:?}",
+        c.startup
+    );
+    let inventory: serde_json::Value =
+        serde_json::from_str(&ctl(&["inventory", "--json"]).ok()).unwrap();
+    let c_links = inventory
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host_id"] == host_id(&c).as_str())
+        .map(|h| h["links"].as_array().unwrap().len());
+    assert_eq!(c_links, Some(2), "{inventory}");
+    drop(c);
     let unknown = ctl(&["link", "get", "nosuch"]).fails();
     assert!(
         unknown.contains("no host of the lattice runs an actor named or keyed \"nosuch\""),
@@ -215,7 +234,10 @@ fn weft_ctl_deploys_links_updates_and_stops_across_two_hosts() {
     let mut kinds = Vec::new();
     let mut beating = std::collections::BTreeSet::new();
     let until = Instant::now() + Duration::from_secs(10);
-    while (kinds.last().map(String::as_str) != Some("actor_stopped") || beating.len() < 2)
+    let both = |beating: &std::collections::BTreeSet<String>| {
+        beating.contains(&a_id) && beating.contains(&b_id)
+    };
+    while (kinds.last().map(String::as_str) != Some("actor_stopped") || !both(&beating))
         && Instant::now() < until
     {
         let Ok(line) = events.recv_timeout(Duration::from_secs(2)) else {
@@ -230,7 +252,7 @@ fn weft_ctl_deploys_links_updates_and_stops_across_two_hosts() {
         }
     }
     drop(watch);
-    assert_eq!(beating.len(), 2, "{beating:?}");
+    assert!(both(&beating), "{beating:?}");
     assert_eq!(
         kinds,
         [
@@ -241,6 +263,7 @@ fn weft_ctl_deploys_links_updates_and_stops_across_two_hosts() {
             "link_put",
             "link_put",
             "link_put",
+            "host_started",
             "actor_updated",
             "actor_stopped"
         ],
@@ -514,7 +537,6 @@ values = {{ url = "{redis}" }}
 /// providers swapped and the actor scaled, the count going on across all of it.
 #[test]
 fn lattice_example_deploys_with_apply_and_swaps_as_its_readme_says() {
-    weft_testing::actors::signed_actor("kvcounter"); // built and signed by the test command
     let weft = Weft::new();
     let nats = NatsServer::start().unwrap();
     let redis = RedisServer::start().unwrap();
@@ -546,7 +568,19 @@ fn lattice_example_deploys_with_apply_and_swaps_as_its_readme_says() {
         );
         stdout
     };
-    let app = example("lattice");
+    // The example's manifest, with the actor signed by this test's key store (the shared
+    // target/actors/kvcounter.wasm is signed by whichever test built it last), so the test
+    // can sign the next revision with the same module key, as the README's user does.
+    let v1 = weft.path("kvcounter.wasm");
+    weft.sign_kvcounter(&unsigned_actor("kvcounter"), &v1, "1");
+    let app = weft.path("app.toml");
+    let example_app = std::fs::read_to_string(example("lattice")).unwrap();
+    assert!(example_app.contains("../../target/actors/kvcounter.wasm"));
+    std::fs::write(
+        &app,
+        example_app.replace("../../target/actors/kvcounter.wasm", v1.to_str().unwrap()),
+    )
+    .unwrap();
     let applied = ctl(&["apply", app.to_str().unwrap()]);
     assert_eq!(applied.matches("started").count(), 4, "{applied}");
     let again = ctl(&["apply", app.to_str().unwrap()]);
@@ -554,22 +588,23 @@ fn lattice_example_deploys_with_apply_and_swaps_as_its_readme_says() {
     let count = || get(&address, "/counter/a").1;
     assert_eq!(count(), r#"{"counter":"a","count":1}"#);
 
-    // Re-signed as the README does, with the key store `weft build` signed it from (the
-    // test command's), so the module key stays.
+    // Re-signed as the README does (`weft claims sign … --rev 2`, the same key store).
     let rev2 = weft.path("kvcounter-rev2.wasm");
-    let signed = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(["claims", "sign"])
-        .arg(weft_testing::actors::signed_actor("kvcounter"))
-        .arg("-o")
-        .arg(&rev2)
-        .args(["--name", "kvcounter", "-s", "-k", "-l", "--rev", "2"])
-        .env(
-            "WEFT_HOME",
-            weft_testing::actors::target_dir().join("weft-home"),
-        )
-        .status()
-        .unwrap();
-    assert!(signed.success());
+    weft.run(&[
+        "claims",
+        "sign",
+        v1.to_str().unwrap(),
+        "-o",
+        rev2.to_str().unwrap(),
+        "--name",
+        "kvcounter",
+        "-s",
+        "-k",
+        "-l",
+        "--rev",
+        "2",
+    ])
+    .ok();
     let updated = ctl(&["update", "actor", "kvcounter", rev2.to_str().unwrap()]);
     assert_eq!(updated.matches("revision 2").count(), 2, "{updated}");
     ctl(&["update", "provider", "redis"]);
@@ -580,4 +615,25 @@ fn lattice_example_deploys_with_apply_and_swaps_as_its_readme_says() {
     assert_eq!(inventory.matches("rev 2 max 48").count(), 2, "{inventory}");
     assert_eq!(count(), r#"{"counter":"a","count":2}"#);
     assert_eq!(redis.get("counter:a").unwrap().as_deref(), Some("2"));
+}
+
+/// A lattice with no host: `weft ctl` says so (NATS's "no responders" on the inventory's
+/// inbox is not taken for a host's answer).
+#[test]
+fn weft_ctl_on_a_lattice_with_no_host_says_so() {
+    let weft = Weft::new();
+    let nats = NatsServer::start().unwrap();
+    let url = nats.url();
+    let ctl = |args: &[&str]| {
+        let mut all = vec!["ctl", "--lattice", "empty", "--nats", &url];
+        all.extend_from_slice(args);
+        weft.run(&all)
+    };
+    for args in [&["inventory"][..], &["link", "put", "a", "b", "c"]] {
+        let refused = ctl(args).fails();
+        assert!(
+            refused.contains("no host answered on the lattice; start one with `weft host`"),
+            "{args:?}: {refused}"
+        );
+    }
 }
