@@ -408,3 +408,100 @@ async fn nats_tls_with_a_private_ca_is_passed_through() {
         .to_string();
     assert!(untrusting.contains("certificate"), "{untrusting}");
 }
+
+/// A NATS JWT (`ed25519-nkey`) with `claims`, issued by `issuer` for `subject`.
+fn nats_jwt(issuer: &nkeys::KeyPair, subject: &str, name: &str, nats: serde_json::Value) -> String {
+    use data_encoding::BASE64URL_NOPAD;
+    let header = BASE64URL_NOPAD.encode(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let claims = serde_json::json!({
+        // Unique per token; the server does not check how it was made. A fresh key is.
+        "jti": nkeys::KeyPair::new_user().public_key(),
+        "iat": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+        "iss": issuer.public_key(),
+        "name": name,
+        "sub": subject,
+        "nats": nats,
+    });
+    let payload = BASE64URL_NOPAD.encode(claims.to_string().as_bytes());
+    let signed = format!("{header}.{payload}");
+    let signature = issuer.sign(signed.as_bytes()).unwrap();
+    format!("{signed}.{}", BASE64URL_NOPAD.encode(&signature))
+}
+
+/// `.creds` (decentralised JWT auth) is passed through to async-nats: a nats-server in
+/// operator mode admits hosts with a user's credentials file, and they serve each other; a
+/// host without it is refused, naming the authorization.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_credentials_file_is_passed_through() {
+    let operator = nkeys::KeyPair::new_operator();
+    let account = nkeys::KeyPair::new_account();
+    let user = nkeys::KeyPair::new_user();
+    let unlimited = serde_json::json!({"subs": -1, "data": -1, "payload": -1});
+    let operator_jwt = nats_jwt(
+        &operator,
+        &operator.public_key(),
+        "weft-test",
+        serde_json::json!({"type": "operator", "version": 2}),
+    );
+    let account_jwt = nats_jwt(
+        &operator,
+        &account.public_key(),
+        "weft",
+        serde_json::json!({
+            "type": "account",
+            "version": 2,
+            "limits": {"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+                       "wildcards": true, "conn": -1, "leaf": -1},
+        }),
+    );
+    let mut user_claims = unlimited;
+    user_claims["type"] = "user".into();
+    user_claims["version"] = 2.into();
+    let user_jwt = nats_jwt(&account, &user.public_key(), "host", user_claims);
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("nats.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "operator: {operator_jwt}\nresolver: MEMORY\nresolver_preload: {{ {}: {account_jwt} }}\n",
+            account.public_key()
+        ),
+    )
+    .unwrap();
+    let creds = dir.path().join("host.creds");
+    std::fs::write(
+        &creds,
+        format!(
+            "-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n\
+             -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+            user.seed().unwrap()
+        ),
+    )
+    .unwrap();
+    let nats = NatsServer::start_with(&["-c", config.to_str().unwrap()]).unwrap();
+    let with_creds = || NatsOptions {
+        credentials_file: Some(creds.clone()),
+        ..nats_options(&nats)
+    };
+    let join = |options: NatsOptions| async move {
+        let host = Host::new(HostConfig::default()).unwrap();
+        host.join_lattice(lattice::connect(&options).await?, LATTICE)
+            .await
+            .unwrap();
+        Ok::<_, lattice::LatticeError>(host)
+    };
+    let a = join(with_creds()).await.unwrap();
+    let b = join(with_creds()).await.unwrap();
+    let module = std::fs::read(crate::signed_actor("echo")).unwrap();
+    let echo = a.start_actor(&module).await.unwrap().id;
+    assert_eq!(
+        b.invoke(&echo, "echo", b"with creds").await.unwrap(),
+        b"with creds"
+    );
+    let refused = join(nats_options(&nats)).await.err().unwrap().to_string();
+    assert!(refused.contains("authorization"), "{refused}");
+}
