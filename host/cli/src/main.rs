@@ -52,8 +52,8 @@ enum Command {
     /// Run a provider as its own process on a lattice
     #[command(subcommand)]
     Provider(provider::ProviderCommand),
-    /// Drive a lattice over NATS: inventory, events, start/stop/update actors and providers,
-    /// links on every host
+    /// Drive a lattice over NATS: inventory, events, apply a manifest, start/stop/scale/update
+    /// actors and providers, links on every host
     Ctl(ctl::CtlArgs),
     /// Hot-swap a running actor to a new version: no call fails, a refused version changes
     /// nothing

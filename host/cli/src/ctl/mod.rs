@@ -59,6 +59,7 @@ enum CtlCommand {
         actor: String,
         /// Calls it may serve at once (instances), at least 1
         max_instances: usize,
+        /// Only on this host (its id, `N…`)
         #[arg(long)]
         host: Option<String>,
     },
@@ -107,12 +108,15 @@ enum StopCommand {
     Actor {
         /// Its name or module key
         actor: String,
+        /// Only on this host (its id, `N…`)
         #[arg(long)]
         host: Option<String>,
     },
     /// Stop a provider (on every host running it, or on --host)
     Provider {
+        /// The provider's id
         id: String,
+        /// Only on this host (its id, `N…`)
         #[arg(long)]
         host: Option<String>,
     },
@@ -131,9 +135,12 @@ enum UpdateCommand {
         allow_new_capabilities: bool,
     },
     /// Replace a provider running in a host's process with a fresh instance (on every host
-    /// running it, or on --host): the new one joins its subjects, then the old one drains
+    /// running it, or on --host): the new one takes over its links and calls, then the old one
+    /// finishes the calls it has and stops
     Provider {
+        /// The provider's id (links name it)
         id: String,
+        /// Only on this host (its id, `N…`)
         #[arg(long)]
         host: Option<String>,
         /// New provider settings, KEY=VALUE (repeatable); default: the ones it runs with
