@@ -615,6 +615,32 @@ fn lattice_example_deploys_with_apply_and_swaps_as_its_readme_says() {
     assert_eq!(inventory.matches("rev 2 max 48").count(), 2, "{inventory}");
     assert_eq!(count(), r#"{"counter":"a","count":2}"#);
     assert_eq!(redis.get("counter:a").unwrap().as_deref(), Some("2"));
+
+    // What apply cannot place is refused before anything changes, saying why.
+    let refuse = |manifest: &str, expected: &str| {
+        let bad = weft.path("bad.toml");
+        std::fs::write(&bad, manifest).unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(["ctl", "--lattice", "demo", "--nats", &url, "apply"])
+            .arg(&bad)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success() && stderr.contains(expected),
+            "{stderr}"
+        );
+    };
+    refuse(
+        "[[providers]]\nid = \"kv2\"\nkind = \"keyvalue-memory\"\non = { zone = \"mars\" }\n",
+        "no host has the labels {\"zone\": \"mars\"} for provider kv2",
+    );
+    refuse(
+        "[[providers]]\nid = \"kv2\"\nkind = \"keyvalue-memory\"\nprocess = true\n",
+        "provider \"kv2\" has process = true",
+    );
+    let inventory = ctl(&["inventory"]);
+    assert!(!inventory.contains("kv2"), "{inventory}");
 }
 
 /// A lattice with no host: `weft ctl` says so (NATS's "no responders" on the inventory's

@@ -75,10 +75,16 @@ impl Up {
         });
         let (mut serving, mut control) = (String::new(), String::new());
         let mut startup = Vec::new();
+        // `--build` compiles the actors first: in a fresh clone, with `-p` selecting other
+        // features than the test command's full build, that is a release build of their
+        // dependencies, which takes minutes while other tests load both cores.
+        let within = if args.contains(&"--build") {
+            Duration::from_secs(300)
+        } else {
+            Duration::from_secs(30)
+        };
         loop {
-            let line = lines
-                .recv_timeout(Duration::from_secs(30))
-                .expect("weft up did not come up");
+            let line = lines.recv_timeout(within).expect("weft up did not come up");
             startup.push(line.clone());
             if let Some(rest) = line.strip_prefix("serving   http://") {
                 serving = rest.split('/').next().unwrap().to_string();
