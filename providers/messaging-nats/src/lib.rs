@@ -30,8 +30,13 @@ use weft_provider_sdk::{
     ActorInvoker, LinkDefinition, Provider, ProviderCall, ProviderError, async_trait,
 };
 
-/// A link's URL and the tasks delivering its subscriptions (each owns its subscriber).
-type Delivery = (String, Vec<JoinHandle<()>>);
+/// A link's deliveries: the URL and values it was put with, and the tasks delivering its
+/// subscriptions (each owns its subscriber).
+struct Delivery {
+    url: String,
+    values: std::collections::BTreeMap<String, String>,
+    tasks: Vec<JoinHandle<()>>,
+}
 
 /// Link value keys, preferred first.
 const SUBSCRIPTION_KEYS: [&str; 2] = ["subscription", "SUBSCRIPTION"];
@@ -107,7 +112,7 @@ impl NatsMessaging {
 
     /// Ends a link's deliveries: once this returns the server has dropped its subscriptions,
     /// so nothing more reaches the actor through them.
-    async fn stop(&self, (url, tasks): Delivery) {
+    async fn stop(&self, Delivery { url, tasks, .. }: Delivery) {
         for task in &tasks {
             task.abort();
         }
@@ -133,6 +138,15 @@ impl Provider for NatsMessaging {
     }
 
     async fn put_link(&self, link: &LinkDefinition) -> Result<(), ProviderError> {
+        // The same link again (each host of a lattice puts it) changes nothing: replacing its
+        // subscriptions would deliver a message twice while the old and new overlap.
+        let unchanged = self
+            .lock_links()
+            .get(&(link.actor_id.clone(), link.link_name.clone()))
+            .is_some_and(|delivery| delivery.values == link.values);
+        if unchanged {
+            return Ok(());
+        }
         let url = self.url_of(link);
         let client = self.client(&url).await?;
         let queue = value(link, &QUEUE_KEYS);
@@ -186,7 +200,11 @@ impl Provider for NatsMessaging {
             .map_err(|e| ProviderError::Backend(e.to_string()))?;
         let replaced = self.lock_links().insert(
             (link.actor_id.clone(), link.link_name.clone()),
-            (url, tasks),
+            Delivery {
+                url,
+                values: link.values.clone(),
+                tasks,
+            },
         );
         if let Some(replaced) = replaced {
             self.stop(replaced).await;

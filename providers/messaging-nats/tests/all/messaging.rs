@@ -148,3 +148,42 @@ async fn a_bad_subscription_is_refused_when_the_link_is_put() {
         .to_string();
     assert!(err.contains("cannot subscribe to \"bad subject\""), "{err}");
 }
+
+/// Every host of a lattice puts the same link: put again, it keeps its subscription, so a
+/// message published meanwhile reaches the actor exactly once (replacing the subscription
+/// would deliver it twice while old and new overlap).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_link_put_again_delivers_each_message_once() {
+    let nats = NatsServer::start().unwrap();
+    let values = [("subscription", "events")];
+    let (host, actor) = msg_echo(&nats, &values).await;
+    let user = client(&nats).await;
+    let mut seen = user.subscribe("msg-echo.seen").await.unwrap();
+    lattice::round_trip(&user, Duration::from_secs(5))
+        .await
+        .unwrap();
+
+    const MESSAGES: usize = 500;
+    let publisher = {
+        let user = user.clone();
+        tokio::spawn(async move {
+            for _ in 0..MESSAGES {
+                user.publish("events", "e".into()).await.unwrap();
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+            user.flush().await.unwrap();
+        })
+    };
+    while !publisher.is_finished() {
+        host.put_link(link(&actor, &values)).await.unwrap();
+    }
+    publisher.await.unwrap();
+    let mut count = 0;
+    while tokio::time::timeout(Duration::from_secs(2), seen.next())
+        .await
+        .is_ok_and(|m| m.is_some())
+    {
+        count += 1;
+    }
+    assert_eq!(count, MESSAGES, "each message once");
+}
