@@ -88,6 +88,18 @@ impl Provider for Echoing {
     }
 }
 
+/// A guest signed for key-value, linked to `provider` running as `kv`: its id.
+async fn linked_kv_actor(host: &Host, provider: Arc<dyn Provider>) -> String {
+    host.add_provider("kv", provider).await.unwrap();
+    let actor = host
+        .start_actor(&guest(&[contracts::KEYVALUE]))
+        .await
+        .unwrap()
+        .id;
+    host.put_link(kv_link(&actor)).await.unwrap();
+    actor
+}
+
 fn kv_link(actor: &str) -> LinkDefinition {
     LinkDefinition {
         actor_id: actor.into(),
@@ -169,13 +181,7 @@ async fn a_provider_is_replaced_without_cutting_a_call_and_a_refused_replacement
         slow: Some(Duration::from_millis(300)),
         ..Echoing::default()
     });
-    host.add_provider("kv", old.clone()).await.unwrap();
-    let actor = host
-        .start_actor(&guest(&[contracts::KEYVALUE]))
-        .await
-        .unwrap()
-        .id;
-    host.put_link(kv_link(&actor)).await.unwrap();
+    let actor = linked_kv_actor(&host, old.clone()).await;
 
     let in_flight = tokio::spawn({
         let (host, actor) = (host.clone(), actor.clone());
@@ -286,21 +292,11 @@ async fn a_hung_provider_costs_the_caller_an_error_within_the_deadline() {
         call_deadline_ms: 300,
         ..Limits::default()
     });
-    host.add_provider(
-        "kv",
-        Arc::new(Echoing {
-            hang: true,
-            ..Echoing::default()
-        }),
-    )
-    .await
-    .unwrap();
-    let actor = host
-        .start_actor(&guest(&[contracts::KEYVALUE]))
-        .await
-        .unwrap()
-        .id;
-    host.put_link(kv_link(&actor)).await.unwrap();
+    let hung = Arc::new(Echoing {
+        hang: true,
+        ..Echoing::default()
+    });
+    let actor = linked_kv_actor(&host, hung).await;
     let started = Instant::now();
     let err = host
         .invoke(&actor, "run", &cmd(b'h', 1))
@@ -350,13 +346,7 @@ async fn guests_waiting_on_providers_share_one_thread() {
         rendezvous: Some(tokio::sync::Barrier::new(2)),
         ..Echoing::default()
     });
-    host.add_provider("kv", provider.clone()).await.unwrap();
-    let actor = host
-        .start_actor(&guest(&[contracts::KEYVALUE]))
-        .await
-        .unwrap()
-        .id;
-    host.put_link(kv_link(&actor)).await.unwrap();
+    let actor = linked_kv_actor(&host, provider.clone()).await;
 
     let (one, two) = (cmd(b'h', 1), cmd(b'h', 2));
     let both = async {

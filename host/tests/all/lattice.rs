@@ -21,11 +21,29 @@ fn nats_options(nats: &NatsServer) -> NatsOptions {
     }
 }
 
-async fn member(nats: &NatsServer) -> Host {
+/// A host joined to the lattice with `options`, or why the connection was refused.
+async fn join_with(options: NatsOptions) -> Result<Host, lattice::LatticeError> {
     let host = Host::new(HostConfig::default()).unwrap();
-    let client = lattice::connect(&nats_options(nats)).await.unwrap();
-    host.join_lattice(client, LATTICE).await.unwrap();
-    host
+    host.join_lattice(lattice::connect(&options).await?, LATTICE)
+        .await
+        .unwrap();
+    Ok(host)
+}
+
+/// An actor started on `a` answers a call made through `b`.
+async fn assert_serve_each_other(a: &Host, b: &Host) {
+    let module = std::fs::read(crate::signed_actor("echo")).unwrap();
+    let echo = a.start_actor(&module).await.unwrap().id;
+    assert_eq!(
+        b.invoke(&echo, "echo", b"across the lattice")
+            .await
+            .unwrap(),
+        b"across the lattice"
+    );
+}
+
+async fn member(nats: &NatsServer) -> Host {
+    join_with(nats_options(nats)).await.unwrap()
 }
 
 /// Serves the Redis provider as `redis` on the lattice until the sender is dropped; returns
@@ -302,41 +320,30 @@ async fn nats_user_password_and_nkey_are_passed_through() {
     )
     .unwrap();
     let nats = NatsServer::start_with(&["-c", config.path().to_str().unwrap()]).unwrap();
-    let join = |options: NatsOptions| async move {
-        let host = Host::new(HostConfig::default()).unwrap();
-        host.join_lattice(lattice::connect(&options).await?, LATTICE)
-            .await
-            .unwrap();
-        Ok::<_, lattice::LatticeError>(host)
-    };
-    let with_password = join(NatsOptions {
+    let with_password = join_with(NatsOptions {
         user_password: Some(("weft".into(), "s3cret".into())),
         ..nats_options(&nats)
     })
     .await
     .unwrap();
-    let with_nkey = join(NatsOptions {
+    let with_nkey = join_with(NatsOptions {
         nkey_seed: Some(user.seed().unwrap()),
         ..nats_options(&nats)
     })
     .await
     .unwrap();
-    let module = std::fs::read(crate::signed_actor("echo")).unwrap();
-    let echo = with_password.start_actor(&module).await.unwrap().id;
-    assert_eq!(
-        with_nkey
-            .invoke(&echo, "echo", b"authenticated")
-            .await
-            .unwrap(),
-        b"authenticated"
-    );
+    assert_serve_each_other(&with_password, &with_nkey).await;
 
-    let refused = join(nats_options(&nats)).await.err().unwrap().to_string();
+    let refused = join_with(nats_options(&nats))
+        .await
+        .err()
+        .unwrap()
+        .to_string();
     assert!(
         refused.contains("authorization") && refused.contains("credentials"),
         "{refused}"
     );
-    let wrong = join(NatsOptions {
+    let wrong = join_with(NatsOptions {
         user_password: Some(("weft".into(), "guess".into())),
         ..nats_options(&nats)
     })
@@ -384,23 +391,11 @@ async fn nats_tls_with_a_private_ca_is_passed_through() {
         require_tls: true,
         ..nats_options(&nats)
     };
-    let join = |options: NatsOptions| async move {
-        let host = Host::new(HostConfig::default()).unwrap();
-        host.join_lattice(lattice::connect(&options).await?, LATTICE)
-            .await
-            .unwrap();
-        Ok::<_, lattice::LatticeError>(host)
-    };
-    let a = join(trusting()).await.unwrap();
-    let b = join(trusting()).await.unwrap();
-    let module = std::fs::read(crate::signed_actor("echo")).unwrap();
-    let echo = a.start_actor(&module).await.unwrap().id;
-    assert_eq!(
-        b.invoke(&echo, "echo", b"over tls").await.unwrap(),
-        b"over tls"
-    );
+    let a = join_with(trusting()).await.unwrap();
+    let b = join_with(trusting()).await.unwrap();
+    assert_serve_each_other(&a, &b).await;
 
-    let untrusting = tokio::time::timeout(Duration::from_secs(10), join(nats_options(&nats)))
+    let untrusting = tokio::time::timeout(Duration::from_secs(10), join_with(nats_options(&nats)))
         .await
         .expect("a refused TLS handshake is an error, not a hang")
         .err()
@@ -487,21 +482,13 @@ async fn nats_credentials_file_is_passed_through() {
         credentials_file: Some(creds.clone()),
         ..nats_options(&nats)
     };
-    let join = |options: NatsOptions| async move {
-        let host = Host::new(HostConfig::default()).unwrap();
-        host.join_lattice(lattice::connect(&options).await?, LATTICE)
-            .await
-            .unwrap();
-        Ok::<_, lattice::LatticeError>(host)
-    };
-    let a = join(with_creds()).await.unwrap();
-    let b = join(with_creds()).await.unwrap();
-    let module = std::fs::read(crate::signed_actor("echo")).unwrap();
-    let echo = a.start_actor(&module).await.unwrap().id;
-    assert_eq!(
-        b.invoke(&echo, "echo", b"with creds").await.unwrap(),
-        b"with creds"
-    );
-    let refused = join(nats_options(&nats)).await.err().unwrap().to_string();
+    let a = join_with(with_creds()).await.unwrap();
+    let b = join_with(with_creds()).await.unwrap();
+    assert_serve_each_other(&a, &b).await;
+    let refused = join_with(nats_options(&nats))
+        .await
+        .err()
+        .unwrap()
+        .to_string();
     assert!(refused.contains("authorization"), "{refused}");
 }

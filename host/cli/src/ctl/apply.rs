@@ -171,16 +171,9 @@ pub(super) async fn apply(lattice: &Lattice, out: &mut Out, json: bool, file: &P
             "link {} {} → {}",
             entry.actor, entry.contract, entry.provider
         );
-        let asks = hosts.iter().map(|host| {
-            let request = ControlRequest::PutLink(link.clone());
-            async move {
-                (
-                    host.host_id.clone(),
-                    lattice.ask(&host.host_id, &request).await,
-                )
-            }
-        });
-        for (host, result) in futures_util::future::join_all(asks).await {
+        let every_host = hosts.iter().map(|h| h.host_id.clone()).collect();
+        for (host, result) in super::each(lattice, every_host, ControlRequest::PutLink(link)).await
+        {
             steps.push(Step {
                 what: what.clone(),
                 host,

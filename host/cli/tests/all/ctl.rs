@@ -3,12 +3,11 @@
 //! events; and issue 6's swap of actors and providers under load, deployed with `weft ctl apply`.
 
 use crate::up::{Up, example, get};
-use crate::{Weft, unsigned_actor};
+use crate::{HttpLoad, Weft, unsigned_actor};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use wasm_encoder::Section;
 use weft_testing::{NatsServer, RedisServer};
@@ -140,28 +139,22 @@ fn weft_ctl_deploys_links_updates_and_stops_across_two_hosts() {
     let address = format!("127.0.0.1:{}", weft_testing::free_port().unwrap());
     ctl(&["link", "put", "kvcounter", "wasmcloud:keyvalue", "kv"]).ok();
     let value = format!("address={address}");
-    let linked = ctl(&[
-        "link",
-        "put",
-        "kvcounter",
-        "wasmcloud:httpserver",
-        "http",
-        "--value",
-        &value,
-    ])
-    .ok();
+    let put_http_link = || {
+        ctl(&[
+            "link",
+            "put",
+            "kvcounter",
+            "wasmcloud:httpserver",
+            "http",
+            "--value",
+            &value,
+        ])
+        .ok()
+    };
+    let linked = put_http_link();
     assert_eq!(linked.matches("linked").count(), 2, "{linked}");
     // Idempotent: the same link again changes nothing on either host.
-    let again = ctl(&[
-        "link",
-        "put",
-        "kvcounter",
-        "wasmcloud:httpserver",
-        "http",
-        "--value",
-        &value,
-    ])
-    .ok();
+    let again = put_http_link();
     assert_eq!(again.matches("unchanged").count(), 2, "{again}");
 
     // HTTP on host B's provider → the actor on host A → key-value on host A.
@@ -464,25 +457,10 @@ values = {{ url = "{redis}" }}
         (200, r#"{"counter":"load","count":1}"#.into())
     );
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let ok = Arc::new(AtomicUsize::new(0));
-    let failures = Arc::new(Mutex::new(Vec::new()));
-    let clients: Vec<_> = (0..8)
-        .map(|_| {
-            let (stop, ok, failures) = (stop.clone(), ok.clone(), failures.clone());
-            let mut client = KeepAlive::new(&address);
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::SeqCst) {
-                    match client.get("/counter/load") {
-                        Ok((200, _)) => {
-                            ok.fetch_add(1, Ordering::SeqCst);
-                        }
-                        other => failures.lock().unwrap().push(format!("{other:?}")),
-                    }
-                }
-            })
-        })
-        .collect();
+    let load = HttpLoad::start(8, || {
+        let mut client = KeepAlive::new(&address);
+        move || client.get("/counter/load")
+    });
 
     let started = Instant::now();
     let (mut actor_updates, mut kv_swaps, mut http_swaps) = (0, 0, 0);
@@ -505,12 +483,7 @@ values = {{ url = "{redis}" }}
         }
     }
     let elapsed = started.elapsed();
-    stop.store(true, Ordering::SeqCst);
-    for client in clients {
-        client.join().unwrap();
-    }
-    let failures = failures.lock().unwrap();
-    let ok = ok.load(Ordering::SeqCst);
+    let (ok, failures) = load.finish();
     eprintln!(
         "lattice swap: {elapsed:?}, {actor_updates} actor updates, {kv_swaps} key-value and \
          {http_swaps} HTTP provider replacements, {ok} successful requests, {} failed",
@@ -590,21 +563,7 @@ fn lattice_example_deploys_with_apply_and_swaps_as_its_readme_says() {
 
     // Re-signed as the README does (`weft claims sign … --rev 2`, the same key store).
     let rev2 = weft.path("kvcounter-rev2.wasm");
-    weft.run(&[
-        "claims",
-        "sign",
-        v1.to_str().unwrap(),
-        "-o",
-        rev2.to_str().unwrap(),
-        "--name",
-        "kvcounter",
-        "-s",
-        "-k",
-        "-l",
-        "--rev",
-        "2",
-    ])
-    .ok();
+    weft.sign_kvcounter(&v1, &rev2, "2");
     let updated = ctl(&["update", "actor", "kvcounter", rev2.to_str().unwrap()]);
     assert_eq!(updated.matches("revision 2").count(), 2, "{updated}");
     ctl(&["update", "provider", "redis"]);

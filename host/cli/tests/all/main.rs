@@ -108,3 +108,58 @@ impl Run {
         stderr
     }
 }
+
+/// HTTP clients on threads of their own, each sending one request after another until
+/// [`HttpLoad::finish`], counting the `200`s and keeping every other outcome as a failure.
+pub struct HttpLoad {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ok: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    failures: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    clients: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl HttpLoad {
+    /// `clients` threads, each sending requests with what `client` makes for it.
+    pub fn start<C>(clients: usize, client: impl Fn() -> C) -> Self
+    where
+        C: FnMut() -> Result<(u16, String), String> + Send + 'static,
+    {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ok = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let failures = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let clients = (0..clients)
+            .map(|_| {
+                let (stop, ok, failures) = (stop.clone(), ok.clone(), failures.clone());
+                let mut request = client();
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::SeqCst) {
+                        match request() {
+                            Ok((200, _)) => {
+                                ok.fetch_add(1, Ordering::SeqCst);
+                            }
+                            other => failures.lock().unwrap().push(format!("{other:?}")),
+                        }
+                    }
+                })
+            })
+            .collect();
+        HttpLoad {
+            stop,
+            ok,
+            failures,
+            clients,
+        }
+    }
+
+    /// Stops the clients; returns the successful requests and the failures.
+    pub fn finish(self) -> (usize, Vec<String>) {
+        use std::sync::atomic::Ordering;
+        self.stop.store(true, Ordering::SeqCst);
+        for client in self.clients {
+            client.join().unwrap();
+        }
+        let failures = std::mem::take(&mut *self.failures.lock().unwrap());
+        (self.ok.load(Ordering::SeqCst), failures)
+    }
+}

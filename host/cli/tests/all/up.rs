@@ -1,12 +1,11 @@
 //! `weft up` on the kvcounter example, as a user runs it: serve, count, relink at runtime,
 //! refuse what it must refuse, stop on Ctrl-C.
 
-use crate::{Weft, signed_actor, unsigned_actor};
+use crate::{HttpLoad, Weft, signed_actor, unsigned_actor};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::mpsc;
 use std::time::Duration;
 
 pub(crate) fn example(name: &str) -> std::path::PathBuf {
@@ -505,25 +504,10 @@ fn swap_under_http_load_fails_no_request_and_loses_no_increment() {
     std::fs::write(&manifest, app).unwrap();
     let up = Up::start(&weft, &manifest, &[]);
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let ok = Arc::new(AtomicUsize::new(0));
-    let failures = Arc::new(Mutex::new(Vec::new()));
-    let clients: Vec<_> = (0..8)
-        .map(|_| {
-            let (stop, ok, failures) = (stop.clone(), ok.clone(), failures.clone());
-            let address = up.serving.clone();
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::SeqCst) {
-                    match try_request(&address, "/counter/load") {
-                        Ok((200, _)) => {
-                            ok.fetch_add(1, Ordering::SeqCst);
-                        }
-                        other => failures.lock().unwrap().push(format!("{other:?}")),
-                    }
-                }
-            })
-        })
-        .collect();
+    let load = HttpLoad::start(8, || {
+        let address = up.serving.clone();
+        move || try_request(&address, "/counter/load")
+    });
     for rev in 2..=51 {
         let next = sign(rev);
         let out = weft
@@ -537,12 +521,7 @@ fn swap_under_http_load_fails_no_request_and_loses_no_increment() {
             .ok();
         assert!(out.contains(&format!("to revision {rev}")), "{out}");
     }
-    stop.store(true, Ordering::SeqCst);
-    for client in clients {
-        client.join().unwrap();
-    }
-    let failures = failures.lock().unwrap();
-    let ok = ok.load(Ordering::SeqCst);
+    let (ok, failures) = load.finish();
     eprintln!(
         "HTTP swap: 50 swaps, {ok} successful requests, {} failed",
         failures.len()
