@@ -33,6 +33,13 @@ impl Drop for Killed {
     }
 }
 
+/// `weft host` with no app (it waits for `weft ctl`), with `args` (lattice, NATS, labels).
+fn bare_host(weft: &Weft, args: &[&str]) -> Up {
+    let empty = weft.path("empty.toml");
+    std::fs::write(&empty, "").unwrap();
+    Up::start_command(weft, "host", &empty, args, &[])
+}
+
 fn host_id(host: &Up) -> String {
     let line = host
         .startup
@@ -47,17 +54,9 @@ fn weft_ctl_deploys_links_updates_and_stops_across_two_hosts() {
     let weft = Weft::new();
     let nats = NatsServer::start().unwrap();
     let url = nats.url();
-    let empty = weft.path("empty.toml");
-    std::fs::write(&empty, "").unwrap();
     let host_args = ["--lattice", "it", "--nats", &url, "--heartbeat-secs", "1"];
-    let a = Up::start_command(&weft, "host", &empty, &host_args, &[]);
-    let b = Up::start_command(
-        &weft,
-        "host",
-        &empty,
-        &[&host_args[..], &["--label", "zone=b"]].concat(),
-        &[],
-    );
+    let a = bare_host(&weft, &host_args);
+    let b = bare_host(&weft, &[&host_args[..], &["--label", "zone=b"]].concat());
     let (a_id, b_id) = (host_id(&a), host_id(&b));
     let ctl = |args: &[&str]| {
         let mut all = vec!["ctl", "--lattice", "it", "--nats", &url];
@@ -171,7 +170,7 @@ fn weft_ctl_deploys_links_updates_and_stops_across_two_hosts() {
     let got = ctl(&["link", "get", "kvcounter"]).ok();
     assert_eq!(got.lines().count(), 3, "{got}");
     // A host that joins now adopts the lattice's links, and has both.
-    let c = Up::start_command(&weft, "host", &empty, &host_args, &[]);
+    let c = bare_host(&weft, &host_args);
     assert!(
         c.startup
             .iter()
@@ -351,23 +350,14 @@ fn lattice_wide_swaps_under_load_fail_no_request_and_lose_no_increment() {
     let nats = NatsServer::start().unwrap();
     let redis = RedisServer::start().unwrap();
     let url = nats.url();
-    let empty = weft.path("empty.toml");
-    std::fs::write(&empty, "").unwrap();
-    let host_args = ["--lattice", "swap", "--nats", &url];
-    let a = Up::start_command(
-        &weft,
-        "host",
-        &empty,
-        &[&host_args[..], &["--label", "zone=a"]].concat(),
-        &[],
-    );
-    let b = Up::start_command(
-        &weft,
-        "host",
-        &empty,
-        &[&host_args[..], &["--label", "zone=b"]].concat(),
-        &[],
-    );
+    let host = |zone: &str| {
+        let label = format!("zone={zone}");
+        bare_host(
+            &weft,
+            &["--lattice", "swap", "--nats", &url, "--label", &label],
+        )
+    };
+    let (a, b) = (host("a"), host("b"));
     let ctl = |args: &[&str]| {
         let mut all = vec![
             "ctl",
@@ -514,12 +504,12 @@ fn lattice_example_deploys_with_apply_and_swaps_as_its_readme_says() {
     let nats = NatsServer::start().unwrap();
     let redis = RedisServer::start().unwrap();
     let url = nats.url();
-    let empty = weft.path("empty.toml");
-    std::fs::write(&empty, "").unwrap();
     let host = |zone: &str| {
         let label = format!("zone={zone}");
-        let args = ["--lattice", "demo", "--nats", &url, "--label", &label];
-        Up::start_command(&weft, "host", &empty, &args, &[])
+        bare_host(
+            &weft,
+            &["--lattice", "demo", "--nats", &url, "--label", &label],
+        )
     };
     let (_edge, _core) = (host("edge"), host("core"));
     let address = format!("127.0.0.1:{}", weft_testing::free_port().unwrap());
