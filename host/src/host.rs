@@ -272,7 +272,11 @@ impl Host {
         client: async_nats::Client,
         lattice: &str,
     ) -> Result<(), HostError> {
-        if let Err(refused) = self.state.lattice.set(Membership::new(client, lattice)) {
+        if let Err(refused) =
+            self.state
+                .lattice
+                .set(Membership::new(client, lattice, self.call_deadline()))
+        {
             return Err(HostError::AlreadyJoined(refused.name));
         }
         let actors: Vec<String> = read(&self.state.actors).keys().cloned().collect();

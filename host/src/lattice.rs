@@ -10,10 +10,11 @@
 //! again, so a message cannot circle between hosts.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use weft_provider_sdk::calls::ProviderCaller;
 use weft_provider_sdk::lattice::{self, ActorInvocation, ProviderInvocation, Subjects};
 use weft_provider_sdk::{LinkDefinition, ProviderCall};
 
@@ -62,22 +63,27 @@ impl Serving {
     }
 }
 
-/// The host's side of a lattice: its NATS client, and the subscriptions serving each actor
-/// and provider.
+/// The host's side of a lattice: its NATS client, the subscriptions serving each actor and
+/// provider, and a caller for each provider in another process that actors here have called.
 pub(crate) struct Membership {
     pub(crate) client: async_nats::Client,
     pub(crate) subjects: Subjects,
     pub(crate) name: String,
     serving: Mutex<HashMap<Served, Serving>>,
+    callers: Mutex<HashMap<String, Arc<ProviderCaller>>>,
+    call_deadline: Duration,
 }
 
 impl Membership {
-    pub(crate) fn new(client: async_nats::Client, lattice: &str) -> Self {
+    /// `call_deadline`: the host's, which also bounds each pull of a chunked answer.
+    pub(crate) fn new(client: async_nats::Client, lattice: &str, call_deadline: Duration) -> Self {
         Membership {
             client,
             subjects: Subjects::new(lattice),
             name: lattice.to_string(),
             serving: Mutex::new(HashMap::new()),
+            callers: Mutex::new(HashMap::new()),
+            call_deadline,
         }
     }
 
@@ -99,21 +105,51 @@ impl Membership {
             .remove(what)
     }
 
-    /// An actor's call to a provider in another process.
+    /// An actor's call to a provider in another process (coalesced with the calls other
+    /// actors here make to it at the same moment: `weft_provider_sdk::calls`).
     pub(crate) async fn call_provider(
         &self,
         call: &ProviderCall,
         deadline: Duration,
     ) -> Result<Vec<u8>, String> {
-        let subject = self.subjects.provider_calls(&call.link.provider_id);
         let invocation = ProviderInvocation {
             actor_id: call.actor_id.clone(),
             link: (*call.link).clone(),
             operation: call.operation.clone(),
             payload: call.payload.clone(),
         };
-        let body = lattice::encode(&subject, &invocation).map_err(|e| e.to_string())?;
-        lattice::request(&self.client, subject, body, deadline).await
+        self.caller(&call.link.provider_id)
+            .await?
+            .call(&invocation, deadline)
+            .await
+    }
+
+    /// The caller for `provider_id`, started at its first call.
+    async fn caller(&self, provider_id: &str) -> Result<Arc<ProviderCaller>, String> {
+        let started = self
+            .callers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(provider_id)
+            .cloned();
+        if let Some(caller) = started {
+            return Ok(caller);
+        }
+        let caller = ProviderCaller::start(
+            self.client.clone(),
+            self.subjects.provider_calls(provider_id),
+            self.call_deadline,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        // Two first calls at once may both start one; the first recorded is kept.
+        Ok(self
+            .callers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(provider_id.to_string())
+            .or_insert_with(|| Arc::new(caller))
+            .clone())
     }
 
     /// Tells a provider in another process of a link put (`put`) or deleted.

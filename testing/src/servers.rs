@@ -275,6 +275,12 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts one and waits until it accepts connections.
     pub fn start() -> Result<Self, ServerError> {
+        Self::start_with(&[])
+    }
+
+    /// Starts one with extra command-line arguments, which override the defaults above
+    /// (`--appendfsync everysec`, ...).
+    pub fn start_with(extra_args: &[&str]) -> Result<Self, ServerError> {
         let port = free_port()?;
         let data = tempfile::tempdir()?;
         let dir: PathBuf = data.path().to_path_buf();
@@ -297,6 +303,7 @@ impl RedisServer {
             "no",
         ]
         .iter()
+        .chain(extra_args)
         .map(|a| a.to_string())
         .collect();
         let mut process = Process {

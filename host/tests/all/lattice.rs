@@ -1,13 +1,14 @@
 //! Hosts on a lattice over a real `nats-server`, with the Redis provider served by the
 //! provider SDK's runner over NATS (as in its own process) against a real `redis-server`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wascap::contracts;
 use weft_contracts::httpserver::{HANDLE_REQUEST, HttpRequest, HttpResponse};
 use weft_host::host::{Host, HostConfig, HostError};
 use weft_keyvalue_redis::RedisKeyValue;
 use weft_provider_sdk::LinkDefinition;
+use weft_provider_sdk::calls::ProviderCaller;
 use weft_provider_sdk::lattice::{self, NatsOptions};
 use weft_provider_sdk::runner::{self, RunnerOptions};
 use weft_testing::{NatsServer, RedisServer};
@@ -267,15 +268,15 @@ async fn five_mib_payloads_cross_the_lattice() {
 
     let client = lattice::connect(&nats_options(&nats)).await.unwrap();
     let subject = lattice::Subjects::new(LATTICE).provider_calls("redis");
+    let caller = ProviderCaller::start(client, subject, Duration::from_secs(10))
+        .await
+        .unwrap();
     let value = "v".repeat(5 << 20);
-    let call = |operation: &str, payload: Vec<u8>| {
-        let invocation = lattice::ProviderInvocation {
-            actor_id: actor.clone(),
-            link: redis_link(&actor, &redis),
-            operation: operation.into(),
-            payload,
-        };
-        lattice::encode(&subject, &invocation).unwrap()
+    let call = |operation: &str, payload: Vec<u8>| lattice::ProviderInvocation {
+        actor_id: actor.clone(),
+        link: redis_link(&actor, &redis),
+        operation: operation.into(),
+        payload,
     };
     let set = weft_contracts::keyvalue::SetRequest {
         key: "big".into(),
@@ -286,16 +287,12 @@ async fn five_mib_payloads_cross_the_lattice() {
         weft_contracts::keyvalue::SET,
         weft_contracts::encode(&set).unwrap(),
     );
-    lattice::request(&client, subject.clone(), set, Duration::from_secs(10))
-        .await
-        .unwrap();
+    caller.call(&set, Duration::from_secs(10)).await.unwrap();
     let get = call(
         weft_contracts::keyvalue::GET,
         weft_contracts::encode(&"big").unwrap(),
     );
-    let answer = lattice::request(&client, subject.clone(), get, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let answer = caller.call(&get, Duration::from_secs(10)).await.unwrap();
     let got: weft_contracts::keyvalue::GetResponse = weft_contracts::decode(&answer).unwrap();
     assert!(
         got.exists && got.value == value,
@@ -491,4 +488,263 @@ async fn nats_credentials_file_is_passed_through() {
         .unwrap()
         .to_string();
     assert!(refused.contains("authorization"), "{refused}");
+}
+
+/// Sleeps for as many milliseconds as its call's payload says, then answers with the payload.
+struct Sleepy;
+
+#[weft_provider_sdk::async_trait]
+impl weft_provider_sdk::Provider for Sleepy {
+    fn contract_id(&self) -> &str {
+        "weft:test-sleepy"
+    }
+    async fn handle_call(
+        &self,
+        call: weft_provider_sdk::ProviderCall,
+    ) -> Result<Vec<u8>, weft_provider_sdk::ProviderError> {
+        let ms: u64 = String::from_utf8_lossy(&call.payload).parse().unwrap_or(0);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        Ok(call.payload)
+    }
+}
+
+/// Counts the messages on `subject` (a plain subscriber sees every message a queue group
+/// gets) and, for each, the payloads of the provider calls it carries.
+async fn spy_on_calls(
+    client: &async_nats::Client,
+    subject: String,
+) -> Arc<Mutex<Vec<Vec<String>>>> {
+    use futures_util::StreamExt;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut messages = client.subscribe(subject).await.unwrap();
+    lattice::round_trip(client, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Some(message) = messages.next().await {
+            // What is not a batch (the test's own malformed request) is not counted.
+            let Ok(calls) =
+                rmp_serde::from_slice::<Vec<(u64, serde_bytes::ByteBuf)>>(&message.payload)
+            else {
+                continue;
+            };
+            let payloads = calls
+                .iter()
+                .map(|(_, body)| {
+                    let call: lattice::ProviderInvocation = lattice::decode("spy", body).unwrap();
+                    String::from_utf8_lossy(&call.payload).into_owned()
+                })
+                .collect();
+            record.lock().unwrap().push(payloads);
+        }
+    });
+    seen
+}
+
+fn sleepy_call(ms: u64) -> lattice::ProviderInvocation {
+    lattice::ProviderInvocation {
+        actor_id: "MTEST".into(),
+        link: LinkDefinition {
+            actor_id: "MTEST".into(),
+            contract_id: "weft:test-sleepy".into(),
+            link_name: "default".into(),
+            provider_id: "sleepy".into(),
+            values: Default::default(),
+        },
+        operation: "Sleepy.Sleep".into(),
+        payload: ms.to_string().into_bytes(),
+    }
+}
+
+/// Calls made to one provider at the same moment share NATS messages (fewer messages than
+/// calls), each caller still gets its own answer (each increments a key of its own by its
+/// own amount and must read back exactly that), and a slow call does not hold back the
+/// answers of the fast calls it travelled with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_provider_calls_share_messages_but_not_answers() {
+    let nats = NatsServer::start().unwrap();
+    let redis = RedisServer::start().unwrap();
+    let _redis_provider = redis_provider(&nats).await;
+    let client = lattice::connect(&nats_options(&nats)).await.unwrap();
+    let subjects = lattice::Subjects::new(LATTICE);
+    let seen = spy_on_calls(&client, subjects.provider_calls("redis")).await;
+    let caller = Arc::new(
+        ProviderCaller::start(
+            client.clone(),
+            subjects.provider_calls("redis"),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap(),
+    );
+    const CALLS: i32 = 400;
+    let calls: Vec<_> = (1..=CALLS)
+        .map(|amount| {
+            let (caller, link) = (caller.clone(), redis_link("MTEST", &redis));
+            tokio::spawn(async move {
+                let increment = weft_contracts::keyvalue::IncrementRequest {
+                    key: format!("own:{amount}"),
+                    value: amount,
+                };
+                let invocation = lattice::ProviderInvocation {
+                    actor_id: "MTEST".into(),
+                    link,
+                    operation: weft_contracts::keyvalue::INCREMENT.into(),
+                    payload: weft_contracts::encode(&increment).unwrap(),
+                };
+                let answer = caller
+                    .call(&invocation, Duration::from_secs(10))
+                    .await
+                    .unwrap();
+                (amount, weft_contracts::decode::<i32>(&answer).unwrap())
+            })
+        })
+        .collect();
+    for call in calls {
+        let (amount, answered) = call.await.unwrap();
+        assert_eq!(
+            answered, amount,
+            "the call adding {amount} got another's answer"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let messages = seen.lock().unwrap().len();
+    println!("{CALLS} concurrent calls travelled in {messages} messages");
+    assert!(
+        messages > 0 && messages <= CALLS as usize / 2,
+        "{CALLS} calls took {messages} messages"
+    );
+
+    // A request the provider cannot read is answered saying so, not dropped.
+    let unreadable = client
+        .request(subjects.provider_calls("redis"), "not a batch".into())
+        .await
+        .unwrap();
+    let why = unreadable
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(weft_provider_sdk::calls::BATCH_ERROR_HEADER))
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    assert!(why.contains("malformed provider calls"), "{why:?}");
+
+    // Calls to a provider nobody serves fail at once, all of them, naming the subject.
+    let nobody = Arc::new(
+        ProviderCaller::start(
+            client.clone(),
+            subjects.provider_calls("nobody"),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap(),
+    );
+    let started = Instant::now();
+    let failed: Vec<_> = (0..10)
+        .map(|_| {
+            let nobody = nobody.clone();
+            tokio::spawn(async move {
+                nobody
+                    .call(&sleepy_call(0), Duration::from_secs(5))
+                    .await
+                    .unwrap_err()
+            })
+        })
+        .collect();
+    for error in failed {
+        let error = error.await.unwrap();
+        assert!(
+            error.contains("weft.test.provider.nobody.call") && error.contains("no responders"),
+            "{error}"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A slow call and fast ones in one message: the fast answers come first. Which calls
+    // share a message is up to scheduling, so this repeats until a message carried both.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(runner::run(
+        Arc::new(Sleepy),
+        RunnerOptions {
+            nats: nats_options(&nats),
+            lattice: LATTICE.into(),
+            provider_id: "sleepy".into(),
+            actor_call_deadline: Duration::from_secs(5),
+            announce_ready: None,
+        },
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let seen = spy_on_calls(&client, subjects.provider_calls("sleepy")).await;
+    let sleepy = Arc::new(
+        ProviderCaller::start(
+            client.clone(),
+            subjects.provider_calls("sleepy"),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap(),
+    );
+    // Until the provider has subscribed, calls fail with "no responders".
+    let started = Instant::now();
+    while sleepy
+        .call(&sleepy_call(0), Duration::from_secs(1))
+        .await
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "sleepy never came up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut shared = false;
+    for _ in 0..20 {
+        seen.lock().unwrap().clear();
+        let slow = {
+            let sleepy = sleepy.clone();
+            tokio::spawn(async move {
+                sleepy
+                    .call(&sleepy_call(1500), Duration::from_secs(5))
+                    .await
+            })
+        };
+        let fast: Vec<_> = (0..20)
+            .map(|_| {
+                let sleepy = sleepy.clone();
+                tokio::spawn(async move {
+                    let started = Instant::now();
+                    sleepy
+                        .call(&sleepy_call(0), Duration::from_secs(5))
+                        .await
+                        .unwrap();
+                    started.elapsed()
+                })
+            })
+            .collect();
+        let mut slowest_fast = Duration::ZERO;
+        for call in fast {
+            slowest_fast = slowest_fast.max(call.await.unwrap());
+        }
+        assert_eq!(slow.await.unwrap().unwrap(), b"1500");
+        shared = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|payloads| payloads.len() > 1 && payloads.iter().any(|p| p == "1500"));
+        if shared {
+            assert!(
+                slowest_fast < Duration::from_millis(1000),
+                "a fast call sent with a 1500 ms one took {slowest_fast:?}"
+            );
+            break;
+        }
+    }
+    assert!(shared, "in 20 tries the slow call never shared a message");
+    let _ = stop.send(());
 }

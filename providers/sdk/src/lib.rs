@@ -37,6 +37,7 @@ use std::sync::Arc;
 
 pub use async_trait::async_trait;
 
+pub mod calls;
 pub mod lattice;
 pub mod runner;
 

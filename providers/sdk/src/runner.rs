@@ -9,10 +9,9 @@
 //! that joined before takes the calls from then on: that is how a provider is replaced without
 //! a failed call.
 
-use crate::lattice::{
-    self, ActorInvocation, Answer, LatticeError, NatsOptions, ProviderInvocation, Subjects,
-};
-use crate::{ActorInvoker, LinkDefinition, Provider, ProviderCall, ProviderError, async_trait};
+use crate::calls::{AnswerQueue, serve_batch};
+use crate::lattice::{self, ActorInvocation, Answer, LatticeError, NatsOptions, Subjects};
+use crate::{ActorInvoker, LinkDefinition, Provider, ProviderError, async_trait};
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -185,19 +184,27 @@ impl Subscriptions {
             mut health,
         } = self;
         let mut in_flight = tokio::task::JoinSet::new();
+        let (answers, answering) = AnswerQueue::start(client.clone());
         let serve = |in_flight: &mut tokio::task::JoinSet<()>, message, kind| {
-            let (client, provider) = (client.clone(), current());
+            let (client, provider, answers) = (client.clone(), current(), answers.clone());
             in_flight.spawn(async move {
-                serve_one(&client, provider, kind, message, actor_call_deadline).await
+                match kind {
+                    Kind::Calls => {
+                        serve_batch(&client, provider, message, actor_call_deadline, &answers).await
+                    }
+                    Kind::Other(other) => {
+                        serve_other(&client, provider, other, message, actor_call_deadline).await
+                    }
+                }
             });
         };
         tokio::pin!(shutdown);
         loop {
             let (message, kind) = tokio::select! {
-                Some(message) = calls.next() => (message, Kind::Call),
-                Some(message) = puts.next() => (message, Kind::LinkPut),
-                Some(message) = dels.next() => (message, Kind::LinkDel),
-                Some(message) = health.next() => (message, Kind::Health),
+                Some(message) = calls.next() => (message, Kind::Calls),
+                Some(message) = puts.next() => (message, Kind::Other(Other::LinkPut)),
+                Some(message) = dels.next() => (message, Kind::Other(Other::LinkDel)),
+                Some(message) = health.next() => (message, Kind::Other(Other::Health)),
                 Some(_) = in_flight.join_next(), if !in_flight.is_empty() => continue,
                 () = &mut shutdown => break,
             };
@@ -211,7 +218,7 @@ impl Subscriptions {
                 return;
             }
             while let Some(message) = calls.next().await {
-                serve(&mut in_flight, message, Kind::Call);
+                serve(&mut in_flight, message, Kind::Calls);
             }
             while in_flight.join_next().await.is_some() {}
         };
@@ -224,6 +231,11 @@ impl Subscriptions {
                 actor_call_deadline.as_millis()
             );
         }
+        // Every answer is queued now (calls still running are aborted with their tasks); the
+        // queue's task ends once it has sent them.
+        drop(in_flight);
+        drop(answers);
+        let _ = answering.await;
     }
 }
 
@@ -256,19 +268,28 @@ async fn subscribe(
     })
 }
 
+/// What a message on one of the provider's subjects is.
 #[derive(Debug, Clone, Copy)]
 enum Kind {
-    Call,
+    /// Calls from actors, in a batch (`crate::calls`).
+    Calls,
+    Other(Other),
+}
+
+/// A message that is one request for the provider itself, answered alone.
+#[derive(Debug, Clone, Copy)]
+enum Other {
     LinkPut,
     LinkDel,
     Health,
 }
 
-/// Answers one message; a malformed one is answered with an error, never dropped silently.
-async fn serve_one(
+/// Answers one link change or health check; a malformed one is answered with an error,
+/// never dropped silently.
+async fn serve_other(
     client: &async_nats::Client,
     provider: Option<Arc<dyn Provider>>,
-    kind: Kind,
+    kind: Other,
     message: async_nats::Message,
     deadline: Duration,
 ) {
@@ -286,21 +307,10 @@ async fn serve_one(
         }
     };
     let answer = match kind {
-        Kind::Call => match lattice::decode::<ProviderInvocation>(&subject, &body) {
-            Ok(invocation) => provider
-                .handle_call(ProviderCall {
-                    actor_id: invocation.actor_id,
-                    link: Arc::new(invocation.link),
-                    operation: invocation.operation,
-                    payload: invocation.payload,
-                })
-                .await
-                .into(),
-            Err(error) => Answer::Err(error.to_string()),
-        },
-        Kind::LinkPut | Kind::LinkDel => match lattice::decode::<LinkDefinition>(&subject, &body) {
+        Other::LinkPut | Other::LinkDel => match lattice::decode::<LinkDefinition>(&subject, &body)
+        {
             Ok(link) => {
-                let done = if matches!(kind, Kind::LinkPut) {
+                let done = if matches!(kind, Other::LinkPut) {
                     provider.put_link(&link).await
                 } else {
                     provider.delete_link(&link).await
@@ -309,7 +319,7 @@ async fn serve_one(
             }
             Err(error) => Answer::Err(error.to_string()),
         },
-        Kind::Health => {
+        Other::Health => {
             let health = provider.health().await;
             lattice::encode(&subject, &health).into()
         }

@@ -1,0 +1,459 @@
+//! Provider calls over the lattice, coalesced: the calls a host makes to one provider id at
+//! the same moment travel as one NATS message, and the answers a provider has ready at the
+//! same moment travel back as one.
+//!
+//! Why: every NATS message costs a syscall or two at each end and a routing step in
+//! nats-server, and on a small machine those, not the provider, bound how many calls a
+//! second an out-of-process provider serves. Nothing waits to fill a batch: a batch is
+//! whatever queued while the previous one was being sent, so an idle lattice sends each call
+//! alone, at once, and a busy one sends fewer, larger messages. An answer is sent as soon as
+//! its call is done, never held back for the rest of its batch.
+//!
+//! The wire, on `weft.{lattice}.provider.{id}.call` (one queue group, as before):
+//! - a request is a MessagePack array of `[call id, encoded ProviderInvocation]`, with the
+//!   reply subject `{caller's inbox}.{batch number}`;
+//! - an answer is a MessagePack array of `[call id, Answer]` sent to that reply subject, once
+//!   or in several parts;
+//! - a request the provider cannot read at all is answered with the header
+//!   [`BATCH_ERROR_HEADER`] and no body: every call in it fails with that text;
+//! - either body, when too large for one message, travels chunked ([`lattice::send`]).
+//!
+//! This is not a general RPC layer: actor invocations, link puts and health checks stay
+//! plain request-reply ([`lattice::request`]); they are rare or already one per message.
+
+use crate::lattice::{self, Answer, LatticeError, ProviderInvocation};
+use futures_util::StreamExt;
+use serde_bytes::ByteBuf;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::{AbortHandle, JoinSet};
+
+/// The header of an answer saying the whole request could not be read; its value says why.
+pub const BATCH_ERROR_HEADER: &str = "Weft-Batch-Error";
+
+/// Most calls in one request, and most answers in one reply: past this, a batch saves
+/// little and makes its message large.
+const MOST_PER_MESSAGE: usize = 64;
+
+/// Past this many batches still awaiting a first answer, the ones nobody waits for any more
+/// (their provider died holding them) are forgotten.
+const BATCHES_BEFORE_PRUNING: usize = 1024;
+
+type Outcome = Result<Vec<u8>, String>;
+
+/// The calls awaiting answers, and which calls each batch sent holds (to fail them together
+/// when nothing serves the subject, or the provider could not read the batch).
+#[derive(Default)]
+struct Waiting {
+    calls: HashMap<u64, oneshot::Sender<Outcome>>,
+    batches: HashMap<u64, Vec<u64>>,
+}
+
+type Shared = Arc<Mutex<Waiting>>;
+
+fn lock(waiting: &Shared) -> std::sync::MutexGuard<'_, Waiting> {
+    waiting.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Fails every call of `ids` still waiting with `error`.
+fn fail(waiting: &Shared, ids: &[u64], error: &str) {
+    let mut waiting = lock(waiting);
+    for id in ids {
+        if let Some(answer) = waiting.calls.remove(id) {
+            let _ = answer.send(Err(error.to_string()));
+        }
+    }
+}
+
+/// Removes a call's entry however its caller stops waiting: answered, timed out or dropped.
+struct Forget<'a> {
+    waiting: &'a Shared,
+    id: u64,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        lock(self.waiting).calls.remove(&self.id);
+    }
+}
+
+/// Calls one provider id over the lattice. One per host and provider id; cheap to share.
+/// Dropping it stops its two tasks (calls still waiting fail as if the connection closed).
+pub struct ProviderCaller {
+    client: async_nats::Client,
+    subject: String,
+    queue: mpsc::UnboundedSender<(u64, Vec<u8>)>,
+    waiting: Shared,
+    next_id: AtomicU64,
+    tasks: [AbortHandle; 2],
+}
+
+impl Drop for ProviderCaller {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl ProviderCaller {
+    /// Calls the provider serving `subject` (a `provider_calls` subject) through `client`,
+    /// once its answer inbox is subscribed. A chunked answer's chunks may each take up to
+    /// `chunk_deadline` to pull.
+    pub async fn start(
+        client: async_nats::Client,
+        subject: String,
+        chunk_deadline: Duration,
+    ) -> Result<Self, LatticeError> {
+        let inbox = client.new_inbox();
+        let answers =
+            client
+                .subscribe(format!("{inbox}.*"))
+                .await
+                .map_err(|e| LatticeError::Subscribe {
+                    subject: format!("{inbox}.*"),
+                    reason: e.to_string(),
+                })?;
+        let waiting = Shared::default();
+        let (queue, queued) = mpsc::unbounded_channel();
+        let sending = tokio::spawn(send_batches(
+            client.clone(),
+            subject.clone(),
+            inbox,
+            queued,
+            waiting.clone(),
+        ));
+        let dispatching = tokio::spawn(dispatch_answers(
+            client.clone(),
+            subject.clone(),
+            answers,
+            waiting.clone(),
+            chunk_deadline,
+        ));
+        Ok(ProviderCaller {
+            client,
+            subject,
+            queue,
+            waiting,
+            next_id: AtomicU64::new(1),
+            tasks: [sending.abort_handle(), dispatching.abort_handle()],
+        })
+    }
+
+    /// Makes `invocation` and waits up to `deadline` for its answer. Every failure (nothing
+    /// serves the subject, no answer in time, NATS down, a malformed answer) comes back as an
+    /// error text naming the subject, as [`lattice::request`]'s do.
+    pub async fn call(&self, invocation: &ProviderInvocation, deadline: Duration) -> Outcome {
+        let subject = &self.subject;
+        if self.client.connection_state() == async_nats::connection::State::Disconnected {
+            return Err(format!(
+                "NATS is unreachable (reconnecting), so {subject} cannot be called"
+            ));
+        }
+        let body = lattice::encode(subject, invocation).map_err(|e| e.to_string())?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (answer, answered) = oneshot::channel();
+        lock(&self.waiting).calls.insert(id, answer);
+        let _forget = Forget {
+            waiting: &self.waiting,
+            id,
+        };
+        self.queue
+            .send((id, body))
+            .map_err(|_| format!("the lattice connection calling {subject} has closed"))?;
+        match tokio::time::timeout(deadline, answered).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(format!(
+                "the lattice connection calling {subject} has closed"
+            )),
+            Err(_) => Err(format!(
+                "no answer on {subject} within {} ms",
+                deadline.as_millis()
+            )),
+        }
+    }
+}
+
+/// Waits for something in `queue`, lets the tasks that are ready to run add to it, and
+/// takes up to [`MOST_PER_MESSAGE`] of it into `batch`; `false` once the queue is closed and
+/// empty. The yield is what makes batches: without it this task, woken by the first item,
+/// would often run before the others were queued and send each alone.
+async fn take_batch<T>(queue: &mut mpsc::UnboundedReceiver<T>, batch: &mut Vec<T>) -> bool {
+    if queue.recv_many(batch, MOST_PER_MESSAGE).await == 0 {
+        return false;
+    }
+    tokio::task::yield_now().await;
+    while batch.len() < MOST_PER_MESSAGE {
+        match queue.try_recv() {
+            Ok(item) => batch.push(item),
+            Err(_) => break,
+        }
+    }
+    true
+}
+
+/// Sends what has queued as one request per [`MOST_PER_MESSAGE`] calls, until the caller
+/// is dropped.
+async fn send_batches(
+    client: async_nats::Client,
+    subject: String,
+    inbox: String,
+    mut queue: mpsc::UnboundedReceiver<(u64, Vec<u8>)>,
+    waiting: Shared,
+) {
+    let mut queued = Vec::with_capacity(MOST_PER_MESSAGE);
+    let mut batch = 0u64;
+    while take_batch(&mut queue, &mut queued).await {
+        batch += 1;
+        let ids: Vec<u64> = queued.iter().map(|(id, _)| *id).collect();
+        let calls: Vec<(u64, ByteBuf)> = queued
+            .drain(..)
+            .map(|(id, body)| (id, ByteBuf::from(body)))
+            .collect();
+        {
+            let mut waiting = lock(&waiting);
+            if waiting.batches.len() >= BATCHES_BEFORE_PRUNING {
+                let Waiting { calls, batches } = &mut *waiting;
+                batches.retain(|_, ids| ids.iter().any(|id| calls.contains_key(id)));
+            }
+            waiting.batches.insert(batch, ids.clone());
+        }
+        let reply = format!("{inbox}.{batch}");
+        let sent = match rmp_serde::to_vec(&calls) {
+            Ok(body) => match lattice::send(&client, body).await {
+                Ok(lattice::Outgoing {
+                    payload,
+                    headers: Some(headers),
+                }) => client
+                    .publish_with_reply_and_headers(subject.clone(), reply, headers, payload)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Ok(lattice::Outgoing { payload, .. }) => client
+                    .publish_with_reply(subject.clone(), reply, payload)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(error) => Err(error.to_string()),
+            },
+            Err(error) => Err(error.to_string()),
+        };
+        if let Err(error) = sent {
+            lock(&waiting).batches.remove(&batch);
+            fail(
+                &waiting,
+                &ids,
+                &format!("request on {subject} failed: {error}"),
+            );
+        }
+    }
+}
+
+/// Hands each answer that comes to the inbox to its caller.
+async fn dispatch_answers(
+    client: async_nats::Client,
+    subject: String,
+    mut answers: async_nats::Subscriber,
+    waiting: Shared,
+    chunk_deadline: Duration,
+) {
+    while let Some(message) = answers.next().await {
+        // The first message for a batch shows that a provider took it, so the batch's
+        // record is no longer needed: from here on each answer names its call.
+        let ids = message
+            .subject
+            .rsplit('.')
+            .next()
+            .and_then(|batch| batch.parse::<u64>().ok())
+            .and_then(|batch| lock(&waiting).batches.remove(&batch))
+            .unwrap_or_default();
+        if message.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
+            let error = format!("nothing serves {subject} on the lattice (no responders)");
+            fail(&waiting, &ids, &error);
+            continue;
+        }
+        if let Some(error) = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(BATCH_ERROR_HEADER))
+        {
+            fail(&waiting, &ids, error.as_str());
+            continue;
+        }
+        let chunked = message
+            .headers
+            .as_ref()
+            .is_some_and(|h| h.get(lattice::CHUNKED_HEADER).is_some());
+        if chunked {
+            // Pulling chunks takes round trips: not on the path of every other answer.
+            let (client, subject, waiting) = (client.clone(), subject.clone(), waiting.clone());
+            tokio::spawn(async move {
+                match lattice::receive(&client, &message, chunk_deadline).await {
+                    Ok(body) => hand_out(&waiting, &subject, &body, &ids),
+                    Err(error) => fail(&waiting, &ids, &error),
+                }
+            });
+        } else {
+            hand_out(&waiting, &subject, &message.payload, &ids);
+        }
+    }
+}
+
+/// Gives each answer in `body` to its caller; if `body` cannot be read, fails `ids` (the
+/// batch's calls, when this was its first answer) saying so.
+fn hand_out(waiting: &Shared, subject: &str, body: &[u8], ids: &[u64]) {
+    match rmp_serde::from_slice::<Vec<(u64, Answer)>>(body) {
+        Ok(answers) => {
+            let mut waiting = lock(waiting);
+            for (id, answer) in answers {
+                if let Some(caller) = waiting.calls.remove(&id) {
+                    let _ = caller.send(answer.into());
+                }
+            }
+        }
+        Err(error) => {
+            let error = format!("malformed answer on {subject}: {error}");
+            tracing::warn!(%error);
+            fail(waiting, ids, &error);
+        }
+    }
+}
+
+/// Where a provider sends its answers: they queue here and go out, those for one caller
+/// together, as soon as the sending task gets to them.
+#[derive(Clone)]
+pub(crate) struct AnswerQueue {
+    queue: mpsc::UnboundedSender<(async_nats::Subject, u64, Answer)>,
+}
+
+impl AnswerQueue {
+    /// The queue, and the task sending what it holds through `client`; the task ends once
+    /// every clone of the queue is dropped and all it held is sent.
+    pub(crate) fn start(client: async_nats::Client) -> (Self, tokio::task::JoinHandle<()>) {
+        let (queue, queued) = mpsc::unbounded_channel();
+        let sending = tokio::spawn(send_answers(client, queued));
+        (AnswerQueue { queue }, sending)
+    }
+
+    fn answer(&self, reply: async_nats::Subject, id: u64, answer: Answer) {
+        if self.queue.send((reply, id, answer)).is_err() {
+            tracing::warn!("an answer was ready after the provider stopped answering");
+        }
+    }
+}
+
+async fn send_answers(
+    client: async_nats::Client,
+    mut queued: mpsc::UnboundedReceiver<(async_nats::Subject, u64, Answer)>,
+) {
+    let mut ready = Vec::with_capacity(MOST_PER_MESSAGE);
+    while take_batch(&mut queued, &mut ready).await {
+        let mut by_caller: Vec<(async_nats::Subject, Vec<(u64, Answer)>)> = Vec::new();
+        for (reply, id, answer) in ready.drain(..) {
+            match by_caller.iter_mut().find(|(to, _)| *to == reply) {
+                Some((_, answers)) => answers.push((id, answer)),
+                None => by_caller.push((reply, vec![(id, answer)])),
+            }
+        }
+        for (reply, answers) in by_caller {
+            let sent = match rmp_serde::to_vec(&answers) {
+                Ok(body) => match lattice::send(&client, body).await {
+                    Ok(lattice::Outgoing {
+                        payload,
+                        headers: Some(headers),
+                    }) => client
+                        .publish_with_headers(reply.clone(), headers, payload)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Ok(lattice::Outgoing { payload, .. }) => client
+                        .publish(reply.clone(), payload)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(error) => Err(error.to_string()),
+                },
+                Err(error) => Err(error.to_string()),
+            };
+            if let Err(error) = sent {
+                tracing::warn!(%reply, %error, "could not answer; the callers will time out");
+            }
+        }
+    }
+}
+
+/// Serves one request of calls with `provider` (`None`: it is gone here), each call in a
+/// task of its own so that calls of one batch run in parallel and each answer leaves as
+/// soon as it is ready; returns once every call is answered.
+pub(crate) async fn serve_batch(
+    client: &async_nats::Client,
+    provider: Option<Arc<dyn crate::Provider>>,
+    message: async_nats::Message,
+    deadline: Duration,
+    answers: &AnswerQueue,
+) {
+    let subject = message.subject.to_string();
+    let Some(reply) = message.reply.clone() else {
+        tracing::warn!(%subject, "a provider call came without a reply subject; dropped");
+        return;
+    };
+    let calls = match lattice::receive(client, &message, deadline).await {
+        Ok(body) => rmp_serde::from_slice::<Vec<(u64, ByteBuf)>>(&body)
+            .map_err(|e| format!("malformed provider calls on {subject}: {e}")),
+        Err(error) => Err(error),
+    };
+    let calls = match calls {
+        Ok(calls) => calls,
+        Err(error) => {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert(BATCH_ERROR_HEADER, error.as_str());
+            if let Err(e) = client
+                .publish_with_headers(reply, headers, Default::default())
+                .await
+            {
+                tracing::warn!(%subject, error = %e, "could not answer");
+            }
+            return;
+        }
+    };
+    let serve = move |id: u64, invocation: ByteBuf| {
+        let (provider, subject, reply, answers) = (
+            provider.clone(),
+            subject.clone(),
+            reply.clone(),
+            answers.clone(),
+        );
+        async move {
+            let answer = match provider {
+                None => Answer::Err(format!("nothing serves {subject} here any more; try again")),
+                Some(provider) => {
+                    match lattice::decode::<ProviderInvocation>(&subject, &invocation) {
+                        Ok(invocation) => provider
+                            .handle_call(crate::ProviderCall {
+                                actor_id: invocation.actor_id,
+                                link: Arc::new(invocation.link),
+                                operation: invocation.operation,
+                                payload: invocation.payload,
+                            })
+                            .await
+                            .into(),
+                        Err(error) => Answer::Err(error.to_string()),
+                    }
+                }
+            };
+            answers.answer(reply, id, answer);
+        }
+    };
+    let mut calls = calls.into_iter();
+    match (calls.next(), calls.len()) {
+        (None, _) => {}
+        // One call (an idle lattice) is served in this task: no spawn for it.
+        (Some((id, invocation)), 0) => serve(id, invocation).await,
+        (Some(first), _) => {
+            let mut running = JoinSet::new();
+            for (id, invocation) in std::iter::once(first).chain(calls) {
+                running.spawn(serve(id, invocation));
+            }
+            while running.join_next().await.is_some() {}
+        }
+    }
+}
