@@ -8,10 +8,13 @@
 //!     measurements seconds apart compare the drift as much as the two calls;
 //! (g) throughput of kvcounter increments, each an actor call making an `Increment` host call
 //!     through the Redis provider, 50 at a time (the actor allows 50 instances), vs
-//!     `redis-benchmark -t incr -c 50` on the same Redis (target ≥ 0.5×). Measured twice: with
-//!     the provider served out of process on the lattice (each increment crosses NATS twice,
-//!     and nats-server shares the 2 cores), and with it in the host's process, as `weft up`
-//!     runs a provider without `process = true`.
+//!     `redis-benchmark -t incr -c 50` on the same Redis (target ≥ 0.5×). Measured with the
+//!     provider served out of process on the lattice (each increment crosses NATS twice, and
+//!     nats-server shares the 2 cores), and with it in the host's process, as `weft up` runs a
+//!     provider without `process = true`; each under two Redis durability settings:
+//!     `appendfsync always` (the test harness's: a write is on disk before it is acknowledged)
+//!     and `everysec` (Redis's default with an append-only file). Rounds alternate Weft and
+//!     redis-benchmark; the median of the rounds' ratios is the figure, as in (f).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use criterion::Criterion;
@@ -29,6 +32,9 @@ use weft_testing::{NatsServer, RedisServer};
 const LATTICE: &str = "bench";
 const CONCURRENCY: usize = 50;
 const INCREMENTS: usize = 20_000;
+const THROUGHPUT_ROUNDS: usize = 5;
+/// Redis's `appendfsync` settings (g) runs under.
+const DURABILITIES: [&str; 2] = ["always", "everysec"];
 
 const PAIRED_ROUNDS: usize = 40;
 const PAIRED_CALLS: usize = 200;
@@ -133,8 +139,8 @@ fn redis_benchmark(port: u16) -> f64 {
 }
 
 /// Starts kvcounter on `host`, allowed `CONCURRENCY` calls at once, linked for key-value to
-/// provider `redis` with the Redis at `redis_url`; returns its id.
-async fn start_counter(host: &Host, redis_url: String) -> String {
+/// provider `provider_id` with the Redis at `redis_url`; returns its id.
+async fn start_counter(host: &Host, provider_id: &str, redis_url: String) -> String {
     let counter = host
         .start_actor_with(&signed("kvcounter"), Some(CONCURRENCY))
         .await
@@ -144,7 +150,7 @@ async fn start_counter(host: &Host, redis_url: String) -> String {
         actor_id: counter.clone(),
         contract_id: "wasmcloud:keyvalue".into(),
         link_name: "default".into(),
-        provider_id: "redis".into(),
+        provider_id: provider_id.into(),
         values: [("url".to_string(), redis_url)].into(),
     })
     .await
@@ -173,7 +179,109 @@ async fn increments_per_second(host: &Host, counter: &str, request: &[u8]) -> f6
     INCREMENTS as f64 / started.elapsed().as_secs_f64()
 }
 
+/// Set in the environment of the provider process this benchmark starts (itself, run
+/// again): the NATS URL and the provider id to serve, space-separated.
+const PROVIDER_PROCESS_ENV: &str = "WEFT_BENCH_PROVIDER";
+
+/// The provider process's life: serves the Redis provider on the lattice until killed, on
+/// one thread, as `weft provider run keyvalue-redis` does by default.
+fn provider_process(spec: &str) {
+    let (url, provider_id) = spec.split_once(' ').expect("NATS URL and provider id");
+    let options = RunnerOptions {
+        nats: NatsOptions {
+            url: url.into(),
+            ..NatsOptions::default()
+        },
+        lattice: LATTICE.into(),
+        provider_id: provider_id.into(),
+        actor_call_deadline: Duration::from_secs(5),
+        announce_ready: None,
+    };
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(runner::run(
+            Arc::new(RedisKeyValue::new(None)),
+            options,
+            std::future::pending(),
+        ))
+        .unwrap();
+}
+
+/// Kills the provider process when dropped.
+struct ProviderProcess(std::process::Child);
+
+impl Drop for ProviderProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the Redis provider in a process of its own on the lattice, as `provider_id`;
+/// returns once it answers health checks.
+async fn provider_in_its_own_process(nats: &NatsServer, provider_id: &str) -> ProviderProcess {
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(
+            PROVIDER_PROCESS_ENV,
+            format!("{} {provider_id}", nats.url()),
+        )
+        .spawn()
+        .unwrap();
+    let process = ProviderProcess(child);
+    let health = lattice::Subjects::new(LATTICE).provider_health(provider_id);
+    let client = lattice::connect(&options(nats)).await.unwrap();
+    while lattice::request(
+        &client,
+        health.clone(),
+        Vec::new(),
+        Duration::from_millis(500),
+    )
+    .await
+    .is_err()
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    process
+}
+
+/// What (g) found under one durability setting: medians over the rounds.
+struct Throughput {
+    durability: &'static str,
+    redis_benchmark: f64,
+    out_of_process: f64,
+    out_ratio: f64,
+    out_lowest: f64,
+    out_highest: f64,
+    in_process: f64,
+    in_ratio: f64,
+}
+
+impl Throughput {
+    /// From rounds of (out of process, in process, redis-benchmark), each in increments/s.
+    fn of(durability: &'static str, rounds: Vec<(f64, f64, f64)>) -> Self {
+        let column =
+            |pick: fn(&(f64, f64, f64)) -> f64| -> Vec<f64> { rounds.iter().map(pick).collect() };
+        let mut out_ratios = column(|r| r.0 / r.2);
+        let out_ratio = median(&mut out_ratios);
+        Throughput {
+            durability,
+            redis_benchmark: median(&mut column(|r| r.2)),
+            out_of_process: median(&mut column(|r| r.0)),
+            out_ratio,
+            out_lowest: out_ratios.first().copied().unwrap_or(f64::NAN),
+            out_highest: out_ratios.last().copied().unwrap_or(f64::NAN),
+            in_process: median(&mut column(|r| r.1)),
+            in_ratio: median(&mut column(|r| r.1 / r.2)),
+        }
+    }
+}
+
 fn main() {
+    if let Ok(spec) = std::env::var(PROVIDER_PROCESS_ENV) {
+        return provider_process(&spec);
+    }
     let output = weft_bench::target_dir().join("criterion");
     let mut c = Criterion::default()
         .output_directory(&output)
@@ -185,10 +293,9 @@ fn main() {
         .build()
         .unwrap();
     let nats = NatsServer::start().unwrap();
-    let redis = RedisServer::start().unwrap();
 
     // (f) two hosts vs raw request-reply.
-    let (a, b, echo) = runtime.block_on(async {
+    let (_a, b, echo) = runtime.block_on(async {
         let (a, b) = (member(&nats).await, member(&nats).await);
         let echo = a.start_actor(&signed("echo")).await.unwrap().id;
         (a, b, echo)
@@ -245,55 +352,42 @@ fn main() {
     ));
     drop(responder);
 
-    // (g) increments through the out-of-process Redis provider vs redis-benchmark.
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let counter = runtime.block_on(async {
-        tokio::spawn(runner::run(
-            Arc::new(RedisKeyValue::new(None)),
-            RunnerOptions {
-                nats: options(&nats),
-                lattice: LATTICE.into(),
-                provider_id: "redis".into(),
-                actor_call_deadline: Duration::from_secs(5),
-                announce_ready: None,
-            },
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        let health = lattice::Subjects::new(LATTICE).provider_health("redis");
-        let client = lattice::connect(&options(&nats)).await.unwrap();
-        while lattice::request(
-            &client,
-            health.clone(),
-            Vec::new(),
-            Duration::from_millis(500),
-        )
-        .await
-        .is_err()
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        start_counter(&a, redis.url()).await
-    });
+    // (g) increments through the Redis provider, out of process and in, vs redis-benchmark.
     let request = weft_contracts::encode(&HttpRequest {
         method: "GET".into(),
         path: "/counter/bench".into(),
         ..HttpRequest::default()
     })
     .unwrap();
-    let weft_rate = runtime.block_on(increments_per_second(&a, &counter, &request));
-    let _ = stop.send(());
-    // The same provider in the host's process, as `weft up` runs it without `process`.
-    let in_process_rate = runtime.block_on(async {
-        let host = Host::new(HostConfig::default()).unwrap();
-        host.add_provider("redis", Arc::new(RedisKeyValue::new(None)))
-            .await
-            .unwrap();
-        let counter = start_counter(&host, redis.url()).await;
-        increments_per_second(&host, &counter, &request).await
-    });
-    let redis_rate = redis_benchmark(redis.port());
+    let throughputs: Vec<Throughput> = DURABILITIES
+        .iter()
+        .map(|durability| {
+            let redis = RedisServer::start_with(&["--appendfsync", durability]).unwrap();
+            let provider_id = format!("redis-{durability}");
+            let (provider, member, remote, local, local_counter) = runtime.block_on(async {
+                let provider = provider_in_its_own_process(&nats, &provider_id).await;
+                let member = member(&nats).await;
+                let remote = start_counter(&member, &provider_id, redis.url()).await;
+                // The same provider in a host's process, as `weft up` runs it without `process`.
+                let local = Host::new(HostConfig::default()).unwrap();
+                local
+                    .add_provider(&provider_id, Arc::new(RedisKeyValue::new(None)))
+                    .await
+                    .unwrap();
+                let local_counter = start_counter(&local, &provider_id, redis.url()).await;
+                (provider, member, remote, local, local_counter)
+            });
+            let mut rounds = Vec::new();
+            for _ in 0..THROUGHPUT_ROUNDS {
+                let out = runtime.block_on(increments_per_second(&member, &remote, &request));
+                let inside =
+                    runtime.block_on(increments_per_second(&local, &local_counter, &request));
+                rounds.push((out, inside, redis_benchmark(redis.port())));
+            }
+            drop(provider);
+            Throughput::of(durability, rounds)
+        })
+        .collect();
     c.final_summary();
 
     let mean = |bench: &str| weft_bench::mean_ns(&output, "lattice_call_100B", bench);
@@ -314,11 +408,19 @@ fn main() {
         paired.weft_us, paired.raw_us, paired.ratio, paired.lowest, paired.highest
     );
     println!(
-        "(g) increments through the Redis provider, {CONCURRENCY} at a time: redis-benchmark -t incr {redis_rate:.0}/s (target ≥ 0.5×)\n    provider out of process, over NATS: weft {weft_rate:.0}/s, ratio {:.2}×",
-        weft_rate / redis_rate
+        "(g) increments through the Redis provider, {CONCURRENCY} at a time, vs redis-benchmark -t incr -c {CONCURRENCY} on the same Redis (target ≥ 0.5×); median of {THROUGHPUT_ROUNDS} alternating rounds:"
     );
-    println!(
-        "    provider in the host's process: weft {in_process_rate:.0}/s, ratio {:.2}×",
-        in_process_rate / redis_rate
-    );
+    for t in &throughputs {
+        println!(
+            "    appendfsync {}: redis-benchmark {:.0}/s; provider out of process, over NATS: weft {:.0}/s, ratio {:.2}× (rounds {:.2}–{:.2}×); in the host's process: weft {:.0}/s, ratio {:.2}×",
+            t.durability,
+            t.redis_benchmark,
+            t.out_of_process,
+            t.out_ratio,
+            t.out_lowest,
+            t.out_highest,
+            t.in_process,
+            t.in_ratio
+        );
+    }
 }

@@ -79,7 +79,10 @@ fn main() -> ExitCode {
         Command::Host(args) => run_async(up::run_host(args)),
         Command::Link { command, control } => run_async(link::run(command, control)),
         Command::Actors(control) => run_async(link::actors(control)),
-        Command::Provider(command) => run_async(provider::run(command)),
+        Command::Provider(command) => {
+            let threads = command.threads();
+            run_async_on(provider::run(command), "info", Some(threads))
+        }
         Command::Ctl(args) => run_async_logging(ctl::run(args), "warn"),
         Command::Update {
             actor,
@@ -98,7 +101,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs an async command on a multi-threaded runtime (actors and providers use both cores), with logs
+/// Runs an async command on a thread per core (actors compute on all of them), with logs
 /// to stderr (`RUST_LOG` to change what is shown; default `info`).
 fn run_async(command: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
     run_async_logging(command, "info")
@@ -110,6 +113,16 @@ fn run_async_logging(
     command: impl std::future::Future<Output = anyhow::Result<()>>,
     default_level: &str,
 ) -> anyhow::Result<()> {
+    run_async_on(command, default_level, None)
+}
+
+/// Runs `command` on `threads` threads (`None`: one per core; `Some(1)`: this thread alone),
+/// logging at `default_level` unless `RUST_LOG` says otherwise.
+fn run_async_on(
+    command: impl std::future::Future<Output = anyhow::Result<()>>,
+    default_level: &str,
+    threads: Option<usize>,
+) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let _ = tracing_subscriber::fmt()
@@ -117,7 +130,16 @@ fn run_async_logging(
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
-    tokio::runtime::Builder::new_multi_thread()
+    let mut runtime = match threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(threads) => {
+            let mut runtime = tokio::runtime::Builder::new_multi_thread();
+            runtime.worker_threads(threads);
+            runtime
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    runtime
         .enable_all()
         .build()
         .context("failed to start the async runtime")?

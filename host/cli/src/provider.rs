@@ -34,6 +34,11 @@ pub struct RunArgs {
     /// How long a call to an actor may take, milliseconds
     #[arg(long, default_value_t = weft_host::limits::DEFAULT_CALL_DEADLINE_MS)]
     actor_deadline_ms: u64,
+    /// Threads to serve on. A provider mostly waits on I/O, and one thread serves it with no
+    /// hand-offs between threads (each costs a wake-up, dear on small machines); give more
+    /// to a provider that computes
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    threads: u16,
     #[command(flatten)]
     lattice: LatticeArgs,
 }
@@ -55,6 +60,14 @@ pub fn by_kind(kind: &str, config: &BTreeMap<String, String>) -> Result<Arc<dyn 
              keyvalue-memory, http-server and messaging-nats"
         ),
     })
+}
+
+impl ProviderCommand {
+    /// The threads its runtime should have.
+    pub fn threads(&self) -> usize {
+        let ProviderCommand::Run(args) = self;
+        usize::from(args.threads)
+    }
 }
 
 pub async fn run(command: ProviderCommand) -> Result<()> {

@@ -17,6 +17,17 @@ struct ProviderProcess {
 impl ProviderProcess {
     /// Starts it and waits until it serves on the lattice.
     fn start(weft: &Weft, kind: &str, id: &str, nats: &NatsServer) -> ProviderProcess {
+        Self::start_with(weft, kind, id, nats, &[])
+    }
+
+    /// [`Self::start`] with more arguments.
+    fn start_with(
+        weft: &Weft,
+        kind: &str,
+        id: &str,
+        nats: &NatsServer,
+        more: &[&str],
+    ) -> ProviderProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
             .args([
                 "provider",
@@ -29,6 +40,7 @@ impl ProviderProcess {
                 "--nats",
             ])
             .arg(nats.url())
+            .args(more)
             .env("WEFT_HOME", weft.home.path())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -346,13 +358,15 @@ fn running(pid: u32) -> bool {
 /// `http-server` out of process: one listener in front of an actor that two hosts run. Both
 /// hosts put the same link; the provider keeps its one listener and spreads the requests over
 /// the hosts (their queue group). With no host left, a request is answered with an error
-/// naming the actor's subject, not left hanging.
+/// naming the actor's subject, not left hanging. (The HTTP provider runs on two threads
+/// here, the key-value one on the default one: both runtimes serve.)
 #[test]
 fn an_http_server_provider_process_serves_an_actor_running_on_two_hosts() {
     let weft = Weft::new();
     let nats = NatsServer::start().unwrap();
     let redis = RedisServer::start().unwrap();
-    let _http = ProviderProcess::start(&weft, "http-server", "http", &nats);
+    let _http =
+        ProviderProcess::start_with(&weft, "http-server", "http", &nats, &["--threads", "2"]);
     let _redis = ProviderProcess::start(&weft, "keyvalue-redis", "redis", &nats);
     let address = format!("127.0.0.1:{}", weft_testing::free_port().unwrap());
     let app = weft.path("behind-http-process.toml");
@@ -377,4 +391,26 @@ fn an_http_server_provider_process_serves_an_actor_running_on_two_hosts() {
     assert!(started.elapsed() < Duration::from_secs(4), "{body}");
     assert!(status >= 500, "{status} {body}");
     assert!(body.contains("weft.it.actor."), "{status} {body}");
+}
+
+/// `weft provider run --threads` takes 1 or more; 0 is refused before anything starts, as
+/// a usage error (exit code 2).
+#[test]
+fn a_provider_process_needs_at_least_one_thread() {
+    let weft = Weft::new();
+    let run = weft.run(&[
+        "provider",
+        "run",
+        "keyvalue-memory",
+        "--lattice",
+        "it",
+        "--threads",
+        "0",
+    ]);
+    assert_eq!(run.output.status.code(), Some(2), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("invalid value '0' for '--threads"),
+        "{}",
+        run.stderr()
+    );
 }
