@@ -32,7 +32,7 @@ use weft_testing::{NatsServer, RedisServer};
 const LATTICE: &str = "bench";
 const CONCURRENCY: usize = 50;
 const INCREMENTS: usize = 20_000;
-const THROUGHPUT_ROUNDS: usize = 5;
+const THROUGHPUT_ROUNDS: usize = 9;
 /// Redis's `appendfsync` settings (g) runs under.
 const DURABILITIES: [&str; 2] = ["always", "everysec"];
 

@@ -223,20 +223,9 @@ async fn send_batches(
         }
         let reply = format!("{inbox}.{batch}");
         let sent = match rmp_serde::to_vec(&calls) {
-            Ok(body) => match lattice::send(&client, body).await {
-                Ok(lattice::Outgoing {
-                    payload,
-                    headers: Some(headers),
-                }) => client
-                    .publish_with_reply_and_headers(subject.clone(), reply, headers, payload)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Ok(lattice::Outgoing { payload, .. }) => client
-                    .publish_with_reply(subject.clone(), reply, payload)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(error) => Err(error.to_string()),
-            },
+            Ok(body) => {
+                lattice::publish(&client, subject.clone().into(), Some(reply.into()), body).await
+            }
             Err(error) => Err(error.to_string()),
         };
         if let Err(error) = sent {
@@ -358,20 +347,7 @@ async fn send_answers(
         }
         for (reply, answers) in by_caller {
             let sent = match rmp_serde::to_vec(&answers) {
-                Ok(body) => match lattice::send(&client, body).await {
-                    Ok(lattice::Outgoing {
-                        payload,
-                        headers: Some(headers),
-                    }) => client
-                        .publish_with_headers(reply.clone(), headers, payload)
-                        .await
-                        .map_err(|e| e.to_string()),
-                    Ok(lattice::Outgoing { payload, .. }) => client
-                        .publish(reply.clone(), payload)
-                        .await
-                        .map_err(|e| e.to_string()),
-                    Err(error) => Err(error.to_string()),
-                },
+                Ok(body) => lattice::publish(&client, reply.clone(), None, body).await,
                 Err(error) => Err(error.to_string()),
             };
             if let Err(error) = sent {

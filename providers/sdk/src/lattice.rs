@@ -6,7 +6,7 @@
 //! | subject | who subscribes | request → reply |
 //! |---|---|---|
 //! | `weft.{lattice}.actor.{actor_id}` | every host running the actor, one queue group | [`ActorInvocation`] → [`Answer`] |
-//! | `weft.{lattice}.provider.{provider_id}.call` | every instance of the provider, one queue group | [`ProviderInvocation`] → [`Answer`] |
+//! | `weft.{lattice}.provider.{provider_id}.call` | every instance of the provider, one queue group | a batch of `[call id, ProviderInvocation]` → batches of `[call id, Answer]` ([`crate::calls`]) |
 //! | `weft.{lattice}.provider.{provider_id}.link.put` / `.link.del` | every instance | [`LinkDefinition`] → [`Answer`] (empty) |
 //! | `weft.{lattice}.provider.{provider_id}.health` | every instance | nothing → [`Answer`] holding a [`crate::Health`] |
 //!
@@ -408,6 +408,28 @@ pub async fn receive(
     }
 }
 
+/// Publishes `body` on `subject` (asking for answers on `reply`, if given), chunked if large
+/// ([`send`]).
+pub async fn publish(
+    client: &async_nats::Client,
+    subject: async_nats::Subject,
+    reply: Option<async_nats::Subject>,
+    body: Vec<u8>,
+) -> Result<(), String> {
+    let Outgoing { payload, headers } = send(client, body).await.map_err(|e| e.to_string())?;
+    let published = match (reply, headers) {
+        (Some(reply), Some(headers)) => {
+            client
+                .publish_with_reply_and_headers(subject, reply, headers, payload)
+                .await
+        }
+        (Some(reply), None) => client.publish_with_reply(subject, reply, payload).await,
+        (None, Some(headers)) => client.publish_with_headers(subject, headers, payload).await,
+        (None, None) => client.publish(subject, payload).await,
+    };
+    published.map_err(|e| e.to_string())
+}
+
 /// Answers `message` with `answer`, chunked if large. Failures are logged: the caller's
 /// request then fails at its deadline.
 pub async fn respond(client: &async_nats::Client, message: &async_nats::Message, answer: &Answer) {
@@ -416,20 +438,7 @@ pub async fn respond(client: &async_nats::Client, message: &async_nats::Message,
     };
     let subject = message.subject.as_str();
     let sent = match encode(subject, answer) {
-        Ok(body) => match send(client, body).await {
-            Ok(Outgoing {
-                payload,
-                headers: Some(headers),
-            }) => client
-                .publish_with_headers(reply, headers, payload)
-                .await
-                .map_err(|e| e.to_string()),
-            Ok(Outgoing { payload, .. }) => client
-                .publish(reply, payload)
-                .await
-                .map_err(|e| e.to_string()),
-            Err(error) => Err(error.to_string()),
-        },
+        Ok(body) => publish(client, reply, None, body).await,
         Err(error) => Err(error.to_string()),
     };
     if let Err(error) = sent {
