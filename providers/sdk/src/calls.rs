@@ -148,11 +148,7 @@ impl ProviderCaller {
     /// error text naming the subject, as [`lattice::request`]'s do.
     pub async fn call(&self, invocation: &ProviderInvocation, deadline: Duration) -> Outcome {
         let subject = &self.subject;
-        if self.client.connection_state() == async_nats::connection::State::Disconnected {
-            return Err(format!(
-                "NATS is unreachable (reconnecting), so {subject} cannot be called"
-            ));
-        }
+        lattice::refuse_while_disconnected(&self.client, subject)?;
         let body = lattice::encode(subject, invocation).map_err(|e| e.to_string())?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (answer, answered) = oneshot::channel();
@@ -204,6 +200,7 @@ async fn send_batches(
     mut queue: mpsc::UnboundedReceiver<(u64, Vec<u8>)>,
     waiting: Shared,
 ) {
+    let to = async_nats::Subject::from(subject.as_str());
     let mut queued = Vec::with_capacity(MOST_PER_MESSAGE);
     let mut batch = 0u64;
     while take_batch(&mut queue, &mut queued).await {
@@ -219,17 +216,16 @@ async fn send_batches(
                 let Waiting { calls, batches } = &mut *waiting;
                 batches.retain(|_, ids| ids.iter().any(|id| calls.contains_key(id)));
             }
-            waiting.batches.insert(batch, ids.clone());
+            waiting.batches.insert(batch, ids);
         }
         let reply = format!("{inbox}.{batch}");
         let sent = match rmp_serde::to_vec(&calls) {
-            Ok(body) => {
-                lattice::publish(&client, subject.clone().into(), Some(reply.into()), body).await
-            }
+            Ok(body) => lattice::publish(&client, to.clone(), Some(reply.into()), body).await,
             Err(error) => Err(error.to_string()),
         };
         if let Err(error) = sent {
-            lock(&waiting).batches.remove(&batch);
+            // Nothing went out, so nothing answers: the batch's record is ours to take back.
+            let ids = lock(&waiting).batches.remove(&batch).unwrap_or_default();
             fail(
                 &waiting,
                 &ids,

@@ -446,6 +446,17 @@ pub async fn respond(client: &async_nats::Client, message: &async_nats::Message,
     }
 }
 
+/// Fails a call to `subject` at once while `client` reconnects: sent now, it would sit in the
+/// client's buffer until its deadline.
+pub fn refuse_while_disconnected(client: &async_nats::Client, subject: &str) -> Result<(), String> {
+    if client.connection_state() == async_nats::connection::State::Disconnected {
+        return Err(format!(
+            "NATS is unreachable (reconnecting), so {subject} cannot be called"
+        ));
+    }
+    Ok(())
+}
+
 /// Sends `request` to `subject` and waits up to `deadline` for the [`Answer`]. Every failure
 /// (nobody serves the subject, no answer in time, NATS down, a malformed answer) comes back
 /// as an error text naming the subject.
@@ -456,13 +467,7 @@ pub async fn request(
     deadline: Duration,
 ) -> Result<Vec<u8>, String> {
     use async_nats::RequestErrorKind;
-    // While the client reconnects, a request would sit in its buffer until the deadline:
-    // fail it now instead, saying why.
-    if client.connection_state() == async_nats::connection::State::Disconnected {
-        return Err(format!(
-            "NATS is unreachable (reconnecting), so {subject} cannot be called"
-        ));
-    }
+    refuse_while_disconnected(client, &subject)?;
     let outgoing = send(client, request).await.map_err(|e| e.to_string())?;
     let call = async {
         match outgoing.headers {
