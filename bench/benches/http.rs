@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wascap::{Actor, Claims, KeyRole, contracts};
-use weft_host::host::{Host, HostConfig, UpdateOptions};
+use weft_host::{Host, HostConfig, UpdateOptions};
 use weft_http_server::HttpServer;
 use weft_provider_sdk::LinkDefinition;
 

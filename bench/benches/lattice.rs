@@ -22,10 +22,10 @@ use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use weft_contracts::httpserver::{HANDLE_REQUEST, HttpRequest};
-use weft_host::host::{Host, HostConfig};
+use weft_host::{Host, HostConfig};
 use weft_keyvalue_redis::RedisKeyValue;
+use weft_lattice::{self as lattice, NatsOptions};
 use weft_provider_sdk::LinkDefinition;
-use weft_provider_sdk::lattice::{self, NatsOptions};
 use weft_provider_sdk::runner::{self, RunnerOptions};
 use weft_testing::{NatsServer, RedisServer};
 

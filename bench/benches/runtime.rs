@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use wascap::{Actor, Claims, KeyRole};
 use weft_host::engine::{EngineConfig, WasmEngine};
-use weft_host::host::{Host, HostConfig, UpdateOptions};
-use weft_host::instance::{HostCallHandler, WapcInstance};
+use weft_host::instance::WapcInstance;
+use weft_host::invoke::{HostCall, HostCalls, InvokeError};
 use weft_host::limits::Limits;
+use weft_host::{Host, HostConfig, UpdateOptions};
 
 fn sign(code: &[u8], rev: i32, account: &wascap::KeyPair, module: &wascap::KeyPair) -> Vec<u8> {
     let claims = Claims::new(
@@ -33,18 +34,13 @@ fn sign(code: &[u8], rev: i32, account: &wascap::KeyPair, module: &wascap::KeyPa
 struct NoHostCalls;
 
 #[weft_provider_sdk::async_trait]
-impl HostCallHandler for NoHostCalls {
-    async fn host_call(
-        &self,
-        _: &str,
-        _: &str,
-        _: &str,
-        _: &[u8],
-        _: Duration,
-    ) -> Result<Vec<u8>, String> {
-        Err("no host calls in this benchmark".into())
+impl HostCalls for NoHostCalls {
+    async fn host_call(&self, _: HostCall<'_>) -> Result<Vec<u8>, InvokeError> {
+        Err(InvokeError::BadRequest(
+            "no host calls in this benchmark".into(),
+        ))
     }
-    fn console_log(&self, _: &str) {}
+    fn console_log(&self, _: &str, _: &str) {}
 }
 
 fn main() {
@@ -122,7 +118,8 @@ fn main() {
         .block_on(engine.prepare(&hash, &signed, Limits::default()))
         .unwrap();
     println!("echo's start-up: {:?}", prepared.start_up);
-    let handler: Arc<dyn HostCallHandler> = Arc::new(NoHostCalls);
+    let handler: Arc<dyn HostCalls> = Arc::new(NoHostCalls);
+    let actor: Arc<str> = "echo".into();
     // The same wasmtime engine (pooling allocator, epochs), so the ratio is what Weft adds.
     let bare_engine = engine.wasmtime_engine().clone();
     let bare_module = wasmtime::Module::new(&bare_engine, &signed).unwrap();
@@ -158,6 +155,7 @@ fn main() {
                 WapcInstance::new(
                     &prepared.pre,
                     Limits::default(),
+                    actor.clone(),
                     handler.clone(),
                     prepared.start_up,
                 )

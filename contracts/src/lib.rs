@@ -54,6 +54,9 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     })
 }
 
+pub mod invocation;
+pub mod link;
+
 /// `wasmcloud:httpserver`: the provider calls the actor.
 pub mod httpserver {
     use serde::{Deserialize, Serialize};

@@ -22,9 +22,9 @@ use crate::limits::Limits;
 use crate::limits::{DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_STACK_BYTES, EPOCH_TICK_MS};
 use crate::snapshot;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig,
 };
@@ -75,24 +75,6 @@ pub enum EngineError {
     /// The epoch ticker thread could not start.
     #[error("failed to start the epoch ticker thread: {0}")]
     Ticker(#[source] std::io::Error),
-}
-
-/// Milliseconds since the first engine started, advanced by every engine's ticker: a clock
-/// that costs one atomic load, for per-call deadlines checked at tick granularity anyway
-/// (reading the system clock on every call was 4% of an invoke).
-static COARSE_CLOCK_MS: AtomicU64 = AtomicU64::new(0);
-static CLOCK_START: OnceLock<Instant> = OnceLock::new();
-
-/// The coarse clock, milliseconds; it moves only while an engine's ticker runs, which is
-/// whenever guest code can run.
-pub(crate) fn coarse_now_ms() -> u64 {
-    COARSE_CLOCK_MS.load(Ordering::Relaxed)
-}
-
-fn advance_coarse_clock() {
-    let start = CLOCK_START.get_or_init(Instant::now);
-    let now = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-    COARSE_CLOCK_MS.fetch_max(now, Ordering::Relaxed);
 }
 
 /// A compiled module in the cache, and whether its instances run start-up.
@@ -147,7 +129,7 @@ impl WasmEngine {
         let engine = Engine::new(&wasm).map_err(|e| EngineError::Setup(format!("{e:#}")))?;
         let linker = linker(&engine).map_err(|e| EngineError::Setup(format!("{e:#}")))?;
 
-        advance_coarse_clock();
+        crate::clock::advance();
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let (stop, ticking) = (ticker_stop.clone(), engine.clone());
         std::thread::Builder::new()
@@ -155,7 +137,7 @@ impl WasmEngine {
             .spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(EPOCH_TICK_MS));
-                    advance_coarse_clock();
+                    crate::clock::advance();
                     ticking.increment_epoch();
                 }
             })

@@ -12,7 +12,7 @@
 //!   instances could not move between the tokio workers of a shared pool without `unsafe`; its
 //!   state takes five locks per call, and its one error type cannot tell a trap (instance
 //!   unusable) from an error the guest reported (instance fine). A `WapcInstance` is `Send`,
-//!   lock-free, and reports [`CallError`]s by kind.
+//!   lock-free, and reports [`GuestError`]s by kind.
 //! - Limits: a wall-clock deadline per call checked at every epoch tick, memory growth capped
 //!   by a limiter that names the limit, host-call and response sizes capped (see
 //!   [`crate::limits`]).
@@ -25,7 +25,8 @@
 //! The wire protocol is waPC's unchanged (function names from `wapc::wapc_functions`), so
 //! guests built with `wapc-guest` or `wasmbus-rpc` run as they are.
 
-use crate::engine::coarse_now_ms;
+use crate::clock;
+use crate::invoke::{Deadline, GuestError, HostCall, HostCalls, InvokeError};
 use crate::limits::{Limits, MAX_LOG_LINE_BYTES, MAX_NAME_BYTES};
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,100 +40,11 @@ use weft_provider_sdk::async_trait;
 /// Module names the waPC imports are linked under: waPC's own and wasmCloud 0.x's.
 pub const IMPORT_NAMESPACES: [&str; 2] = [wapc::HOST_NAMESPACE, "wasmbus"];
 
-/// Answers an actor's host calls. The actor layer implements it (claims check, links,
-/// providers); an instance only moves bytes.
-#[async_trait]
-pub trait HostCallHandler: Send + Sync {
-    /// A guest's `__host_call(binding, namespace, operation, payload)`. `Err` is handed to the
-    /// guest as its host error, not a trap. The guest waits, suspended, while this runs;
-    /// `time_left` is what remains of its call deadline.
-    async fn host_call(
-        &self,
-        binding: &str,
-        namespace: &str,
-        operation: &str,
-        payload: &[u8],
-        time_left: std::time::Duration,
-    ) -> Result<Vec<u8>, String>;
-
-    /// A guest's `__console_log` line.
-    fn console_log(&self, line: &str);
-}
-
-/// How a call into a guest went wrong.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CallError {
-    /// The guest ran past its deadline and was interrupted.
-    #[error("the actor ran past its {deadline_ms} ms deadline and was stopped")]
-    DeadlineExceeded {
-        /// The deadline in force.
-        deadline_ms: u64,
-    },
-    /// The guest tried to grow its memory past the cap.
-    #[error(
-        "the actor tried to grow its memory to {desired} bytes, over its limit of {limit} bytes"
-    )]
-    MemoryLimit {
-        /// Size asked for.
-        desired: usize,
-        /// The cap.
-        limit: usize,
-    },
-    /// The guest passed a pointer range outside its memory to a waPC import.
-    #[error(
-        "the actor passed an out-of-bounds {what} ({len} bytes at {ptr}, memory is {memory} bytes)"
-    )]
-    OutOfBounds {
-        /// What the range was for.
-        what: &'static str,
-        /// Start address.
-        ptr: usize,
-        /// Length.
-        len: usize,
-        /// Memory size at the time.
-        memory: usize,
-    },
-    /// The guest passed more bytes to a waPC import than the limit allows.
-    #[error("the actor's {what} is {len} bytes, over the limit of {limit} bytes")]
-    TooLarge {
-        /// What was too large.
-        what: &'static str,
-        /// Its length.
-        len: usize,
-        /// The cap.
-        limit: usize,
-    },
-    /// A name passed to `__host_call` is not UTF-8.
-    #[error("the actor passed a {what} that is not UTF-8")]
-    NotUtf8 {
-        /// Which name.
-        what: &'static str,
-    },
-    /// Any other trap: unreachable, stack overflow, division by zero, ...
-    #[error("the actor trapped: {0}")]
-    Trap(String),
-    /// The module is not a waPC actor (no memory, no `__guest_call`, ...).
-    #[error("the module is not a waPC actor: {0}")]
-    NotAnActor(String),
-    /// The guest completed the call and reported an error of its own.
-    #[error("the actor returned an error: {0}")]
-    Guest(String),
-    /// The guest reported success but set no response.
-    #[error("the actor reported success but set no response")]
-    NoResponse,
-}
-
-impl CallError {
-    /// Whether the instance is unusable after this error (a trap). Only an error the guest
-    /// reported itself leaves the instance fit for another call.
-    pub fn poisons_instance(&self) -> bool {
-        !matches!(self, CallError::Guest(_) | CallError::NoResponse)
-    }
-}
-
 /// The store's data: the waPC conversation of the call in progress, and the limits.
 pub struct GuestState {
-    handler: Arc<dyn HostCallHandler>,
+    /// The actor this instance is of, as its host calls name it.
+    actor: Arc<str>,
+    handler: Arc<dyn HostCalls>,
     memory: Option<Memory>,
     operation: String,
     request: Vec<u8>,
@@ -157,7 +69,7 @@ impl ResourceLimiter for GuestState {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         if desired > self.max_memory_bytes {
-            return Err(wasmtime::Error::new(CallError::MemoryLimit {
+            return Err(wasmtime::Error::new(GuestError::MemoryLimit {
                 desired,
                 limit: self.max_memory_bytes,
             }));
@@ -204,13 +116,13 @@ fn unsigned(v: i32) -> usize {
     u32::from_ne_bytes(v.to_ne_bytes()) as usize
 }
 
-fn fault(error: CallError) -> wasmtime::Error {
+fn fault(error: GuestError) -> wasmtime::Error {
     wasmtime::Error::new(error)
 }
 
 fn memory(caller: &Caller<'_, GuestState>) -> wasmtime::Result<Memory> {
     caller.data().memory.ok_or_else(|| {
-        fault(CallError::NotAnActor(
+        fault(GuestError::NotAnActor(
             "it exports no memory named `memory`".into(),
         ))
     })
@@ -226,14 +138,14 @@ fn read(
 ) -> wasmtime::Result<Vec<u8>> {
     let (ptr, len) = (unsigned(ptr), unsigned(len));
     if len > limit {
-        return Err(fault(CallError::TooLarge { what, len, limit }));
+        return Err(fault(GuestError::TooLarge { what, len, limit }));
     }
     let data = memory(caller)?.data(caller);
     ptr.checked_add(len)
         .and_then(|end| data.get(ptr..end))
         .map(<[u8]>::to_vec)
         .ok_or_else(|| {
-            fault(CallError::OutOfBounds {
+            fault(GuestError::OutOfBounds {
                 what,
                 ptr,
                 len,
@@ -249,7 +161,7 @@ fn read_name(
     what: &'static str,
 ) -> wasmtime::Result<String> {
     String::from_utf8(read(caller, ptr, len, MAX_NAME_BYTES, what)?)
-        .map_err(|_| fault(CallError::NotUtf8 { what }))
+        .map_err(|_| fault(GuestError::NotUtf8 { what }))
 }
 
 /// Copies `bytes` into guest memory at `ptr`, after checking the bounds.
@@ -269,7 +181,7 @@ fn write(
             target.copy_from_slice(bytes);
             Ok(())
         }
-        None => Err(fault(CallError::OutOfBounds {
+        None => Err(fault(GuestError::OutOfBounds {
             what,
             ptr: start,
             len: bytes.len(),
@@ -302,10 +214,10 @@ fn guest_request(
 
 fn console_log(caller: Caller<'_, GuestState>, ptr: i32, len: i32) -> wasmtime::Result<()> {
     let line = read(&caller, ptr, len, MAX_LOG_LINE_BYTES, "log line")?;
-    caller
-        .data()
+    let state = caller.data();
+    state
         .handler
-        .console_log(&String::from_utf8_lossy(&line));
+        .console_log(&state.actor, &String::from_utf8_lossy(&line));
     Ok(())
 }
 
@@ -324,11 +236,19 @@ async fn host_call(
     let operation = read_name(&caller, op_ptr, op_len, "host call operation")?;
     let limit = caller.data().max_host_call_bytes;
     let payload = read(&caller, ptr, len, limit, "host call payload")?;
-    let handler = caller.data().handler.clone();
-    let time_left =
-        Duration::from_millis(caller.data().deadline_ms.saturating_sub(coarse_now_ms()));
+    let (actor, handler) = (caller.data().actor.clone(), caller.data().handler.clone());
+    let deadline = Deadline::after(Duration::from_millis(
+        caller.data().deadline_ms.saturating_sub(clock::now_ms()),
+    ));
     let result = handler
-        .host_call(&binding, &namespace, &operation, &payload, time_left)
+        .host_call(HostCall {
+            actor: &actor,
+            link_name: &binding,
+            contract: &namespace,
+            operation: &operation,
+            payload: &payload,
+            deadline,
+        })
         .await;
     let state = caller.data_mut();
     match result {
@@ -339,7 +259,7 @@ async fn host_call(
         }
         Err(error) => {
             state.host_response = None;
-            state.host_error = Some(error);
+            state.host_error = Some(error.to_string());
             Ok(0)
         }
     }
@@ -419,33 +339,30 @@ struct ImportWatch {
 }
 
 #[async_trait]
-impl HostCallHandler for ImportWatch {
-    async fn host_call(
-        &self,
-        _: &str,
-        _: &str,
-        _: &str,
-        _: &[u8],
-        _: Duration,
-    ) -> Result<Vec<u8>, String> {
+impl HostCalls for ImportWatch {
+    async fn host_call(&self, _: HostCall<'_>) -> Result<Vec<u8>, InvokeError> {
         self.used.store(true, std::sync::atomic::Ordering::Relaxed);
-        Err("host calls are not served while the host probes an actor's start-up".into())
+        Err(InvokeError::BadRequest(
+            "host calls are not served while the host probes an actor's start-up".into(),
+        ))
     }
 
-    fn console_log(&self, _: &str) {
+    fn console_log(&self, _: &str, _: &str) {
         self.used.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
 impl WapcInstance {
-    /// Instantiates the guest and, for [`StartUp::Run`], runs its start-up exports.
+    /// Instantiates the guest of actor `actor` and, for [`StartUp::Run`], runs its start-up
+    /// exports; its host calls go to `handler`.
     pub async fn new(
         pre: &InstancePre<GuestState>,
         limits: Limits,
-        handler: Arc<dyn HostCallHandler>,
+        actor: Arc<str>,
+        handler: Arc<dyn HostCalls>,
         start_up: StartUp,
-    ) -> Result<Self, CallError> {
-        Self::start(pre, limits, handler, start_up)
+    ) -> Result<Self, GuestError> {
+        Self::start(pre, limits, actor, handler, start_up)
             .await
             .map(|(instance, _)| instance)
     }
@@ -459,9 +376,10 @@ impl WapcInstance {
         global_exports: &[String],
     ) -> Option<crate::snapshot::Captured> {
         let watch = Arc::new(ImportWatch::default());
-        let (mut probe, instance) = Self::start(pre, limits, watch.clone(), StartUp::Run)
-            .await
-            .ok()?;
+        let (mut probe, instance) =
+            Self::start(pre, limits, "probe".into(), watch.clone(), StartUp::Run)
+                .await
+                .ok()?;
         if watch.used.load(std::sync::atomic::Ordering::Relaxed) {
             return None;
         }
@@ -477,10 +395,12 @@ impl WapcInstance {
     async fn start(
         pre: &InstancePre<GuestState>,
         limits: Limits,
-        handler: Arc<dyn HostCallHandler>,
+        actor: Arc<str>,
+        handler: Arc<dyn HostCalls>,
         start_up: StartUp,
-    ) -> Result<(Self, wasmtime::Instance), CallError> {
+    ) -> Result<(Self, wasmtime::Instance), GuestError> {
         let state = GuestState {
+            actor,
             handler,
             memory: None,
             operation: String::new(),
@@ -492,7 +412,7 @@ impl WapcInstance {
             max_memory_bytes: limits.max_memory_bytes,
             max_host_call_bytes: limits.max_host_call_bytes,
             max_response_bytes: limits.max_response_bytes,
-            deadline_ms: coarse_now_ms().saturating_add(limits.call_deadline_ms),
+            deadline_ms: clock::now_ms().saturating_add(limits.call_deadline_ms),
             call_deadline_ms: limits.call_deadline_ms,
         };
         let mut store = Store::new(pre.module().engine(), state);
@@ -501,8 +421,8 @@ impl WapcInstance {
         // stopped; before it, the guest yields so other tasks on this worker get their turn.
         store.epoch_deadline_callback(|store| {
             let state = store.data();
-            if coarse_now_ms() >= state.deadline_ms {
-                return Err(fault(CallError::DeadlineExceeded {
+            if clock::now_ms() >= state.deadline_ms {
+                return Err(fault(GuestError::DeadlineExceeded {
                     deadline_ms: state.call_deadline_ms,
                 }));
             }
@@ -516,12 +436,12 @@ impl WapcInstance {
             .map_err(|e| classify(e, &limits))?;
         let memory = instance
             .get_memory(&mut store, "memory")
-            .ok_or_else(|| CallError::NotAnActor("it exports no memory named `memory`".into()))?;
+            .ok_or_else(|| GuestError::NotAnActor("it exports no memory named `memory`".into()))?;
         store.data_mut().memory = Some(memory);
         let guest_call = instance
             .get_typed_func::<(i32, i32), i32>(&mut store, wf::GUEST_CALL)
             .map_err(|_| {
-                CallError::NotAnActor(format!(
+                GuestError::NotAnActor(format!(
                     "it exports no `{}(i32, i32) -> i32`",
                     wf::GUEST_CALL
                 ))
@@ -543,11 +463,17 @@ impl WapcInstance {
         Ok((started, instance))
     }
 
-    /// Calls `operation` with `payload` and returns the guest's response. After an error for
-    /// which [`CallError::poisons_instance`] is true, drop the instance.
-    pub async fn call(&mut self, operation: &str, payload: &[u8]) -> Result<Vec<u8>, CallError> {
+    /// Calls `operation` with `payload` and returns the guest's response; the guest is
+    /// stopped at `deadline`. After an error for which [`GuestError::poisons_instance`] is
+    /// true, drop the instance.
+    pub async fn call(
+        &mut self,
+        operation: &str,
+        payload: &[u8],
+        deadline: Deadline,
+    ) -> Result<Vec<u8>, GuestError> {
         let state = self.store.data_mut();
-        state.deadline_ms = coarse_now_ms().saturating_add(state.call_deadline_ms);
+        state.deadline_ms = deadline.at_ms();
         state.operation.clear();
         state.operation.push_str(operation);
         state.request.clear();
@@ -566,9 +492,9 @@ impl WapcInstance {
             .map_err(|e| classify(e, &self.limits))?;
         let state = self.store.data_mut();
         if status == 1 {
-            state.guest_response.take().ok_or(CallError::NoResponse)
+            state.guest_response.take().ok_or(GuestError::NoResponse)
         } else {
-            Err(CallError::Guest(
+            Err(GuestError::Guest(
                 state
                     .guest_error
                     .take()
@@ -578,8 +504,8 @@ impl WapcInstance {
     }
 }
 
-fn len_i32(len: usize) -> Result<i32, CallError> {
-    i32::try_from(len).map_err(|_| CallError::TooLarge {
+fn len_i32(len: usize) -> Result<i32, GuestError> {
+    i32::try_from(len).map_err(|_| GuestError::TooLarge {
         what: "call payload",
         len,
         limit: i32::MAX as usize,
@@ -587,15 +513,15 @@ fn len_i32(len: usize) -> Result<i32, CallError> {
 }
 
 /// Turns a wasmtime error into what went wrong, for the caller and the logs.
-fn classify(error: wasmtime::Error, limits: &Limits) -> CallError {
-    if let Some(known) = error.downcast_ref::<CallError>() {
+fn classify(error: wasmtime::Error, limits: &Limits) -> GuestError {
+    if let Some(known) = error.downcast_ref::<GuestError>() {
         return known.clone();
     }
     match error.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => CallError::DeadlineExceeded {
+        Some(Trap::Interrupt) => GuestError::DeadlineExceeded {
             deadline_ms: limits.call_deadline_ms,
         },
-        Some(trap) => CallError::Trap(trap.to_string()),
-        None => CallError::Trap(format!("{error:#}")),
+        Some(trap) => GuestError::Trap(trap.to_string()),
+        None => GuestError::Trap(format!("{error:#}")),
     }
 }

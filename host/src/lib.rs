@@ -1,20 +1,36 @@
 //! # weft-host — Weft's runtime
 //!
-//! Runs signed WebAssembly actors over waPC (see `../shared/DESIGN.md`). Its principal type is
-//! [`host::Host`]: it verifies and starts actors, holds capability providers and the link
-//! definitions between them, routes each host call through the claims check to its provider,
-//! and swaps a running actor for a new version without dropping a call. Underneath:
-//! [`engine`] (one shared wasmtime engine, epoch ticker, module cache), [`instance`] (one waPC
-//! instance with checked guest memory), [`actor`] (a verified actor's instance pool and the
-//! invocation layers), [`links`], [`limits`]; and the [`keystore`] the `weft` CLI signs with.
+//! Runs signed WebAssembly actors over waPC (the design is in the repository's
+//! `shared/DESIGN.md`). Its principal type is [`Host`]: it verifies and starts actors, holds
+//! capability providers and the link definitions between them, routes each host call through
+//! the claims check to its provider, swaps a running actor for a new version without dropping
+//! a call, and joins a NATS lattice to serve its actors there and reach what other members
+//! run.
+//!
+//! A call goes down the invocation path, one layer per file in [`invoke`], outermost first:
+//!
+//! | layer | decides | refuses with |
+//! |---|---|---|
+//! | [`invoke::deadline`] | when the call must be over (the wait for an instance included) | deadline (504) |
+//! | [`invoke::concurrency`] | run now, wait in a bounded queue, or shed | busy (503) |
+//! | the guest ([`instance`]) | runs, within the deadline and every [`Limits`] | trapped, deadline (500, 504) |
+//! | [`invoke::claims`] | may the actor call this contract (its claims) | denied (403) |
+//! | [`invoke::policy`] | may it by the host's rules ([`CallPolicy`]) | denied (403) |
+//! | [`invoke::route`] | the logger, or the provider its link names, here or on the lattice | no link, provider failed (500) |
+//!
+//! Underneath: [`engine`] (one shared wasmtime engine, epoch ticker, module cache),
+//! [`instance`] (one waPC instance with checked guest memory), [`actor`] (a verified actor
+//! and its instances), [`links`], [`limits`], and the lattice membership (internal: remote
+//! actors and providers behind the same traits as local ones).
 //!
 //! **What it is not:** it does not parse, sign or verify claims itself (that is the `wascap`
-//! crate, which does no I/O), it has no command line (`weft-cli`), and it never names a
-//! concrete capability provider: only the CLI and the app manifest wire those in.
+//! crate, which does no I/O), it has no command line and keeps no keys (the `weft` CLI), and
+//! it never names a concrete capability provider: only the CLI and the app manifest wire
+//! those in.
 //!
 //! ```
 //! use wascap::{Actor, Claims, KeyRole};
-//! use weft_host::host::{Host, HostConfig};
+//! use weft_host::{Host, HostConfig};
 //!
 //! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -41,14 +57,22 @@
 #![deny(missing_docs)]
 
 pub mod actor;
+mod clock;
 pub mod engine;
-pub mod host;
+mod host;
+mod identity;
 pub mod instance;
-pub mod keystore;
+pub mod invoke;
 mod lattice;
 pub mod limits;
 pub mod links;
 mod snapshot;
+
+pub use actor::{ActorIdentity, ActorPool, LoadError, LoadPolicy};
+pub use engine::{EngineConfig, EngineError, WasmEngine};
+pub use host::{Host, HostConfig, HostError, UpdateOptions, UpdateRefused};
+pub use invoke::{CallPolicy, Deadline, GuestError, HostCall, HostCalls, InvokeError};
+pub use limits::Limits;
 
 /// Maps keyed by actor or provider id, looked up on every call: foldhash instead of std's
 /// SipHash (ids are trusted configuration, and lookups never insert).

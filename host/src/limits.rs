@@ -12,10 +12,14 @@
 //! | bytes of a binding, contract or operation name | [`MAX_NAME_BYTES`] | checked before copying |
 //! | bytes of one log line | [`MAX_LOG_LINE_BYTES`] | checked before copying |
 //! | module size | [`DEFAULT_MAX_MODULE_BYTES`] | checked before parsing |
-//! | instances of one actor | [`DEFAULT_MAX_INSTANCES`] | the actor's concurrency limit |
+//! | instances of one actor | [`DEFAULT_MAX_INSTANCES`] | the concurrency layer (`crate::invoke::concurrency`) |
+//! | calls waiting for an instance | [`DEFAULT_MAX_QUEUED_CALLS`] | the concurrency layer: past it, "busy" at once |
+//! | time waiting for an instance | the call's deadline | the concurrency layer: past it, "busy" |
 //!
 //! The deadline is checked at epoch ticks, so a looping guest stops between one and two ticks
-//! past its deadline: well within 2× for any deadline over a few ticks.
+//! past its deadline: well within 2× for any deadline over a few ticks. It covers the whole
+//! call: the wait for an instance, the guest's run and its host calls, so a saturated actor
+//! answers "busy" within its deadline instead of queueing without bound.
 
 /// Default execution deadline of one call into a guest, milliseconds.
 pub const DEFAULT_CALL_DEADLINE_MS: u64 = 5_000;
@@ -30,7 +34,7 @@ pub const DEFAULT_MAX_STACK_BYTES: usize = 512 << 10;
 pub const DEFAULT_MAX_HOST_CALL_BYTES: usize = 8 << 20;
 /// Default cap on a guest's response (or error message) to one call, bytes (8 MiB).
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 8 << 20;
-/// Cap on the binding, contract and operation names of a host call and on a log line, bytes.
+/// Cap on each of the binding, contract and operation names of a host call, bytes.
 pub const MAX_NAME_BYTES: usize = 4 << 10;
 /// Cap on one `__console_log` line from a guest, bytes.
 pub const MAX_LOG_LINE_BYTES: usize = 16 << 10;
@@ -38,6 +42,13 @@ pub const MAX_LOG_LINE_BYTES: usize = 16 << 10;
 pub const DEFAULT_MAX_MODULE_BYTES: usize = 32 << 20;
 /// Default number of instances one actor may run at once.
 pub const DEFAULT_MAX_INSTANCES: usize = 16;
+/// The least time a call needs once it has an instance, milliseconds: a provider call leaves
+/// the actor this much of its deadline to handle the answer, so a call left with less could
+/// not complete one. A call stops waiting for an instance this long before its deadline.
+pub const MIN_CALL_TIME_MS: u64 = 50;
+/// Default number of calls that may wait for an instance of one actor when all of its
+/// instances are busy; one more is refused as busy at once.
+pub const DEFAULT_MAX_QUEUED_CALLS: usize = 64;
 
 /// The limits applied to one actor's instances.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +65,8 @@ pub struct Limits {
     pub max_module_bytes: usize,
     /// Instances of one actor at once.
     pub max_instances: usize,
+    /// Calls that may wait for an instance when all are busy.
+    pub max_queued_calls: usize,
 }
 
 impl Default for Limits {
@@ -65,6 +78,7 @@ impl Default for Limits {
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             max_module_bytes: DEFAULT_MAX_MODULE_BYTES,
             max_instances: DEFAULT_MAX_INSTANCES,
+            max_queued_calls: DEFAULT_MAX_QUEUED_CALLS,
         }
     }
 }

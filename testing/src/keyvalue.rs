@@ -28,6 +28,7 @@ async fn call_raw(
             link: link.clone(),
             operation: operation.to_string(),
             payload,
+            time_left: std::time::Duration::from_secs(5),
         })
         .await
 }

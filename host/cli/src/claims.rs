@@ -1,5 +1,6 @@
 //! `weft claims`: keygen, sign, inspect, token. Signing options follow `wash claims sign`.
 
+use crate::keystore::{self, KeyStore};
 use crate::output::Out;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
@@ -7,7 +8,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use wascap::{Actor, Claims, KeyPair, KeyRole, VerifyOptions, contracts};
-use weft_host::keystore::{self, KeyStore};
 
 #[derive(Subcommand)]
 pub enum ClaimsCommand {

@@ -24,7 +24,7 @@ use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
-use weft_host::host::{Host, UpdateOptions};
+use weft_host::{Host, UpdateOptions};
 use weft_provider_sdk::{DEFAULT_LINK_NAME, LinkDefinition};
 
 /// Default address of the control endpoint.

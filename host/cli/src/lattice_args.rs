@@ -2,7 +2,7 @@
 
 use clap::Args;
 use std::path::PathBuf;
-use weft_provider_sdk::lattice::NatsOptions;
+use weft_lattice::NatsOptions;
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct LatticeArgs {

@@ -5,11 +5,13 @@ mod build_actors;
 mod claims;
 mod control;
 mod ctl;
+mod keystore;
 mod lattice_args;
 mod link;
 mod manifest;
 mod output;
 mod provider;
+mod signal;
 mod supervise;
 mod up;
 

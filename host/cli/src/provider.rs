@@ -96,7 +96,7 @@ pub async fn run(command: ProviderCommand) -> Result<()> {
         .and_then(|pid| pid.parse::<u32>().ok());
     runner::run(provider, options, async {
         tokio::select! {
-            signalled = crate::up::shutdown_signal() => {
+            signalled = crate::signal::shutdown_signal() => {
                 if let Err(error) = signalled {
                     tracing::warn!(%error, "no signal handler; stopping");
                 }

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use std::io::Write;
 use std::time::Duration;
 use tokio::process::{Child, Command};
-use weft_provider_sdk::lattice::{self, Subjects};
+use weft_lattice::{self as lattice, Subjects};
 
 /// First restart delay; doubled after each quick failure, up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);

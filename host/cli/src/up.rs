@@ -19,8 +19,8 @@ use std::sync::Arc;
 use wascap::VerifyOptions;
 use weft_contracts::httpserver;
 use weft_host::actor::LoadPolicy;
-use weft_host::host::{Host, HostConfig, HostError, UpdateOptions};
 use weft_host::limits::Limits;
+use weft_host::{Host, HostConfig, HostError, UpdateOptions};
 use weft_http_server::HttpServer;
 use weft_provider_sdk::Provider;
 
@@ -186,7 +186,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let mut supervised = Vec::new();
     let mut control_server: Option<Arc<ControlServer>> = None;
     if let Some(lattice) = &args.lattice.lattice {
-        let client = weft_provider_sdk::lattice::connect(&args.lattice.nats_options("weft host"))
+        let client = weft_lattice::connect(&args.lattice.nats_options("weft host"))
             .await
             .with_context(|| format!("failed to join lattice {lattice}"))?;
         host.join_lattice(client.clone(), lattice).await?;
@@ -276,12 +276,10 @@ pub async fn run(args: UpArgs) -> Result<()> {
             watched.len()
         )?;
     }
-    writeln!(out, "Weft is up. Ctrl-C stops it.")?;
-    out.flush()?;
-    // Other tasks print from here on; stdout is taken per message.
-    drop(out);
     let control_task = tokio::spawn(control::serve(listener, host.clone()));
-    // Served once the manifest is applied, so an inventory never shows it half started.
+    // Served once the manifest is applied, so an inventory never shows it half started, and
+    // before "Weft is up", so a `weft ctl` command run the moment that line appears finds
+    // this host (regression: one sent a second after it answered "0 host(s) answered").
     let lattice_control = match &control_server {
         Some(server) => {
             let heartbeat = std::time::Duration::from_secs(args.heartbeat_secs.max(1));
@@ -289,6 +287,10 @@ pub async fn run(args: UpArgs) -> Result<()> {
         }
         None => Vec::new(),
     };
+    writeln!(out, "Weft is up. Ctrl-C stops it.")?;
+    out.flush()?;
+    // Other tasks print from here on; stdout is taken per message.
+    drop(out);
     let options = UpdateOptions {
         allow_new_capabilities: args.allow_new_capabilities,
         ..UpdateOptions::default()
@@ -297,7 +299,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         .watch
         .then(|| tokio::spawn(watch(host.clone(), watched, options)));
 
-    shutdown_signal().await?;
+    crate::signal::shutdown_signal().await?;
     control_task.abort();
     if let Some(server) = &control_server {
         server.stopping().await;
@@ -323,9 +325,9 @@ struct Watched {
     name: String,
 }
 
-/// How often `--watch` reads the actor files.
 /// How long a joining host waits for the other hosts' inventories, to adopt their links.
 const ADOPT_WAIT_MS: u64 = 500;
+/// How often `--watch` reads the actor files.
 const WATCH_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Polls the actor files; a file whose content changed, and read the same on two polls in a
@@ -367,21 +369,4 @@ async fn watch(host: Host, files: Vec<Watched>, options: UpdateOptions) {
             let _ = writeln!(Out::stdout(), "{message}");
         }
     }
-}
-
-pub async fn shutdown_signal() -> Result<()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut terminate = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
-        tokio::select! {
-            result = tokio::signal::ctrl_c() => result.context("cannot watch for Ctrl-C")?,
-            _ = terminate.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c()
-        .await
-        .context("cannot watch for Ctrl-C")?;
-    Ok(())
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use wascap::contracts;
 use weft_host::actor::LoadPolicy;
 use weft_host::engine::EngineConfig;
-use weft_host::host::{Host, HostConfig, HostError};
 use weft_host::limits::Limits;
+use weft_host::{Host, HostConfig, HostError};
 use weft_provider_sdk::{LinkDefinition, Provider, ProviderCall, ProviderError, async_trait};
 
 fn host(limits: Limits) -> Host {
@@ -21,6 +21,7 @@ fn host(limits: Limits) -> Host {
             limits,
             ..LoadPolicy::default()
         },
+        ..HostConfig::default()
     })
     .unwrap()
 }

@@ -5,11 +5,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wascap::contracts;
 use weft_contracts::httpserver::{HANDLE_REQUEST, HttpRequest, HttpResponse};
-use weft_host::host::{Host, HostConfig, HostError};
+use weft_host::{Host, HostConfig, InvokeError};
 use weft_keyvalue_redis::RedisKeyValue;
+use weft_lattice::calls::ProviderCaller;
+use weft_lattice::{self as lattice, NatsOptions};
 use weft_provider_sdk::LinkDefinition;
-use weft_provider_sdk::calls::ProviderCaller;
-use weft_provider_sdk::lattice::{self, NatsOptions};
 use weft_provider_sdk::runner::{self, RunnerOptions};
 use weft_testing::{NatsServer, RedisServer};
 
@@ -105,7 +105,7 @@ fn counter_request() -> Vec<u8> {
     .unwrap()
 }
 
-async fn count(host: &Host, actor: &str) -> Result<i64, HostError> {
+async fn count(host: &Host, actor: &str) -> Result<i64, InvokeError> {
     let answer = host
         .invoke(actor, HANDLE_REQUEST, &counter_request())
         .await?;
@@ -277,6 +277,7 @@ async fn five_mib_payloads_cross_the_lattice() {
         link: redis_link(&actor, &redis),
         operation: operation.into(),
         payload,
+        deadline_ms: 0,
     };
     let set = weft_contracts::keyvalue::SetRequest {
         key: "big".into(),
@@ -554,6 +555,7 @@ fn sleepy_call(ms: u64) -> lattice::ProviderInvocation {
         },
         operation: "Sleepy.Sleep".into(),
         payload: ms.to_string().into_bytes(),
+        deadline_ms: 0,
     }
 }
 
@@ -592,6 +594,7 @@ async fn concurrent_provider_calls_share_messages_but_not_answers() {
                     link,
                     operation: weft_contracts::keyvalue::INCREMENT.into(),
                     payload: weft_contracts::encode(&increment).unwrap(),
+                    deadline_ms: 0,
                 };
                 let answer = caller
                     .call(&invocation, Duration::from_secs(10))
@@ -624,7 +627,7 @@ async fn concurrent_provider_calls_share_messages_but_not_answers() {
     let why = unreadable
         .headers
         .as_ref()
-        .and_then(|h| h.get(weft_provider_sdk::calls::BATCH_ERROR_HEADER))
+        .and_then(|h| h.get(weft_lattice::calls::BATCH_ERROR_HEADER))
         .map(|v| v.to_string())
         .unwrap_or_default();
     assert!(why.contains("malformed provider calls"), "{why:?}");
@@ -652,7 +655,7 @@ async fn concurrent_provider_calls_share_messages_but_not_answers() {
         })
         .collect();
     for error in failed {
-        let error = error.await.unwrap();
+        let error = error.await.unwrap().to_string();
         assert!(
             error.contains("weft.test.provider.nobody.call") && error.contains("no responders"),
             "{error}"

@@ -9,6 +9,7 @@
 mod architecture;
 mod host;
 mod lattice;
+mod overload;
 mod runtime;
 mod snapshot;
 mod swap;

@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use wascap::{KeyRole, VerifyOptions, contracts};
-use weft_host::actor::{ActorPool, Dispatch, HostCall, LoadError, LoadPolicy};
+use weft_host::GuestError;
+use weft_host::actor::{ActorPool, LoadError, LoadPolicy};
 use weft_host::engine::{EngineConfig, WasmEngine};
-use weft_host::instance::CallError;
+use weft_host::invoke::{HostCall, HostCalls, InvokeError};
 use weft_host::limits::Limits;
 use weft_provider_sdk::async_trait;
 
@@ -34,8 +35,8 @@ struct Recorder {
 }
 
 #[async_trait]
-impl Dispatch for Recorder {
-    async fn dispatch(&self, call: HostCall<'_>) -> Result<Vec<u8>, String> {
+impl HostCalls for Recorder {
+    async fn host_call(&self, call: HostCall<'_>) -> Result<Vec<u8>, InvokeError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         *self.last.lock().unwrap() = Some((
             call.actor.to_string(),
@@ -62,10 +63,10 @@ async fn load(bytes: &[u8], limits: Limits) -> (ActorPool, Arc<Recorder>) {
     )
 }
 
-async fn call(pool: &ActorPool, command: u8, arg: i32) -> Result<Vec<u8>, CallError> {
+async fn call(pool: &ActorPool, command: u8, arg: i32) -> Result<Vec<u8>, GuestError> {
     pool.invoke("run", &cmd(command, arg))
         .await
-        .map_err(|e| e.call_error().unwrap().clone())
+        .map_err(|e| e.guest_error().unwrap().clone())
 }
 
 async fn served_count(pool: &ActorPool) -> i32 {
@@ -88,7 +89,7 @@ async fn echo_actor_built_by_the_test_command_answers() {
     );
     let err = pool.invoke("nope", b"x").await.unwrap_err();
     assert!(
-        matches!(err.call_error(), Some(CallError::Guest(_))),
+        matches!(err.guest_error(), Some(GuestError::Guest(_))),
         "{err}"
     );
 }
@@ -128,7 +129,7 @@ async fn deadline_obeyed_and_enforced_while_others_keep_serving() {
     let (result, elapsed) = stuck.await.unwrap();
     assert_eq!(
         result.unwrap_err(),
-        CallError::DeadlineExceeded { deadline_ms: 200 }
+        GuestError::DeadlineExceeded { deadline_ms: 200 }
     );
     assert!(
         elapsed < Duration::from_millis(400),
@@ -147,7 +148,7 @@ async fn memory_limit_obeyed_and_enforced() {
     assert!(call(&pool, b'a', 16).await.is_ok());
     let err = call(&pool, b'a', 64).await.unwrap_err();
     assert!(
-        matches!(err, CallError::MemoryLimit { limit: 2097152, .. }),
+        matches!(err, GuestError::MemoryLimit { limit: 2097152, .. }),
         "{err}"
     );
     assert!(
@@ -165,7 +166,7 @@ async fn memory_limit_obeyed_and_enforced() {
 async fn stack_overflow_traps_the_guest_only() {
     let (pool, _) = load(&guest(&[]), Limits::default()).await;
     let err = call(&pool, b'r', 0).await.unwrap_err();
-    assert!(matches!(err, CallError::Trap(_)), "{err}");
+    assert!(matches!(err, GuestError::Trap(_)), "{err}");
     assert!(call(&pool, b'e', 3).await.is_ok());
 }
 
@@ -177,7 +178,7 @@ async fn guest_response_past_the_end_of_memory_traps_instead_of_panicking() {
     let err = call(&pool, b'p', 0).await.unwrap_err();
     assert_eq!(
         err,
-        CallError::OutOfBounds {
+        GuestError::OutOfBounds {
             what: "response",
             ptr: 65500,
             len: 1000,
@@ -194,7 +195,7 @@ async fn bad_pointers_to_every_kind_of_import_trap() {
     assert!(
         matches!(
             err,
-            CallError::OutOfBounds {
+            GuestError::OutOfBounds {
                 what: "request buffer",
                 ..
             }
@@ -205,7 +206,7 @@ async fn bad_pointers_to_every_kind_of_import_trap() {
     assert!(
         matches!(
             err,
-            CallError::OutOfBounds {
+            GuestError::OutOfBounds {
                 what: "log line",
                 ..
             }
@@ -216,7 +217,7 @@ async fn bad_pointers_to_every_kind_of_import_trap() {
     assert!(
         matches!(
             err,
-            CallError::OutOfBounds {
+            GuestError::OutOfBounds {
                 what: "error message",
                 ..
             }
@@ -228,7 +229,7 @@ async fn bad_pointers_to_every_kind_of_import_trap() {
     assert!(
         matches!(
             err,
-            CallError::TooLarge {
+            GuestError::TooLarge {
                 what: "response",
                 len: 4294967295,
                 ..
@@ -246,7 +247,7 @@ async fn bad_pointers_around_host_calls_trap_before_or_after_the_provider() {
     assert!(
         matches!(
             err,
-            CallError::OutOfBounds {
+            GuestError::OutOfBounds {
                 what: "host call binding",
                 ..
             }
@@ -262,7 +263,7 @@ async fn bad_pointers_around_host_calls_trap_before_or_after_the_provider() {
     assert!(
         matches!(
             err,
-            CallError::OutOfBounds {
+            GuestError::OutOfBounds {
                 what: "host response buffer",
                 ..
             }
@@ -287,7 +288,7 @@ async fn response_size_limit_obeyed_and_enforced() {
     let err = call(&pool, b'R', 1025).await.unwrap_err();
     assert_eq!(
         err,
-        CallError::TooLarge {
+        GuestError::TooLarge {
             what: "response",
             len: 1025,
             limit: 1024
@@ -306,7 +307,7 @@ async fn host_call_size_limit_obeyed_and_enforced() {
     let err = call(&pool, b'h', 1025).await.unwrap_err();
     assert_eq!(
         err,
-        CallError::TooLarge {
+        GuestError::TooLarge {
             what: "host call payload",
             len: 1025,
             limit: 1024
@@ -345,7 +346,7 @@ async fn module_size_limit_obeyed_and_enforced() {
 async fn host_call_without_the_capability_is_denied_before_dispatch() {
     let (pool, recorder) = load(&guest(&[contracts::HTTP_SERVER]), Limits::default()).await;
     let err = call(&pool, b'h', 3).await.unwrap_err();
-    let CallError::Guest(message) = &err else {
+    let GuestError::Guest(message) = &err else {
         panic!("expected the guest to relay the denial: {err}")
     };
     assert!(
@@ -391,7 +392,7 @@ async fn trapped_instances_are_discarded_and_clean_ones_reused() {
     assert_eq!(served_count(&pool).await, 2, "a clean instance is reused");
     assert_eq!(
         call(&pool, b'g', 0).await.unwrap_err(),
-        CallError::Guest("boom".into())
+        GuestError::Guest("boom".into())
     );
     assert_eq!(
         served_count(&pool).await,
@@ -506,7 +507,7 @@ async fn modules_that_are_not_actors_or_cannot_start_are_refused() {
     );
     let err = load_err(&no_call, LoadPolicy::default()).await;
     assert!(
-        matches!(err, LoadError::Start(CallError::NotAnActor(_))),
+        matches!(err, LoadError::Start(GuestError::NotAnActor(_))),
         "{err}"
     );
 
@@ -519,7 +520,10 @@ async fn modules_that_are_not_actors_or_cannot_start_are_refused() {
         LoadPolicy::default(),
     )
     .await;
-    assert!(matches!(err, LoadError::Start(CallError::Trap(_))), "{err}");
+    assert!(
+        matches!(err, LoadError::Start(GuestError::Trap(_))),
+        "{err}"
+    );
 
     let foreign = sign(
         &wat::parse_str("(module (import \"env\" \"f\" (func)) (memory (export \"memory\") 1))")

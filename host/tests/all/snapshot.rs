@@ -4,9 +4,10 @@
 
 use crate::{sign, signed_actor};
 use std::sync::Arc;
-use weft_host::actor::{ActorPool, Dispatch, HostCall, LoadPolicy};
+use weft_host::actor::{ActorPool, LoadPolicy};
 use weft_host::engine::{EngineConfig, WasmEngine};
 use weft_host::instance::StartUp;
+use weft_host::invoke::{HostCall, HostCalls, InvokeError};
 use weft_host::limits::Limits;
 use weft_provider_sdk::async_trait;
 
@@ -31,8 +32,8 @@ async fn start_up_of(engine: &WasmEngine, bytes: &[u8]) -> StartUp {
 struct Answering;
 
 #[async_trait]
-impl Dispatch for Answering {
-    async fn dispatch(&self, _: HostCall<'_>) -> Result<Vec<u8>, String> {
+impl HostCalls for Answering {
+    async fn host_call(&self, _: HostCall<'_>) -> Result<Vec<u8>, InvokeError> {
         Ok(b"ok".to_vec())
     }
 }

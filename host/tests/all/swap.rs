@@ -8,7 +8,7 @@ use wascap::{Actor, Claims, KeyPair, KeyRole, contracts};
 use wasm_encoder::Section;
 use weft_contracts::httpserver::{HANDLE_REQUEST, HttpRequest, HttpResponse};
 use weft_host::engine::EngineConfig;
-use weft_host::host::{Host, HostConfig, HostError, UpdateOptions, UpdateRefused};
+use weft_host::{Host, HostConfig, HostError, UpdateOptions, UpdateRefused};
 use weft_keyvalue_memory::MemoryKeyValue;
 use weft_provider_sdk::LinkDefinition;
 

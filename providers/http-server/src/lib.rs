@@ -6,8 +6,11 @@
 //!
 //! - A request body over the limit (`max_body_bytes` in the link values, default
 //!   [`DEFAULT_MAX_BODY_BYTES`]) is answered `413` without calling the actor.
-//! - An actor that fails or answers something undecodable is answered `500` with the reason;
-//!   the listener keeps serving.
+//! - A call that fails is answered by its kind, with the reason in the body: `403` (the
+//!   actor may not be called so), `404` (no such actor), `503` with `Retry-After` (the actor
+//!   is saturated or unreachable for now), `504` (past its deadline), else `500` (it trapped,
+//!   failed, or answered something that is not an `HttpResponse`). The listener keeps
+//!   serving.
 //! - Deleting the link closes its listener at once and drains its connections: each answers
 //!   the request it is serving (and any that arrives within [`IDLE_GRACE`]) with
 //!   `Connection: close`, so keep-alive clients reconnect instead of failing; idle ones are
@@ -52,11 +55,14 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use weft_contracts::httpserver::{self as contract, HeaderMap, HttpRequest, HttpResponse};
 use weft_provider_sdk::{
-    ActorInvoker, LinkDefinition, Provider, ProviderCall, ProviderError, async_trait,
+    ActorInvoker, Failure, LinkDefinition, Provider, ProviderCall, ProviderError, async_trait,
 };
 
 /// Default cap on a request body, bytes (4 MiB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 << 20;
+/// `Retry-After` sent with a 503, seconds: a saturated actor frees instances within its call
+/// deadline, so a client that waits about this long usually finds one.
+const RETRY_AFTER_SECS: &str = "1";
 /// Address listened on when a link names none.
 pub const DEFAULT_ADDRESS: &str = "127.0.0.1:8080";
 /// How long a draining listener keeps an idle keep-alive connection open. A request that
@@ -449,10 +455,7 @@ impl Route {
             .await
         {
             Ok(answer) => answer,
-            Err(error) => {
-                tracing::warn!(actor = %self.actor_id, %error, "actor failed an HTTP request");
-                return plain(StatusCode::INTERNAL_SERVER_ERROR, format!("{error}\n"));
-            }
+            Err(failure) => return failed(&self.actor_id, &failure),
         };
         match weft_contracts::decode::<HttpResponse>(&answer) {
             Ok(answer) => into_response(answer),
@@ -465,6 +468,23 @@ impl Route {
             ),
         }
     }
+}
+
+/// What answers a request the actor did not: the status its failure's kind maps to (403,
+/// 404, 503 with `Retry-After`, 504, else 500), and a body naming the failing part. The text
+/// is the host's, which never carries link values.
+fn failed(actor_id: &str, failure: &Failure) -> Response<Full<Bytes>> {
+    tracing::warn!(actor = %actor_id, kind = ?failure.kind, error = %failure, "actor failed an HTTP request");
+    let status = StatusCode::from_u16(failure.kind.http_status())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = plain(status, format!("{failure}\n"));
+    if failure.kind.is_transient() {
+        response.headers_mut().insert(
+            hyper::header::RETRY_AFTER,
+            hyper::header::HeaderValue::from_static(RETRY_AFTER_SECS),
+        );
+    }
+    response
 }
 
 fn into_response(answer: HttpResponse) -> Response<Full<Bytes>> {
@@ -495,12 +515,12 @@ mod tests {
 
     #[async_trait]
     impl ActorInvoker for Answering {
-        async fn invoke_actor(&self, _: &str, _: &str, _: Vec<u8>) -> Result<Vec<u8>, String> {
+        async fn invoke_actor(&self, _: &str, _: &str, _: Vec<u8>) -> Result<Vec<u8>, Failure> {
             weft_contracts::encode(&HttpResponse {
                 status_code: 200,
                 ..HttpResponse::default()
             })
-            .map_err(|e| e.to_string())
+            .map_err(|e| Failure::new(weft_provider_sdk::FailureKind::ActorFailed, e.to_string()))
         }
     }
 

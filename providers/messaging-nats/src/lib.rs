@@ -25,7 +25,7 @@ use weft_contracts::messaging::{
     self as msg, PubMessage, ReplyMessage, RequestMessage, SubMessage,
 };
 use weft_contracts::{decode, encode};
-use weft_provider_sdk::lattice::NatsOptions;
+use weft_lattice::NatsOptions;
 use weft_provider_sdk::{
     ActorInvoker, LinkDefinition, Provider, ProviderCall, ProviderError, async_trait,
 };
@@ -95,7 +95,7 @@ impl NatsMessaging {
             name: Some("weft messaging-nats".into()),
             ..NatsOptions::default()
         };
-        let client = weft_provider_sdk::lattice::connect(&options)
+        let client = weft_lattice::connect(&options)
             .await
             .map_err(|e| ProviderError::Backend(e.to_string()))?;
         clients.insert(url.to_string(), client.clone());
@@ -121,7 +121,7 @@ impl NatsMessaging {
             let _ = task.await;
         }
         if let Ok(client) = self.client(&url).await {
-            let _ = weft_provider_sdk::lattice::round_trip(&client, Duration::from_secs(5)).await;
+            let _ = weft_lattice::round_trip(&client, Duration::from_secs(5)).await;
         }
     }
 }
@@ -195,7 +195,7 @@ impl Provider for NatsMessaging {
             tasks.push(task);
         }
         // Subscriptions are live once the server has them, before the link is reported put.
-        weft_provider_sdk::lattice::round_trip(&client, Duration::from_secs(5))
+        weft_lattice::round_trip(&client, Duration::from_secs(5))
             .await
             .map_err(|e| ProviderError::Backend(e.to_string()))?;
         let replaced = self.lock_links().insert(

@@ -7,9 +7,9 @@
 //! handling calls. A provider reaches actors only through the narrow [`ActorInvoker`] the host
 //! hands it at start, never through the host's internals.
 //!
-//! **What it is not:** a host. In-process, the host holds the provider and calls the trait
-//! directly; out of process, [`runner::run`] serves the same provider over a NATS lattice
-//! ([`lattice`] has the subjects and the wire).
+//! **What it is not:** a host, nor the lattice's wire. In-process, the host holds the provider
+//! and calls the trait directly; out of process, [`runner::run`] serves the same provider over
+//! a NATS lattice (subjects and wire in the `weft-lattice` crate).
 //!
 //! ```
 //! use weft_provider_sdk::{Provider, ProviderCall, ProviderError, async_trait};
@@ -32,39 +32,14 @@
 #![deny(missing_docs)]
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use async_trait::async_trait;
+pub use weft_contracts::invocation::{Failure, FailureKind};
+pub use weft_contracts::link::{DEFAULT_LINK_NAME, LinkDefinition};
 
-pub mod calls;
-pub mod lattice;
 pub mod runner;
-
-/// The link name used when an actor names none.
-pub const DEFAULT_LINK_NAME: &str = "default";
-
-/// Binds one actor to one provider for one contract under one link name, with the settings
-/// the provider needs for that actor (a port to listen on, a Redis URL, subjects, ...).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LinkDefinition {
-    /// The actor's id (module key `M…`).
-    pub actor_id: String,
-    /// The contract id.
-    pub contract_id: String,
-    /// The link name; [`DEFAULT_LINK_NAME`] unless the actor asks for another.
-    #[serde(default = "default_link_name")]
-    pub link_name: String,
-    /// The provider's id.
-    pub provider_id: String,
-    /// Settings for this actor.
-    #[serde(default)]
-    pub values: BTreeMap<String, String>,
-}
-
-fn default_link_name() -> String {
-    DEFAULT_LINK_NAME.to_string()
-}
 
 /// An actor's call to a provider.
 #[derive(Debug, Clone)]
@@ -77,6 +52,9 @@ pub struct ProviderCall {
     pub operation: String,
     /// The request as the actor encoded it.
     pub payload: Vec<u8>,
+    /// How long the calling actor waits for the answer: a provider that cannot answer within
+    /// it should fail the call (naming what it waited on) rather than answer too late.
+    pub time_left: Duration,
 }
 
 /// What a provider can report.
@@ -110,6 +88,14 @@ pub enum ProviderError {
     /// The backing service failed (Redis down, port taken, ...).
     #[error("{0}")]
     Backend(String),
+}
+
+/// Whatever a provider reports, the call it failed is a provider failure: a request it could
+/// not read came from the actor, not from whoever called the actor.
+impl From<ProviderError> for Failure {
+    fn from(error: ProviderError) -> Self {
+        Failure::new(FailureKind::ProviderFailed, error.to_string())
+    }
 }
 
 impl ProviderError {
@@ -152,13 +138,14 @@ impl Health {
 /// What a provider may ask of the host: call an actor. Nothing else of the host is reachable.
 #[async_trait]
 pub trait ActorInvoker: Send + Sync {
-    /// Calls `operation` on the actor `actor_id` with `payload`.
+    /// Calls `operation` on the actor `actor_id` with `payload`. A failure's
+    /// [`FailureKind`] says how to answer the outside world (busy: try again; denied; ...).
     async fn invoke_actor(
         &self,
         actor_id: &str,
         operation: &str,
         payload: Vec<u8>,
-    ) -> Result<Vec<u8>, String>;
+    ) -> Result<Vec<u8>, Failure>;
 }
 
 /// A capability provider. Every method but [`Provider::handle_call`] and

@@ -1,5 +1,5 @@
 //! Runs a [`Provider`] as its own process on a lattice: the same provider code that runs
-//! in-process, served over NATS (subjects in [`crate::lattice`]).
+//! in-process, served over NATS (subjects and wire in `weft-lattice`).
 //!
 //! The runner connects, starts the provider with an [`ActorInvoker`] that reaches actors over
 //! the lattice, then serves calls (queue group: instances of one provider id share them), link
@@ -9,12 +9,16 @@
 //! that joined before takes the calls from then on: that is how a provider is replaced without
 //! a failed call.
 
-use crate::calls::{AnswerQueue, serve_batch};
-use crate::lattice::{self, ActorInvocation, Answer, LatticeError, NatsOptions, Subjects};
-use crate::{ActorInvoker, LinkDefinition, Provider, ProviderError, async_trait};
+use crate::{ActorInvoker, Failure, FailureKind, LinkDefinition, Provider, ProviderError};
+use crate::{ProviderCall, async_trait};
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
+use weft_lattice::calls::{AnswerQueue, serve_batch};
+use weft_lattice::{
+    self as lattice, ActorInvocation, Answer, LatticeError, NatsOptions, ProviderInvocation,
+    Subjects,
+};
 
 /// Where and as what a provider runs.
 #[derive(Debug, Clone)]
@@ -65,11 +69,12 @@ impl ActorInvoker for LatticeInvoker {
         actor_id: &str,
         operation: &str,
         payload: Vec<u8>,
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Vec<u8>, Failure> {
         let invocation = ActorInvocation {
             operation: operation.to_string(),
             payload,
             origin: self.origin.clone(),
+            deadline_ms: u64::try_from(self.deadline.as_millis()).unwrap_or(u64::MAX),
         };
         lattice::invoke_actor(
             &self.client,
@@ -190,7 +195,16 @@ impl Subscriptions {
             in_flight.spawn(async move {
                 match kind {
                     Kind::Calls => {
-                        serve_batch(&client, provider, message, actor_call_deadline, &answers).await
+                        let serve =
+                            provider.map(|provider| {
+                                move |call: ProviderInvocation| {
+                                    let provider = provider.clone();
+                                    async move {
+                                        handle_call(&*provider, call, actor_call_deadline).await
+                                    }
+                                }
+                            });
+                        serve_batch(&client, serve, message, actor_call_deadline, &answers).await
                     }
                     Kind::Other(other) => {
                         serve_other(&client, provider, other, message, actor_call_deadline).await
@@ -295,8 +309,11 @@ async fn serve_other(
 ) {
     let subject = message.subject.to_string();
     let Some(provider) = provider else {
-        let gone = format!("nothing serves {subject} here any more; try again");
-        lattice::respond(client, &message, &Answer::Err(gone)).await;
+        let gone = Answer::failed(
+            FailureKind::Unavailable,
+            format!("nothing serves {subject} here any more; try again"),
+        );
+        lattice::respond(client, &message, &gone).await;
         return;
     };
     let body = match lattice::receive(client, &message, deadline).await {
@@ -315,14 +332,35 @@ async fn serve_other(
                 } else {
                     provider.delete_link(&link).await
                 };
-                done.map(|()| Vec::new()).into()
+                done.map(|()| Vec::new()).map_err(Failure::from).into()
             }
-            Err(error) => Answer::Err(error.to_string()),
+            Err(error) => Answer::Err(error.into()),
         },
-        Other::Health => {
-            let health = provider.health().await;
-            lattice::encode(&subject, &health).into()
-        }
+        Other::Health => Answer::encoded(&subject, &provider.health().await),
     };
     lattice::respond(client, &message, &answer).await;
+}
+
+/// One actor's call from the lattice, handed to the provider with the time its caller
+/// waits (`deadline` when the caller did not say).
+async fn handle_call(
+    provider: &dyn Provider,
+    call: ProviderInvocation,
+    deadline: Duration,
+) -> Answer {
+    let time_left = match call.deadline_ms {
+        0 => deadline,
+        ms => Duration::from_millis(ms).min(deadline),
+    };
+    provider
+        .handle_call(ProviderCall {
+            actor_id: call.actor_id,
+            link: Arc::new(call.link),
+            operation: call.operation,
+            payload: call.payload,
+            time_left,
+        })
+        .await
+        .map_err(Failure::from)
+        .into()
 }

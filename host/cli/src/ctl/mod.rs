@@ -17,9 +17,9 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
+use weft_lattice::{self as lattice, Answer};
 use weft_provider_sdk::LinkDefinition;
-use weft_provider_sdk::lattice::{self, Answer};
-use wire::{ControlRequest, ControlSubjects, Done, Event, HostInventory};
+use wire::{ControlRequest, Done, Event, HostInventory};
 
 #[derive(Args)]
 pub struct CtlArgs {
@@ -152,7 +152,7 @@ enum UpdateCommand {
 /// A connection to the lattice's control interface.
 struct Lattice {
     client: async_nats::Client,
-    subjects: ControlSubjects,
+    subjects: lattice::Subjects,
     wait: Duration,
     timeout: Duration,
 }
@@ -165,7 +165,7 @@ pub async fn inventories(
 ) -> Result<Vec<HostInventory>> {
     let lattice = Lattice {
         client: client.clone(),
-        subjects: ControlSubjects::new(name),
+        subjects: lattice::Subjects::new(name),
         wait,
         timeout: wait,
     };
@@ -188,7 +188,7 @@ impl Lattice {
                 continue;
             }
             let answer: Answer = lattice::decode(&message.subject, &message.payload)?;
-            let bytes = Result::<Vec<u8>, String>::from(answer).map_err(|e| anyhow!(e))?;
+            let bytes = Result::<Vec<u8>, _>::from(answer).map_err(|e| anyhow!(e))?;
             hosts.push(lattice::decode::<HostInventory>(&message.subject, &bytes)?);
         }
         hosts.sort_by(|a, b| a.host_id.cmp(&b.host_id));
@@ -197,7 +197,7 @@ impl Lattice {
 
     /// Asks one host; its refusal or silence is the error.
     async fn ask(&self, host_id: &str, request: &ControlRequest) -> Result<Done> {
-        let subject = self.subjects.host(host_id);
+        let subject = self.subjects.control_host(host_id);
         let body = lattice::encode(&subject, request)?;
         let bytes = lattice::request(&self.client, subject.clone(), body, self.timeout)
             .await
@@ -341,7 +341,7 @@ pub async fn run(args: CtlArgs) -> Result<()> {
         .with_context(|| format!("cannot reach lattice {name}"))?;
     let lattice = Lattice {
         client,
-        subjects: ControlSubjects::new(&name),
+        subjects: lattice::Subjects::new(&name),
         wait: Duration::from_millis(args.wait_ms),
         timeout: Duration::from_millis(args.timeout_ms),
     };
@@ -667,7 +667,7 @@ async fn watch(lattice: &Lattice, out: &mut Out, json: bool) -> Result<()> {
     lattice::round_trip(&lattice.client, Duration::from_secs(5)).await?;
     writeln!(out, "watching {subject} (Ctrl-C stops)")?;
     out.flush()?;
-    let stop = crate::up::shutdown_signal();
+    let stop = crate::signal::shutdown_signal();
     tokio::pin!(stop);
     loop {
         let message = tokio::select! {

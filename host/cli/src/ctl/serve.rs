@@ -5,16 +5,15 @@
 
 use super::revision;
 use super::wire::{
-    ActorEntry, ControlRequest, ControlSubjects, Done, Event, EventKind, HostInventory,
-    ProviderEntry,
+    ActorEntry, ControlRequest, Done, Event, EventKind, HostInventory, ProviderEntry,
 };
 use anyhow::{Context, Result};
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use weft_host::host::{Host, UpdateOptions};
-use weft_provider_sdk::lattice::{self, Answer};
+use weft_host::{Host, UpdateOptions};
+use weft_lattice::{self as lattice, Answer};
 
 /// How long a control request's parts may take to arrive (chunked modules).
 const RECEIVE_DEADLINE: Duration = Duration::from_secs(30);
@@ -30,7 +29,7 @@ struct RunningProvider {
 pub struct ControlServer {
     host: Host,
     client: async_nats::Client,
-    subjects: ControlSubjects,
+    subjects: lattice::Subjects,
     host_id: String,
     labels: BTreeMap<String, String>,
     started: Instant,
@@ -38,6 +37,11 @@ pub struct ControlServer {
     /// (the host itself knows only ids). The config stays here: it may hold secrets, and the
     /// inventory is readable by every member of the lattice.
     providers: Mutex<BTreeMap<String, RunningProvider>>,
+}
+
+/// A control request this host refused or could not read; the text says why.
+fn refused(reason: String) -> Answer {
+    Answer::failed(weft_provider_sdk::FailureKind::BadRequest, reason)
 }
 
 fn unix_ms() -> u64 {
@@ -64,7 +68,7 @@ impl ControlServer {
         ControlServer {
             host,
             client,
-            subjects: ControlSubjects::new(lattice),
+            subjects: lattice::Subjects::new(lattice),
             host_id: nkeys::KeyPair::new_server().public_key(),
             labels,
             started: Instant::now(),
@@ -97,7 +101,7 @@ impl ControlServer {
             subject: subject.to_string(),
             detail,
         };
-        let topic = self.subjects.event(kind);
+        let topic = self.subjects.event(kind.as_str());
         let sent = match lattice::encode(&topic, &event) {
             Ok(body) => self
                 .client
@@ -182,7 +186,7 @@ impl ControlServer {
             .subscribe(ping_subject.clone())
             .await
             .with_context(|| format!("cannot subscribe to {ping_subject}"))?;
-        let host_subject = self.subjects.host(&self.host_id);
+        let host_subject = self.subjects.control_host(&self.host_id);
         let mut requests = self
             .client
             .subscribe(host_subject.clone())
@@ -192,7 +196,7 @@ impl ControlServer {
         let server = self.clone();
         let answer_pings = tokio::spawn(async move {
             while let Some(ping) = pings.next().await {
-                let answer = Answer::from(lattice::encode(&ping.subject, &server.inventory()));
+                let answer = Answer::encoded(&ping.subject, &server.inventory());
                 lattice::respond(&server.client, &ping, &answer).await;
             }
         });
@@ -204,10 +208,10 @@ impl ControlServer {
                 tokio::spawn(async move {
                     let answer = match server.receive(&message).await {
                         Ok(request) => match server.handle(request).await {
-                            Ok(done) => Answer::from(lattice::encode(&message.subject, &done)),
-                            Err(error) => Answer::Err(error),
+                            Ok(done) => Answer::encoded(&message.subject, &done),
+                            Err(error) => refused(error),
                         },
-                        Err(error) => Answer::Err(error),
+                        Err(error) => refused(error),
                     };
                     lattice::respond(&server.client, &message, &answer).await;
                 });
@@ -244,7 +248,9 @@ impl ControlServer {
     }
 
     async fn receive(&self, message: &async_nats::Message) -> Result<ControlRequest, String> {
-        let body = lattice::receive(&self.client, message, RECEIVE_DEADLINE).await?;
+        let body = lattice::receive(&self.client, message, RECEIVE_DEADLINE)
+            .await
+            .map_err(|failure| failure.message)?;
         lattice::decode(&message.subject, &body).map_err(|e| e.to_string())
     }
 

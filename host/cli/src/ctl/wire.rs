@@ -1,6 +1,6 @@
 //! The control interface's wire: subjects, requests, answers and events, MessagePack like the
 //! rest of the lattice (bodies over NATS's max payload are chunked by
-//! `weft_provider_sdk::lattice`, so a module of any size can be started or updated).
+//! `weft_lattice`, so a module of any size can be started or updated).
 //!
 //! | subject | who listens | body | answer |
 //! |---|---|---|---|
@@ -11,40 +11,6 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use weft_provider_sdk::LinkDefinition;
-
-/// The control subjects of one lattice.
-#[derive(Debug, Clone)]
-pub struct ControlSubjects {
-    prefix: String,
-}
-
-impl ControlSubjects {
-    pub fn new(lattice: &str) -> Self {
-        ControlSubjects {
-            prefix: format!("weft.{lattice}"),
-        }
-    }
-
-    /// Every host answers here with its inventory.
-    pub fn ping(&self) -> String {
-        format!("{}.ctl.ping", self.prefix)
-    }
-
-    /// One host's control requests.
-    pub fn host(&self, host_id: &str) -> String {
-        format!("{}.ctl.host.{host_id}", self.prefix)
-    }
-
-    /// Where events of `kind` are published.
-    pub fn event(&self, kind: EventKind) -> String {
-        format!("{}.evt.{}", self.prefix, kind.as_str())
-    }
-
-    /// Every event.
-    pub fn all_events(&self) -> String {
-        format!("{}.evt.>", self.prefix)
-    }
-}
 
 /// An actor as the inventory shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -36,6 +36,7 @@ async fn increment(
             link: link.clone(),
             operation: kv::INCREMENT.into(),
             payload: encode(&request).unwrap(),
+            time_left: std::time::Duration::from_secs(5),
         })
         .await?;
     Ok(decode(&answer).unwrap())

@@ -6,10 +6,10 @@ use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 use weft_contracts::messaging::{self as msg, ReplyMessage, RequestMessage};
-use weft_host::host::{Host, HostConfig};
+use weft_host::{Host, HostConfig};
+use weft_lattice::{self as lattice, NatsOptions};
 use weft_messaging_nats::NatsMessaging;
 use weft_provider_sdk::LinkDefinition;
-use weft_provider_sdk::lattice::{self, NatsOptions};
 use weft_testing::NatsServer;
 
 fn link(actor: &str, values: &[(&str, &str)]) -> LinkDefinition {
@@ -95,6 +95,7 @@ async fn an_actor_answers_nats_requests_and_publishes() {
             link: Arc::new(link(&actor, &[])),
             operation: msg::REQUEST.into(),
             payload: weft_contracts::encode(&request).unwrap(),
+            time_left: std::time::Duration::from_secs(5),
         },
     )
     .await

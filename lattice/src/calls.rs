@@ -16,12 +16,13 @@
 //!   or in several parts;
 //! - a request the provider cannot read at all is answered with the header
 //!   [`BATCH_ERROR_HEADER`] and no body: every call in it fails with that text;
-//! - either body, when too large for one message, travels chunked ([`lattice::send`]).
+//! - either body, when too large for one message, travels chunked ([`crate::chunks::send`]).
 //!
 //! This is not a general RPC layer: actor invocations, link puts and health checks stay
-//! plain request-reply ([`lattice::request`]); they are rare or already one per message.
+//! plain request-reply ([`crate::request()`]); they are rare or already one per message.
 
-use crate::lattice::{self, Answer, LatticeError, ProviderInvocation};
+use crate::wire::{Answer, ProviderInvocation};
+use crate::{LatticeError, chunks};
 use futures_util::StreamExt;
 use serde_bytes::ByteBuf;
 use std::collections::HashMap;
@@ -30,6 +31,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{AbortHandle, JoinSet};
+use weft_contracts::invocation::{Failure, FailureKind};
 
 /// The header of an answer saying the whole request could not be read; its value says why.
 pub const BATCH_ERROR_HEADER: &str = "Weft-Batch-Error";
@@ -42,7 +44,7 @@ const MOST_PER_MESSAGE: usize = 64;
 /// (their provider died holding them) are forgotten.
 const BATCHES_BEFORE_PRUNING: usize = 1024;
 
-type Outcome = Result<Vec<u8>, String>;
+type Outcome = Result<Vec<u8>, Failure>;
 
 /// The calls awaiting answers, and which calls each batch sent holds (to fail them together
 /// when nothing serves the subject, or the provider could not read the batch).
@@ -59,11 +61,11 @@ fn lock(waiting: &Shared) -> std::sync::MutexGuard<'_, Waiting> {
 }
 
 /// Fails every call of `ids` still waiting with `error`.
-fn fail(waiting: &Shared, ids: &[u64], error: &str) {
+fn fail(waiting: &Shared, ids: &[u64], error: &Failure) {
     let mut waiting = lock(waiting);
     for id in ids {
         if let Some(answer) = waiting.calls.remove(id) {
-            let _ = answer.send(Err(error.to_string()));
+            let _ = answer.send(Err(error.clone()));
         }
     }
 }
@@ -145,11 +147,11 @@ impl ProviderCaller {
 
     /// Makes `invocation` and waits up to `deadline` for its answer. Every failure (nothing
     /// serves the subject, no answer in time, NATS down, a malformed answer) comes back as an
-    /// error text naming the subject, as [`lattice::request`]'s do.
+    /// error text naming the subject, as [`crate::request()`]'s do.
     pub async fn call(&self, invocation: &ProviderInvocation, deadline: Duration) -> Outcome {
         let subject = &self.subject;
-        lattice::refuse_while_disconnected(&self.client, subject)?;
-        let body = lattice::encode(subject, invocation).map_err(|e| e.to_string())?;
+        crate::refuse_while_disconnected(&self.client, subject)?;
+        let body = crate::encode(subject, invocation)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (answer, answered) = oneshot::channel();
         lock(&self.waiting).calls.insert(id, answer);
@@ -157,17 +159,19 @@ impl ProviderCaller {
             waiting: &self.waiting,
             id,
         };
-        self.queue
-            .send((id, body))
-            .map_err(|_| format!("the lattice connection calling {subject} has closed"))?;
+        let closed = || {
+            Failure::new(
+                FailureKind::Unavailable,
+                format!("the lattice connection calling {subject} has closed"),
+            )
+        };
+        self.queue.send((id, body)).map_err(|_| closed())?;
         match tokio::time::timeout(deadline, answered).await {
             Ok(Ok(outcome)) => outcome,
-            Ok(Err(_)) => Err(format!(
-                "the lattice connection calling {subject} has closed"
-            )),
-            Err(_) => Err(format!(
-                "no answer on {subject} within {} ms",
-                deadline.as_millis()
+            Ok(Err(_)) => Err(closed()),
+            Err(_) => Err(Failure::new(
+                FailureKind::Deadline,
+                format!("no answer on {subject} within {} ms", deadline.as_millis()),
             )),
         }
     }
@@ -220,17 +224,14 @@ async fn send_batches(
         }
         let reply = format!("{inbox}.{batch}");
         let sent = match rmp_serde::to_vec(&calls) {
-            Ok(body) => lattice::publish(&client, to.clone(), Some(reply.into()), body).await,
-            Err(error) => Err(error.to_string()),
+            Ok(body) => chunks::publish(&client, to.clone(), Some(reply.into()), body).await,
+            Err(error) => Err(Failure::new(FailureKind::BadRequest, error.to_string())),
         };
         if let Err(error) = sent {
             // Nothing went out, so nothing answers: the batch's record is ours to take back.
             let ids = lock(&waiting).batches.remove(&batch).unwrap_or_default();
-            fail(
-                &waiting,
-                &ids,
-                &format!("request on {subject} failed: {error}"),
-            );
+            let error = Failure::new(error.kind, format!("request on {subject} failed: {error}"));
+            fail(&waiting, &ids, &error);
         }
     }
 }
@@ -254,7 +255,10 @@ async fn dispatch_answers(
             .and_then(|batch| lock(&waiting).batches.remove(&batch))
             .unwrap_or_default();
         if message.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
-            let error = format!("nothing serves {subject} on the lattice (no responders)");
+            let error = Failure::new(
+                FailureKind::Unavailable,
+                format!("nothing serves {subject} on the lattice (no responders)"),
+            );
             fail(&waiting, &ids, &error);
             continue;
         }
@@ -263,18 +267,22 @@ async fn dispatch_answers(
             .as_ref()
             .and_then(|h| h.get(BATCH_ERROR_HEADER))
         {
-            fail(&waiting, &ids, error.as_str());
+            fail(
+                &waiting,
+                &ids,
+                &Failure::new(FailureKind::BadRequest, error.as_str()),
+            );
             continue;
         }
         let chunked = message
             .headers
             .as_ref()
-            .is_some_and(|h| h.get(lattice::CHUNKED_HEADER).is_some());
+            .is_some_and(|h| h.get(chunks::CHUNKED_HEADER).is_some());
         if chunked {
             // Pulling chunks takes round trips: not on the path of every other answer.
             let (client, subject, waiting) = (client.clone(), subject.clone(), waiting.clone());
             tokio::spawn(async move {
-                match lattice::receive(&client, &message, chunk_deadline).await {
+                match chunks::receive(&client, &message, chunk_deadline).await {
                     Ok(body) => hand_out(&waiting, &subject, &body, &ids),
                     Err(error) => fail(&waiting, &ids, &error),
                 }
@@ -298,7 +306,10 @@ fn hand_out(waiting: &Shared, subject: &str, body: &[u8], ids: &[u64]) {
             }
         }
         Err(error) => {
-            let error = format!("malformed answer on {subject}: {error}");
+            let error = Failure::new(
+                FailureKind::Unavailable,
+                format!("malformed answer on {subject}: {error}"),
+            );
             tracing::warn!(%error);
             fail(waiting, ids, &error);
         }
@@ -308,14 +319,14 @@ fn hand_out(waiting: &Shared, subject: &str, body: &[u8], ids: &[u64]) {
 /// Where a provider sends its answers: they queue here and go out, those for one caller
 /// together, as soon as the sending task gets to them.
 #[derive(Clone)]
-pub(crate) struct AnswerQueue {
+pub struct AnswerQueue {
     queue: mpsc::UnboundedSender<(async_nats::Subject, u64, Answer)>,
 }
 
 impl AnswerQueue {
     /// The queue, and the task sending what it holds through `client`; the task ends once
     /// every clone of the queue is dropped and all it held is sent.
-    pub(crate) fn start(client: async_nats::Client) -> (Self, tokio::task::JoinHandle<()>) {
+    pub fn start(client: async_nats::Client) -> (Self, tokio::task::JoinHandle<()>) {
         let (queue, queued) = mpsc::unbounded_channel();
         let sending = tokio::spawn(send_answers(client, queued));
         (AnswerQueue { queue }, sending)
@@ -343,8 +354,8 @@ async fn send_answers(
         }
         for (reply, answers) in by_caller {
             let sent = match rmp_serde::to_vec(&answers) {
-                Ok(body) => lattice::publish(&client, reply.clone(), None, body).await,
-                Err(error) => Err(error.to_string()),
+                Ok(body) => chunks::publish(&client, reply.clone(), None, body).await,
+                Err(error) => Err(Failure::new(FailureKind::BadRequest, error.to_string())),
             };
             if let Err(error) = sent {
                 tracing::warn!(%reply, %error, "could not answer; the callers will time out");
@@ -353,25 +364,28 @@ async fn send_answers(
     }
 }
 
-/// Serves one request of calls with `provider` (`None`: it is gone here), each call in a
-/// task of its own so that calls of one batch run in parallel and each answer leaves as
-/// soon as it is ready; returns once every call is answered.
-pub(crate) async fn serve_batch(
+/// Serves one request of calls with `serve` (`None`: nothing serves them here any more),
+/// each call in a task of its own so that calls of one batch run in parallel and each answer
+/// leaves as soon as it is ready; returns once every call is answered.
+pub async fn serve_batch<S, F>(
     client: &async_nats::Client,
-    provider: Option<Arc<dyn crate::Provider>>,
+    serve: Option<S>,
     message: async_nats::Message,
     deadline: Duration,
     answers: &AnswerQueue,
-) {
+) where
+    S: Fn(ProviderInvocation) -> F + Clone + Send + 'static,
+    F: std::future::Future<Output = Answer> + Send + 'static,
+{
     let subject = message.subject.to_string();
     let Some(reply) = message.reply.clone() else {
         tracing::warn!(%subject, "a provider call came without a reply subject; dropped");
         return;
     };
-    let calls = match lattice::receive(client, &message, deadline).await {
+    let calls = match chunks::receive(client, &message, deadline).await {
         Ok(body) => rmp_serde::from_slice::<Vec<(u64, ByteBuf)>>(&body)
             .map_err(|e| format!("malformed provider calls on {subject}: {e}")),
-        Err(error) => Err(error),
+        Err(error) => Err(error.message),
     };
     let calls = match calls {
         Ok(calls) => calls,
@@ -387,30 +401,23 @@ pub(crate) async fn serve_batch(
             return;
         }
     };
-    let serve = move |id: u64, invocation: ByteBuf| {
-        let (provider, subject, reply, answers) = (
-            provider.clone(),
+    let one = move |id: u64, invocation: ByteBuf| {
+        let (serve, subject, reply, answers) = (
+            serve.clone(),
             subject.clone(),
             reply.clone(),
             answers.clone(),
         );
         async move {
-            let answer = match provider {
-                None => Answer::Err(format!("nothing serves {subject} here any more; try again")),
-                Some(provider) => {
-                    match lattice::decode::<ProviderInvocation>(&subject, &invocation) {
-                        Ok(invocation) => provider
-                            .handle_call(crate::ProviderCall {
-                                actor_id: invocation.actor_id,
-                                link: Arc::new(invocation.link),
-                                operation: invocation.operation,
-                                payload: invocation.payload,
-                            })
-                            .await
-                            .into(),
-                        Err(error) => Answer::Err(error.to_string()),
-                    }
-                }
+            let answer = match serve {
+                None => Answer::failed(
+                    FailureKind::Unavailable,
+                    format!("nothing serves {subject} here any more; try again"),
+                ),
+                Some(serve) => match crate::decode::<ProviderInvocation>(&subject, &invocation) {
+                    Ok(invocation) => serve(invocation).await,
+                    Err(error) => Answer::Err(error.into()),
+                },
             };
             answers.answer(reply, id, answer);
         }
@@ -419,11 +426,11 @@ pub(crate) async fn serve_batch(
     match (calls.next(), calls.len()) {
         (None, _) => {}
         // One call (an idle lattice) is served in this task: no spawn for it.
-        (Some((id, invocation)), 0) => serve(id, invocation).await,
+        (Some((id, invocation)), 0) => one(id, invocation).await,
         (Some(first), _) => {
             let mut running = JoinSet::new();
             for (id, invocation) in std::iter::once(first).chain(calls) {
-                running.spawn(serve(id, invocation));
+                running.spawn(one(id, invocation));
             }
             while running.join_next().await.is_some() {}
         }

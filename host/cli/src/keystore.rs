@@ -78,11 +78,6 @@ impl KeyStore {
         KeyStore { dir: dir.into() }
     }
 
-    /// The directory the seeds live in.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// The `role` key for `name`, generated and saved on first use.
     pub fn get_or_create(&self, name: &str, role: KeyRole) -> Result<StoredKey, KeyStoreError> {
         let path = self

@@ -1,22 +1,14 @@
-//! A host's membership of a lattice (subjects and wire in `weft_provider_sdk::lattice`).
-//!
-//! Once joined, the host serves each actor it runs on the actor's subject, in the queue group
-//! every host running that actor shares, so a lattice invocation goes to exactly one of them.
-//! What the host cannot serve itself goes out over NATS: a host call whose link names a
-//! provider not running in this process, a link put or delete for such a provider, and an
-//! invocation of an actor this host does not run.
-//!
-//! Invocations that arrive from the lattice are served only by local actors, never forwarded
-//! again, so a message cannot circle between hosts.
+//! The host's membership: its NATS client, the subscriptions serving each actor and provider
+//! it has, and a batched caller for each provider in another process that its actors call.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use weft_provider_sdk::calls::ProviderCaller;
-use weft_provider_sdk::lattice::{self, ActorInvocation, ProviderInvocation, Subjects};
-use weft_provider_sdk::{LinkDefinition, ProviderCall};
+use weft_lattice::calls::ProviderCaller;
+use weft_lattice::{self as lattice, ActorInvocation, ProviderInvocation, Subjects};
+use weft_provider_sdk::{Failure, LinkDefinition, ProviderCall};
 
 /// What a host serves on the lattice: an actor it runs, or a provider in its process.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -71,7 +63,8 @@ pub(crate) struct Membership {
     pub(crate) name: String,
     serving: Mutex<HashMap<Served, Serving>>,
     callers: Mutex<HashMap<String, Arc<ProviderCaller>>>,
-    call_deadline: Duration,
+    /// The host's call deadline, which also bounds each pull of a chunked answer.
+    pub(crate) call_deadline: Duration,
 }
 
 impl Membership {
@@ -106,17 +99,18 @@ impl Membership {
     }
 
     /// An actor's call to a provider in another process (coalesced with the calls other
-    /// actors here make to it at the same moment: `weft_provider_sdk::calls`).
+    /// actors here make to it at the same moment: `weft_lattice::calls`).
     pub(crate) async fn call_provider(
         &self,
         call: &ProviderCall,
         deadline: Duration,
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Vec<u8>, Failure> {
         let invocation = ProviderInvocation {
             actor_id: call.actor_id.clone(),
             link: (*call.link).clone(),
             operation: call.operation.clone(),
             payload: call.payload.clone(),
+            deadline_ms: u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX),
         };
         self.caller(&call.link.provider_id)
             .await?
@@ -125,7 +119,7 @@ impl Membership {
     }
 
     /// The caller for `provider_id`, started at its first call.
-    async fn caller(&self, provider_id: &str) -> Result<Arc<ProviderCaller>, String> {
+    async fn caller(&self, provider_id: &str) -> Result<Arc<ProviderCaller>, Failure> {
         let started = self
             .callers
             .lock()
@@ -140,8 +134,7 @@ impl Membership {
             self.subjects.provider_calls(provider_id),
             self.call_deadline,
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         // Two first calls at once may both start one; the first recorded is kept.
         Ok(self
             .callers
@@ -158,30 +151,31 @@ impl Membership {
         link: &LinkDefinition,
         put: bool,
         deadline: Duration,
-    ) -> Result<(), String> {
+    ) -> Result<(), Failure> {
         let subject = if put {
             self.subjects.provider_link_put(&link.provider_id)
         } else {
             self.subjects.provider_link_del(&link.provider_id)
         };
-        let body = lattice::encode(&subject, link).map_err(|e| e.to_string())?;
+        let body = lattice::encode(&subject, link)?;
         lattice::request(&self.client, subject, body, deadline)
             .await
             .map(|_| ())
     }
 
-    /// Invokes an actor some other host runs.
+    /// Invokes an actor some other host runs; it gets `deadline` for the whole call.
     pub(crate) async fn invoke_remote(
         &self,
         actor_id: &str,
         operation: &str,
         payload: &[u8],
         deadline: Duration,
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Vec<u8>, Failure> {
         let invocation = ActorInvocation {
             operation: operation.to_string(),
             payload: payload.to_vec(),
             origin: "host".into(),
+            deadline_ms: u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX),
         };
         lattice::invoke_actor(&self.client, &self.subjects, actor_id, invocation, deadline).await
     }

@@ -1,0 +1,118 @@
+//! What can go wrong asking a host for something, and why an update was refused.
+
+use crate::actor::LoadError;
+use crate::engine::EngineError;
+use weft_provider_sdk::ProviderError;
+
+/// Why an update was refused. In every case the running version keeps serving.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UpdateRefused {
+    /// The new module failed verification, compilation or start-up (`wapc_init` trapped).
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The new module is another actor.
+    #[error(
+        "the new module is actor {new}, not {old}; an update keeps the module key (sign it with the same --subject)"
+    )]
+    SubjectChanged {
+        /// The running actor.
+        old: String,
+        /// The new module's subject.
+        new: String,
+    },
+    /// The new module's revision is lower.
+    #[error("the new module's revision {new} is lower than the running revision {old}")]
+    RevisionLowered {
+        /// Running revision.
+        old: i32,
+        /// New revision.
+        new: i32,
+    },
+    /// The new module asks for capabilities the running version lacks.
+    #[error("the new module adds capabilities the running version lacks ({}); allow them explicitly", added.join(", "))]
+    NewCapabilities {
+        /// The capabilities added.
+        added: Vec<String>,
+    },
+    /// The new version's health check failed.
+    #[error("the new version failed its health check: {0}")]
+    Unhealthy(String),
+}
+
+/// What can go wrong asking the host for something (calls themselves fail with
+/// [`crate::InvokeError`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostError {
+    /// The engine could not be set up.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// An actor was refused.
+    #[error("actor refused: {0}")]
+    Load(#[from] LoadError),
+    /// No actor with that id runs here.
+    #[error("no actor {0} runs on this host; start it first (`weft up` with it in the manifest)")]
+    UnknownActor(String),
+    /// Serving on the lattice failed (a subscription, NATS down).
+    #[error("over the lattice: {0}")]
+    Lattice(String),
+    /// The host is already a member of a lattice.
+    #[error("this host already joined lattice {0}")]
+    AlreadyJoined(String),
+    /// The actor already runs; replacing it is an update.
+    #[error("actor {0} already runs on this host")]
+    ActorRunning(String),
+    /// No provider with that id runs here.
+    #[error("no provider {0} runs on this host; add it to the manifest's providers")]
+    UnknownProvider(String),
+    /// A provider with that id already runs.
+    #[error("a provider with id {0} already runs on this host")]
+    ProviderRunning(String),
+    /// A provider failed to start.
+    #[error("provider {provider_id}: {source}")]
+    Provider {
+        /// The provider.
+        provider_id: String,
+        /// What it said.
+        #[source]
+        source: ProviderError,
+    },
+    /// A provider (here or on the lattice) refused a link.
+    #[error("provider {provider_id} refused the link: {source}")]
+    LinkRefused {
+        /// The provider.
+        provider_id: String,
+        /// What it (or the way to it) said.
+        #[source]
+        source: ProviderError,
+    },
+    /// No link to delete.
+    #[error("actor {actor_id} has no link for {contract_id} named {link_name:?}")]
+    NoSuchLink {
+        /// The actor.
+        actor_id: String,
+        /// The contract.
+        contract_id: String,
+        /// The link name.
+        link_name: String,
+    },
+    /// An update was refused; the running version keeps serving.
+    #[error("update of actor {actor} refused, the running version keeps serving: {reason}")]
+    UpdateRefused {
+        /// The actor.
+        actor: String,
+        /// Why.
+        #[source]
+        reason: UpdateRefused,
+    },
+    /// An actor file could not be read.
+    #[error("cannot read actor file {}: {source}", path.display())]
+    ReadActor {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}

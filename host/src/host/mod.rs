@@ -1,0 +1,363 @@
+//! A Weft host: the actors it runs, the providers it holds, and the links between them.
+//!
+//! The host names no concrete provider: it holds `Arc<dyn Provider>`s by id and routes each
+//! host call by its link (`crate::invoke`). What it does not run itself it reaches through
+//! the lattice, once joined, behind the same traits (`crate::lattice`). This file is the
+//! facade: actors, links and calls; [`update`] replaces a running actor; [`providers`] starts,
+//! replaces and stops providers.
+
+mod error;
+mod providers;
+mod update;
+
+pub use error::{HostError, UpdateRefused};
+pub use update::UpdateOptions;
+
+use crate::IdMap;
+use crate::actor::{ActorIdentity, ActorPool, LoadPolicy};
+use crate::engine::{EngineConfig, WasmEngine};
+use crate::invoke::route::{Router, Routes};
+use crate::invoke::{CallPolicy, Deadline, HostCalls, InvokeError, Policy, claims};
+use crate::lattice::Lattice;
+use crate::lattice::serving::LocalActors;
+use crate::links::LinkTable;
+use std::sync::{Arc, PoisonError, RwLock, Weak};
+use std::time::Duration;
+use weft_provider_sdk::{LinkDefinition, Provider};
+
+/// How a host is set up.
+#[derive(Debug, Clone, Default)]
+pub struct HostConfig {
+    /// Engine-wide settings.
+    pub engine: EngineConfig,
+    /// Whether and how actors are admitted, and their limits.
+    pub policy: LoadPolicy,
+    /// The host's own rules for actors' host calls, beyond their claims (none by default).
+    pub call_policy: Option<Arc<dyn CallPolicy>>,
+}
+
+pub(crate) struct HostState {
+    engine: WasmEngine,
+    policy: LoadPolicy,
+    actors: RwLock<IdMap<Arc<ActorPool>>>,
+    providers: RwLock<IdMap<Arc<dyn Provider>>>,
+    links: LinkTable,
+    lattice: Lattice,
+    /// Where every actor's host calls go once its claims allow them: the policy, then routing.
+    outbound: Arc<dyn HostCalls>,
+    /// One update at a time: two racing updates of one actor must not both win.
+    updates: tokio::sync::Mutex<()>,
+}
+
+impl HostState {
+    fn call_deadline(&self) -> Duration {
+        Duration::from_millis(self.policy.limits.call_deadline_ms)
+    }
+
+    fn local_actor(&self, actor_id: &str) -> Option<Arc<ActorPool>> {
+        read(&self.actors).get(actor_id).cloned()
+    }
+
+    /// Calls an actor within this host's call deadline: its pool here, else (on a lattice)
+    /// the hosts running it. `provider_contract` is the contract of the provider making the
+    /// call, if one is: a local actor must be signed for it (`claims::check_inbound`).
+    async fn invoke(
+        &self,
+        actor_id: &str,
+        operation: &str,
+        payload: &[u8],
+        provider_contract: Option<&str>,
+    ) -> Result<Vec<u8>, InvokeError> {
+        let deadline = Deadline::after(self.call_deadline());
+        let Some(pool) = self.local_actor(actor_id) else {
+            let remote = self
+                .lattice
+                .actor(actor_id)
+                .ok_or_else(|| InvokeError::NotFound {
+                    actor: actor_id.to_string(),
+                })?;
+            return remote.invoke(operation, payload, deadline).await;
+        };
+        if let Some(contract) = provider_contract {
+            claims::check_inbound(pool.identity(), contract, operation)?;
+        }
+        pool.invoke_within(operation, payload, deadline).await
+    }
+}
+
+impl Routes for HostState {
+    fn link(&self, actor: &str, contract: &str, link_name: &str) -> Option<Arc<LinkDefinition>> {
+        self.links.get(actor, contract, link_name)
+    }
+
+    /// In this process, else (on a lattice) a proxy for the one serving the id elsewhere.
+    fn provider(&self, provider_id: &str) -> Option<Arc<dyn Provider>> {
+        read(&self.providers)
+            .get(provider_id)
+            .cloned()
+            .or_else(|| self.lattice.provider(provider_id))
+    }
+}
+
+/// A Weft host. Cheap to clone: clones share the same host.
+#[derive(Clone)]
+pub struct Host {
+    state: Arc<HostState>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host").finish_non_exhaustive()
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Host {
+    /// A host with no actors, providers or links. Its async methods need a tokio runtime
+    /// (compiles go to its blocking pool); either flavour works.
+    pub fn new(config: HostConfig) -> Result<Self, HostError> {
+        let engine = WasmEngine::new(config.engine)?;
+        let state = Arc::new_cyclic(|host: &Weak<HostState>| {
+            let host: Weak<dyn Routes> = host.clone();
+            let router: Arc<dyn HostCalls> = Arc::new(Router::new(host));
+            let outbound = match config.call_policy {
+                Some(policy) => Arc::new(Policy::new(policy, router)),
+                None => router,
+            };
+            HostState {
+                engine,
+                policy: config.policy,
+                actors: RwLock::default(),
+                providers: RwLock::default(),
+                links: LinkTable::default(),
+                lattice: Lattice::default(),
+                outbound,
+                updates: tokio::sync::Mutex::new(()),
+            }
+        });
+        Ok(Host { state })
+    }
+
+    /// How this host's lattice serving finds its local actors.
+    fn local_actors(&self) -> LocalActors {
+        let host = Arc::downgrade(&self.state);
+        Arc::new(move |actor_id: &str| host.upgrade()?.local_actor(actor_id))
+    }
+
+    /// Lets `max_instances` calls of a running actor run at once (the cap survives updates).
+    pub fn scale_actor(&self, actor_id: &str, max_instances: usize) -> Result<(), HostError> {
+        let pool = self
+            .actor_pool(actor_id)
+            .ok_or_else(|| HostError::UnknownActor(actor_id.to_string()))?;
+        pool.scale(max_instances);
+        tracing::info!(actor = actor_id, max_instances, "actor scaled");
+        Ok(())
+    }
+
+    /// Verifies, compiles and starts an actor from its module bytes.
+    pub async fn start_actor(&self, bytes: &[u8]) -> Result<ActorIdentity, HostError> {
+        self.start_actor_with(bytes, None).await
+    }
+
+    /// Reads a module from `path` and starts it as [`Host::start_actor_with`] does.
+    pub async fn start_actor_file(
+        &self,
+        path: &std::path::Path,
+        max_instances: Option<usize>,
+    ) -> Result<ActorIdentity, HostError> {
+        let bytes = std::fs::read(path).map_err(|source| HostError::ReadActor {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.start_actor_with(&bytes, max_instances).await
+    }
+
+    /// [`Host::start_actor`], with at most `max_instances` calls at once instead of the host's
+    /// default.
+    pub async fn start_actor_with(
+        &self,
+        bytes: &[u8],
+        max_instances: Option<usize>,
+    ) -> Result<ActorIdentity, HostError> {
+        let mut policy = self.state.policy.clone();
+        if let Some(max) = max_instances {
+            policy.limits.max_instances = max;
+        }
+        let pool = ActorPool::load(
+            &self.state.engine,
+            bytes,
+            &policy,
+            self.state.outbound.clone(),
+        )
+        .await?;
+        let identity = pool.identity().clone();
+        {
+            let mut actors = write(&self.state.actors);
+            if actors.contains_key(&identity.id) {
+                return Err(HostError::ActorRunning(identity.id));
+            }
+            actors.insert(identity.id.clone(), Arc::new(pool));
+        }
+        self.state
+            .lattice
+            .serve_actor(&identity.id, self.local_actors())
+            .await
+            .map_err(|failure| HostError::Lattice(failure.message))?;
+        tracing::info!(actor = %identity.id, name = %identity.name, "actor started");
+        Ok(identity)
+    }
+
+    /// Joins a lattice over `client`: serves every actor running here (and every one started
+    /// later) on the lattice, and reaches providers and actors that are not in this process
+    /// through it.
+    pub async fn join_lattice(
+        &self,
+        client: async_nats::Client,
+        lattice: &str,
+    ) -> Result<(), HostError> {
+        self.state
+            .lattice
+            .join(client, lattice, self.state.call_deadline())
+            .map_err(HostError::AlreadyJoined)?;
+        let actors: Vec<String> = read(&self.state.actors).keys().cloned().collect();
+        for actor_id in actors {
+            self.state
+                .lattice
+                .serve_actor(&actor_id, self.local_actors())
+                .await
+                .map_err(|failure| HostError::Lattice(failure.message))?;
+        }
+        let providers: Vec<String> = read(&self.state.providers).keys().cloned().collect();
+        for provider_id in providers {
+            self.serve_provider_on_lattice(&provider_id).await?;
+        }
+        tracing::info!(lattice, "joined the lattice");
+        Ok(())
+    }
+
+    /// Stops an actor: it takes no new calls; calls in flight finish.
+    pub fn stop_actor(&self, actor_id: &str) -> Result<(), HostError> {
+        let pool = write(&self.state.actors)
+            .remove(actor_id)
+            .ok_or_else(|| HostError::UnknownActor(actor_id.to_string()))?;
+        pool.close();
+        self.state.lattice.stop_serving_actor(actor_id);
+        self.evict_unused_modules();
+        Ok(())
+    }
+
+    /// The pool serving an actor now (a version being replaced keeps running its calls in
+    /// flight in its own pool until they end).
+    pub fn actor_pool(&self, actor_id: &str) -> Option<Arc<ActorPool>> {
+        self.state.local_actor(actor_id)
+    }
+
+    /// How many compiled modules the engine caches (one per distinct code in use).
+    pub fn compiled_modules(&self) -> usize {
+        self.state.engine.cached_modules()
+    }
+
+    /// The actors running here.
+    pub fn actors(&self) -> Vec<ActorIdentity> {
+        let mut all: Vec<ActorIdentity> = read(&self.state.actors)
+            .values()
+            .map(|p| p.identity().clone())
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        all
+    }
+
+    /// Calls `operation` on an actor: one running here, else, on a lattice, one another host
+    /// runs. The whole call, the wait for an instance included, is bounded by the host's call
+    /// deadline.
+    pub async fn invoke(
+        &self,
+        actor_id: &str,
+        operation: &str,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, InvokeError> {
+        self.state.invoke(actor_id, operation, payload, None).await
+    }
+
+    /// Puts a link: the provider (here or on the lattice) is told first and may refuse; a
+    /// link replaced for the same (actor, contract, link name) is deleted from its provider
+    /// when that is another one.
+    pub async fn put_link(&self, link: LinkDefinition) -> Result<(), HostError> {
+        let provider = self
+            .state
+            .provider(&link.provider_id)
+            .ok_or_else(|| HostError::UnknownProvider(link.provider_id.clone()))?;
+        provider
+            .put_link(&link)
+            .await
+            .map_err(|source| HostError::LinkRefused {
+                provider_id: link.provider_id.clone(),
+                source,
+            })?;
+        // The provider of a replaced link is told it is gone, unless it is the one just told
+        // of the new link: for it, a put for a link it has is the replacement.
+        let provider_id = link.provider_id.clone();
+        if let Some(old) = self.state.links.put(link)
+            && old.provider_id != provider_id
+        {
+            self.tell_link_deleted(&old).await;
+        }
+        Ok(())
+    }
+
+    /// Deletes a link; its provider is told. Calls through it fail from now on.
+    pub async fn delete_link(
+        &self,
+        actor_id: &str,
+        contract_id: &str,
+        link_name: &str,
+    ) -> Result<(), HostError> {
+        let old = self
+            .state
+            .links
+            .delete(actor_id, contract_id, link_name)
+            .ok_or_else(|| HostError::NoSuchLink {
+                actor_id: actor_id.to_string(),
+                contract_id: contract_id.to_string(),
+                link_name: link_name.to_string(),
+            })?;
+        self.tell_link_deleted(&old).await;
+        Ok(())
+    }
+
+    async fn tell_link_deleted(&self, link: &LinkDefinition) {
+        let Some(provider) = self.state.provider(&link.provider_id) else {
+            return;
+        };
+        if let Err(error) = provider.delete_link(link).await {
+            tracing::warn!(provider = %link.provider_id, %error, "provider failed to drop a link");
+        }
+    }
+
+    /// Every link in force.
+    pub fn links(&self) -> Vec<LinkDefinition> {
+        self.state.links.list()
+    }
+
+    /// Stops every actor and shuts every provider down.
+    pub async fn shutdown(&self) {
+        let stopped: Vec<(String, Arc<ActorPool>)> = write(&self.state.actors).drain().collect();
+        for (actor_id, pool) in stopped {
+            pool.close();
+            self.state.lattice.stop_serving_actor(&actor_id);
+        }
+        let providers: Vec<String> = read(&self.state.providers).keys().cloned().collect();
+        for provider_id in providers {
+            if let Err(error) = self.stop_provider(&provider_id).await {
+                tracing::warn!(provider = %provider_id, %error, "provider not stopped cleanly");
+            }
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The providers a host runs in its process: started with their links, replaced live, and
+//! stopped once the calls they took are answered. Each is also served on the lattice once the
+//! host joins one.
+
+use super::{Host, HostError, HostState, read, write};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use weft_provider_sdk::{
+    ActorInvoker, Failure, LinkDefinition, Provider, ProviderCall, ProviderError, async_trait,
+};
+
+impl Host {
+    /// Starts a provider under `provider_id`, hands it the way to reach actors, and tells it
+    /// of the links already naming it.
+    pub async fn add_provider(
+        &self,
+        provider_id: &str,
+        provider: Arc<dyn Provider>,
+    ) -> Result<(), HostError> {
+        if read(&self.state.providers).contains_key(provider_id) {
+            return Err(HostError::ProviderRunning(provider_id.to_string()));
+        }
+        // A link it refuses is logged, not fatal: the others still work, and it may be put
+        // again.
+        for (link, error) in self.start_with_links(provider_id, &provider).await? {
+            tracing::warn!(provider = provider_id, actor = %link.actor_id, %error, "provider refused a link it was started with");
+        }
+        write(&self.state.providers).insert(provider_id.to_string(), HostHeld::wrap(provider));
+        tracing::info!(provider = provider_id, "provider started");
+        self.serve_provider_on_lattice(provider_id).await
+    }
+
+    /// Serves an in-process provider on the lattice too (a no-op off a lattice), as whatever
+    /// runs under `provider_id` here at each message.
+    pub(super) async fn serve_provider_on_lattice(
+        &self,
+        provider_id: &str,
+    ) -> Result<(), HostError> {
+        let (host, id) = (Arc::downgrade(&self.state), provider_id.to_string());
+        let current = move || {
+            host.upgrade()
+                .and_then(|state| read(&state.providers).get(&id).cloned())
+        };
+        self.state
+            .lattice
+            .serve_provider(provider_id, current)
+            .await
+            .map_err(|failure| HostError::Lattice(failure.message))
+    }
+
+    /// Starts `provider` and tells it of the links naming `provider_id`; returns the links
+    /// it refused, with why.
+    async fn start_with_links(
+        &self,
+        provider_id: &str,
+        provider: &Arc<dyn Provider>,
+    ) -> Result<Vec<(LinkDefinition, ProviderError)>, HostError> {
+        let invoker = Arc::new(HostInvoker {
+            host: Arc::downgrade(&self.state),
+            contract: provider.contract_id().to_string(),
+        });
+        provider
+            .start(invoker)
+            .await
+            .map_err(|source| HostError::Provider {
+                provider_id: provider_id.to_string(),
+                source,
+            })?;
+        let mut refused = Vec::new();
+        for link in self
+            .links()
+            .into_iter()
+            .filter(|l| l.provider_id == provider_id)
+        {
+            if let Err(error) = provider.put_link(&link).await {
+                refused.push((link, error));
+            }
+        }
+        Ok(refused)
+    }
+
+    /// Replaces the provider running here as `provider_id` with `new` without a failed call:
+    /// the new one is started and told of its links, then takes every call from then on,
+    /// local or from the lattice (whose subscriptions stay as they are); the old one finishes
+    /// the calls it has before it is shut down. If the new one fails to start or refuses one
+    /// of the links the old one serves, the old one keeps serving and nothing changes.
+    pub async fn replace_provider(
+        &self,
+        provider_id: &str,
+        new: Arc<dyn Provider>,
+    ) -> Result<(), HostError> {
+        let _one_at_a_time = self.state.updates.lock().await;
+        self.local_provider(provider_id)?;
+        let refused = self.start_with_links(provider_id, &new).await?;
+        if let Some((_, source)) = refused.into_iter().next() {
+            new.shutdown().await;
+            return Err(HostError::Provider {
+                provider_id: provider_id.to_string(),
+                source,
+            });
+        }
+        let replaced =
+            write(&self.state.providers).insert(provider_id.to_string(), HostHeld::wrap(new));
+        if let Some(old) = replaced {
+            self.wait_for_calls_in_flight(provider_id, &old).await;
+            old.shutdown().await;
+        }
+        tracing::info!(provider = provider_id, "provider replaced");
+        Ok(())
+    }
+
+    /// Waits (up to the call deadline) until no call holds `provider` (a [`HostHeld`] taken
+    /// out of the map) any more: each call, local or from the lattice, holds a clone for its
+    /// length.
+    async fn wait_for_calls_in_flight(&self, provider_id: &str, provider: &Arc<dyn Provider>) {
+        let deadline = tokio::time::Instant::now() + self.state.call_deadline();
+        while Arc::strong_count(provider) > 1 {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    provider = provider_id,
+                    "calls still in flight on the replaced provider after the call deadline"
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Stops a provider running in this process: it takes no new calls, and answers the calls
+    /// it took before it shuts down. Links naming it stay: calls through them fail, naming the
+    /// provider, until one is started again under the same id.
+    pub async fn stop_provider(&self, provider_id: &str) -> Result<(), HostError> {
+        self.local_provider(provider_id)?;
+        // The lattice's calls drain while it still serves them; then local calls stop.
+        self.state.lattice.stop_serving_provider(provider_id).await;
+        let provider = write(&self.state.providers)
+            .remove(provider_id)
+            .ok_or_else(|| HostError::UnknownProvider(provider_id.to_string()))?;
+        self.wait_for_calls_in_flight(provider_id, &provider).await;
+        provider.shutdown().await;
+        tracing::info!(provider = provider_id, "provider stopped");
+        Ok(())
+    }
+
+    fn local_provider(&self, provider_id: &str) -> Result<Arc<dyn Provider>, HostError> {
+        read(&self.state.providers)
+            .get(provider_id)
+            .cloned()
+            .ok_or_else(|| HostError::UnknownProvider(provider_id.to_string()))
+    }
+}
+
+/// A provider as the host's map holds it. The `Arc` around it is the host's alone (whoever
+/// added the provider may keep their own), so its count is the map plus the calls in flight:
+/// what a replacement or a stop waits on.
+struct HostHeld(Arc<dyn Provider>);
+
+impl HostHeld {
+    fn wrap(provider: Arc<dyn Provider>) -> Arc<dyn Provider> {
+        Arc::new(HostHeld(provider))
+    }
+}
+
+#[async_trait]
+impl Provider for HostHeld {
+    fn contract_id(&self) -> &str {
+        self.0.contract_id()
+    }
+    async fn start(&self, host: Arc<dyn ActorInvoker>) -> Result<(), ProviderError> {
+        self.0.start(host).await
+    }
+    async fn put_link(&self, link: &LinkDefinition) -> Result<(), ProviderError> {
+        self.0.put_link(link).await
+    }
+    async fn delete_link(&self, link: &LinkDefinition) -> Result<(), ProviderError> {
+        self.0.delete_link(link).await
+    }
+    async fn handle_call(&self, call: ProviderCall) -> Result<Vec<u8>, ProviderError> {
+        self.0.handle_call(call).await
+    }
+    async fn health(&self) -> weft_provider_sdk::Health {
+        self.0.health().await
+    }
+    async fn shutdown(&self) {
+        self.0.shutdown().await
+    }
+}
+
+/// What providers get to reach actors: invoke, and nothing else of the host. Its calls go
+/// through the inbound claims check for the provider's contract.
+struct HostInvoker {
+    host: Weak<HostState>,
+    contract: String,
+}
+
+#[async_trait]
+impl ActorInvoker for HostInvoker {
+    async fn invoke_actor(
+        &self,
+        actor_id: &str,
+        operation: &str,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, Failure> {
+        let state = self.host.upgrade().ok_or_else(|| {
+            Failure::new(
+                weft_provider_sdk::FailureKind::Unavailable,
+                "the host has shut down",
+            )
+        })?;
+        let contract = Some(self.contract.as_str()).filter(|c| !c.is_empty());
+        Ok(state
+            .invoke(actor_id, operation, &payload, contract)
+            .await?)
+    }
+}

@@ -1,0 +1,135 @@
+//! Hot swap of a running actor: verify the new version against the running one, compile it,
+//! start it, check its health, then switch new calls to it while calls in flight finish on
+//! the old one. A refusal at any step leaves the old version serving.
+
+use super::{Host, HostError, UpdateRefused, read, write};
+use crate::actor::{ActorIdentity, ActorPool};
+use std::sync::Arc;
+
+/// What an update may do beyond the defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct UpdateOptions {
+    /// Accept capabilities the running version was not signed for (an operator's decision).
+    pub allow_new_capabilities: bool,
+    /// Call `Actor.HealthRequest` on the new version before switching, and refuse it unless it
+    /// answers healthy.
+    pub health_check: bool,
+}
+
+impl Default for UpdateOptions {
+    fn default() -> Self {
+        UpdateOptions {
+            allow_new_capabilities: false,
+            health_check: true,
+        }
+    }
+}
+
+impl Host {
+    /// Replaces a running actor with a new version of it, without dropping a call: verify
+    /// (same module key, revision not lower, no new capability unless allowed), compile,
+    /// start, health-check, then switch. Calls already running finish on the old version; new
+    /// calls go to the new one. Any refusal leaves the old version serving.
+    pub async fn update_actor(
+        &self,
+        actor_id: &str,
+        bytes: &[u8],
+        options: UpdateOptions,
+    ) -> Result<ActorIdentity, HostError> {
+        let _one_at_a_time = self.state.updates.lock().await;
+        let refused = |reason: UpdateRefused| HostError::UpdateRefused {
+            actor: actor_id.to_string(),
+            reason,
+        };
+        let old = self
+            .state
+            .local_actor(actor_id)
+            .ok_or_else(|| HostError::UnknownActor(actor_id.to_string()))?;
+        let mut policy = self.state.policy.clone();
+        policy.limits = old.limits();
+        let identity = ActorIdentity::of_module_off_worker(bytes, &policy)
+            .await
+            .map_err(|e| refused(e.into()))?;
+        check_succession(old.identity(), &identity, options).map_err(refused)?;
+        let pool = ActorPool::build(
+            &self.state.engine,
+            identity,
+            bytes,
+            &policy,
+            self.state.outbound.clone(),
+        )
+        .await
+        .map_err(|e| refused(e.into()))?;
+        if options.health_check {
+            check_health(&pool)
+                .await
+                .map_err(|e| refused(UpdateRefused::Unhealthy(e)))?;
+        }
+        let identity = pool.identity().clone();
+        // The switch: new calls find the new pool; calls in flight hold the old one, which is
+        // dropped, with its instances, when the last of them ends.
+        write(&self.state.actors).insert(actor_id.to_string(), Arc::new(pool));
+        self.evict_unused_modules();
+        tracing::info!(actor = %actor_id, revision = ?identity.revision, "actor updated");
+        Ok(identity)
+    }
+
+    /// Drops compiled modules that no running actor uses (a draining old version keeps its
+    /// own reference until it ends).
+    pub(super) fn evict_unused_modules(&self) {
+        let live: std::collections::HashSet<String> = read(&self.state.actors)
+            .values()
+            .map(|p| p.identity().module_hash.clone())
+            .collect();
+        self.state.engine.retain_modules(|hash| live.contains(hash));
+    }
+}
+
+/// Whether `new` may replace `running`: the same module key, a revision not lower, and no
+/// capability the running version lacks unless the options allow it.
+fn check_succession(
+    running: &ActorIdentity,
+    new: &ActorIdentity,
+    options: UpdateOptions,
+) -> Result<(), UpdateRefused> {
+    if new.id != running.id {
+        return Err(UpdateRefused::SubjectChanged {
+            old: running.id.clone(),
+            new: new.id.clone(),
+        });
+    }
+    let (old_rev, new_rev) = (running.revision.unwrap_or(0), new.revision.unwrap_or(0));
+    if new_rev < old_rev {
+        return Err(UpdateRefused::RevisionLowered {
+            old: old_rev,
+            new: new_rev,
+        });
+    }
+    let added: Vec<String> = new
+        .capabilities
+        .iter()
+        .filter(|c| !running.capabilities.contains(c))
+        .cloned()
+        .collect();
+    if !added.is_empty() && !options.allow_new_capabilities {
+        return Err(UpdateRefused::NewCapabilities { added });
+    }
+    Ok(())
+}
+
+/// Calls `Actor.HealthRequest` (payload: an empty map) and requires `healthy: true`.
+async fn check_health(pool: &ActorPool) -> Result<(), String> {
+    let answer = pool
+        .invoke(weft_contracts::actor::HEALTH_REQUEST, &[0x80])
+        .await
+        .map_err(|e| e.to_string())?;
+    let health: weft_contracts::actor::HealthCheckResponse =
+        weft_contracts::decode(&answer).map_err(|e| e.to_string())?;
+    if health.healthy {
+        Ok(())
+    } else {
+        Err(health
+            .message
+            .unwrap_or_else(|| "it reported itself unhealthy".into()))
+    }
+}

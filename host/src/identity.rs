@@ -1,0 +1,128 @@
+//! Who an actor is, as far as the host is concerned, and the checks that establish it before
+//! anything is compiled: the module's size, its claims (or the development switch for unsigned
+//! modules), under the host's [`LoadPolicy`].
+
+use crate::engine::EngineError;
+use crate::invoke::GuestError;
+use crate::limits::Limits;
+use wascap::{Actor, Claims, ClaimsError, Verified, VerifyOptions};
+
+/// Who an actor is, as far as the host is concerned.
+#[derive(Debug, Clone)]
+pub struct ActorIdentity {
+    /// The module key (`M…`), or `unsigned:{hash}` for a module loaded with `allow_unsigned`.
+    pub id: String,
+    /// The name in its claims, or "unsigned".
+    pub name: String,
+    /// Capability contracts it may call.
+    pub capabilities: Vec<String>,
+    /// Whether it was loaded unsigned under the development switch (it may call anything).
+    pub unsigned: bool,
+    /// SHA-256 of its code without claims (uppercase hex): what the module cache is keyed by.
+    pub module_hash: String,
+    /// Its claims' revision (`rev`); an update may not lower it.
+    pub revision: Option<i32>,
+    /// Its verified claims; `None` when unsigned.
+    pub claims: Option<Verified<Claims<Actor>>>,
+}
+
+impl ActorIdentity {
+    /// Checks a module's size and claims (or admits it unsigned under the development switch)
+    /// without compiling it: the cheap half of loading, done before any compile.
+    pub fn of_module(bytes: &[u8], policy: &LoadPolicy) -> Result<Self, LoadError> {
+        let limit = policy.limits.max_module_bytes;
+        if bytes.len() > limit {
+            return Err(LoadError::TooLarge {
+                len: bytes.len(),
+                limit,
+            });
+        }
+        match wascap::verify_module(bytes, &policy.verify) {
+            Ok(verified) => {
+                let actor = verified.metadata.clone().unwrap_or_default();
+                Ok(ActorIdentity {
+                    id: verified.subject.clone(),
+                    name: actor.name.clone().unwrap_or_else(|| "unnamed".into()),
+                    capabilities: actor.capabilities().to_vec(),
+                    unsigned: false,
+                    module_hash: actor.module_hash.clone(),
+                    revision: actor.rev,
+                    claims: Some(verified),
+                })
+            }
+            Err(ClaimsError::Unsigned) if policy.allow_unsigned => {
+                let hash = wascap::module_hash(bytes)?;
+                tracing::warn!(
+                    "loading an UNSIGNED module ({hash}) with every capability: --allow-unsigned \
+                     is for development only"
+                );
+                Ok(ActorIdentity {
+                    id: format!("unsigned:{hash}"),
+                    name: "unsigned".into(),
+                    capabilities: Vec::new(),
+                    unsigned: true,
+                    module_hash: hash,
+                    revision: None,
+                    claims: None,
+                })
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// [`ActorIdentity::of_module`] on tokio's blocking pool: parsing, hashing and checking
+    /// the signature of a module takes about a millisecond for a 150 KiB actor, which would
+    /// stall the other tasks of an async worker.
+    pub async fn of_module_off_worker(
+        bytes: &[u8],
+        policy: &LoadPolicy,
+    ) -> Result<Self, LoadError> {
+        let (bytes, policy) = (bytes.to_vec(), policy.clone());
+        tokio::task::spawn_blocking(move || Self::of_module(&bytes, &policy))
+            .await
+            .map_err(|e| LoadError::Verify(e.to_string()))?
+    }
+
+    /// Whether its claims let it call `contract`.
+    pub fn may_call(&self, contract: &str) -> bool {
+        self.unsigned || self.capabilities.iter().any(|c| c == contract)
+    }
+}
+
+/// How the host decides whether to load a module.
+#[derive(Debug, Clone, Default)]
+pub struct LoadPolicy {
+    /// Claims verification: clock, skew, issuer allow-list.
+    pub verify: VerifyOptions,
+    /// Development switch: load modules without claims (with every capability), logging a
+    /// warning. Signed modules are still verified and refused when invalid.
+    pub allow_unsigned: bool,
+    /// Limits for the actor's instances.
+    pub limits: Limits,
+}
+
+/// Errors loading an actor.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The module is over the size limit.
+    #[error("module is {len} bytes, over the limit of {limit} bytes")]
+    TooLarge {
+        /// Its size.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The claims did not verify.
+    #[error("{0}")]
+    Claims(#[from] ClaimsError),
+    /// The verification task itself failed (it panicked or the runtime is shutting down).
+    #[error("verifying the module failed: {0}")]
+    Verify(String),
+    /// Compiling or linking failed.
+    #[error("{0}")]
+    Engine(#[from] EngineError),
+    /// The first instance failed to start (`wapc_init` trapped, no `__guest_call`, ...).
+    #[error("the actor failed to start: {0}")]
+    Start(#[source] GuestError),
+}

@@ -1,0 +1,235 @@
+//! The second layer: admission to an actor's instances.
+//!
+//! At most `max_instances` calls of one actor run at once. A call that finds them all busy
+//! waits in a queue of at most `max_queued_calls`, and only until its deadline less
+//! [`MIN_CALL_TIME_MS`] (admitted later, it could not complete a provider call); past either
+//! bound it is refused at once with "busy" (HTTP 503 with `Retry-After`), so a saturated
+//! actor sheds load instead of holding an unbounded queue of requests (and their bodies).
+//!
+//! One lock guards the counts, taken once as a call is admitted and once as it ends; a
+//! waiter is woken by the call that frees a place (`Notify::notify_one`, whose wake-up passes
+//! to another waiter if the woken one has given up meanwhile).
+
+use super::Deadline;
+use crate::limits::MIN_CALL_TIME_MS;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+/// Why a call was not admitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// The actor takes no new calls (stopping).
+    Closed,
+    /// Every instance is busy and the wait queue is full.
+    QueueFull {
+        /// Instances running.
+        running: usize,
+        /// Calls waiting.
+        waiting: usize,
+    },
+    /// Every instance stayed busy until the call's deadline.
+    NoPlaceInTime {
+        /// How long it waited, milliseconds.
+        waited_ms: u128,
+        /// Instances running.
+        running: usize,
+    },
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::Closed => write!(f, "it takes no new calls"),
+            Refused::QueueFull { running, waiting } => write!(
+                f,
+                "all {running} of its instances are busy and {waiting} calls already wait for one"
+            ),
+            Refused::NoPlaceInTime { waited_ms, running } => write!(
+                f,
+                "all {running} of its instances stayed busy for the {waited_ms} ms the call could wait"
+            ),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Counts {
+    running: usize,
+    max_running: usize,
+    waiting: usize,
+    max_waiting: usize,
+    closed: bool,
+}
+
+/// Admission to one actor's instances.
+#[derive(Debug)]
+pub struct Admission {
+    counts: Mutex<Counts>,
+    /// Signalled when a call ends, the cap rises or the actor closes.
+    freed: tokio::sync::Notify,
+}
+
+/// A call's place among the running ones; dropping it frees the place.
+#[derive(Debug)]
+pub struct Permit<'a> {
+    admission: &'a Admission,
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        let mut counts = self.admission.lock();
+        counts.running = counts.running.saturating_sub(1);
+        drop(counts);
+        self.admission.freed.notify_one();
+    }
+}
+
+/// A waiter's place in the queue; dropping it (admitted, refused, or its caller gone) leaves.
+struct Waiting<'a> {
+    admission: &'a Admission,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut counts = self.admission.lock();
+        counts.waiting = counts.waiting.saturating_sub(1);
+    }
+}
+
+impl Admission {
+    /// At most `max_running` calls at once (at least one), and `max_waiting` waiting.
+    pub fn new(max_running: usize, max_waiting: usize) -> Self {
+        Admission {
+            counts: Mutex::new(Counts {
+                running: 0,
+                max_running: max_running.max(1),
+                waiting: 0,
+                max_waiting,
+                closed: false,
+            }),
+            freed: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Counts> {
+        self.counts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes a place, waiting (in the bounded queue, until `deadline`) if none is free.
+    pub async fn admit(&self, deadline: Deadline) -> Result<Permit<'_>, Refused> {
+        let started = tokio::time::Instant::now();
+        let _queued = {
+            let mut counts = self.lock();
+            if counts.closed {
+                return Err(Refused::Closed);
+            }
+            if counts.running < counts.max_running {
+                counts.running += 1;
+                return Ok(Permit { admission: self });
+            }
+            if counts.waiting >= counts.max_waiting {
+                return Err(Refused::QueueFull {
+                    running: counts.running,
+                    waiting: counts.waiting,
+                });
+            }
+            counts.waiting += 1;
+            Waiting { admission: self }
+        };
+        let wait_until = deadline
+            .less(Duration::from_millis(MIN_CALL_TIME_MS))
+            .instant();
+        loop {
+            // Made before looking, so a place freed between the look and the wait is not
+            // missed (`notify_one` leaves a permit when nobody waits yet).
+            let freed = self.freed.notified();
+            {
+                let mut counts = self.lock();
+                if counts.closed {
+                    return Err(Refused::Closed);
+                }
+                if counts.running < counts.max_running {
+                    counts.running += 1;
+                    return Ok(Permit { admission: self });
+                }
+            }
+            if tokio::time::timeout_at(wait_until, freed).await.is_err() {
+                return Err(Refused::NoPlaceInTime {
+                    waited_ms: started.elapsed().as_millis(),
+                    running: self.lock().running,
+                });
+            }
+        }
+    }
+
+    /// Lets `max_running` calls run at once from now on (at least one); calls running over
+    /// a lowered cap finish.
+    pub fn scale(&self, max_running: usize) {
+        self.lock().max_running = max_running.max(1);
+        // Callers waiting for a place may now have one.
+        self.freed.notify_waiters();
+    }
+
+    /// How many calls may run at once.
+    pub fn max_running(&self) -> usize {
+        self.lock().max_running
+    }
+
+    /// Admits no new call; calls admitted finish, waiting ones are refused.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.freed.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn soon() -> Deadline {
+        Deadline::after(Duration::from_millis(200))
+    }
+
+    #[tokio::test]
+    async fn the_queue_is_bounded_and_the_wait_ends_at_the_deadline() {
+        let admission = Admission::new(1, 1);
+        let running = admission.admit(soon()).await.unwrap();
+        // One may wait; a second waiter is refused at once.
+        let waiter = admission.admit(Deadline::after(Duration::from_millis(50)));
+        let refused = async {
+            tokio::task::yield_now().await;
+            admission.admit(soon()).await
+        };
+        let (waited, refused) = tokio::join!(waiter, refused);
+        assert!(matches!(
+            refused.unwrap_err(),
+            Refused::QueueFull {
+                running: 1,
+                waiting: 1
+            }
+        ));
+        assert!(matches!(
+            waited.unwrap_err(),
+            Refused::NoPlaceInTime { running: 1, .. }
+        ));
+        // A freed place goes to the next caller, and the queue is empty again.
+        drop(running);
+        let admitted = admission.admit(soon()).await.unwrap();
+        drop(admitted);
+        admission.close();
+        assert_eq!(admission.admit(soon()).await.unwrap_err(), Refused::Closed);
+    }
+
+    #[tokio::test]
+    async fn a_waiter_is_admitted_when_a_place_frees() {
+        let admission = Admission::new(1, 4);
+        let running = admission.admit(soon()).await.unwrap();
+        let (admitted, ()) = tokio::join!(admission.admit(soon()), async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            drop(running);
+        });
+        assert!(admitted.is_ok());
+    }
+}

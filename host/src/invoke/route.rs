@@ -1,0 +1,125 @@
+//! The last layer: who serves a host call that the claims and the policy allowed.
+//!
+//! - `wasmcloud:builtin:logging` is the host's own: a line in its log.
+//! - Every other contract goes by the actor's link (actor, contract, link name) to the
+//!   provider the link names, with the link itself (a provider keeps its values; the call
+//!   carries no copy). That provider is in this process or, on a lattice, a proxy for the one
+//!   that serves it elsewhere: the host hands out either behind the same `Provider` trait, so
+//!   routing does not ask which.
+//!
+//! A provider must answer within the calling actor's deadline less [`ACTOR_MARGIN`], so the
+//! actor still has time to handle the answer or the error instead of being stopped for its
+//! deadline.
+
+use super::{HostCall, HostCalls, InvokeError};
+use crate::limits::MIN_CALL_TIME_MS;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use weft_contracts::logging;
+use weft_provider_sdk::{
+    Failure, FailureKind, LinkDefinition, Provider, ProviderCall, async_trait,
+};
+
+/// What a provider leaves the calling actor: the actor's deadline is checked at epoch ticks,
+/// so a provider that times out this much before it lets the actor answer.
+pub const ACTOR_MARGIN: Duration = Duration::from_millis(MIN_CALL_TIME_MS);
+/// How much longer than the time it was given the host waits for a provider before cutting
+/// it off: a provider that honours its time left reports its own error (naming what it waited
+/// on) instead of the host's. Well inside [`ACTOR_MARGIN`].
+pub const PROVIDER_GRACE: Duration = Duration::from_millis(20);
+
+/// What routing asks of the host: its links, and its providers (in this process, or proxies
+/// for those on the lattice).
+pub trait Routes: Send + Sync {
+    /// The link for (actor, contract, link name), if there is one.
+    fn link(&self, actor: &str, contract: &str, link_name: &str) -> Option<Arc<LinkDefinition>>;
+    /// The provider serving `provider_id` for this host, if any.
+    fn provider(&self, provider_id: &str) -> Option<Arc<dyn Provider>>;
+}
+
+/// Routes the host calls of every actor of one host.
+pub struct Router {
+    host: Weak<dyn Routes>,
+}
+
+impl Router {
+    /// The router of the host `host` (held weakly: the host holds its router).
+    pub fn new(host: Weak<dyn Routes>) -> Self {
+        Router { host }
+    }
+}
+
+#[async_trait]
+impl HostCalls for Router {
+    async fn host_call(&self, call: HostCall<'_>) -> Result<Vec<u8>, InvokeError> {
+        if call.contract == logging::CONTRACT_ID {
+            return write_log(&call);
+        }
+        let host = self.host.upgrade().ok_or_else(|| InvokeError::Stopping {
+            actor: call.actor.to_string(),
+        })?;
+        let link = host
+            .link(call.actor, call.contract, call.link_name)
+            .ok_or_else(|| InvokeError::NoLink {
+                actor: call.actor.to_string(),
+                contract: call.contract.to_string(),
+                link_name: call.link_name.to_string(),
+            })?;
+        let provider_id = link.provider_id.clone();
+        let failed = |failure: Failure| InvokeError::Provider {
+            provider: provider_id.clone(),
+            failure,
+        };
+        let provider = host.provider(&link.provider_id).ok_or_else(|| {
+            failed(Failure::new(
+                FailureKind::Unavailable,
+                format!(
+                    "actor {}'s link for {} names it, and it is not running on this host",
+                    call.actor, call.contract
+                ),
+            ))
+        })?;
+        let time_left = call
+            .deadline
+            .less(ACTOR_MARGIN)
+            .remaining()
+            .max(Duration::from_millis(1));
+        let request = ProviderCall {
+            actor_id: call.actor.to_string(),
+            link,
+            operation: call.operation.to_string(),
+            payload: call.payload.to_vec(),
+            time_left,
+        };
+        let cut_off = time_left + PROVIDER_GRACE;
+        match tokio::time::timeout(cut_off, provider.handle_call(request)).await {
+            Ok(Ok(bytes)) => Ok(bytes),
+            Ok(Err(error)) => Err(failed(error.into())),
+            Err(_) => Err(InvokeError::ProviderTimeout {
+                provider: provider_id,
+                operation: call.operation.to_string(),
+                within_ms: time_left.as_millis(),
+            }),
+        }
+    }
+}
+
+fn write_log(call: &HostCall<'_>) -> Result<Vec<u8>, InvokeError> {
+    if call.operation != logging::WRITE_LOG {
+        return Err(InvokeError::BadRequest(format!(
+            "{} has no operation {}",
+            logging::CONTRACT_ID,
+            call.operation
+        )));
+    }
+    let entry: logging::LogEntry =
+        weft_contracts::decode(call.payload).map_err(|e| InvokeError::BadRequest(e.to_string()))?;
+    let actor = call.actor;
+    match entry.level.as_str() {
+        "error" => tracing::error!(actor, "{}", entry.text),
+        "warn" => tracing::warn!(actor, "{}", entry.text),
+        "debug" => tracing::debug!(actor, "{}", entry.text),
+        _ => tracing::info!(actor, "{}", entry.text),
+    }
+    Ok(Vec::new())
+}

@@ -1,0 +1,148 @@
+//! What this host serves on the lattice: each actor it runs (its subject, in the queue group
+//! of every host running it), and each provider in its process (so actors on other hosts,
+//! and link puts made through them, reach it). Every method here does nothing until the host
+//! joins a lattice.
+
+use super::membership::{Served, Serving};
+use super::{Lattice, Membership, proxies};
+use crate::actor::ActorPool;
+use crate::invoke::{Deadline, InvokeError};
+use std::sync::Arc;
+use std::time::Duration;
+use weft_lattice::{self as lattice, ActorInvocation, Answer};
+use weft_provider_sdk::{Failure, Provider, runner};
+
+/// How this host finds the local actor an invocation from the lattice is for.
+pub(crate) type LocalActors = Arc<dyn Fn(&str) -> Option<Arc<ActorPool>> + Send + Sync>;
+
+/// How long a new subscription may take to reach the server before serving fails.
+const SUBSCRIBED_WITHIN: Duration = Duration::from_secs(5);
+
+impl Lattice {
+    /// Serves `actor_id` on its subject with the local actor `local` finds (only local
+    /// actors: an invocation from the lattice is never forwarded again). Returns once other
+    /// members can reach it.
+    pub(crate) async fn serve_actor(
+        &self,
+        actor_id: &str,
+        local: LocalActors,
+    ) -> Result<(), Failure> {
+        let Some(membership) = self.membership() else {
+            return Ok(());
+        };
+        let subject = membership.subjects.actor(actor_id);
+        let mut subscription = membership
+            .client
+            .queue_subscribe(subject.clone(), subject.clone())
+            .await
+            .map_err(|e| {
+                Failure::new(
+                    weft_provider_sdk::FailureKind::Unavailable,
+                    format!("cannot subscribe to {subject}: {e}"),
+                )
+            })?;
+        let (serving, actor) = (membership.clone(), actor_id.to_string());
+        let task = tokio::spawn(async move {
+            use futures_util::StreamExt;
+            while let Some(message) = subscription.next().await {
+                let (membership, actor, local) = (serving.clone(), actor.clone(), local.clone());
+                tokio::spawn(async move {
+                    let answer = serve_invocation(&membership, &actor, &local, &message).await;
+                    lattice::respond(&membership.client, &message, &answer).await;
+                });
+            }
+        });
+        if let Some(replaced) = membership.serving(
+            Served::Actor(actor_id.to_string()),
+            Serving::until_aborted(task),
+        ) {
+            replaced.abort();
+        }
+        Ok(lattice::round_trip(&membership.client, SUBSCRIBED_WITHIN).await?)
+    }
+
+    /// Stops serving `actor_id`; invocations it had not taken yet go to other hosts.
+    pub(crate) fn stop_serving_actor(&self, actor_id: &str) {
+        if let Some(serving) = self
+            .membership()
+            .and_then(|m| m.stop_serving(&Served::Actor(actor_id.to_string())))
+        {
+            serving.abort();
+        }
+    }
+
+    /// Serves an in-process provider on the lattice too. Each message goes to whatever
+    /// `current` gives at that moment: a replacement takes over these subscriptions, which
+    /// never change (resubscribing could lose a call in flight, see `runner::Subscriptions`).
+    pub(crate) async fn serve_provider(
+        &self,
+        provider_id: &str,
+        current: impl Fn() -> Option<Arc<dyn Provider>> + Send + Sync + 'static,
+    ) -> Result<(), Failure> {
+        let Some(membership) = self.membership() else {
+            return Ok(());
+        };
+        let subscriptions =
+            runner::subscribe_all(&membership.client, &membership.subjects, provider_id)
+                .await
+                .map_err(|e| {
+                    Failure::new(weft_provider_sdk::FailureKind::Unavailable, e.to_string())
+                })?;
+        let (client, deadline) = (membership.client.clone(), membership.call_deadline);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let stopped = async {
+                let _ = stopped.await;
+            };
+            subscriptions.run(&client, current, deadline, stopped).await;
+        });
+        if let Some(replaced) = membership.serving(
+            Served::Provider(provider_id.to_string()),
+            Serving::until_stopped(task, stop),
+        ) {
+            replaced.drain().await;
+        }
+        Ok(())
+    }
+
+    /// Stops serving an in-process provider on the lattice once the calls it took are
+    /// answered.
+    pub(crate) async fn stop_serving_provider(&self, provider_id: &str) {
+        if let Some(serving) = self
+            .membership()
+            .and_then(|m| m.stop_serving(&Served::Provider(provider_id.to_string())))
+        {
+            serving.drain().await;
+        }
+    }
+}
+
+/// Answers an invocation that came from the lattice, with the local actor only, within the
+/// lesser of the caller's deadline and this host's.
+async fn serve_invocation(
+    membership: &Membership,
+    actor_id: &str,
+    local: &LocalActors,
+    message: &async_nats::Message,
+) -> Answer {
+    let body = match lattice::receive(&membership.client, message, membership.call_deadline).await {
+        Ok(body) => body,
+        Err(failure) => return Answer::Err(failure),
+    };
+    let call = match lattice::decode::<ActorInvocation>(message.subject.as_str(), &body) {
+        Ok(call) => call,
+        Err(error) => return Answer::Err(error.into()),
+    };
+    let caller = (call.deadline_ms > 0).then(|| Duration::from_millis(call.deadline_ms));
+    let deadline = Deadline::after_at_most(membership.call_deadline, caller);
+    let result = match local(actor_id) {
+        Some(pool) => {
+            pool.invoke_within(&call.operation, &call.payload, deadline)
+                .await
+        }
+        None => Err(InvokeError::NotFound {
+            actor: actor_id.to_string(),
+        }),
+    };
+    proxies::answer(result)
+}

@@ -1,0 +1,55 @@
+//! # weft-lattice — the wire between the members of a Weft lattice
+//!
+//! Hosts and out-of-process providers join one NATS server (a lattice). This crate is what
+//! travels between them and how: the [`Subjects`] (built here and nowhere else), the bodies
+//! ([`wire`]: invocations and [`Answer`]s, MessagePack), bodies too large for one message
+//! ([`chunks`]), request-reply with typed failures ([`request()`]), and the batched caller
+//! of provider calls ([`calls`]). Its principal types are [`Subjects`] and
+//! [`calls::ProviderCaller`].
+//!
+//! **What it is not:** a host or a provider. It serves nothing by itself and holds no actor,
+//! link table or provider; `weft-host` and `weft-provider-sdk`'s runner build on it.
+//!
+//! | subject | who subscribes | request → reply |
+//! |---|---|---|
+//! | `weft.{lattice}.actor.{actor_id}` | every host running the actor, one queue group | [`ActorInvocation`] → [`Answer`] |
+//! | `weft.{lattice}.provider.{provider_id}.call` | every instance of the provider, one queue group | a batch of `[call id, ProviderInvocation]` → batches of `[call id, Answer]` ([`calls`]) |
+//! | `weft.{lattice}.provider.{provider_id}.link.put` / `.link.del` | every instance | `LinkDefinition` → [`Answer`] (empty) |
+//! | `weft.{lattice}.provider.{provider_id}.health` | every instance | nothing → [`Answer`] holding a provider's health |
+//! | `weft.{lattice}.ctl.ping` | every host | nothing → [`Answer`] holding the host's inventory |
+//! | `weft.{lattice}.ctl.host.{host_id}` | that host | a control request → [`Answer`] |
+//! | `weft.{lattice}.evt.{kind}` | `weft ctl watch` | an event, published by hosts |
+//!
+//! Decisions:
+//! - **Core NATS request-reply, not JetStream.** Calls are answered or fail; nothing is
+//!   queued for later, so a lattice needs nothing but `nats-server`.
+//! - **Queue groups** spread calls over the hosts (or provider instances) that serve the same
+//!   subject. A provider call carries its link, so a provider instance that restarted serves
+//!   it without having been told the link.
+//! - **Typed failures.** An [`Answer::Err`] carries a `weft_contracts::invocation::Failure`:
+//!   its kind survives the hop, so a host that is busy on one side is "busy" (HTTP 503) on
+//!   the other, not a generic error.
+//!
+//! ```
+//! use weft_lattice::{Answer, Subjects, decode, encode};
+//!
+//! let subjects = Subjects::new("demo");
+//! assert_eq!(subjects.actor("MABC"), "weft.demo.actor.MABC");
+//! let body = encode("weft.demo.actor.MABC", &Answer::Ok(b"hi".to_vec())).unwrap_or_default();
+//! let answer: Answer = decode("weft.demo.actor.MABC", &body).unwrap_or(Answer::Ok(Vec::new()));
+//! assert_eq!(answer, Answer::Ok(b"hi".to_vec()));
+//! ```
+#![deny(missing_docs)]
+
+pub mod calls;
+pub mod chunks;
+mod connect;
+mod request;
+mod subjects;
+pub mod wire;
+
+pub use chunks::{publish, receive, respond};
+pub use connect::{LatticeError, NatsOptions, connect};
+pub use request::{invoke_actor, refuse_while_disconnected, request, round_trip};
+pub use subjects::Subjects;
+pub use wire::{ActorInvocation, Answer, ProviderInvocation, decode, encode};

@@ -1,0 +1,124 @@
+//! Request-reply on the lattice, with every failure typed: nothing serves the subject, no
+//! answer in time, NATS down, a malformed answer. Calls made while the connection is down fail
+//! at once, saying so; a call whose answer is lost fails at its deadline, never later.
+
+use crate::chunks::{receive, send};
+use crate::wire::{ActorInvocation, Answer, decode, encode};
+use crate::{LatticeError, Subjects};
+use std::time::Duration;
+use weft_contracts::invocation::{Failure, FailureKind};
+
+/// Waits until the server has processed everything this client sent before (subscriptions
+/// included): a message to a fresh inbox of our own comes back only after them, since a
+/// server handles one connection's messages in order. Subscribe, then call this, and the
+/// subscription is live for every other client.
+pub async fn round_trip(client: &async_nats::Client, within: Duration) -> Result<(), LatticeError> {
+    use futures_util::StreamExt;
+    let inbox = client.new_inbox();
+    let failed = |reason: String| LatticeError::Subscribe {
+        subject: inbox.clone(),
+        reason,
+    };
+    let mut echo = client
+        .subscribe(inbox.clone())
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    client
+        .publish(inbox.clone(), Vec::new().into())
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    match tokio::time::timeout(within, echo.next()).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(failed("the connection closed".into())),
+        Err(_) => Err(failed(format!(
+            "the server did not echo within {} ms",
+            within.as_millis()
+        ))),
+    }
+}
+
+/// Invokes `actor_id` over the lattice (any host running it answers), as `origin`.
+pub async fn invoke_actor(
+    client: &async_nats::Client,
+    subjects: &Subjects,
+    actor_id: &str,
+    invocation: ActorInvocation,
+    deadline: Duration,
+) -> Result<Vec<u8>, Failure> {
+    let subject = subjects.actor(actor_id);
+    let body = encode(&subject, &invocation)?;
+    request(client, subject, body, deadline).await
+}
+
+/// Fails a call to `subject` at once while `client` reconnects: sent now, it would sit in the
+/// client's buffer until its deadline.
+pub fn refuse_while_disconnected(
+    client: &async_nats::Client,
+    subject: &str,
+) -> Result<(), Failure> {
+    if client.connection_state() == async_nats::connection::State::Disconnected {
+        return Err(Failure::new(
+            FailureKind::Unavailable,
+            format!("NATS is unreachable (reconnecting), so {subject} cannot be called"),
+        ));
+    }
+    Ok(())
+}
+
+/// Sends `request` to `subject` and waits up to `deadline` for the [`Answer`]. Every failure
+/// names the subject: nothing serves it or NATS is down ([`FailureKind::Unavailable`]), no
+/// answer in time ([`FailureKind::Deadline`]), a request over the server's `max_payload` or a
+/// malformed answer; a failure the other side answered keeps its kind.
+pub async fn request(
+    client: &async_nats::Client,
+    subject: String,
+    request: Vec<u8>,
+    deadline: Duration,
+) -> Result<Vec<u8>, Failure> {
+    use async_nats::RequestErrorKind;
+    refuse_while_disconnected(client, &subject)?;
+    let outgoing = send(client, request).await?;
+    let call = async {
+        match outgoing.headers {
+            Some(headers) => {
+                client
+                    .request_with_headers(subject.clone(), headers, outgoing.payload)
+                    .await
+            }
+            None => client.request(subject.clone(), outgoing.payload).await,
+        }
+    };
+    let late = || {
+        Failure::new(
+            FailureKind::Deadline,
+            format!("no answer on {subject} within {} ms", deadline.as_millis()),
+        )
+    };
+    let message = match tokio::time::timeout(deadline, call).await {
+        Err(_) => return Err(late()),
+        Ok(Err(error)) => {
+            let (kind, message) = match error.kind() {
+                RequestErrorKind::NoResponders => (
+                    FailureKind::Unavailable,
+                    format!("nothing serves {subject} on the lattice (no responders)"),
+                ),
+                RequestErrorKind::TimedOut => return Err(late()),
+                RequestErrorKind::MaxPayloadExceeded => (
+                    FailureKind::BadRequest,
+                    format!(
+                        "the request on {subject} is larger than the NATS server's max_payload"
+                    ),
+                ),
+                _ => (
+                    FailureKind::Unavailable,
+                    format!("request on {subject} failed: {error}"),
+                ),
+            };
+            return Err(Failure::new(kind, message));
+        }
+        Ok(Ok(message)) => message,
+    };
+    let body = receive(client, &message, deadline).await?;
+    let answer: Answer = decode(&subject, &body)?;
+    answer.into()
+}

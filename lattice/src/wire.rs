@@ -1,0 +1,98 @@
+//! The bodies of lattice messages: MessagePack with field names, as actor payloads are.
+
+use crate::LatticeError;
+use serde::{Deserialize, Serialize};
+use weft_contracts::invocation::{Failure, FailureKind};
+use weft_contracts::link::LinkDefinition;
+
+/// A call to an actor over the lattice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActorInvocation {
+    /// `Interface.Method`.
+    pub operation: String,
+    /// The request.
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
+    /// Who calls: a provider id or an actor id, for logs.
+    pub origin: String,
+    /// How long the caller waits for the answer, milliseconds (0: it did not say). The
+    /// serving host runs the call within the lesser of this and its own deadline, so a call
+    /// never runs after its caller has given up.
+    #[serde(default)]
+    pub deadline_ms: u64,
+}
+
+/// An actor's call to a provider over the lattice, with the link it went through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderInvocation {
+    /// The calling actor.
+    pub actor_id: String,
+    /// The link it called through.
+    pub link: LinkDefinition,
+    /// `Interface.Method`.
+    pub operation: String,
+    /// The request as the actor encoded it.
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
+    /// How long the calling actor waits for the answer, milliseconds (0: it did not say).
+    #[serde(default)]
+    pub deadline_ms: u64,
+}
+
+/// The answer to any lattice request: the reply's bytes, or what went wrong and of what kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Answer {
+    /// It worked.
+    Ok(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// It failed; the text names what and why.
+    Err(Failure),
+}
+
+impl Answer {
+    /// A failure of `kind` saying `message`.
+    pub fn failed(kind: FailureKind, message: impl Into<String>) -> Self {
+        Answer::Err(Failure::new(kind, message))
+    }
+
+    /// `value` encoded as the answer, or the failure to encode it.
+    pub fn encoded<T: Serialize>(subject: &str, value: &T) -> Self {
+        encode(subject, value).map_err(Failure::from).into()
+    }
+}
+
+impl From<Answer> for Result<Vec<u8>, Failure> {
+    fn from(answer: Answer) -> Self {
+        match answer {
+            Answer::Ok(bytes) => Ok(bytes),
+            Answer::Err(failure) => Err(failure),
+        }
+    }
+}
+
+impl From<Result<Vec<u8>, Failure>> for Answer {
+    fn from(result: Result<Vec<u8>, Failure>) -> Self {
+        match result {
+            Ok(bytes) => Answer::Ok(bytes),
+            Err(failure) => Answer::Err(failure),
+        }
+    }
+}
+
+/// MessagePack with field names, as everything on the lattice.
+pub fn encode<T: Serialize>(subject: &str, value: &T) -> Result<Vec<u8>, LatticeError> {
+    rmp_serde::to_vec_named(value).map_err(|e| LatticeError::Malformed {
+        subject: subject.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// The inverse of [`encode`].
+pub fn decode<T: serde::de::DeserializeOwned>(
+    subject: &str,
+    bytes: &[u8],
+) -> Result<T, LatticeError> {
+    rmp_serde::from_slice(bytes).map_err(|e| LatticeError::Malformed {
+        subject: subject.to_string(),
+        reason: e.to_string(),
+    })
+}
