@@ -455,3 +455,47 @@ async fn hello_actor_answers_hello_world() {
         (200, b"Hello, world!\n".as_slice())
     );
 }
+
+/// An embedder's rule: no actor may reach key-value on this host.
+#[derive(Debug)]
+struct NoKeyValue;
+
+impl weft_host::CallPolicy for NoKeyValue {
+    fn check(&self, call: &weft_host::HostCall<'_>) -> Result<(), String> {
+        if call.contract == contracts::KEYVALUE {
+            return Err("key-value is closed on this host".into());
+        }
+        Ok(())
+    }
+}
+
+/// The policy layer refuses what the claims allow when the host's own rules say no: the
+/// provider never sees the call, the actor gets the reason, and other contracts still pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_policy_refuses_what_the_claims_allow() {
+    let host = Host::new(HostConfig {
+        call_policy: Some(Arc::new(NoKeyValue)),
+        ..HostConfig::default()
+    })
+    .unwrap();
+    let provider = Arc::new(Echoing::default());
+    let actor = linked_kv_actor(&host, provider.clone()).await;
+    let err = host
+        .invoke(&actor, "run", &cmd(b'h', 1))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "the host's policy refuses actor {actor}'s call to wasmcloud:keyvalue (KeyValue.Get): \
+             key-value is closed on this host"
+        )),
+        "{err}"
+    );
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 0);
+    // Calls that reach no contract are untouched.
+    assert_eq!(
+        host.invoke(&actor, "run", &cmd(b'e', 3)).await.unwrap(),
+        cmd(b'e', 3)
+    );
+}

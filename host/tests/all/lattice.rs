@@ -751,3 +751,83 @@ async fn concurrent_provider_calls_share_messages_but_not_answers() {
     assert!(shared, "in 20 tries the slow call never shared a message");
     let _ = stop.send(());
 }
+
+/// A host on `nats` whose calls may take `deadline_ms`.
+async fn member_with_deadline(nats: &NatsServer, deadline_ms: u64) -> Host {
+    let host = Host::new(HostConfig {
+        policy: weft_host::LoadPolicy {
+            limits: weft_host::Limits {
+                call_deadline_ms: deadline_ms,
+                max_instances: 1,
+                ..weft_host::Limits::default()
+            },
+            ..weft_host::LoadPolicy::default()
+        },
+        ..HostConfig::default()
+    })
+    .unwrap();
+    host.join_lattice(
+        lattice::connect(&nats_options(nats)).await.unwrap(),
+        LATTICE,
+    )
+    .await
+    .unwrap();
+    host
+}
+
+/// The caller's deadline travels with a lattice invocation (regression: the serving host ran
+/// the call for its own 5 s deadline after a caller with 300 ms had given up, holding its
+/// only instance all that time). Busy and deadline failures keep their kind across the hop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lattice_invocation_runs_within_its_caller_s_deadline() {
+    let nats = NatsServer::start().unwrap();
+    let serving = member_with_deadline(&nats, 5_000).await;
+    let calling = member_with_deadline(&nats, 300).await;
+    let actor = serving.start_actor(&crate::guest(&[])).await.unwrap().id;
+
+    let started = Instant::now();
+    let err = calling
+        .invoke(&actor, "run", &crate::cmd(b'l', 0))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_millis(1_000),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        err.kind(),
+        weft_provider_sdk::FailureKind::Deadline,
+        "{err}"
+    );
+
+    // The serving host stopped the loop at the caller's deadline, so its one instance is
+    // free again at once, not after its own 5 s.
+    let started = Instant::now();
+    assert_eq!(
+        serving
+            .invoke(&actor, "run", &crate::cmd(b'e', 7))
+            .await
+            .unwrap(),
+        crate::cmd(b'e', 7)
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1_000),
+        "the instance was still held: {:?}",
+        started.elapsed()
+    );
+
+    // A busy actor is busy on the other side of the lattice too (503, not a generic error).
+    let looping = {
+        let serving = serving.clone();
+        let actor = actor.clone();
+        tokio::spawn(async move { serving.invoke(&actor, "run", &crate::cmd(b'l', 0)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let err = calling
+        .invoke(&actor, "run", &crate::cmd(b'e', 1))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), weft_provider_sdk::FailureKind::Busy, "{err}");
+    looping.abort();
+}
