@@ -1,7 +1,7 @@
 //! # weft-host — Weft's runtime
 //!
-//! Runs signed WebAssembly actors over waPC (the design is in the repository's
-//! `shared/DESIGN.md`). Its principal type is [`Host`]: it verifies and starts actors, holds
+//! Runs signed WebAssembly actors over waPC, in the waSCC / wasmCloud 0.x lineage. Its
+//! principal type is [`Host`]: it verifies and starts actors, holds
 //! capability providers and the link definitions between them, routes each host call through
 //! the claims check to its provider, swaps a running actor for a new version without dropping
 //! a call, and joins a NATS lattice to serve its actors there and reach what other members
@@ -17,6 +17,9 @@
 //! | [`invoke::claims`] | may the actor call this contract (its claims) | denied (403) |
 //! | [`invoke::policy`] | may it by the host's rules ([`CallPolicy`]) | denied (403) |
 //! | [`invoke::route`] | the logger, or the provider its link names, here or on the lattice | no link, provider failed (500) |
+//!
+//! [`control`] is the control plane: one handler for start / stop / scale / update, providers
+//! and links, served over NATS to `weft ctl` and on this machine to `weft link`.
 //!
 //! Underneath: [`engine`] (one shared wasmtime engine, epoch ticker, module cache),
 //! [`instance`] (one waPC instance with checked guest memory), [`actor`] (a verified actor
@@ -58,6 +61,7 @@
 
 pub mod actor;
 mod clock;
+pub mod control;
 pub mod engine;
 mod host;
 mod identity;

@@ -1,20 +1,19 @@
 //! `weft link put|del|list` and `weft actors`: talk to a running `weft up` through its control
 //! endpoint, so links change while actors serve.
 
-use crate::control::{self, ActorInfo, DEFAULT_CONTROL_ADDRESS, LinkRef, UpdateRequest};
-use crate::manifest::LinkEntry;
+use crate::control::{self, names};
 use crate::output::Out;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use hyper::Method;
 use std::collections::BTreeMap;
 use std::io::Write;
+use weft_host::control::{ControlRequest, Done, local, revision};
 use weft_provider_sdk::LinkDefinition;
 
 #[derive(Args)]
 pub struct ControlArgs {
     /// Address of the running `weft up`'s control endpoint
-    #[arg(long, env = "WEFT_CONTROL", default_value = DEFAULT_CONTROL_ADDRESS, global = true)]
+    #[arg(long, env = "WEFT_CONTROL", default_value = local::DEFAULT_ADDRESS, global = true)]
     control: String,
     /// Print JSON instead of a table
     #[arg(long, global = true)]
@@ -69,6 +68,7 @@ pub fn key_values(pairs: &[String], flag: &str) -> Result<BTreeMap<String, Strin
 
 pub async fn run(command: LinkCommand, args: ControlArgs) -> Result<()> {
     let mut out = Out::stdout();
+    let inventory = control::inventory(&args.control).await?;
     match command {
         LinkCommand::Put {
             actor,
@@ -77,19 +77,16 @@ pub async fn run(command: LinkCommand, args: ControlArgs) -> Result<()> {
             link_name,
             values,
         } => {
-            let map = key_values(&values, "--value")?;
-            let entry = LinkEntry {
-                actor,
-                contract,
-                provider,
-                link_name: Some(link_name),
-                values: map,
+            let link = LinkDefinition {
+                actor_id: control::resolve_actor(names(&inventory.actors), &actor)?,
+                contract_id: contract,
+                link_name,
+                provider_id: provider,
+                values: key_values(&values, "--value")?,
             };
-            let body = serde_json::to_vec(&entry)?;
-            let link: LinkDefinition =
-                control::request(&args.control, Method::PUT, "/v0/links", Some(body))
-                    .await
-                    .context("link put failed")?;
+            control::request(&args.control, &ControlRequest::PutLink(link.clone()))
+                .await
+                .context("link put failed")?;
             writeln!(
                 out,
                 "linked {} → {} ({}, link {})",
@@ -101,27 +98,24 @@ pub async fn run(command: LinkCommand, args: ControlArgs) -> Result<()> {
             contract,
             link_name,
         } => {
-            let body = serde_json::to_vec(&LinkRef {
-                actor: actor.clone(),
-                contract: contract.clone(),
-                link_name: Some(link_name.clone()),
-            })?;
-            let _: serde_json::Value =
-                control::request(&args.control, Method::DELETE, "/v0/links", Some(body))
-                    .await
-                    .context("link del failed")?;
+            let request = ControlRequest::DeleteLink {
+                actor_id: control::resolve_actor(names(&inventory.actors), &actor)?,
+                contract_id: contract.clone(),
+                link_name: link_name.clone(),
+            };
+            control::request(&args.control, &request)
+                .await
+                .context("link del failed")?;
             writeln!(out, "deleted link {link_name} of {actor} for {contract}")?;
         }
         LinkCommand::List { actor } => {
-            let mut links: Vec<LinkDefinition> =
-                control::request(&args.control, Method::GET, "/v0/links", None).await?;
+            let mut links = inventory.links;
             if let Some(actor) = actor {
-                let actors: Vec<ActorInfo> =
-                    control::request(&args.control, Method::GET, "/v0/actors", None).await?;
-                let Some(id) = actors
-                    .into_iter()
+                let Some(id) = inventory
+                    .actors
+                    .iter()
                     .find(|a| a.id == actor || a.name == actor)
-                    .map(|a| a.id)
+                    .map(|a| a.id.clone())
                 else {
                     bail!("no running actor is named or keyed {actor:?}; `weft actors` lists them");
                 };
@@ -152,14 +146,13 @@ pub async fn run(command: LinkCommand, args: ControlArgs) -> Result<()> {
 
 pub async fn actors(args: ControlArgs) -> Result<()> {
     let mut out = Out::stdout();
-    let actors: Vec<ActorInfo> =
-        control::request(&args.control, Method::GET, "/v0/actors", None).await?;
+    let actors = control::inventory(&args.control).await?.actors;
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&actors)?)?;
         return Ok(());
     }
     for a in actors {
-        let revision = a.revision.map_or("-".to_string(), |r| r.to_string());
+        let revision = revision(a.revision);
         let caps = a.capabilities.join(", ");
         writeln!(out, "{:<16} {} rev {revision} [{caps}]", a.name, a.id)?;
     }
@@ -173,15 +166,16 @@ pub async fn update(
     allow_new_capabilities: bool,
     args: ControlArgs,
 ) -> Result<()> {
-    let path =
-        std::fs::canonicalize(&file).with_context(|| format!("cannot find {}", file.display()))?;
-    let body = serde_json::to_vec(&UpdateRequest {
-        actor,
-        path,
+    let module = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let inventory = control::inventory(&args.control).await?;
+    let request = ControlRequest::UpdateActor {
+        actor_id: control::resolve_actor(names(&inventory.actors), &actor)?,
+        module,
         allow_new_capabilities,
-    })?;
-    let info: ActorInfo =
-        control::request(&args.control, Method::POST, "/v0/actors/update", Some(body)).await?;
+    };
+    let Done::Actor(info) = control::request(&args.control, &request).await? else {
+        bail!("the host answered an update without the actor");
+    };
     let revision = info.revision.map_or("none".to_string(), |r| r.to_string());
     writeln!(
         Out::stdout(),

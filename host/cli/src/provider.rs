@@ -62,6 +62,19 @@ pub fn by_kind(kind: &str, config: &BTreeMap<String, String>) -> Result<Arc<dyn 
     })
 }
 
+/// The provider kinds this binary carries, for control requests to start or replace one.
+pub struct Kinds;
+
+impl weft_host::control::ProviderFactory for Kinds {
+    fn provider(
+        &self,
+        kind: &str,
+        config: &BTreeMap<String, String>,
+    ) -> Result<Arc<dyn Provider>, String> {
+        by_kind(kind, config).map_err(|e| format!("{e:#}"))
+    }
+}
+
 impl ProviderCommand {
     /// The threads its runtime should have.
     pub fn threads(&self) -> usize {

@@ -5,12 +5,11 @@
 //! the local control endpoint, and shuts down cleanly on Ctrl-C (or SIGTERM).
 
 use crate::build_actors;
-use crate::control::{self, DEFAULT_CONTROL_ADDRESS};
-use crate::ctl::serve::ControlServer;
-use crate::ctl::wire::ProviderEntry as WireProvider;
+use crate::control;
 use crate::lattice_args::LatticeArgs;
-use crate::manifest::{Manifest, ProviderEntry};
+use crate::manifest::{LinkEntry, Manifest, ProviderEntry};
 use crate::output::Out;
+use crate::provider::Kinds;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use std::io::Write;
@@ -19,6 +18,7 @@ use std::sync::Arc;
 use wascap::VerifyOptions;
 use weft_contracts::httpserver;
 use weft_host::actor::LoadPolicy;
+use weft_host::control::{Control, ProviderSummary, local, nats};
 use weft_host::limits::Limits;
 use weft_host::{Host, HostConfig, HostError, UpdateOptions};
 use weft_http_server::HttpServer;
@@ -48,7 +48,7 @@ pub struct UpArgs {
     #[arg(long, requires = "watch")]
     allow_new_capabilities: bool,
     /// Address of the local control endpoint (`weft link …` talks to it)
-    #[arg(long, env = "WEFT_CONTROL", default_value = DEFAULT_CONTROL_ADDRESS)]
+    #[arg(long, env = "WEFT_CONTROL", default_value = local::DEFAULT_ADDRESS)]
     control: String,
     /// On a lattice: a label of this host in `weft ctl inventory`, KEY=VALUE (repeatable)
     #[arg(long = "label", value_name = "KEY=VALUE")]
@@ -182,32 +182,29 @@ pub async fn run(args: UpArgs) -> Result<()> {
         )?;
     }
 
+    // The control plane, for both the local endpoint and the lattice.
+    let labels = crate::link::key_values(&args.labels, "--label")?;
+    let control = Arc::new(Control::new(host.clone(), Arc::new(Kinds), labels));
+    for entry in &manifest.providers {
+        let started = ProviderSummary {
+            id: entry.id.clone(),
+            kind: entry.kind.clone(),
+            process: entry.process,
+        };
+        control.record_provider(started, entry.config.clone());
+    }
+
     // Joined before the links are put: a link may name a provider in another process.
     let mut supervised = Vec::new();
-    let mut control_server: Option<Arc<ControlServer>> = None;
+    let mut joined: Option<(async_nats::Client, String)> = None;
     if let Some(lattice) = &args.lattice.lattice {
         let client = weft_lattice::connect(&args.lattice.nats_options("weft host"))
             .await
             .with_context(|| format!("failed to join lattice {lattice}"))?;
         host.join_lattice(client.clone(), lattice).await?;
-        let labels = crate::link::key_values(&args.labels, "--label")?;
-        let server = Arc::new(ControlServer::new(
-            host.clone(),
-            client.clone(),
-            lattice,
-            labels,
-        ));
-        for entry in &manifest.providers {
-            let started = WireProvider {
-                id: entry.id.clone(),
-                kind: entry.kind.clone(),
-                process: entry.process,
-            };
-            server.record_provider(started, entry.config.clone());
-        }
         writeln!(out, "lattice   {lattice} on {}", args.lattice.nats)?;
-        writeln!(out, "host id   {}", server.host_id())?;
-        control_server = Some(server);
+        writeln!(out, "host id   {}", control.host_id())?;
+        joined = Some((client.clone(), lattice.clone()));
         // Supervised providers report on stdout themselves: let go of it meanwhile.
         out.flush()?;
         drop(out);
@@ -220,7 +217,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     }
 
     for entry in &manifest.links {
-        let link = control::to_definition(&host, entry).with_context(|| {
+        let link = to_definition(&host, entry).with_context(|| {
             format!(
                 "link in {} for actor {:?}",
                 manifest.file.display(),
@@ -243,10 +240,12 @@ pub async fn run(args: UpArgs) -> Result<()> {
         }
     }
 
-    if let (Some(server), Some(lattice)) = (&control_server, &args.lattice.lattice) {
-        let adopted = server
-            .adopt_links(lattice, std::time::Duration::from_millis(ADOPT_WAIT_MS))
-            .await?;
+    if let Some((client, lattice)) = &joined {
+        let wait = std::time::Duration::from_millis(ADOPT_WAIT_MS);
+        let adopted = nats::adopt_links(&control, client, lattice, wait)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))
+            .context("failed to adopt the lattice's links")?;
         if adopted > 0 {
             writeln!(
                 out,
@@ -265,7 +264,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         })?;
     writeln!(
         out,
-        "control   http://{} (weft link list --control {})",
+        "control   {} (weft link list --control {})",
         listener.local_addr()?,
         listener.local_addr()?
     )?;
@@ -276,14 +275,14 @@ pub async fn run(args: UpArgs) -> Result<()> {
             watched.len()
         )?;
     }
-    let control_task = tokio::spawn(control::serve(listener, host.clone()));
+    let control_task = tokio::spawn(local::serve(control.clone(), listener));
     // Served once the manifest is applied, so an inventory never shows it half started, and
     // before "Weft is up", so a `weft ctl` command run the moment that line appears finds
     // this host (regression: one sent a second after it answered "0 host(s) answered").
-    let lattice_control = match &control_server {
-        Some(server) => {
+    let lattice_control = match &joined {
+        Some((client, lattice)) => {
             let heartbeat = std::time::Duration::from_secs(args.heartbeat_secs.max(1));
-            server.clone().serve(heartbeat).await?
+            nats::serve(control.clone(), client.clone(), lattice, heartbeat).await?
         }
         None => Vec::new(),
     };
@@ -301,8 +300,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
 
     crate::signal::shutdown_signal().await?;
     control_task.abort();
-    if let Some(server) = &control_server {
-        server.stopping().await;
+    if let Some((client, _)) = &joined {
+        nats::stopping(&control, client).await;
     }
     for task in lattice_control {
         task.abort();
@@ -369,4 +368,20 @@ async fn watch(host: Host, files: Vec<Watched>, options: UpdateOptions) {
             let _ = writeln!(Out::stdout(), "{message}");
         }
     }
+}
+
+/// A manifest's link, its actor named by name or module key, as a link definition.
+fn to_definition(host: &Host, entry: &LinkEntry) -> Result<weft_provider_sdk::LinkDefinition> {
+    let actors = host.actors();
+    let names = actors.iter().map(|a| (a.id.as_str(), a.name.as_str()));
+    Ok(weft_provider_sdk::LinkDefinition {
+        actor_id: control::resolve_actor(names, &entry.actor)?,
+        contract_id: entry.contract.clone(),
+        link_name: entry
+            .link_name
+            .clone()
+            .unwrap_or_else(|| weft_provider_sdk::DEFAULT_LINK_NAME.to_string()),
+        provider_id: entry.provider.clone(),
+        values: entry.values.clone(),
+    })
 }

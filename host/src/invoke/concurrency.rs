@@ -115,17 +115,25 @@ impl Admission {
         self.counts.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// A place if one is free now, or the refusal of a closed actor; `None`: wait.
+    fn take_place(&self, counts: &mut Counts) -> Option<Result<Permit<'_>, Refused>> {
+        if counts.closed {
+            return Some(Err(Refused::Closed));
+        }
+        if counts.running < counts.max_running {
+            counts.running += 1;
+            return Some(Ok(Permit { admission: self }));
+        }
+        None
+    }
+
     /// Takes a place, waiting (in the bounded queue, until `deadline`) if none is free.
     pub async fn admit(&self, deadline: Deadline) -> Result<Permit<'_>, Refused> {
         let started = tokio::time::Instant::now();
         let _queued = {
             let mut counts = self.lock();
-            if counts.closed {
-                return Err(Refused::Closed);
-            }
-            if counts.running < counts.max_running {
-                counts.running += 1;
-                return Ok(Permit { admission: self });
+            if let Some(taken) = self.take_place(&mut counts) {
+                return taken;
             }
             if counts.waiting >= counts.max_waiting {
                 return Err(Refused::QueueFull {
@@ -143,15 +151,8 @@ impl Admission {
             // Made before looking, so a place freed between the look and the wait is not
             // missed (`notify_one` leaves a permit when nobody waits yet).
             let freed = self.freed.notified();
-            {
-                let mut counts = self.lock();
-                if counts.closed {
-                    return Err(Refused::Closed);
-                }
-                if counts.running < counts.max_running {
-                    counts.running += 1;
-                    return Ok(Permit { admission: self });
-                }
+            if let Some(taken) = self.take_place(&mut self.lock()) {
+                return taken;
             }
             if tokio::time::timeout_at(wait_until, freed).await.is_err() {
                 return Err(Refused::NoPlaceInTime {

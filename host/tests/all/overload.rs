@@ -112,6 +112,14 @@ async fn get(address: &str) -> (u16, Option<String>, String) {
     (status, retry_after, body.to_string())
 }
 
+/// `wat`, signed for `caps`, started on `host`: its id.
+async fn started(host: &Host, wat: &str, caps: &[&str]) -> String {
+    host.start_actor(&sign(&wat::parse_str(wat).unwrap(), caps))
+        .await
+        .unwrap()
+        .id
+}
+
 /// The HTTP provider with a listener for `actor` on a fresh port; returns its address.
 async fn serve_http(host: &Host, http_id: &str, actor: &str) -> String {
     let address = free_address();
@@ -152,14 +160,7 @@ async fn each_kind_of_failure_gets_its_own_http_status() {
     .unwrap();
 
     // Signed for HTTP and key-value: answers 200.
-    let fine = host
-        .start_actor(&sign(
-            &wat::parse_str(RELAY).unwrap(),
-            &[contracts::HTTP_SERVER, contracts::KEYVALUE],
-        ))
-        .await
-        .unwrap()
-        .id;
+    let fine = started(&host, RELAY, &[contracts::HTTP_SERVER, contracts::KEYVALUE]).await;
     host.put_link(link(&fine, contracts::KEYVALUE, "kv", &[]))
         .await
         .unwrap();
@@ -167,14 +168,7 @@ async fn each_kind_of_failure_gets_its_own_http_status() {
     assert_eq!(get(&address).await.0, 200);
 
     // Not signed for HTTP: the HTTP provider may not call it.
-    let unsigned_for_http = host
-        .start_actor(&sign(
-            &wat::parse_str(RELAY).unwrap(),
-            &[contracts::KEYVALUE],
-        ))
-        .await
-        .unwrap()
-        .id;
+    let unsigned_for_http = started(&host, RELAY, &[contracts::KEYVALUE]).await;
     let address = serve_http(&host, "http", &unsigned_for_http).await;
     let (status, _, body) = get(&address).await;
     assert_eq!(status, 403, "{body}");
@@ -186,42 +180,21 @@ async fn each_kind_of_failure_gets_its_own_http_status() {
     );
 
     // Runs past its deadline.
-    let looping = host
-        .start_actor(&sign(
-            &wat::parse_str(LOOPING).unwrap(),
-            &[contracts::HTTP_SERVER],
-        ))
-        .await
-        .unwrap()
-        .id;
+    let looping = started(&host, LOOPING, &[contracts::HTTP_SERVER]).await;
     let address = serve_http(&host, "http", &looping).await;
     let (status, _, body) = get(&address).await;
     assert_eq!(status, 504, "{body}");
     assert!(body.contains("ran past its 300 ms deadline"), "{body}");
 
     // Its provider is gone: the actor reports an error of its own.
-    let orphan = host
-        .start_actor(&sign(
-            &wat::parse_str(RELAY).unwrap(),
-            &[contracts::HTTP_SERVER, contracts::KEYVALUE],
-        ))
-        .await
-        .unwrap()
-        .id;
+    let orphan = started(&host, RELAY, &[contracts::HTTP_SERVER, contracts::KEYVALUE]).await;
     let address = serve_http(&host, "http", &orphan).await;
     let (status, _, body) = get(&address).await;
     assert_eq!(status, 500, "{body}");
     assert!(body.contains("the actor returned an error"), "{body}");
 
     // Stopped while its link stays: nothing runs it any more.
-    let stopped = host
-        .start_actor(&sign(
-            &wat::parse_str(RELAY).unwrap(),
-            &[contracts::HTTP_SERVER, contracts::KEYVALUE],
-        ))
-        .await
-        .unwrap()
-        .id;
+    let stopped = started(&host, RELAY, &[contracts::HTTP_SERVER, contracts::KEYVALUE]).await;
     let address = serve_http(&host, "http", &stopped).await;
     host.stop_actor(&stopped).unwrap();
     let (status, _, body) = get(&address).await;

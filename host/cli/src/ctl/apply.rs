@@ -11,7 +11,6 @@
 //!   apply refuses them rather than run them somewhere unexpected;
 //! - every link is put on every host (a host that has it answers `unchanged`).
 
-use super::wire::{ControlRequest, Done, HostInventory};
 use super::{Lattice, short, table};
 use crate::manifest::Manifest;
 use crate::output::Out;
@@ -20,6 +19,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use weft_host::actor::{ActorIdentity, LoadPolicy};
+use weft_host::control::{ControlRequest, Done, HostInventory};
 use weft_provider_sdk::LinkDefinition;
 
 /// One thing apply did (or found done) on one host.
@@ -190,7 +190,7 @@ fn outcome(done: &Done) -> &'static str {
         Done::Stopped => "stopped",
         Done::Linked => "linked",
         Done::Unlinked => "unlinked",
-        Done::Unchanged => "unchanged",
+        Done::Unchanged | Done::Inventory(_) => "unchanged",
     }
 }
 

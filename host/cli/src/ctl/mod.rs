@@ -1,11 +1,9 @@
-//! `weft ctl`: drives every host of a lattice over NATS, through the control interface each
-//! `weft host` serves ([`serve`]; wire in [`wire`]). Lattice-wide operations (update an actor,
+//! `weft ctl`: drives every host of a lattice over NATS, through the control plane each
+//! `weft host` serves (`weft_host::control`). Lattice-wide operations (update an actor,
 //! put a link) go to each host concerned, one request each, and every host's result is
 //! reported, including a host that does not answer in time.
 
 mod apply;
-pub mod serve;
-pub mod wire;
 
 use crate::lattice_args::LatticeArgs;
 use crate::link::{LinkCommand, key_values};
@@ -17,9 +15,9 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
-use weft_lattice::{self as lattice, Answer};
+use weft_host::control::{ControlRequest, Done, Event, HostInventory, revision};
+use weft_lattice as lattice;
 use weft_provider_sdk::LinkDefinition;
-use wire::{ControlRequest, Done, Event, HostInventory};
 
 #[derive(Args)]
 pub struct CtlArgs {
@@ -152,47 +150,18 @@ enum UpdateCommand {
 /// A connection to the lattice's control interface.
 struct Lattice {
     client: async_nats::Client,
+    name: String,
     subjects: lattice::Subjects,
     wait: Duration,
     timeout: Duration,
 }
 
-/// The hosts of lattice `name` that answer within `wait` (what `weft ctl inventory` lists).
-pub async fn inventories(
-    client: &async_nats::Client,
-    name: &str,
-    wait: Duration,
-) -> Result<Vec<HostInventory>> {
-    let lattice = Lattice {
-        client: client.clone(),
-        subjects: lattice::Subjects::new(name),
-        wait,
-        timeout: wait,
-    };
-    lattice.inventories().await
-}
-
 impl Lattice {
     /// Every host's inventory: those that answer within the wait.
     async fn inventories(&self) -> Result<Vec<HostInventory>> {
-        let inbox = self.client.new_inbox();
-        let mut answers = self.client.subscribe(inbox.clone()).await?;
-        self.client
-            .publish_with_reply(self.subjects.ping(), inbox, Default::default())
-            .await?;
-        let until = tokio::time::Instant::now() + self.wait;
-        let mut hosts = Vec::new();
-        while let Ok(Some(message)) = tokio::time::timeout_at(until, answers.next()).await {
-            // With no host at all, the server says "no responders" on the inbox.
-            if message.status.is_some() {
-                continue;
-            }
-            let answer: Answer = lattice::decode(&message.subject, &message.payload)?;
-            let bytes = Result::<Vec<u8>, _>::from(answer).map_err(|e| anyhow!(e))?;
-            hosts.push(lattice::decode::<HostInventory>(&message.subject, &bytes)?);
-        }
-        hosts.sort_by(|a, b| a.host_id.cmp(&b.host_id));
-        Ok(hosts)
+        weft_host::control::nats::inventories(&self.client, &self.name, self.wait)
+            .await
+            .map_err(|e| anyhow!(e))
     }
 
     /// Asks one host; its refusal or silence is the error.
@@ -306,6 +275,12 @@ fn report(out: &mut Out, json: bool, results: Vec<(String, Result<Done>)>) -> Re
                 Ok(Done::Linked) => writeln!(out, "{host}  linked")?,
                 Ok(Done::Unlinked) => writeln!(out, "{host}  unlinked")?,
                 Ok(Done::Unchanged) => writeln!(out, "{host}  unchanged")?,
+                Ok(Done::Inventory(inventory)) => writeln!(
+                    out,
+                    "{host}  {} actor(s), {} provider(s)",
+                    inventory.actors.len(),
+                    inventory.providers.len()
+                )?,
                 Err(e) => writeln!(out, "{host}  FAILED: {e:#}")?,
             }
         }
@@ -342,6 +317,7 @@ pub async fn run(args: CtlArgs) -> Result<()> {
     let lattice = Lattice {
         client,
         subjects: lattice::Subjects::new(&name),
+        name,
         wait: Duration::from_millis(args.wait_ms),
         timeout: Duration::from_millis(args.timeout_ms),
     };
@@ -581,11 +557,6 @@ async fn link(lattice: &Lattice, out: &mut Out, json: bool, command: LinkCommand
             )
         }
     }
-}
-
-/// A revision as people read it: the number, or `-` when the claims give none.
-fn revision(revision: Option<i32>) -> String {
-    revision.map_or_else(|| "-".into(), |r| r.to_string())
 }
 
 /// A key shortened for a table: its first 12 characters.

@@ -8,6 +8,7 @@
 
 mod claims_cli;
 mod ctl;
+mod embed;
 mod lattice;
 mod up;
 

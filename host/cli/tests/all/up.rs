@@ -88,7 +88,7 @@ impl Up {
             if let Some(rest) = line.strip_prefix("serving   http://") {
                 serving = rest.split('/').next().unwrap().to_string();
             }
-            if let Some(rest) = line.strip_prefix("control   http://") {
+            if let Some(rest) = line.strip_prefix("control   ") {
                 control = rest.split(' ').next().unwrap().to_string();
             }
             if line == "Weft is up. Ctrl-C stops it." {

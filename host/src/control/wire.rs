@@ -1,85 +1,119 @@
-//! The control interface's wire: subjects, requests, answers and events, MessagePack like the
-//! rest of the lattice (bodies over NATS's max payload are chunked by
-//! `weft_lattice`, so a module of any size can be started or updated).
-//!
-//! | subject | who listens | body | answer |
-//! |---|---|---|---|
-//! | `weft.{lattice}.ctl.ping` | every host | empty | [`HostInventory`] (one per host) |
-//! | `weft.{lattice}.ctl.host.{host_id}` | that host | [`ControlRequest`] | `Answer` around [`Done`] |
-//! | `weft.{lattice}.evt.{kind}` | `weft ctl watch` | | [`Event`], published by hosts |
+//! The control interface's messages: requests, answers, inventories and events, MessagePack
+//! like the rest of the lattice, the same on both transports (NATS and the local endpoint).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use weft_provider_sdk::LinkDefinition;
 
-/// An actor as the inventory shows it.
+/// A running actor, as an inventory shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ActorEntry {
+pub struct ActorSummary {
+    /// Its module key.
     pub id: String,
+    /// The name in its claims.
     pub name: String,
+    /// Its claims' revision.
     pub revision: Option<i32>,
+    /// The contracts it is signed for.
     pub capabilities: Vec<String>,
+    /// How many of its calls run at once.
     pub max_instances: usize,
 }
 
 /// A provider a host runs, in its process or as a supervised child process.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProviderEntry {
+pub struct ProviderSummary {
+    /// Its id (what links name).
     pub id: String,
+    /// Its kind (`http-server`, `keyvalue-redis`, ...).
     pub kind: String,
+    /// Whether it runs as a child process of the host rather than in it.
     pub process: bool,
 }
 
-/// What one host runs.
+/// What one host runs. Never carries a provider's config (it may hold secrets).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HostInventory {
+    /// The host's id, a server nkey (`N…`).
     pub host_id: String,
+    /// Its labels: the operator's, plus `os` and `arch`.
     pub labels: BTreeMap<String, String>,
+    /// Seconds since it started.
     pub uptime_secs: u64,
-    pub actors: Vec<ActorEntry>,
-    pub providers: Vec<ProviderEntry>,
+    /// Its actors.
+    pub actors: Vec<ActorSummary>,
+    /// Its providers.
+    pub providers: Vec<ProviderSummary>,
+    /// Its links.
     pub links: Vec<LinkDefinition>,
 }
 
 /// What an operator asks one host to do.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ControlRequest {
+    /// What the host runs.
+    Inventory,
+    /// Start an actor from its module.
     StartActor {
+        /// The signed module.
         #[serde(with = "serde_bytes")]
         module: Vec<u8>,
+        /// Calls at once, instead of the host's default.
         max_instances: Option<usize>,
     },
+    /// Stop an actor; its calls in flight finish.
     StopActor {
+        /// Its module key.
         actor_id: String,
     },
+    /// Hot-swap an actor to a new version of it.
     UpdateActor {
+        /// Its module key.
         actor_id: String,
+        /// The new version's signed module.
         #[serde(with = "serde_bytes")]
         module: Vec<u8>,
+        /// Accept capabilities the running version lacks.
         allow_new_capabilities: bool,
     },
+    /// Change how many calls of an actor run at once.
     ScaleActor {
+        /// Its module key.
         actor_id: String,
+        /// Calls at once.
         max_instances: usize,
     },
+    /// Start a provider of a kind the host's factory knows, in the host's process.
     StartProvider {
+        /// Its id.
         id: String,
+        /// Its kind.
         kind: String,
+        /// Its config.
         config: BTreeMap<String, String>,
     },
     /// Replace a provider running in the host's process with a new instance of its kind:
     /// with `config` when given, else with the config it runs with.
     UpdateProvider {
+        /// Its id.
         id: String,
+        /// The new instance's config, if not the running one's.
         config: Option<BTreeMap<String, String>>,
     },
+    /// Stop a provider running in the host's process.
     StopProvider {
+        /// Its id.
         id: String,
     },
+    /// Put a link (the same link put again changes nothing).
     PutLink(LinkDefinition),
+    /// Delete a link.
     DeleteLink {
+        /// The actor.
         actor_id: String,
+        /// The contract.
         contract_id: String,
+        /// The link name.
         link_name: String,
     },
 }
@@ -87,18 +121,26 @@ pub enum ControlRequest {
 /// What a host did, when it worked.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Done {
-    Actor(ActorEntry),
+    /// What it runs.
+    Inventory(Box<HostInventory>),
+    /// The actor as it runs now.
+    Actor(ActorSummary),
+    /// Stopped.
     Stopped,
-    Provider(ProviderEntry),
+    /// The provider as it runs now.
+    Provider(ProviderSummary),
+    /// The link is in force.
     Linked,
+    /// The link is gone.
     Unlinked,
-    /// Nothing to do: the lattice already was as asked (a link put again unchanged).
+    /// Nothing to do: the host already was as asked (a link put again unchanged).
     Unchanged,
 }
 
 /// What happened on a host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[allow(missing_docs, reason = "each name says what happened")]
 pub enum EventKind {
     HostStarted,
     HostStopped,
@@ -115,6 +157,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Its name, as in the event's subject.
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::HostStarted => "host_started",
@@ -137,9 +180,14 @@ impl EventKind {
 /// a provider, a link) in words.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Event {
+    /// What happened.
     pub kind: EventKind,
+    /// On which host.
     pub host_id: String,
+    /// When, Unix milliseconds.
     pub at_unix_ms: u64,
+    /// What it is about: an actor, a provider or the host.
     pub subject: String,
+    /// In words.
     pub detail: String,
 }

@@ -1,0 +1,113 @@
+//! A program that embeds `weft-host` (not the `weft` binary) is driven by `weft ctl` over a
+//! real nats-server: the control plane is the library's, with the embedder's own provider
+//! factory (regression: the control plane lived in the binary, so an embedding program could
+//! not be driven at all).
+
+use crate::{Weft, signed_actor};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use weft_contracts::httpserver::{HANDLE_REQUEST, HttpRequest, HttpResponse};
+use weft_host::control::{Control, ProviderFactory, nats};
+use weft_host::{Host, HostConfig};
+use weft_keyvalue_memory::MemoryKeyValue;
+use weft_provider_sdk::Provider;
+use weft_testing::NatsServer;
+
+/// The embedding program carries one provider kind of its own.
+struct OnlyMemory;
+
+impl ProviderFactory for OnlyMemory {
+    fn provider(
+        &self,
+        kind: &str,
+        _: &BTreeMap<String, String>,
+    ) -> Result<Arc<dyn Provider>, String> {
+        match kind {
+            "keyvalue-memory" => Ok(Arc::new(MemoryKeyValue::new())),
+            other => Err(format!(
+                "this program carries no provider of kind {other:?}"
+            )),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedding_program_is_driven_by_weft_ctl() {
+    let nats = NatsServer::start().unwrap();
+    let url = nats.url();
+    let client = weft_lattice::connect(&weft_lattice::NatsOptions {
+        url: url.clone(),
+        ..weft_lattice::NatsOptions::default()
+    })
+    .await
+    .unwrap();
+    let host = Host::new(HostConfig::default()).unwrap();
+    host.join_lattice(client.clone(), "embedded").await.unwrap();
+    let labels = BTreeMap::from([("program".to_string(), "embedder".to_string())]);
+    let control = Arc::new(Control::new(host.clone(), Arc::new(OnlyMemory), labels));
+    let _serving = nats::serve(control, client, "embedded", Duration::from_secs(30))
+        .await
+        .unwrap();
+
+    let weft = Arc::new(Weft::new());
+    let kvcounter = signed_actor("kvcounter");
+    let ctl = move |args: Vec<String>| {
+        let weft_args: Vec<String> = ["ctl", "--lattice", "embedded", "--nats", &url]
+            .into_iter()
+            .map(String::from)
+            .chain(args)
+            .collect();
+        let run = weft.run(&weft_args.iter().map(String::as_str).collect::<Vec<_>>());
+        (run.output.status.success(), run.stdout(), run.stderr())
+    };
+    let ctl = |args: &[&str]| {
+        let ctl = ctl.clone();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        tokio::task::spawn_blocking(move || ctl(args))
+    };
+
+    let (ok, out, err) = ctl(&["start", "provider", "keyvalue-memory", "--id", "kv"])
+        .await
+        .unwrap();
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = ctl(&["start", "actor", kvcounter.to_str().unwrap()])
+        .await
+        .unwrap();
+    assert!(ok && out.contains("actor kvcounter"), "{out}{err}");
+    let (ok, out, err) = ctl(&["link", "put", "kvcounter", "wasmcloud:keyvalue", "kv"])
+        .await
+        .unwrap();
+    assert!(ok && out.contains("linked"), "{out}{err}");
+
+    // The embedding program's own host serves what weft ctl put there.
+    let actor = host.actors().first().unwrap().id.clone();
+    let request = weft_contracts::encode(&HttpRequest {
+        method: "GET".into(),
+        path: "/counter/embedded".into(),
+        ..HttpRequest::default()
+    })
+    .unwrap();
+    for expected in 1..=2 {
+        let answer = host.invoke(&actor, HANDLE_REQUEST, &request).await.unwrap();
+        let response: HttpResponse = weft_contracts::decode(&answer).unwrap();
+        let body = String::from_utf8(response.body).unwrap();
+        assert!(body.ends_with(&format!(":{expected}}}")), "{body}");
+    }
+
+    let (ok, out, err) = ctl(&["inventory"]).await.unwrap();
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("program=embedder") && out.contains("kvcounter") && out.contains("kv "),
+        "{out}"
+    );
+    // A kind the embedder does not carry is refused, naming it; nothing changes.
+    let (ok, out, err) = ctl(&["start", "provider", "http-server", "--id", "http"])
+        .await
+        .unwrap();
+    assert!(!ok, "{out}{err}");
+    assert!(
+        out.contains("this program carries no provider of kind \"http-server\""),
+        "{out}{err}"
+    );
+}

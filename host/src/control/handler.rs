@@ -1,0 +1,340 @@
+//! The one control handler: a [`ControlRequest`] in, what the host did ([`Done`]) out, and
+//! an event for each change once the host is on a lattice. Both transports call it.
+
+use super::wire::{
+    ActorSummary, ControlRequest, Done, Event, EventKind, HostInventory, ProviderSummary,
+};
+use crate::{ActorIdentity, Host, HostError, UpdateOptions};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Instant;
+use weft_lattice::Subjects;
+use weft_provider_sdk::Provider;
+
+/// Makes providers by kind: what lets a control request start or replace a provider in a
+/// host that itself names no concrete provider. The `weft` binary hands in one that knows
+/// the kinds it carries.
+pub trait ProviderFactory: Send + Sync {
+    /// A new, unstarted provider of `kind` configured with `config`; `Err` says what is wrong
+    /// (an unknown kind, a bad config) and never repeats a config value.
+    fn provider(
+        &self,
+        kind: &str,
+        config: &BTreeMap<String, String>,
+    ) -> Result<Arc<dyn Provider>, String>;
+}
+
+/// Why a control request was refused. The host is unchanged.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControlError {
+    /// The host refused (an actor that does not verify, an unknown id, an update refused…).
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// The provider factory could not make the provider.
+    #[error("{0}")]
+    Factory(String),
+    /// No provider with that id was started through this host's control plane or manifest.
+    #[error("this host runs no provider {0}")]
+    UnknownProvider(String),
+    /// The provider runs as a child process, which the control plane does not replace or stop.
+    #[error(
+        "provider {0} runs as a child process of this host's manifest; restart the host, or \
+         run it in process to replace or stop it live"
+    )]
+    ChildProcess(String),
+    /// The actor stopped while the request was being carried out.
+    #[error("actor {0} stopped while the request was carried out")]
+    Vanished(String),
+}
+
+/// A provider this host runs, as started: its kind, and the config it was started with
+/// (kept here for a replacement; never in an inventory, since it may hold secrets).
+#[derive(Clone)]
+struct RunningProvider {
+    summary: ProviderSummary,
+    config: BTreeMap<String, String>,
+}
+
+/// A host's control plane: what it runs, and how a request changes that.
+pub struct Control {
+    host: Host,
+    factory: Arc<dyn ProviderFactory>,
+    host_id: String,
+    labels: BTreeMap<String, String>,
+    started: Instant,
+    providers: Mutex<BTreeMap<String, RunningProvider>>,
+    /// Where events go once the host is on a lattice.
+    events: OnceLock<(async_nats::Client, Subjects)>,
+}
+
+impl std::fmt::Debug for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Control")
+            .field("host_id", &self.host_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A revision as printed: its number, or `-`.
+pub fn revision(revision: Option<i32>) -> String {
+    revision.map_or("-".into(), |r| r.to_string())
+}
+
+impl Control {
+    /// The control plane of `host`, under a fresh host id (a server nkey, `N…`), with the
+    /// operator's `labels` plus the machine's `os` and `arch`.
+    pub fn new(
+        host: Host,
+        factory: Arc<dyn ProviderFactory>,
+        mut labels: BTreeMap<String, String>,
+    ) -> Self {
+        labels
+            .entry("os".into())
+            .or_insert_with(|| std::env::consts::OS.into());
+        labels
+            .entry("arch".into())
+            .or_insert_with(|| std::env::consts::ARCH.into());
+        Control {
+            host,
+            factory,
+            host_id: nkeys::KeyPair::new_server().public_key(),
+            labels,
+            started: Instant::now(),
+            providers: Mutex::new(BTreeMap::new()),
+            events: OnceLock::new(),
+        }
+    }
+
+    /// The host's id on the lattice.
+    pub fn host_id(&self) -> &str {
+        &self.host_id
+    }
+
+    /// The host it controls.
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    /// Records a provider started outside a control request (by an app manifest, in process
+    /// or as a child process), so inventories show it and requests can replace it.
+    pub fn record_provider(&self, summary: ProviderSummary, config: BTreeMap<String, String>) {
+        self.providers_lock()
+            .insert(summary.id.clone(), RunningProvider { summary, config });
+    }
+
+    fn providers_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, RunningProvider>> {
+        self.providers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends events to `client` on `subjects` from now on.
+    pub(super) fn publish_events_to(&self, client: async_nats::Client, subjects: Subjects) {
+        let _ = self.events.set((client, subjects));
+    }
+
+    /// Publishes an event, if the host is on a lattice; a lost event is logged, never an
+    /// error for the request that caused it.
+    pub async fn publish(&self, kind: EventKind, subject: &str, detail: String) {
+        let Some((client, subjects)) = self.events.get() else {
+            return;
+        };
+        let event = Event {
+            kind,
+            host_id: self.host_id.clone(),
+            at_unix_ms: unix_ms(),
+            subject: subject.to_string(),
+            detail,
+        };
+        let topic = subjects.event(kind.as_str());
+        let sent = match weft_lattice::encode(&topic, &event) {
+            Ok(body) => client
+                .publish(topic.clone(), body.into())
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(error) = sent {
+            tracing::warn!(%topic, %error, "event not published");
+        }
+    }
+
+    /// What this host runs now.
+    pub fn inventory(&self) -> HostInventory {
+        let actors = self
+            .host
+            .actors()
+            .into_iter()
+            .map(|identity| self.summary(identity))
+            .collect();
+        HostInventory {
+            host_id: self.host_id.clone(),
+            labels: self.labels.clone(),
+            uptime_secs: self.started.elapsed().as_secs(),
+            actors,
+            providers: self
+                .providers_lock()
+                .values()
+                .map(|running| running.summary.clone())
+                .collect(),
+            links: self.host.links(),
+        }
+    }
+
+    fn summary(&self, identity: ActorIdentity) -> ActorSummary {
+        let max_instances = self
+            .host
+            .actor_pool(&identity.id)
+            .map_or(0, |pool| pool.limits().max_instances);
+        ActorSummary {
+            id: identity.id,
+            name: identity.name,
+            revision: identity.revision,
+            capabilities: identity.capabilities,
+            max_instances,
+        }
+    }
+
+    /// Carries out one request.
+    pub async fn handle(&self, request: ControlRequest) -> Result<Done, ControlError> {
+        let host = &self.host;
+        match request {
+            ControlRequest::Inventory => Ok(Done::Inventory(Box::new(self.inventory()))),
+            ControlRequest::StartActor {
+                module,
+                max_instances,
+            } => {
+                let identity = host.start_actor_with(&module, max_instances).await?;
+                let detail = format!("{} revision {}", identity.name, revision(identity.revision));
+                let id = identity.id.clone();
+                let summary = self.summary(identity);
+                self.publish(EventKind::ActorStarted, &id, detail).await;
+                Ok(Done::Actor(summary))
+            }
+            ControlRequest::StopActor { actor_id } => {
+                host.stop_actor(&actor_id)?;
+                self.publish(EventKind::ActorStopped, &actor_id, String::new())
+                    .await;
+                Ok(Done::Stopped)
+            }
+            ControlRequest::UpdateActor {
+                actor_id,
+                module,
+                allow_new_capabilities,
+            } => {
+                let options = UpdateOptions {
+                    allow_new_capabilities,
+                    ..UpdateOptions::default()
+                };
+                let identity = host.update_actor(&actor_id, &module, options).await?;
+                let detail = format!(
+                    "{} now revision {}",
+                    identity.name,
+                    revision(identity.revision)
+                );
+                let summary = self.summary(identity);
+                self.publish(EventKind::ActorUpdated, &actor_id, detail)
+                    .await;
+                Ok(Done::Actor(summary))
+            }
+            ControlRequest::ScaleActor {
+                actor_id,
+                max_instances,
+            } => {
+                host.scale_actor(&actor_id, max_instances)?;
+                let identity = host
+                    .actor_pool(&actor_id)
+                    .map(|pool| pool.identity().clone())
+                    .ok_or_else(|| ControlError::Vanished(actor_id.clone()))?;
+                let summary = self.summary(identity);
+                let detail = format!("max {} instance(s)", summary.max_instances);
+                self.publish(EventKind::ActorScaled, &actor_id, detail)
+                    .await;
+                Ok(Done::Actor(summary))
+            }
+            ControlRequest::StartProvider { id, kind, config } => {
+                let provider = self
+                    .factory
+                    .provider(&kind, &config)
+                    .map_err(ControlError::Factory)?;
+                host.add_provider(&id, provider).await?;
+                let summary = ProviderSummary {
+                    id: id.clone(),
+                    kind: kind.clone(),
+                    process: false,
+                };
+                self.record_provider(summary.clone(), config);
+                self.publish(EventKind::ProviderStarted, &id, kind).await;
+                Ok(Done::Provider(summary))
+            }
+            ControlRequest::UpdateProvider { id, config } => {
+                let running = self
+                    .providers_lock()
+                    .get(&id)
+                    .cloned()
+                    .ok_or_else(|| ControlError::UnknownProvider(id.clone()))?;
+                if running.summary.process {
+                    return Err(ControlError::ChildProcess(id));
+                }
+                let config = config.unwrap_or(running.config);
+                let provider = self
+                    .factory
+                    .provider(&running.summary.kind, &config)
+                    .map_err(ControlError::Factory)?;
+                host.replace_provider(&id, provider).await?;
+                let summary = running.summary;
+                self.record_provider(summary.clone(), config);
+                self.publish(EventKind::ProviderUpdated, &id, summary.kind.clone())
+                    .await;
+                Ok(Done::Provider(summary))
+            }
+            ControlRequest::StopProvider { id } => {
+                if self
+                    .providers_lock()
+                    .get(&id)
+                    .is_some_and(|p| p.summary.process)
+                {
+                    return Err(ControlError::ChildProcess(id));
+                }
+                host.stop_provider(&id).await?;
+                self.providers_lock().remove(&id);
+                self.publish(EventKind::ProviderStopped, &id, String::new())
+                    .await;
+                Ok(Done::Stopped)
+            }
+            ControlRequest::PutLink(link) => {
+                if host.links().contains(&link) {
+                    return Ok(Done::Unchanged);
+                }
+                // The values are not in the event: they may hold secrets.
+                let detail = format!(
+                    "→ {} ({}, link {:?})",
+                    link.provider_id, link.contract_id, link.link_name
+                );
+                let actor = link.actor_id.clone();
+                host.put_link(link).await?;
+                self.publish(EventKind::LinkPut, &actor, detail).await;
+                Ok(Done::Linked)
+            }
+            ControlRequest::DeleteLink {
+                actor_id,
+                contract_id,
+                link_name,
+            } => {
+                host.delete_link(&actor_id, &contract_id, &link_name)
+                    .await?;
+                let detail = format!("{contract_id} link {link_name:?}");
+                self.publish(EventKind::LinkDeleted, &actor_id, detail)
+                    .await;
+                Ok(Done::Unlinked)
+            }
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The control plane over NATS: every host of a lattice answers inventory pings, carries out
+//! the requests addressed to it, publishes what it did as events, and beats a heartbeat.
+//!
+//! | subject | who listens | body | answer |
+//! |---|---|---|---|
+//! | `weft.{lattice}.ctl.ping` | every host | empty | [`HostInventory`] (one per host) |
+//! | `weft.{lattice}.ctl.host.{host_id}` | that host | [`ControlRequest`] | `Answer` around [`Done`] |
+//! | `weft.{lattice}.evt.{kind}` | `weft ctl watch` | | `Event`, published by hosts |
+//!
+//! Bodies over NATS's max payload are chunked (`weft_lattice::chunks`), so a module of any size
+//! can be started or updated.
+
+use super::handler::Control;
+use super::wire::{ControlRequest, Done, EventKind, HostInventory};
+use futures_util::StreamExt;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+use weft_lattice::{self as lattice, Answer, LatticeError, Subjects};
+use weft_provider_sdk::{Failure, FailureKind, LinkDefinition};
+
+/// How long a control request's parts may take to arrive (chunked modules).
+const RECEIVE_DEADLINE: Duration = Duration::from_secs(30);
+/// How long a new subscription may take to reach the server before serving fails.
+const SUBSCRIBED_WITHIN: Duration = Duration::from_secs(5);
+
+/// The hosts of lattice `name` that answer a ping within `wait`, sorted by host id (what
+/// `weft ctl inventory` lists). A host whose answer cannot be read is skipped and logged.
+pub async fn inventories(
+    client: &async_nats::Client,
+    name: &str,
+    wait: Duration,
+) -> Result<Vec<HostInventory>, Failure> {
+    let subjects = Subjects::new(name);
+    let inbox = client.new_inbox();
+    let unreachable = |e: &dyn std::fmt::Display| {
+        Failure::new(FailureKind::Unavailable, format!("inventory ping: {e}"))
+    };
+    let mut answers = client
+        .subscribe(inbox.clone())
+        .await
+        .map_err(|e| unreachable(&e))?;
+    client
+        .publish_with_reply(subjects.ping(), inbox, Default::default())
+        .await
+        .map_err(|e| unreachable(&e))?;
+    let until = tokio::time::Instant::now() + wait;
+    let mut hosts = Vec::new();
+    while let Ok(Some(message)) = tokio::time::timeout_at(until, answers.next()).await {
+        // With no host at all, the server says "no responders" on the inbox.
+        if message.status.is_some() {
+            continue;
+        }
+        let inventory = lattice::decode::<Answer>(&message.subject, &message.payload)
+            .map_err(Failure::from)
+            .and_then(Result::<Vec<u8>, Failure>::from)
+            .and_then(|bytes| {
+                lattice::decode::<HostInventory>(&message.subject, &bytes).map_err(Failure::from)
+            });
+        match inventory {
+            Ok(inventory) => hosts.push(inventory),
+            Err(error) => tracing::warn!(%error, "an inventory answer could not be read"),
+        }
+    }
+    hosts.sort_by(|a, b| a.host_id.cmp(&b.host_id));
+    Ok(hosts)
+}
+
+/// Answers pings and control requests on lattice `name` until the returned tasks are
+/// aborted, publishes events there, and beats every `heartbeat`. Returns once other members
+/// can reach it.
+pub async fn serve(
+    control: Arc<Control>,
+    client: async_nats::Client,
+    name: &str,
+    heartbeat: Duration,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, LatticeError> {
+    let subjects = Subjects::new(name);
+    control.publish_events_to(client.clone(), subjects.clone());
+    let subscribe = |subject: String| {
+        let client = client.clone();
+        async move {
+            client
+                .subscribe(subject.clone())
+                .await
+                .map_err(|e| LatticeError::Subscribe {
+                    subject,
+                    reason: e.to_string(),
+                })
+        }
+    };
+    let mut pings = subscribe(subjects.ping()).await?;
+    let mut requests = subscribe(subjects.control_host(control.host_id())).await?;
+
+    let (server, replies) = (control.clone(), client.clone());
+    let answer_pings = tokio::spawn(async move {
+        while let Some(ping) = pings.next().await {
+            let answer = Answer::encoded(&ping.subject, &server.inventory());
+            lattice::respond(&replies, &ping, &answer).await;
+        }
+    });
+    let (server, replies) = (control.clone(), client.clone());
+    let serve_requests = tokio::spawn(async move {
+        while let Some(message) = requests.next().await {
+            // Each on its own task: a long update must not hold up a ping or a link.
+            let (server, replies) = (server.clone(), replies.clone());
+            tokio::spawn(async move {
+                let answer = answer(&server, &replies, &message).await;
+                lattice::respond(&replies, &message, &answer).await;
+            });
+        }
+    });
+    let server = control.clone();
+    let beat = tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(heartbeat);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            let inventory = server.inventory();
+            let detail = format!(
+                "{} actor(s), {} provider(s), {} link(s), up {} s",
+                inventory.actors.len(),
+                inventory.providers.len(),
+                inventory.links.len(),
+                inventory.uptime_secs
+            );
+            server
+                .publish(EventKind::HostHeartbeat, server.host_id(), detail)
+                .await;
+        }
+    });
+    lattice::round_trip(&client, SUBSCRIBED_WITHIN).await?;
+    let labels: Vec<String> = control
+        .inventory()
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    control
+        .publish(EventKind::HostStarted, control.host_id(), labels.join(" "))
+        .await;
+    Ok(vec![answer_pings, serve_requests, beat])
+}
+
+/// One control request from the lattice, read and carried out.
+async fn answer(
+    control: &Control,
+    client: &async_nats::Client,
+    message: &async_nats::Message,
+) -> Answer {
+    let body = match lattice::receive(client, message, RECEIVE_DEADLINE).await {
+        Ok(body) => body,
+        Err(failure) => return Answer::Err(failure),
+    };
+    let request = match lattice::decode::<ControlRequest>(&message.subject, &body) {
+        Ok(request) => request,
+        Err(error) => return Answer::Err(error.into()),
+    };
+    match control.handle(request).await {
+        Ok(done) => Answer::encoded::<Done>(&message.subject, &done),
+        Err(error) => Answer::failed(FailureKind::BadRequest, error.to_string()),
+    }
+}
+
+/// Puts the links the lattice's other hosts have and this one lacks (by actor, contract and
+/// link name; its own links, from its manifest, win), so a host that joins a running lattice
+/// serves with the lattice's links, not none. Returns how many it put. A link that cannot be
+/// put is logged, not fatal.
+pub async fn adopt_links(
+    control: &Control,
+    client: &async_nats::Client,
+    name: &str,
+    wait: Duration,
+) -> Result<usize, Failure> {
+    let peers = inventories(client, name, wait).await?;
+    let key = |l: &LinkDefinition| {
+        (
+            l.actor_id.clone(),
+            l.contract_id.clone(),
+            l.link_name.clone(),
+        )
+    };
+    let host = control.host();
+    let mut have: BTreeSet<_> = host.links().iter().map(key).collect();
+    let mut adopted = 0;
+    for link in peers
+        .into_iter()
+        .filter(|peer| peer.host_id != control.host_id())
+        .flat_map(|peer| peer.links)
+    {
+        if !have.insert(key(&link)) {
+            continue;
+        }
+        let what = format!(
+            "{} → {} ({})",
+            link.actor_id, link.provider_id, link.contract_id
+        );
+        match host.put_link(link).await {
+            Ok(()) => adopted += 1,
+            Err(error) => {
+                tracing::warn!(link = %what, %error, "could not adopt a link of the lattice")
+            }
+        }
+    }
+    Ok(adopted)
+}
+
+/// Says goodbye on the lattice.
+pub async fn stopping(control: &Control, client: &async_nats::Client) {
+    control
+        .publish(EventKind::HostStopped, control.host_id(), String::new())
+        .await;
+    // Bounded: with NATS unreachable, a flush would wait for a reconnection forever.
+    let _ = tokio::time::timeout(Duration::from_secs(1), client.flush()).await;
+}
