@@ -39,60 +39,6 @@ const DURABILITIES: [&str; 2] = ["always", "everysec"];
 const PAIRED_ROUNDS: usize = 40;
 const PAIRED_CALLS: usize = 200;
 
-/// What the paired measurement found: medians over rounds, and the spread of the rounds'
-/// ratios.
-struct Paired {
-    raw_us: f64,
-    weft_us: f64,
-    ratio: f64,
-    lowest: f64,
-    highest: f64,
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
-/// Times [`PAIRED_CALLS`] sequential calls of `raw`, then as many of `weft`, [`PAIRED_ROUNDS`]
-/// times (which goes first alternates), so both see the same machine.
-async fn paired_ratio<R, W, RF, WF>(raw: R, weft: W) -> Paired
-where
-    R: Fn() -> RF,
-    W: Fn() -> WF,
-    RF: std::future::Future<Output = ()>,
-    WF: std::future::Future<Output = ()>,
-{
-    let (mut raws, mut wefts, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..PAIRED_ROUNDS {
-        let mut raw_time = Duration::ZERO;
-        let mut weft_time = Duration::ZERO;
-        for first_raw in [round % 2 == 0, round % 2 != 0] {
-            let started = Instant::now();
-            for _ in 0..PAIRED_CALLS {
-                if first_raw { raw().await } else { weft().await }
-            }
-            if first_raw {
-                raw_time = started.elapsed();
-            } else {
-                weft_time = started.elapsed();
-            }
-        }
-        let per_call = |t: Duration| t.as_secs_f64() * 1e6 / PAIRED_CALLS as f64;
-        raws.push(per_call(raw_time));
-        wefts.push(per_call(weft_time));
-        ratios.push(weft_time.as_secs_f64() / raw_time.as_secs_f64());
-    }
-    let ratio = median(&mut ratios);
-    Paired {
-        raw_us: median(&mut raws),
-        weft_us: median(&mut wefts),
-        ratio,
-        lowest: ratios.first().copied().unwrap_or(f64::NAN),
-        highest: ratios.last().copied().unwrap_or(f64::NAN),
-    }
-}
-
 fn options(nats: &NatsServer) -> NatsOptions {
     NatsOptions {
         url: nats.url(),
@@ -264,16 +210,16 @@ impl Throughput {
         let column =
             |pick: fn(&(f64, f64, f64)) -> f64| -> Vec<f64> { rounds.iter().map(pick).collect() };
         let mut out_ratios = column(|r| r.0 / r.2);
-        let out_ratio = median(&mut out_ratios);
+        let out_ratio = weft_bench::median(&mut out_ratios);
         Throughput {
             durability,
-            redis_benchmark: median(&mut column(|r| r.2)),
-            out_of_process: median(&mut column(|r| r.0)),
+            redis_benchmark: weft_bench::median(&mut column(|r| r.2)),
+            out_of_process: weft_bench::median(&mut column(|r| r.0)),
             out_ratio,
             out_lowest: out_ratios.first().copied().unwrap_or(f64::NAN),
             out_highest: out_ratios.last().copied().unwrap_or(f64::NAN),
-            in_process: median(&mut column(|r| r.1)),
-            in_ratio: median(&mut column(|r| r.1 / r.2)),
+            in_process: weft_bench::median(&mut column(|r| r.1)),
+            in_ratio: weft_bench::median(&mut column(|r| r.1 / r.2)),
         }
     }
 }
@@ -339,7 +285,9 @@ fn main() {
         });
         group.finish();
     }
-    let paired = runtime.block_on(paired_ratio(
+    let paired = runtime.block_on(weft_bench::paired_ratio(
+        PAIRED_ROUNDS,
+        PAIRED_CALLS,
         || async {
             requester
                 .request("raw.echo", payload.clone().into())

@@ -1,6 +1,7 @@
 //! Runtime benchmarks, each printed with its ratio to a baseline measured in the same run:
 //! (a) `Host::invoke(echo, 100 B)` vs a raw `wapc::WapcHost::call` on wasmtime-provider 2.25
-//!     with the same module (target ≤ 1.0×);
+//!     with the same module (target ≤ 1.0×), by criterion back to back and paired (rounds
+//!     alternating the two, the median of the rounds' ratios);
 //! (b) starting an instance from a cached module (`WapcInstance::new`: ready for calls, from
 //!     the start-up snapshot where there is one) vs bare wasmtime `InstancePre::instantiate` of
 //!     the same module on the same wasmtime engine (target ≤ 1.5×);
@@ -30,6 +31,10 @@ fn sign(code: &[u8], rev: i32, account: &wascap::KeyPair, module: &wascap::KeyPa
     );
     wascap::embed_claims(code, &claims, account).unwrap()
 }
+
+/// Rounds and calls per round of (a)'s paired measurement.
+const PAIRED_ROUNDS: usize = 40;
+const PAIRED_CALLS: usize = 5_000;
 
 struct NoHostCalls;
 
@@ -110,6 +115,17 @@ fn main() {
         });
         group.finish();
     }
+    // (a) paired: rounds alternating the two, robust to the machine's drift.
+    let paired = runtime.block_on(weft_bench::paired_ratio(
+        PAIRED_ROUNDS,
+        PAIRED_CALLS,
+        || async {
+            raw.call("echo", &payload).unwrap();
+        },
+        || async {
+            host.invoke(&actor, "echo", &payload).await.unwrap();
+        },
+    ));
 
     // (b) instance start from a cached module vs bare InstancePre::instantiate
     let engine = WasmEngine::new(EngineConfig::default()).unwrap();
@@ -119,7 +135,7 @@ fn main() {
         .unwrap();
     println!("echo's start-up: {:?}", prepared.start_up);
     let handler: Arc<dyn HostCalls> = Arc::new(NoHostCalls);
-    let actor: Arc<str> = "echo".into();
+    let instance_of: Arc<str> = "echo".into();
     // The same wasmtime engine (pooling allocator, epochs), so the ratio is what Weft adds.
     let bare_engine = engine.wasmtime_engine().clone();
     let bare_module = wasmtime::Module::new(&bare_engine, &signed).unwrap();
@@ -155,7 +171,7 @@ fn main() {
                 WapcInstance::new(
                     &prepared.pre,
                     Limits::default(),
-                    actor.clone(),
+                    instance_of.clone(),
                     handler.clone(),
                     prepared.start_up,
                 )
@@ -194,6 +210,10 @@ fn main() {
             weft / raw
         );
     }
+    println!(
+        "    paired, {PAIRED_ROUNDS} rounds of {PAIRED_CALLS} calls each way: median weft {:.2} µs, raw {:.2} µs, median ratio {:.2}× (rounds' ratios {:.2}–{:.2}×)",
+        paired.weft_us, paired.raw_us, paired.ratio, paired.lowest, paired.highest
+    );
     if let (Some(task), Some(raw)) = (
         mean("invoke_echo_100B", "weft_invoke_from_task"),
         mean("invoke_echo_100B", "raw_wapc_call"),

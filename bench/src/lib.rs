@@ -30,3 +30,65 @@ pub fn mean_ns(criterion_dir: &Path, group: &str, bench: &str) -> Option<f64> {
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
     json.get("mean")?.get("point_estimate")?.as_f64()
 }
+
+/// What a paired measurement found: medians over its rounds, and the spread of the rounds'
+/// ratios.
+pub struct Paired {
+    /// Median time of one baseline call, µs.
+    pub raw_us: f64,
+    /// Median time of one Weft call, µs.
+    pub weft_us: f64,
+    /// Median of the rounds' Weft/baseline ratios.
+    pub ratio: f64,
+    /// The lowest round's ratio.
+    pub lowest: f64,
+    /// The highest round's ratio.
+    pub highest: f64,
+}
+
+/// The middle value (sorts `values`).
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Times `calls` sequential calls of `raw`, then as many of `weft`, `rounds` times (which
+/// goes first alternates), so both see the same machine: on a shared 2-core VM whose speed
+/// drifts by tens of percent within a minute, the median of per-round ratios is steady where
+/// back-to-back measurements are not.
+pub async fn paired_ratio<R, W, RF, WF>(rounds: usize, calls: usize, raw: R, weft: W) -> Paired
+where
+    R: Fn() -> RF,
+    W: Fn() -> WF,
+    RF: std::future::Future<Output = ()>,
+    WF: std::future::Future<Output = ()>,
+{
+    let (mut raws, mut wefts, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let mut raw_time = std::time::Duration::ZERO;
+        let mut weft_time = std::time::Duration::ZERO;
+        for first_raw in [round % 2 == 0, round % 2 != 0] {
+            let started = std::time::Instant::now();
+            for _ in 0..calls {
+                if first_raw { raw().await } else { weft().await }
+            }
+            if first_raw {
+                raw_time = started.elapsed();
+            } else {
+                weft_time = started.elapsed();
+            }
+        }
+        let per_call = |t: std::time::Duration| t.as_secs_f64() * 1e6 / calls as f64;
+        raws.push(per_call(raw_time));
+        wefts.push(per_call(weft_time));
+        ratios.push(weft_time.as_secs_f64() / raw_time.as_secs_f64());
+    }
+    let ratio = median(&mut ratios);
+    Paired {
+        raw_us: median(&mut raws),
+        weft_us: median(&mut wefts),
+        ratio,
+        lowest: ratios.first().copied().unwrap_or(f64::NAN),
+        highest: ratios.last().copied().unwrap_or(f64::NAN),
+    }
+}

@@ -17,7 +17,7 @@ use crate::invoke::claims::ClaimsCheck;
 use crate::invoke::concurrency::{Admission, Permit, Refused};
 use crate::invoke::{Deadline, HostCalls, InvokeActor, InvokeError};
 use crate::limits::Limits;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 use weft_provider_sdk::async_trait;
 
@@ -28,38 +28,10 @@ pub struct ActorPool {
     id: Arc<str>,
     prepared: PreparedModule,
     limits: Limits,
-    admission: Admission,
-    #[expect(
-        clippy::vec_box,
-        reason = "boxed so that taking one out for a call and putting it back moves a pointer"
-    )]
-    idle: Mutex<Vec<Box<WapcInstance>>>,
+    /// Admission to its instances, which keeps the idle ones: boxed so that taking one out
+    /// for a call and putting it back moves a pointer.
+    admission: Admission<Box<WapcInstance>>,
     calls: Arc<ClaimsCheck>,
-}
-
-/// A call's place in the pool. Dropping it (at the end of the call, or when the caller stops
-/// waiting mid-call) puts back the instance, if it is fit for reuse, then frees the place.
-struct Running<'a> {
-    #[expect(
-        clippy::vec_box,
-        reason = "the pool's own idle list, see `ActorPool::idle`"
-    )]
-    idle: &'a Mutex<Vec<Box<WapcInstance>>>,
-    reusable: Option<Box<WapcInstance>>,
-    // Dropped after `drop` below has put the instance back, so the next call admitted finds it.
-    _permit: Permit<'a>,
-}
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        if let Some(instance) = self.reusable.take() {
-            lock(self.idle).push(instance);
-        }
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl std::fmt::Debug for ActorPool {
@@ -114,8 +86,11 @@ impl ActorPool {
             id,
             prepared,
             limits,
-            admission: Admission::new(limits.max_instances, limits.max_queued_calls),
-            idle: Mutex::new(vec![Box::new(first)]),
+            admission: Admission::new(
+                limits.max_instances,
+                limits.max_queued_calls,
+                vec![Box::new(first)],
+            ),
             calls,
         })
     }
@@ -141,14 +116,12 @@ impl ActorPool {
     /// Lets `max_instances` calls run at once from now on (at least one). Scaling down lets
     /// calls already running finish, and drops idle instances over the new cap.
     pub fn scale(&self, max_instances: usize) {
-        let max_instances = max_instances.max(1);
         self.admission.scale(max_instances);
-        lock(&self.idle).truncate(max_instances);
     }
 
     /// Instances idle in the pool right now.
     pub fn idle_instances(&self) -> usize {
-        lock(&self.idle).len()
+        self.admission.idle()
     }
 
     /// Calls `operation` on an instance of the actor, within the actor's call deadline.
@@ -197,10 +170,12 @@ impl ActorPool {
     }
 
     /// A place among the running calls, with an idle instance if there is one.
-    async fn admit(&self, deadline: Deadline) -> Result<Running<'_>, InvokeError> {
+    async fn admit(
+        &self,
+        deadline: Deadline,
+    ) -> Result<Permit<'_, Box<WapcInstance>>, InvokeError> {
         let actor = || self.identity.id.clone();
-        let permit = self
-            .admission
+        self.admission
             .admit(deadline)
             .await
             .map_err(|refused| match refused {
@@ -209,13 +184,7 @@ impl ActorPool {
                     actor: actor(),
                     reason: busy.to_string(),
                 },
-            })?;
-        let idle = lock(&self.idle).pop();
-        Ok(Running {
-            idle: &self.idle,
-            reusable: idle,
-            _permit: permit,
-        })
+            })
     }
 
     /// Stops taking new calls; calls already admitted finish.

@@ -6,9 +6,11 @@
 //! bound it is refused at once with "busy" (HTTP 503 with `Retry-After`), so a saturated
 //! actor sheds load instead of holding an unbounded queue of requests (and their bodies).
 //!
-//! One lock guards the counts, taken once as a call is admitted and once as it ends; a
-//! waiter is woken by the call that frees a place (`Notify::notify_one`, whose wake-up passes
-//! to another waiter if the woken one has given up meanwhile).
+//! Admission also hands out the actor's idle instances (`T`): a call admitted takes one with
+//! its place, if one is idle, and puts it back as it ends when it is fit for reuse. So one
+//! lock guards the counts and the idle instances, taken once as a call is admitted and once as
+//! it ends; a waiter is woken by the call that frees a place (`Notify::notify_one`, whose
+//! wake-up passes to another waiter if the woken one has given up meanwhile).
 
 use super::Deadline;
 use crate::limits::MIN_CALL_TIME_MS;
@@ -53,52 +55,63 @@ impl std::fmt::Display for Refused {
 }
 
 #[derive(Debug)]
-struct Counts {
+struct Counts<T> {
     running: usize,
     max_running: usize,
     waiting: usize,
     max_waiting: usize,
     closed: bool,
+    /// Instances ready for a call.
+    idle: Vec<T>,
 }
 
-/// Admission to one actor's instances.
+/// Admission to one actor's instances (`T`, kept while idle).
 #[derive(Debug)]
-pub struct Admission {
-    counts: Mutex<Counts>,
+pub struct Admission<T> {
+    counts: Mutex<Counts<T>>,
     /// Signalled when a call ends, the cap rises or the actor closes.
     freed: tokio::sync::Notify,
 }
 
-/// A call's place among the running ones; dropping it frees the place.
+/// A call's place among the running ones, with the idle instance it took, if any. Dropping
+/// it (at the end of the call, or when the caller stops waiting mid-call) puts back the
+/// instance left in [`Permit::reusable`] and frees the place.
 #[derive(Debug)]
-pub struct Permit<'a> {
-    admission: &'a Admission,
+pub struct Permit<'a, T> {
+    admission: &'a Admission<T>,
+    /// The instance the call runs on: an idle one handed out with the place, and, once the
+    /// call is done, the one to keep for the next call (`None`: none fit for reuse).
+    pub reusable: Option<T>,
 }
 
-impl Drop for Permit<'_> {
+impl<T> Drop for Permit<'_, T> {
     fn drop(&mut self) {
         let mut counts = self.admission.lock();
         counts.running = counts.running.saturating_sub(1);
+        if let Some(instance) = self.reusable.take() {
+            counts.idle.push(instance);
+        }
         drop(counts);
         self.admission.freed.notify_one();
     }
 }
 
 /// A waiter's place in the queue; dropping it (admitted, refused, or its caller gone) leaves.
-struct Waiting<'a> {
-    admission: &'a Admission,
+struct Waiting<'a, T> {
+    admission: &'a Admission<T>,
 }
 
-impl Drop for Waiting<'_> {
+impl<T> Drop for Waiting<'_, T> {
     fn drop(&mut self) {
         let mut counts = self.admission.lock();
         counts.waiting = counts.waiting.saturating_sub(1);
     }
 }
 
-impl Admission {
-    /// At most `max_running` calls at once (at least one), and `max_waiting` waiting.
-    pub fn new(max_running: usize, max_waiting: usize) -> Self {
+impl<T> Admission<T> {
+    /// At most `max_running` calls at once (at least one), and `max_waiting` waiting;
+    /// `idle` instances ready.
+    pub fn new(max_running: usize, max_waiting: usize, idle: Vec<T>) -> Self {
         Admission {
             counts: Mutex::new(Counts {
                 running: 0,
@@ -106,30 +119,33 @@ impl Admission {
                 waiting: 0,
                 max_waiting,
                 closed: false,
+                idle,
             }),
             freed: tokio::sync::Notify::new(),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Counts> {
+    fn lock(&self) -> MutexGuard<'_, Counts<T>> {
         self.counts.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A place if one is free now, or the refusal of a closed actor; `None`: wait.
-    fn take_place(&self, counts: &mut Counts) -> Option<Result<Permit<'_>, Refused>> {
+    fn take_place(&self, counts: &mut Counts<T>) -> Option<Result<Permit<'_, T>, Refused>> {
         if counts.closed {
             return Some(Err(Refused::Closed));
         }
         if counts.running < counts.max_running {
             counts.running += 1;
-            return Some(Ok(Permit { admission: self }));
+            return Some(Ok(Permit {
+                admission: self,
+                reusable: counts.idle.pop(),
+            }));
         }
         None
     }
 
     /// Takes a place, waiting (in the bounded queue, until `deadline`) if none is free.
-    pub async fn admit(&self, deadline: Deadline) -> Result<Permit<'_>, Refused> {
-        let started = tokio::time::Instant::now();
+    pub async fn admit(&self, deadline: Deadline) -> Result<Permit<'_, T>, Refused> {
         let _queued = {
             let mut counts = self.lock();
             if let Some(taken) = self.take_place(&mut counts) {
@@ -144,6 +160,8 @@ impl Admission {
             counts.waiting += 1;
             Waiting { admission: self }
         };
+        // Read the clock only on this slow path: a call admitted at once never does.
+        let started = tokio::time::Instant::now();
         let wait_until = deadline
             .less(Duration::from_millis(MIN_CALL_TIME_MS))
             .instant();
@@ -165,10 +183,20 @@ impl Admission {
 
     /// Lets `max_running` calls run at once from now on (at least one); calls running over
     /// a lowered cap finish.
+    /// Idle instances over the new cap are dropped.
     pub fn scale(&self, max_running: usize) {
-        self.lock().max_running = max_running.max(1);
+        let max_running = max_running.max(1);
+        let mut counts = self.lock();
+        counts.max_running = max_running;
+        counts.idle.truncate(max_running);
+        drop(counts);
         // Callers waiting for a place may now have one.
         self.freed.notify_waiters();
+    }
+
+    /// Instances idle now.
+    pub fn idle(&self) -> usize {
+        self.lock().idle.len()
     }
 
     /// How many calls may run at once.
@@ -195,7 +223,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_queue_is_bounded_and_the_wait_ends_at_the_deadline() {
-        let admission = Admission::new(1, 1);
+        let admission = Admission::<()>::new(1, 1, Vec::new());
         let running = admission.admit(soon()).await.unwrap();
         // One may wait; a second waiter is refused at once.
         let waiter = admission.admit(Deadline::after(Duration::from_millis(50)));
@@ -225,7 +253,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiter_is_admitted_when_a_place_frees() {
-        let admission = Admission::new(1, 4);
+        let admission = Admission::<()>::new(1, 4, Vec::new());
         let running = admission.admit(soon()).await.unwrap();
         let (admitted, ()) = tokio::join!(admission.admit(soon()), async {
             tokio::time::sleep(Duration::from_millis(20)).await;
