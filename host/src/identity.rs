@@ -12,6 +12,10 @@ use wascap::{Actor, Claims, ClaimsError, Verified, VerifyOptions};
 pub struct ActorIdentity {
     /// The module key (`M…`), or `unsigned:{hash}` for a module loaded with `allow_unsigned`.
     pub id: String,
+    /// The account that signed it (`A…`); `None` when unsigned. Who the actor is, is its
+    /// module key *and* its issuer: anyone may sign a module claiming any `sub`, but only the
+    /// issuer's key signs as the issuer.
+    pub issuer: Option<String>,
     /// The name in its claims, or "unsigned".
     pub name: String,
     /// Capability contracts it may call.
@@ -42,6 +46,7 @@ impl ActorIdentity {
                 let actor = verified.metadata.clone().unwrap_or_default();
                 Ok(ActorIdentity {
                     id: verified.subject.clone(),
+                    issuer: Some(verified.issuer.clone()),
                     name: actor.name.clone().unwrap_or_else(|| "unnamed".into()),
                     capabilities: actor.capabilities().to_vec(),
                     unsigned: false,
@@ -58,6 +63,7 @@ impl ActorIdentity {
                 );
                 Ok(ActorIdentity {
                     id: format!("unsigned:{hash}"),
+                    issuer: None,
                     name: "unsigned".into(),
                     capabilities: Vec::new(),
                     unsigned: true,

@@ -159,11 +159,17 @@ pub async fn actors(args: ControlArgs) -> Result<()> {
     Ok(())
 }
 
+/// What `weft update` lets a new version do beyond the defaults.
+pub struct UpdateFlags {
+    pub allow_new_capabilities: bool,
+    pub allow_new_issuer: bool,
+}
+
 /// `weft update ACTOR FILE`: hot-swaps a running actor to the version in FILE.
 pub async fn update(
     actor: String,
     file: std::path::PathBuf,
-    allow_new_capabilities: bool,
+    flags: UpdateFlags,
     args: ControlArgs,
 ) -> Result<()> {
     let module = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -171,7 +177,8 @@ pub async fn update(
     let request = ControlRequest::UpdateActor {
         actor_id: control::resolve_actor(names(&inventory.actors), &actor)?,
         module,
-        allow_new_capabilities,
+        allow_new_capabilities: flags.allow_new_capabilities,
+        allow_new_issuer: flags.allow_new_issuer,
     };
     let Done::Actor(info) = control::request(&args.control, &request).await? else {
         bail!("the host answered an update without the actor");

@@ -17,6 +17,7 @@ mod up;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use link::UpdateFlags;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -67,6 +68,10 @@ enum Command {
         /// Accept a version that adds capabilities
         #[arg(long)]
         allow_new_capabilities: bool,
+        /// Accept a version signed by another account than the running one (e.g. after
+        /// rotating the issuer key); without it an update must keep the issuer
+        #[arg(long)]
+        allow_new_issuer: bool,
         #[command(flatten)]
         control: link::ControlArgs,
     },
@@ -90,8 +95,17 @@ fn main() -> ExitCode {
             actor,
             file,
             allow_new_capabilities,
+            allow_new_issuer,
             control,
-        } => run_async(link::update(actor, file, allow_new_capabilities, control)),
+        } => run_async(link::update(
+            actor,
+            file,
+            UpdateFlags {
+                allow_new_capabilities,
+                allow_new_issuer,
+            },
+            control,
+        )),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

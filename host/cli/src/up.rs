@@ -85,6 +85,13 @@ fn provider_for(entry: &ProviderEntry) -> Result<(Arc<dyn Provider>, Concrete)> 
 }
 
 pub async fn run(args: UpArgs) -> Result<()> {
+    if args.allow_unsigned && args.lattice.lattice.is_some() {
+        bail!(
+            "--allow-unsigned runs modules nobody signed, with every capability, and is refused \
+             on a lattice, where other members reach them; sign the actors (`weft claims sign`, or \
+             `weft build`) instead"
+        );
+    }
     let mut out = Out::stdout();
     let manifest = match &args.manifest {
         Some(file) => Manifest::load(file)?,

@@ -34,6 +34,14 @@ pub enum ControlError {
     /// The provider factory could not make the provider.
     #[error("{0}")]
     Factory(String),
+    /// A module that arrived over the control interface carries no claims. The development
+    /// switch for unsigned modules applies to a host's own manifest, never to code that
+    /// arrives over the control interface.
+    #[error(
+        "the module carries no claims; modules sent over the control interface must be signed \
+         (`weft claims sign`), whatever the host allows for its own manifest"
+    )]
+    Unsigned,
     /// No provider with that id was started through this host's control plane or manifest.
     #[error("this host runs no provider {0}")]
     UnknownProvider(String),
@@ -80,6 +88,17 @@ fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Refuses a module with no claims before the host sees it (the host verifies the claims of
+/// one that has them, as for any other module).
+fn require_claims(module: &[u8]) -> Result<(), ControlError> {
+    match wascap::extract_token(module) {
+        Ok(Some(_)) => Ok(()),
+        // Unreadable modules are the host's to refuse, with its own reason.
+        Err(_) => Ok(()),
+        Ok(None) => Err(ControlError::Unsigned),
+    }
 }
 
 /// A revision as printed: its number, or `-`.
@@ -211,6 +230,7 @@ impl Control {
                 module,
                 max_instances,
             } => {
+                require_claims(&module)?;
                 let identity = host.start_actor_with(&module, max_instances).await?;
                 let detail = format!("{} revision {}", identity.name, revision(identity.revision));
                 let id = identity.id.clone();
@@ -228,9 +248,12 @@ impl Control {
                 actor_id,
                 module,
                 allow_new_capabilities,
+                allow_new_issuer,
             } => {
+                require_claims(&module)?;
                 let options = UpdateOptions {
                     allow_new_capabilities,
+                    allow_new_issuer,
                     ..UpdateOptions::default()
                 };
                 let identity = host.update_actor(&actor_id, &module, options).await?;

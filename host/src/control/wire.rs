@@ -75,6 +75,9 @@ pub enum ControlRequest {
         module: Vec<u8>,
         /// Accept capabilities the running version lacks.
         allow_new_capabilities: bool,
+        /// Accept a new version signed by another account.
+        #[serde(default)]
+        allow_new_issuer: bool,
     },
     /// Change how many calls of an actor run at once.
     ScaleActor {

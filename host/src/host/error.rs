@@ -21,6 +21,18 @@ pub enum UpdateRefused {
         /// The new module's subject.
         new: String,
     },
+    /// The new module was signed by another account than the running one.
+    #[error(
+        "the new module is signed by {new}, not by the running version's issuer {old}; an \
+         update keeps the issuer (sign it with the same account, or let the operator allow a new \
+         issuer explicitly)"
+    )]
+    IssuerChanged {
+        /// The running version's issuer.
+        old: String,
+        /// The new module's issuer.
+        new: String,
+    },
     /// The new module's revision is lower.
     #[error("the new module's revision {new} is lower than the running revision {old}")]
     RevisionLowered {

@@ -11,6 +11,10 @@ use std::sync::Arc;
 pub struct UpdateOptions {
     /// Accept capabilities the running version was not signed for (an operator's decision).
     pub allow_new_capabilities: bool,
+    /// Accept a new version signed by another account than the running one (an operator's
+    /// decision, e.g. when an issuer key is rotated). Without it, an update must keep the
+    /// issuer: a module key alone proves nothing, since anyone can sign a module claiming it.
+    pub allow_new_issuer: bool,
     /// Call `Actor.HealthRequest` on the new version before switching, and refuse it unless it
     /// answers healthy.
     pub health_check: bool,
@@ -20,6 +24,7 @@ impl Default for UpdateOptions {
     fn default() -> Self {
         UpdateOptions {
             allow_new_capabilities: false,
+            allow_new_issuer: false,
             health_check: true,
         }
     }
@@ -85,8 +90,9 @@ impl Host {
     }
 }
 
-/// Whether `new` may replace `running`: the same module key, a revision not lower, and no
-/// capability the running version lacks unless the options allow it.
+/// Whether `new` may replace `running`: the same module key and issuer (another issuer only
+/// when the options allow it), a revision not lower, and no capability the running version
+/// lacks unless the options allow it.
 fn check_succession(
     running: &ActorIdentity,
     new: &ActorIdentity,
@@ -96,6 +102,13 @@ fn check_succession(
         return Err(UpdateRefused::SubjectChanged {
             old: running.id.clone(),
             new: new.id.clone(),
+        });
+    }
+    if new.issuer != running.issuer && !options.allow_new_issuer {
+        let issuer = |i: &Option<String>| i.clone().unwrap_or_else(|| "no one (unsigned)".into());
+        return Err(UpdateRefused::IssuerChanged {
+            old: issuer(&running.issuer),
+            new: issuer(&new.issuer),
         });
     }
     let (old_rev, new_rev) = (running.revision.unwrap_or(0), new.revision.unwrap_or(0));

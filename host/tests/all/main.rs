@@ -7,6 +7,7 @@
 )]
 
 mod architecture;
+mod control;
 mod host;
 mod lattice;
 mod overload;

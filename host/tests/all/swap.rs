@@ -35,6 +35,19 @@ impl Versions {
     /// `code` signed as revision `rev` with `caps`; `variant` goes into a custom section so
     /// that each variant has its own hash and is compiled afresh.
     fn sign(&self, code: &[u8], rev: i32, caps: &[&str], variant: u32) -> Vec<u8> {
+        self.sign_by(&self.account, code, rev, caps, variant)
+    }
+
+    /// The same, signed by `account`: the actor's module key is public, so anyone can sign
+    /// a module claiming it.
+    fn sign_by(
+        &self,
+        account: &KeyPair,
+        code: &[u8],
+        rev: i32,
+        caps: &[&str],
+        variant: u32,
+    ) -> Vec<u8> {
         let mut code = code.to_vec();
         wasm_encoder::CustomSection {
             name: Cow::Borrowed("weft-test-variant"),
@@ -42,7 +55,7 @@ impl Versions {
         }
         .append_to(&mut code);
         let claims = Claims::new(
-            self.account.public_key(),
+            account.public_key(),
             self.module.public_key(),
             Actor {
                 name: Some("kvcounter".into()),
@@ -51,7 +64,7 @@ impl Versions {
                 ..Actor::default()
             },
         );
-        wascap::embed_claims(&code, &claims, &self.account).unwrap()
+        wascap::embed_claims(&code, &claims, account).unwrap()
     }
 }
 
@@ -263,6 +276,34 @@ async fn refused_updates_leave_the_old_version_serving() {
         matches!(r, UpdateRefused::SubjectChanged { .. })
     })
     .await;
+
+    // Forged: other code under the running module key and a higher revision, signed by
+    // another account (regression: only `sub` was compared, so anyone could replace any
+    // running actor). Refused, naming both issuers; an operator may allow a new issuer.
+    let other_account = KeyRole::Account.generate().unwrap();
+    let hello = std::fs::read(crate::signed_actor("hello")).unwrap();
+    let forged = versions.sign_by(&other_account, &hello, 99, &KVCOUNTER_CAPS, 9);
+    let text = refused_while_serving(&host, &id, &forged, UpdateOptions::default(), |r| {
+        matches!(r, UpdateRefused::IssuerChanged { .. })
+    })
+    .await;
+    assert!(
+        text.contains(&format!(
+            "signed by {}, not by the running version's issuer {}",
+            other_account.public_key(),
+            versions.account.public_key()
+        )),
+        "{text}"
+    );
+    let rotated = versions.sign_by(&other_account, &code, 5, &KVCOUNTER_CAPS, 10);
+    let allowed = UpdateOptions {
+        allow_new_issuer: true,
+        ..UpdateOptions::default()
+    };
+    let identity = host.update_actor(&id, &rotated, allowed).await.unwrap();
+    assert_eq!(identity.issuer, Some(other_account.public_key()));
+    // And back to the original account's line of versions, allowed again.
+    host.update_actor(&id, &good, allowed).await.unwrap();
 
     // A lower revision.
     let older = versions.sign(&code, 4, &KVCOUNTER_CAPS, 4);

@@ -87,6 +87,7 @@ pub(super) async fn apply(lattice: &Lattice, out: &mut Out, json: bool, file: &P
                         actor_id: identity.id.clone(),
                         module: module.clone(),
                         allow_new_capabilities: false,
+                        allow_new_issuer: false,
                     })
                 }
                 Some(_) => None,

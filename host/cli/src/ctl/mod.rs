@@ -131,6 +131,10 @@ enum UpdateCommand {
         /// Accept a version that adds capabilities
         #[arg(long)]
         allow_new_capabilities: bool,
+        /// Accept a version signed by another account than the running one (e.g. after
+        /// rotating the issuer key); without it an update must keep the issuer
+        #[arg(long)]
+        allow_new_issuer: bool,
     },
     /// Replace a provider running in a host's process with a fresh instance (on every host
     /// running it, or on --host): the new one takes over its links and calls, then the old one
@@ -384,6 +388,7 @@ pub async fn run(args: CtlArgs) -> Result<()> {
             actor,
             file,
             allow_new_capabilities,
+            allow_new_issuer,
         }) => {
             let module = std::fs::read(&file)
                 .with_context(|| format!("cannot read actor file {}", file.display()))?;
@@ -393,6 +398,7 @@ pub async fn run(args: CtlArgs) -> Result<()> {
                 actor_id,
                 module,
                 allow_new_capabilities,
+                allow_new_issuer,
             };
             report(&mut out, json, each(&lattice, on, request).await)
         }

@@ -194,6 +194,24 @@ fn weft_host_needs_a_lattice() {
         .run(&["host", app.to_str().unwrap(), "--control", "127.0.0.1:0"])
         .fails();
     assert!(err.contains("weft host needs --lattice NAME"), "{err}");
+    // Unsigned code is for a developer's own machine, never a lattice (checked before any
+    // connection is made: no NATS is needed to be refused).
+    let err = weft
+        .run(&[
+            "host",
+            app.to_str().unwrap(),
+            "--lattice",
+            "dev",
+            "--allow-unsigned",
+            "--control",
+            "127.0.0.1:0",
+        ])
+        .fails();
+    assert!(
+        err.contains("--allow-unsigned runs modules nobody signed")
+            && err.contains("refused on a lattice"),
+        "{err}"
+    );
 }
 
 /// The process id in a "provider  ID running as process PID" line.

@@ -1,0 +1,146 @@
+//! The control plane's local transport, as `weft link` and `weft update` use it: requests
+//! through the one handler, its bounds obeyed and enforced, and what it never accepts.
+
+use crate::{GUEST, guest};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use weft_host::control::local::{self, LocalError, MAX_REQUEST_BYTES};
+use weft_host::control::{Control, ControlRequest, Done, ProviderFactory};
+use weft_host::{Host, HostConfig, LoadPolicy};
+use weft_provider_sdk::{FailureKind, Provider};
+
+struct NoProviders;
+
+impl ProviderFactory for NoProviders {
+    fn provider(
+        &self,
+        kind: &str,
+        _: &BTreeMap<String, String>,
+    ) -> Result<Arc<dyn Provider>, String> {
+        Err(format!("no provider of kind {kind} here"))
+    }
+}
+
+/// A host (that runs unsigned modules from its own manifest, as `weft up --allow-unsigned`
+/// does) serving its local control endpoint on a free loopback port; its address.
+async fn endpoint() -> (Host, String) {
+    let host = Host::new(HostConfig {
+        policy: LoadPolicy {
+            allow_unsigned: true,
+            ..LoadPolicy::default()
+        },
+        ..HostConfig::default()
+    })
+    .unwrap();
+    let control = Arc::new(Control::new(
+        host.clone(),
+        Arc::new(NoProviders),
+        BTreeMap::new(),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    tokio::spawn(local::serve(control, listener));
+    (host, address)
+}
+
+/// `--allow-unsigned` is for a host's own manifest: a module without claims that arrives over
+/// the control interface is refused, naming why, while signed ones start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_modules_never_arrive_over_the_control_interface() {
+    let (host, address) = endpoint().await;
+    // The host itself runs it, from its own manifest: the development switch is on.
+    let unsigned = wat::parse_str(GUEST).unwrap();
+    let own = host.start_actor(&unsigned).await.unwrap().id;
+    host.stop_actor(&own).unwrap();
+
+    let refused = local::request(
+        &address,
+        &ControlRequest::StartActor {
+            module: unsigned,
+            max_instances: None,
+        },
+    )
+    .await
+    .unwrap_err();
+    let LocalError::Refused(failure) = &refused else {
+        panic!("not a refusal: {refused}")
+    };
+    assert_eq!(failure.kind, FailureKind::BadRequest);
+    assert!(
+        failure
+            .message
+            .contains("modules sent over the control interface must be signed"),
+        "{failure}"
+    );
+    assert!(host.actors().is_empty());
+
+    let signed = local::request(
+        &address,
+        &ControlRequest::StartActor {
+            module: guest(&[]),
+            max_instances: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(matches!(signed, Done::Actor(_)), "{signed:?}");
+    assert_eq!(host.actors().len(), 1);
+}
+
+/// A request over [`MAX_REQUEST_BYTES`] is refused from its length prefix, before anything
+/// is allocated or read, and the endpoint serves the next client; one within the bound (a
+/// module of 8 MiB) is carried out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_endpoint_s_request_size_is_obeyed_and_enforced() {
+    let (host, address) = endpoint().await;
+
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let over = u32::try_from(MAX_REQUEST_BYTES + 1).unwrap();
+    stream.write_all(&over.to_be_bytes()).await.unwrap();
+    let mut length = [0u8; 4];
+    stream.read_exact(&mut length).await.unwrap();
+    let mut answer = vec![0u8; u32::from_be_bytes(length) as usize];
+    stream.read_exact(&mut answer).await.unwrap();
+    let answer: weft_lattice::Answer = weft_lattice::decode("test", &answer).unwrap();
+    let weft_lattice::Answer::Err(failure) = answer else {
+        panic!("an oversized request was accepted")
+    };
+    assert!(
+        failure.message.contains(&format!(
+            "a control request of {} bytes is over the limit of {MAX_REQUEST_BYTES} bytes",
+            MAX_REQUEST_BYTES + 1
+        )),
+        "{failure}"
+    );
+    // The connection is closed after the refusal.
+    assert_eq!(stream.read(&mut length).await.unwrap(), 0);
+
+    // Within the bound: a signed module padded to 8 MiB with a custom section.
+    let mut padded = wat::parse_str(GUEST).unwrap();
+    wasm_encoder::Section::append_to(
+        &wasm_encoder::CustomSection {
+            name: "padding".into(),
+            data: vec![0u8; 8 << 20].into(),
+        },
+        &mut padded,
+    );
+    let done = local::request(
+        &address,
+        &ControlRequest::StartActor {
+            module: crate::sign(&padded, &[]),
+            max_instances: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(matches!(done, Done::Actor(_)), "{done:?}");
+    let inventory = local::request(&address, &ControlRequest::Inventory)
+        .await
+        .unwrap();
+    let Done::Inventory(inventory) = inventory else {
+        panic!("not an inventory: {inventory:?}")
+    };
+    assert_eq!(inventory.actors.len(), 1);
+    assert_eq!(host.actors().len(), 1);
+}
