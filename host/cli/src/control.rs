@@ -4,16 +4,25 @@
 //! name or module key.
 
 use anyhow::{Result, bail};
-use weft_host::control::{ActorSummary, ControlRequest, Done, HostInventory, local};
+use weft_host::control::local::{self, Endpoint};
+use weft_host::control::{ActorSummary, ControlRequest, Done, HostInventory};
 
-/// Sends `request` to the `weft up` at `address`.
-pub async fn request(address: &str, request: &ControlRequest) -> Result<Done> {
-    Ok(local::request(address, request).await?)
+/// The endpoint `--control` names, or the default socket.
+pub fn endpoint(control: Option<&str>) -> Result<Endpoint> {
+    Ok(match control {
+        Some(text) => Endpoint::parse(text)?,
+        None => Endpoint::default_socket(),
+    })
 }
 
-/// What the `weft up` at `address` runs.
-pub async fn inventory(address: &str) -> Result<HostInventory> {
-    match request(address, &ControlRequest::Inventory).await? {
+/// Sends `request` to the `weft up` at `endpoint`.
+pub async fn request(endpoint: &Endpoint, request: &ControlRequest) -> Result<Done> {
+    Ok(local::request(endpoint, request).await?)
+}
+
+/// What the `weft up` at `endpoint` runs.
+pub async fn inventory(endpoint: &Endpoint) -> Result<HostInventory> {
+    match request(endpoint, &ControlRequest::Inventory).await? {
         Done::Inventory(inventory) => Ok(*inventory),
         other => bail!("the host answered an inventory request with {other:?}"),
     }

@@ -7,14 +7,15 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use std::collections::BTreeMap;
 use std::io::Write;
-use weft_host::control::{ControlRequest, Done, local, revision};
+use weft_host::control::{ControlRequest, Done, revision};
 use weft_provider_sdk::LinkDefinition;
 
 #[derive(Args)]
 pub struct ControlArgs {
-    /// Address of the running `weft up`'s control endpoint
-    #[arg(long, env = "WEFT_CONTROL", default_value = local::DEFAULT_ADDRESS, global = true)]
-    control: String,
+    /// The running `weft up`'s control endpoint: a socket path, or a loopback HOST:PORT
+    /// [default: the socket in the user's runtime directory]
+    #[arg(long, env = "WEFT_CONTROL", global = true)]
+    control: Option<String>,
     /// Print JSON instead of a table
     #[arg(long, global = true)]
     json: bool,
@@ -68,7 +69,8 @@ pub fn key_values(pairs: &[String], flag: &str) -> Result<BTreeMap<String, Strin
 
 pub async fn run(command: LinkCommand, args: ControlArgs) -> Result<()> {
     let mut out = Out::stdout();
-    let inventory = control::inventory(&args.control).await?;
+    let endpoint = control::endpoint(args.control.as_deref())?;
+    let inventory = control::inventory(&endpoint).await?;
     match command {
         LinkCommand::Put {
             actor,
@@ -84,7 +86,7 @@ pub async fn run(command: LinkCommand, args: ControlArgs) -> Result<()> {
                 provider_id: provider,
                 values: key_values(&values, "--value")?,
             };
-            control::request(&args.control, &ControlRequest::PutLink(link.clone()))
+            control::request(&endpoint, &ControlRequest::PutLink(link.clone()))
                 .await
                 .context("link put failed")?;
             writeln!(
@@ -103,7 +105,7 @@ pub async fn run(command: LinkCommand, args: ControlArgs) -> Result<()> {
                 contract_id: contract.clone(),
                 link_name: link_name.clone(),
             };
-            control::request(&args.control, &request)
+            control::request(&endpoint, &request)
                 .await
                 .context("link del failed")?;
             writeln!(out, "deleted link {link_name} of {actor} for {contract}")?;
@@ -146,7 +148,8 @@ pub async fn run(command: LinkCommand, args: ControlArgs) -> Result<()> {
 
 pub async fn actors(args: ControlArgs) -> Result<()> {
     let mut out = Out::stdout();
-    let actors = control::inventory(&args.control).await?.actors;
+    let endpoint = control::endpoint(args.control.as_deref())?;
+    let actors = control::inventory(&endpoint).await?.actors;
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&actors)?)?;
         return Ok(());
@@ -172,15 +175,16 @@ pub async fn update(
     flags: UpdateFlags,
     args: ControlArgs,
 ) -> Result<()> {
+    let endpoint = control::endpoint(args.control.as_deref())?;
     let module = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-    let inventory = control::inventory(&args.control).await?;
+    let inventory = control::inventory(&endpoint).await?;
     let request = ControlRequest::UpdateActor {
         actor_id: control::resolve_actor(names(&inventory.actors), &actor)?,
         module,
         allow_new_capabilities: flags.allow_new_capabilities,
         allow_new_issuer: flags.allow_new_issuer,
     };
-    let Done::Actor(info) = control::request(&args.control, &request).await? else {
+    let Done::Actor(info) = control::request(&endpoint, &request).await? else {
         bail!("the host answered an update without the actor");
     };
     let revision = info.revision.map_or("none".to_string(), |r| r.to_string());

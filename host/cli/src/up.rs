@@ -47,9 +47,10 @@ pub struct UpArgs {
     /// With --watch: accept new versions that add capabilities
     #[arg(long, requires = "watch")]
     allow_new_capabilities: bool,
-    /// Address of the local control endpoint (`weft link …` talks to it)
-    #[arg(long, env = "WEFT_CONTROL", default_value = local::DEFAULT_ADDRESS)]
-    control: String,
+    /// Where the local control endpoint listens (`weft link …` talks to it): a socket path,
+    /// or a loopback HOST:PORT [default: a socket in the user's runtime directory]
+    #[arg(long, env = "WEFT_CONTROL")]
+    control: Option<String>,
     /// On a lattice: a label of this host in `weft ctl inventory`, KEY=VALUE (repeatable)
     #[arg(long = "label", value_name = "KEY=VALUE")]
     labels: Vec<String>,
@@ -261,19 +262,11 @@ pub async fn run(args: UpArgs) -> Result<()> {
         }
     }
 
-    let listener = tokio::net::TcpListener::bind(&args.control)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen for control requests on {}; pass --control ADDRESS",
-                args.control
-            )
-        })?;
+    let listener = local::Listener::bind(&control::endpoint(args.control.as_deref())?).await?;
+    let endpoint = listener.endpoint();
     writeln!(
         out,
-        "control   {} (weft link list --control {})",
-        listener.local_addr()?,
-        listener.local_addr()?
+        "control   {endpoint} (weft link list --control {endpoint})"
     )?;
     if args.watch {
         writeln!(

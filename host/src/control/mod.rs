@@ -25,7 +25,7 @@
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! let host = Host::new(HostConfig::default())?;
 //! let control = Arc::new(Control::new(host, Arc::new(NoProviders), BTreeMap::new()));
-//! let listener = tokio::net::TcpListener::bind(local::DEFAULT_ADDRESS).await?;
+//! let listener = local::Listener::bind(&local::Endpoint::default_socket()).await?;
 //! tokio::spawn(local::serve(control, listener));
 //! # Ok(())
 //! # }

@@ -5,7 +5,7 @@ use crate::{GUEST, guest};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use weft_host::control::local::{self, LocalError, MAX_REQUEST_BYTES};
+use weft_host::control::local::{self, Endpoint, Listener, LocalError, MAX_REQUEST_BYTES};
 use weft_host::control::{Control, ControlRequest, Done, ProviderFactory};
 use weft_host::{Host, HostConfig, LoadPolicy};
 use weft_provider_sdk::{FailureKind, Provider};
@@ -23,8 +23,9 @@ impl ProviderFactory for NoProviders {
 }
 
 /// A host (that runs unsigned modules from its own manifest, as `weft up --allow-unsigned`
-/// does) serving its local control endpoint on a free loopback port; its address.
-async fn endpoint() -> (Host, String) {
+/// does) serving its local control endpoint on a socket in a fresh directory; the endpoint,
+/// and the directory (kept until the test ends).
+async fn endpoint() -> (Host, Endpoint, tempfile::TempDir) {
     let host = Host::new(HostConfig {
         policy: LoadPolicy {
             allow_unsigned: true,
@@ -38,17 +39,46 @@ async fn endpoint() -> (Host, String) {
         Arc::new(NoProviders),
         BTreeMap::new(),
     ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = Endpoint::Socket(dir.path().join("run").join("control.sock"));
+    let listener = Listener::bind(&endpoint).await.unwrap();
     tokio::spawn(local::serve(control, listener));
-    (host, address)
+    (host, endpoint, dir)
+}
+
+/// The socket is its owner's alone: mode 0600 in a directory of mode 0700 made for it; a
+/// second host is refused the same socket while the first serves; addresses beyond loopback
+/// are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_endpoint_is_a_socket_only_its_owner_reaches() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_host, endpoint, _dir) = endpoint().await;
+    let Endpoint::Socket(path) = &endpoint else {
+        panic!("not a socket")
+    };
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(path), 0o600);
+    assert_eq!(mode(path.parent().unwrap()), 0o700);
+    let taken = Listener::bind(&endpoint).await.unwrap_err().to_string();
+    assert!(taken.contains("another `weft up` serves there"), "{taken}");
+    assert!(
+        local::request(&endpoint, &ControlRequest::Inventory)
+            .await
+            .is_ok()
+    );
+    let far = Endpoint::parse("0.0.0.0:7070").unwrap_err().to_string();
+    assert!(far.contains("never listens beyond this machine"), "{far}");
+    assert!(matches!(
+        Endpoint::parse("127.0.0.1:7070"),
+        Ok(Endpoint::Loopback(_))
+    ));
 }
 
 /// `--allow-unsigned` is for a host's own manifest: a module without claims that arrives over
 /// the control interface is refused, naming why, while signed ones start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsigned_modules_never_arrive_over_the_control_interface() {
-    let (host, address) = endpoint().await;
+    let (host, address, _dir) = endpoint().await;
     // The host itself runs it, from its own manifest: the development switch is on.
     let unsigned = wat::parse_str(GUEST).unwrap();
     let own = host.start_actor(&unsigned).await.unwrap().id;
@@ -93,9 +123,12 @@ async fn unsigned_modules_never_arrive_over_the_control_interface() {
 /// module of 8 MiB) is carried out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_endpoint_s_request_size_is_obeyed_and_enforced() {
-    let (host, address) = endpoint().await;
+    let (host, address, _dir) = endpoint().await;
 
-    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let Endpoint::Socket(path) = &address else {
+        panic!("not a socket")
+    };
+    let mut stream = tokio::net::UnixStream::connect(path).await.unwrap();
     let over = u32::try_from(MAX_REQUEST_BYTES + 1).unwrap();
     stream.write_all(&over.to_be_bytes()).await.unwrap();
     let mut length = [0u8; 4];

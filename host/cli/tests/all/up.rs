@@ -47,13 +47,17 @@ impl Up {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Up {
+        // Each its own control socket (the default one would be shared by every host here).
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let socket = weft.path(&format!("run/control-{n}.sock"));
         let mut command = Command::new(env!("CARGO_BIN_EXE_weft"));
         command
             .args([
                 subcommand,
                 manifest.to_str().unwrap(),
                 "--control",
-                "127.0.0.1:0",
+                socket.to_str().unwrap(),
             ])
             .args(args)
             .env("WEFT_HOME", weft.home.path())
