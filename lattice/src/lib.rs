@@ -3,8 +3,8 @@
 //! Hosts and out-of-process providers join one NATS server (a lattice). This crate is what
 //! travels between them and how: the [`Subjects`] (built here and nowhere else), the bodies
 //! ([`wire`]: invocations and [`Answer`]s, MessagePack), bodies too large for one message
-//! ([`chunks`]), request-reply with typed failures ([`request()`]), and the batched caller
-//! of provider calls ([`calls`]). Its principal types are [`Subjects`] and
+//! ([`chunks`]), request-reply with typed failures ([`request()`]), the batched caller of
+//! provider calls ([`calls`]), and signed envelopes ([`envelope`]). Its principal types are [`Subjects`] and
 //! [`calls::ProviderCaller`].
 //!
 //! **What it is not:** a host or a provider. It serves nothing by itself and holds no actor,
@@ -44,6 +44,7 @@
 pub mod calls;
 pub mod chunks;
 mod connect;
+pub mod envelope;
 mod request;
 mod subjects;
 pub mod wire;

@@ -207,7 +207,7 @@ fn keygen(args: KeygenArgs, out: &mut Out) -> Result<()> {
 }
 
 /// A key pair from `--issuer`/`--subject`: a seed given inline, or a file that holds one.
-fn key_from_arg(arg: &str, role: KeyRole, what: &'static str) -> Result<KeyPair> {
+pub(crate) fn key_from_arg(arg: &str, role: KeyRole, what: &'static str) -> Result<KeyPair> {
     let looks_like_seed = arg.starts_with('S') && arg.len() == 58;
     if looks_like_seed && !Path::new(arg).exists() {
         return Ok(wascap::keys::seed_with_role(arg, role, what)?);

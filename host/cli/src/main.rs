@@ -9,6 +9,7 @@ mod keystore;
 mod lattice_args;
 mod link;
 mod manifest;
+mod operator;
 mod output;
 mod provider;
 mod signal;

@@ -54,6 +54,10 @@ pub struct UpArgs {
     /// On a lattice: a label of this host in `weft ctl inventory`, KEY=VALUE (repeatable)
     #[arg(long = "label", value_name = "KEY=VALUE")]
     labels: Vec<String>,
+    /// On a lattice: an operator key (`O…`) whose signed control requests this host carries
+    /// out, besides the key store's own (repeatable)
+    #[arg(long = "ctl-key", value_name = "OPERATOR_KEY")]
+    ctl_keys: Vec<String>,
     /// On a lattice: seconds between this host's heartbeat events
     #[arg(long, default_value_t = 30)]
     heartbeat_secs: u64,
@@ -202,6 +206,12 @@ pub async fn run(args: UpArgs) -> Result<()> {
         control.record_provider(started, entry.config.clone());
     }
 
+    // The operator keys this host's lattice control trusts (checked before joining).
+    let operators = match &args.lattice.lattice {
+        Some(_) => crate::operator::trusted(&args.ctl_keys)?,
+        None => Vec::new(),
+    };
+
     // Joined before the links are put: a link may name a provider in another process.
     let mut supervised = Vec::new();
     let mut joined: Option<(async_nats::Client, String)> = None;
@@ -212,6 +222,11 @@ pub async fn run(args: UpArgs) -> Result<()> {
         host.join_lattice(client.clone(), lattice).await?;
         writeln!(out, "lattice   {lattice} on {}", args.lattice.nats)?;
         writeln!(out, "host id   {}", control.host_id())?;
+        writeln!(
+            out,
+            "ctl keys  {} (control requests signed by another key are refused)",
+            operators.join(", ")
+        )?;
         joined = Some((client.clone(), lattice.clone()));
         // Supervised providers report on stdout themselves: let go of it meanwhile.
         out.flush()?;
@@ -282,7 +297,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let lattice_control = match &joined {
         Some((client, lattice)) => {
             let heartbeat = std::time::Duration::from_secs(args.heartbeat_secs.max(1));
-            nats::serve(control.clone(), client.clone(), lattice, heartbeat).await?
+            let trusted = weft_lattice::envelope::Verifier::new(operators.clone());
+            nats::serve(control.clone(), client.clone(), lattice, heartbeat, trusted).await?
         }
         None => Vec::new(),
     };

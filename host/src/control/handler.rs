@@ -159,9 +159,10 @@ impl Control {
         let _ = self.events.set((client, subjects));
     }
 
-    /// Publishes an event, if the host is on a lattice; a lost event is logged, never an
-    /// error for the request that caused it.
-    pub async fn publish(&self, kind: EventKind, subject: &str, detail: String) {
+    /// Publishes an event made by `by` (an operator's key, `local`, or the host itself), if
+    /// the host is on a lattice; a lost event is logged, never an error for the request that
+    /// caused it.
+    pub async fn publish(&self, kind: EventKind, subject: &str, detail: String, by: &str) {
         let Some((client, subjects)) = self.events.get() else {
             return;
         };
@@ -171,6 +172,7 @@ impl Control {
             at_unix_ms: unix_ms(),
             subject: subject.to_string(),
             detail,
+            by: by.to_string(),
         };
         let topic = subjects.event(kind.as_str());
         let sent = match weft_lattice::encode(&topic, &event) {
@@ -221,8 +223,9 @@ impl Control {
         }
     }
 
-    /// Carries out one request.
-    pub async fn handle(&self, request: ControlRequest) -> Result<Done, ControlError> {
+    /// Carries out one request made by `by`: the operator key that signed it, or `local` for
+    /// the local endpoint (which its socket authenticates). Events name it.
+    pub async fn handle(&self, request: ControlRequest, by: &str) -> Result<Done, ControlError> {
         let host = &self.host;
         match request {
             ControlRequest::Inventory => Ok(Done::Inventory(Box::new(self.inventory()))),
@@ -235,12 +238,12 @@ impl Control {
                 let detail = format!("{} revision {}", identity.name, revision(identity.revision));
                 let id = identity.id.clone();
                 let summary = self.summary(identity);
-                self.publish(EventKind::ActorStarted, &id, detail).await;
+                self.publish(EventKind::ActorStarted, &id, detail, by).await;
                 Ok(Done::Actor(summary))
             }
             ControlRequest::StopActor { actor_id } => {
                 host.stop_actor(&actor_id)?;
-                self.publish(EventKind::ActorStopped, &actor_id, String::new())
+                self.publish(EventKind::ActorStopped, &actor_id, String::new(), by)
                     .await;
                 Ok(Done::Stopped)
             }
@@ -263,7 +266,7 @@ impl Control {
                     revision(identity.revision)
                 );
                 let summary = self.summary(identity);
-                self.publish(EventKind::ActorUpdated, &actor_id, detail)
+                self.publish(EventKind::ActorUpdated, &actor_id, detail, by)
                     .await;
                 Ok(Done::Actor(summary))
             }
@@ -278,7 +281,7 @@ impl Control {
                     .ok_or_else(|| ControlError::Vanished(actor_id.clone()))?;
                 let summary = self.summary(identity);
                 let detail = format!("max {} instance(s)", summary.max_instances);
-                self.publish(EventKind::ActorScaled, &actor_id, detail)
+                self.publish(EventKind::ActorScaled, &actor_id, detail, by)
                     .await;
                 Ok(Done::Actor(summary))
             }
@@ -294,7 +297,8 @@ impl Control {
                     process: false,
                 };
                 self.record_provider(summary.clone(), config);
-                self.publish(EventKind::ProviderStarted, &id, kind).await;
+                self.publish(EventKind::ProviderStarted, &id, kind, by)
+                    .await;
                 Ok(Done::Provider(summary))
             }
             ControlRequest::UpdateProvider { id, config } => {
@@ -314,7 +318,7 @@ impl Control {
                 host.replace_provider(&id, provider).await?;
                 let summary = running.summary;
                 self.record_provider(summary.clone(), config);
-                self.publish(EventKind::ProviderUpdated, &id, summary.kind.clone())
+                self.publish(EventKind::ProviderUpdated, &id, summary.kind.clone(), by)
                     .await;
                 Ok(Done::Provider(summary))
             }
@@ -328,7 +332,7 @@ impl Control {
                 }
                 host.stop_provider(&id).await?;
                 self.providers_lock().remove(&id);
-                self.publish(EventKind::ProviderStopped, &id, String::new())
+                self.publish(EventKind::ProviderStopped, &id, String::new(), by)
                     .await;
                 Ok(Done::Stopped)
             }
@@ -343,7 +347,7 @@ impl Control {
                 );
                 let actor = link.actor_id.clone();
                 host.put_link(link).await?;
-                self.publish(EventKind::LinkPut, &actor, detail).await;
+                self.publish(EventKind::LinkPut, &actor, detail, by).await;
                 Ok(Done::Linked)
             }
             ControlRequest::DeleteLink {
@@ -354,7 +358,7 @@ impl Control {
                 host.delete_link(&actor_id, &contract_id, &link_name)
                     .await?;
                 let detail = format!("{contract_id} link {link_name:?}");
-                self.publish(EventKind::LinkDeleted, &actor_id, detail)
+                self.publish(EventKind::LinkDeleted, &actor_id, detail, by)
                     .await;
                 Ok(Done::Unlinked)
             }

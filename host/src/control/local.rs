@@ -28,6 +28,8 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use weft_lattice::Answer;
 use weft_provider_sdk::{Failure, FailureKind};
 
+/// Who the requests of this transport come from, in events: its socket authenticates them.
+pub const LOCAL: &str = "local";
 /// The socket's file name in its directory.
 const SOCKET_FILE: &str = "control.sock";
 /// Largest request, bytes: a module of the default largest size, plus room for the rest.
@@ -371,7 +373,7 @@ async fn serve_connection(control: &Control, mut stream: Connection) -> Result<(
         let answer = match frame {
             Ok(None) => return Ok(()),
             Ok(Some(body)) => match decode_frame::<ControlRequest>(&body) {
-                Ok(request) => match control.handle(request).await {
+                Ok(request) => match control.handle(request, LOCAL).await {
                     Ok(done) => Answer::encoded("control", &done),
                     Err(error) => Answer::failed(FailureKind::BadRequest, error.to_string()),
                 },

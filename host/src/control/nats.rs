@@ -9,6 +9,13 @@
 //!
 //! Bodies over NATS's max payload are chunked (`weft_lattice::chunks`), so a module of any size
 //! can be started or updated.
+//!
+//! **Every request on the host's subject is a signed envelope** (`weft_lattice::envelope`):
+//! signed by an operator key the host trusts, addressed to this host's id, within 30 s of its
+//! clock, and never seen before. Anything else is refused, with the reason in the answer and
+//! in the host's log, and changes nothing: a subject name proves nothing, a signature does.
+//! Pings are answered unsigned (they change nothing; the inventory they read still shows link
+//! values, which #14's secrets work will mask).
 
 use super::handler::Control;
 use super::wire::{ControlRequest, Done, EventKind, HostInventory};
@@ -16,6 +23,7 @@ use futures_util::StreamExt;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
+use weft_lattice::envelope::{Envelope, Verifier};
 use weft_lattice::{self as lattice, Answer, LatticeError, Subjects};
 use weft_provider_sdk::{Failure, FailureKind, LinkDefinition};
 
@@ -66,15 +74,17 @@ pub async fn inventories(
     Ok(hosts)
 }
 
-/// Answers pings and control requests on lattice `name` until the returned tasks are
-/// aborted, publishes events there, and beats every `heartbeat`. Returns once other members
-/// can reach it.
+/// Answers pings, and control requests signed by a key `operators` trusts, on lattice `name`
+/// until the returned tasks are aborted, publishes events there, and beats every `heartbeat`.
+/// Returns once other members can reach it.
 pub async fn serve(
     control: Arc<Control>,
     client: async_nats::Client,
     name: &str,
     heartbeat: Duration,
+    operators: Verifier,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, LatticeError> {
+    let operators = Arc::new(operators);
     let subjects = Subjects::new(name);
     control.publish_events_to(client.clone(), subjects.clone());
     let subscribe = |subject: String| {
@@ -103,9 +113,9 @@ pub async fn serve(
     let serve_requests = tokio::spawn(async move {
         while let Some(message) = requests.next().await {
             // Each on its own task: a long update must not hold up a ping or a link.
-            let (server, replies) = (server.clone(), replies.clone());
+            let (server, replies, operators) = (server.clone(), replies.clone(), operators.clone());
             tokio::spawn(async move {
-                let answer = answer(&server, &replies, &message).await;
+                let answer = answer(&server, &operators, &replies, &message).await;
                 lattice::respond(&replies, &message, &answer).await;
             });
         }
@@ -125,7 +135,12 @@ pub async fn serve(
                 inventory.uptime_secs
             );
             server
-                .publish(EventKind::HostHeartbeat, server.host_id(), detail)
+                .publish(
+                    EventKind::HostHeartbeat,
+                    server.host_id(),
+                    detail,
+                    server.host_id(),
+                )
                 .await;
         }
     });
@@ -137,14 +152,21 @@ pub async fn serve(
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     control
-        .publish(EventKind::HostStarted, control.host_id(), labels.join(" "))
+        .publish(
+            EventKind::HostStarted,
+            control.host_id(),
+            labels.join(" "),
+            control.host_id(),
+        )
         .await;
     Ok(vec![answer_pings, serve_requests, beat])
 }
 
-/// One control request from the lattice, read and carried out.
+/// One control request from the lattice: opened (refused unless a trusted operator signed it
+/// for this host, recently, once), read and carried out.
 async fn answer(
     control: &Control,
+    operators: &Verifier,
     client: &async_nats::Client,
     message: &async_nats::Message,
 ) -> Answer {
@@ -152,11 +174,21 @@ async fn answer(
         Ok(body) => body,
         Err(failure) => return Answer::Err(failure),
     };
-    let request = match lattice::decode::<ControlRequest>(&message.subject, &body) {
+    let opened = match operators.open(control.host_id(), &body) {
+        Ok(opened) => opened,
+        Err(refused) => {
+            tracing::warn!(subject = %message.subject, %refused, "control request refused");
+            return Answer::failed(
+                FailureKind::Denied,
+                format!("control request refused: {refused}"),
+            );
+        }
+    };
+    let request = match lattice::decode::<ControlRequest>(&message.subject, &opened.body) {
         Ok(request) => request,
         Err(error) => return Answer::Err(error.into()),
     };
-    match control.handle(request).await {
+    match control.handle(request, &opened.signer).await {
         Ok(done) => Answer::encoded::<Done>(&message.subject, &done),
         Err(error) => Answer::failed(FailureKind::BadRequest, error.to_string()),
     }
@@ -208,8 +240,25 @@ pub async fn adopt_links(
 /// Says goodbye on the lattice.
 pub async fn stopping(control: &Control, client: &async_nats::Client) {
     control
-        .publish(EventKind::HostStopped, control.host_id(), String::new())
+        .publish(
+            EventKind::HostStopped,
+            control.host_id(),
+            String::new(),
+            control.host_id(),
+        )
         .await;
     // Bounded: with NATS unreachable, a flush would wait for a reconnection forever.
     let _ = tokio::time::timeout(Duration::from_secs(1), client.flush()).await;
+}
+
+/// `request`, signed by `operator` for host `host_id`, as it goes on that host's subject.
+pub fn sealed(
+    operator: &nkeys::KeyPair,
+    host_id: &str,
+    request: &ControlRequest,
+) -> Result<Vec<u8>, Failure> {
+    let body = lattice::encode("control", request)?;
+    Envelope::seal(operator, host_id, body)
+        .and_then(|envelope| envelope.to_bytes())
+        .map_err(|e| Failure::new(FailureKind::BadRequest, e.to_string()))
 }

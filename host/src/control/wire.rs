@@ -193,4 +193,8 @@ pub struct Event {
     pub subject: String,
     /// In words.
     pub detail: String,
+    /// Who made it: the operator key that signed the request, `local` (the local endpoint),
+    /// or the host's own id.
+    #[serde(default)]
+    pub by: String,
 }

@@ -177,3 +177,100 @@ async fn the_local_endpoint_s_request_size_is_obeyed_and_enforced() {
     assert_eq!(inventory.actors.len(), 1);
     assert_eq!(host.actors().len(), 1);
 }
+
+/// A host's lattice control over a real nats-server, tried by a client holding no trusted
+/// key: unsigned, signed by a stranger, addressed to another host, and a captured signed
+/// request replayed. Each is refused with its reason and changes nothing, while the actor
+/// keeps serving and the operator's own signed request is carried out once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_over_the_lattice_obeys_only_a_trusted_operator_s_fresh_signature() {
+    use weft_host::control::nats;
+    use weft_lattice::envelope::Verifier;
+    let server = weft_testing::NatsServer::start().unwrap();
+    let options = weft_lattice::NatsOptions {
+        url: server.url(),
+        ..weft_lattice::NatsOptions::default()
+    };
+    let client = weft_lattice::connect(&options).await.unwrap();
+    let host = Host::new(HostConfig::default()).unwrap();
+    host.join_lattice(client.clone(), "trust").await.unwrap();
+    let actor = host.start_actor(&guest(&[])).await.unwrap().id;
+    let control = Arc::new(Control::new(
+        host.clone(),
+        Arc::new(NoProviders),
+        BTreeMap::new(),
+    ));
+    let host_id = control.host_id().to_string();
+    let operator = nkeys::KeyPair::new_operator();
+    let _serving = nats::serve(
+        control,
+        client,
+        "trust",
+        std::time::Duration::from_secs(30),
+        Verifier::new([operator.public_key()]),
+    )
+    .await
+    .unwrap();
+
+    let rogue = weft_lattice::connect(&options).await.unwrap();
+    let subject = weft_lattice::Subjects::new("trust").control_host(&host_id);
+    let ask = |body: Vec<u8>| {
+        let (rogue, subject) = (rogue.clone(), subject.clone());
+        async move {
+            let answer = rogue.request(subject, body.into()).await.unwrap();
+            weft_lattice::decode::<weft_lattice::Answer>("test", &answer.payload).unwrap()
+        }
+    };
+    let refused = |answer: weft_lattice::Answer, reason: &str| {
+        let weft_lattice::Answer::Err(failure) = answer else {
+            panic!("carried out: {answer:?}")
+        };
+        assert_eq!(failure.kind, FailureKind::Denied);
+        assert!(
+            failure.message.contains("control request refused") && failure.message.contains(reason),
+            "{failure}"
+        );
+    };
+    let stop = ControlRequest::StopActor {
+        actor_id: actor.clone(),
+    };
+    let serves = || async {
+        host.invoke(&actor, "run", &crate::cmd(b'e', 1))
+            .await
+            .is_ok()
+    };
+
+    // No signature at all.
+    let plain = weft_lattice::encode("test", &stop).unwrap();
+    refused(ask(plain).await, "the message is not signed");
+    // Signed, by a key the host does not trust.
+    let stranger = nkeys::KeyPair::new_operator();
+    refused(
+        ask(nats::sealed(&stranger, &host_id, &stop).unwrap()).await,
+        "which this host does not trust",
+    );
+    // Signed by the operator, for another host.
+    refused(
+        ask(nats::sealed(&operator, "NOTTHISHOST", &stop).unwrap()).await,
+        "addressed to NOTTHISHOST",
+    );
+    assert!(serves().await, "the actor stopped on a refused request");
+
+    // The operator's own request, once; the same bytes again are a replay.
+    let scale = nats::sealed(
+        &operator,
+        &host_id,
+        &ControlRequest::ScaleActor {
+            actor_id: actor.clone(),
+            max_instances: 3,
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        ask(scale.clone()).await,
+        weft_lattice::Answer::Ok(_)
+    ));
+    assert_eq!(host.actor_pool(&actor).unwrap().limits().max_instances, 3);
+    refused(ask(scale).await, "a replay");
+    assert!(serves().await);
+}

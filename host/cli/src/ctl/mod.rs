@@ -31,6 +31,15 @@ pub struct CtlArgs {
     /// How long to collect the hosts' answers to an inventory, milliseconds
     #[arg(long, default_value_t = 500, global = true)]
     wait_ms: u64,
+    /// The operator key to sign requests with: a seed (`SO…`) or a file holding one
+    /// [default: the key store's, which hosts of this machine trust]
+    #[arg(
+        long,
+        env = "WEFT_CTL_SEED",
+        global = true,
+        value_name = "SEED_OR_FILE"
+    )]
+    ctl_seed: Option<String>,
     /// How long one host may take over a request, milliseconds
     #[arg(long, default_value_t = 30_000, global = true)]
     timeout_ms: u64,
@@ -154,6 +163,8 @@ enum UpdateCommand {
 /// A connection to the lattice's control interface.
 struct Lattice {
     client: async_nats::Client,
+    /// What every request is signed with.
+    operator: wascap::KeyPair,
     name: String,
     subjects: lattice::Subjects,
     wait: Duration,
@@ -168,10 +179,11 @@ impl Lattice {
             .map_err(|e| anyhow!(e))
     }
 
-    /// Asks one host; its refusal or silence is the error.
+    /// Asks one host, signed for it; its refusal or silence is the error.
     async fn ask(&self, host_id: &str, request: &ControlRequest) -> Result<Done> {
         let subject = self.subjects.control_host(host_id);
-        let body = lattice::encode(&subject, request)?;
+        let body = weft_host::control::nats::sealed(&self.operator, host_id, request)
+            .map_err(|e| anyhow!("cannot sign the request: {e}"))?;
         let bytes = lattice::request(&self.client, subject.clone(), body, self.timeout)
             .await
             .map_err(|e| anyhow!("host {host_id}: {e}"))?;
@@ -320,6 +332,7 @@ pub async fn run(args: CtlArgs) -> Result<()> {
         .with_context(|| format!("cannot reach lattice {name}"))?;
     let lattice = Lattice {
         client,
+        operator: crate::operator::signing_key(args.ctl_seed.as_deref())?,
         subjects: lattice::Subjects::new(&name),
         name,
         wait: Duration::from_millis(args.wait_ms),

@@ -46,19 +46,31 @@ async fn an_embedding_program_is_driven_by_weft_ctl() {
     host.join_lattice(client.clone(), "embedded").await.unwrap();
     let labels = BTreeMap::from([("program".to_string(), "embedder".to_string())]);
     let control = Arc::new(Control::new(host.clone(), Arc::new(OnlyMemory), labels));
-    let _serving = nats::serve(control, client, "embedded", Duration::from_secs(30))
-        .await
-        .unwrap();
+    // The embedder trusts one operator key; `weft ctl` signs with it.
+    let operator = wascap::KeyRole::Operator.generate().unwrap();
+    let trusted = weft_lattice::envelope::Verifier::new([operator.public_key()]);
+    let _serving = nats::serve(
+        control,
+        client,
+        "embedded",
+        Duration::from_secs(30),
+        trusted,
+    )
+    .await
+    .unwrap();
+    let seed = operator.seed().unwrap();
 
     let weft = Arc::new(Weft::new());
     let kvcounter = signed_actor("kvcounter");
+    let ctl_weft = weft.clone();
     let ctl = move |args: Vec<String>| {
         let weft_args: Vec<String> = ["ctl", "--lattice", "embedded", "--nats", &url]
             .into_iter()
             .map(String::from)
+            .chain(["--ctl-seed".to_string(), seed.clone()])
             .chain(args)
             .collect();
-        let run = weft.run(&weft_args.iter().map(String::as_str).collect::<Vec<_>>());
+        let run = ctl_weft.run(&weft_args.iter().map(String::as_str).collect::<Vec<_>>());
         (run.output.status.success(), run.stdout(), run.stderr())
     };
     let ctl = |args: &[&str]| {
@@ -66,6 +78,31 @@ async fn an_embedding_program_is_driven_by_weft_ctl() {
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         tokio::task::spawn_blocking(move || ctl(args))
     };
+
+    // Without the key (the test's key store has an operator key of its own, which the
+    // embedder does not trust), nothing starts.
+    let untrusted = weft.run(&[
+        "ctl",
+        "--lattice",
+        "embedded",
+        "--nats",
+        &nats.url(),
+        "start",
+        "provider",
+        "keyvalue-memory",
+        "--id",
+        "kv",
+    ]);
+    assert!(!untrusted.output.status.success());
+    assert!(
+        untrusted
+            .stdout()
+            .contains("which this host does not trust"),
+        "{}{}",
+        untrusted.stdout(),
+        untrusted.stderr()
+    );
+    assert!(host.links().is_empty());
 
     let (ok, out, err) = ctl(&["start", "provider", "keyvalue-memory", "--id", "kv"])
         .await

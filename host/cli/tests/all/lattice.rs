@@ -397,8 +397,13 @@ fn an_http_server_provider_process_serves_an_actor_running_on_two_hosts() {
         assert_eq!(count(&address), expected);
     }
 
-    // One host gone: the other serves every request.
+    // One host gone: the other serves every request, once nats-server has seen the killed
+    // host's connection close and dropped its subscriptions. (A request routed to the dead
+    // host in that window, a few ms on a loaded machine, is lost and times out: core NATS
+    // keeps no message for a subscriber that is gone. This failed the test once in session 5
+    // and once in session 6, both under the full suite's load.)
     drop(a);
+    std::thread::sleep(Duration::from_millis(300));
     for expected in 21..=30 {
         assert_eq!(count(&address), expected);
     }
