@@ -30,6 +30,8 @@ use weft_provider_sdk::{Failure, FailureKind};
 
 /// Who the requests of this transport come from, in events: its socket authenticates them.
 pub const LOCAL: &str = "local";
+/// How much of a frame is allocated ahead of the bytes that fill it.
+const READ_CHUNK_BYTES: usize = 64 << 10;
 /// The socket's file name in its directory.
 const SOCKET_FILE: &str = "control.sock";
 /// Largest request, bytes: a module of the default largest size, plus room for the rest.
@@ -112,8 +114,17 @@ async fn read_frame(
     if len > limit {
         return Err(LocalError::TooLarge { what, len, limit });
     }
-    let mut body = vec![0u8; len];
-    stream.read_exact(&mut body).await?;
+    // Memory grows as bytes arrive, not as the prefix announces: a client that announces
+    // the largest request and sends nothing holds little.
+    let mut body = Vec::with_capacity(len.min(READ_CHUNK_BYTES));
+    let announced = u64::try_from(len).unwrap_or(u64::MAX);
+    let read = (&mut *stream)
+        .take(announced)
+        .read_to_end(&mut body)
+        .await?;
+    if read < len {
+        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+    }
     Ok(Some(body))
 }
 
@@ -255,7 +266,12 @@ async fn prepare_socket_path(path: &Path) -> Result<(), String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
         set_mode(dir, 0o700).map_err(|e| e.to_string())?;
     }
-    if path.exists() {
+    if let Ok(existing) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        // Only a socket is ever replaced: `--control` naming any other file is refused.
+        if !existing.file_type().is_socket() {
+            return Err(format!("{} exists and is not a socket", path.display()));
+        }
         if UnixStream::connect(path).await.is_ok() {
             return Err(
                 "another `weft up` serves there; stop it, or pass another --control".into(),

@@ -6,7 +6,7 @@
 use super::membership::Membership;
 use crate::invoke::{Deadline, InvokeActor, InvokeError};
 use std::sync::Arc;
-use weft_lattice::{self as lattice, Answer};
+use weft_lattice as lattice;
 use weft_provider_sdk::{
     Health, LinkDefinition, Provider, ProviderCall, ProviderError, async_trait,
 };
@@ -104,9 +104,4 @@ impl InvokeActor for RemoteActor {
             .await
             .map_err(InvokeError::Remote)
     }
-}
-
-/// An answer for the lattice from a call's result.
-pub(crate) fn answer(result: Result<Vec<u8>, InvokeError>) -> Answer {
-    result.map_err(Into::into).into()
 }

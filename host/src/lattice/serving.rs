@@ -4,7 +4,7 @@
 //! joins a lattice.
 
 use super::membership::{Served, Serving};
-use super::{Lattice, Membership, proxies};
+use super::{Lattice, Membership};
 use crate::actor::ActorPool;
 use crate::invoke::{Deadline, InvokeError};
 use std::sync::Arc;
@@ -144,5 +144,5 @@ async fn serve_invocation(
             actor: actor_id.to_string(),
         }),
     };
-    proxies::answer(result)
+    result.map_err(Failure::from).into()
 }

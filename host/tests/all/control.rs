@@ -61,6 +61,16 @@ async fn the_local_endpoint_is_a_socket_only_its_owner_reaches() {
     assert_eq!(mode(path.parent().unwrap()), 0o700);
     let taken = Listener::bind(&endpoint).await.unwrap_err().to_string();
     assert!(taken.contains("another `weft up` serves there"), "{taken}");
+    // A file that is not a socket is never replaced (regression: a stale-socket check that
+    // removed whatever `--control` named).
+    let precious = path.parent().unwrap().join("notes.txt");
+    std::fs::write(&precious, "keep me").unwrap();
+    let refused = Listener::bind(&Endpoint::Socket(precious.clone()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("exists and is not a socket"), "{refused}");
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
     assert!(
         local::request(&endpoint, &ControlRequest::Inventory)
             .await
