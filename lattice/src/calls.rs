@@ -21,6 +21,8 @@
 //! This is not a general RPC layer: actor invocations, link puts and health checks stay
 //! plain request-reply ([`crate::request()`]); they are rare or already one per message.
 
+use crate::chunks::ReceiveError;
+use crate::member::Member;
 use crate::wire::{Answer, ProviderInvocation};
 use crate::{LatticeError, chunks};
 use futures_util::StreamExt;
@@ -85,7 +87,7 @@ impl Drop for Forget<'_> {
 /// Calls one provider id over the lattice. One per host and provider id; cheap to share.
 /// Dropping it stops its two tasks (calls still waiting fail as if the connection closed).
 pub struct ProviderCaller {
-    client: async_nats::Client,
+    member: Arc<Member>,
     subject: String,
     queue: mpsc::UnboundedSender<(u64, Vec<u8>)>,
     waiting: Shared,
@@ -102,14 +104,15 @@ impl Drop for ProviderCaller {
 }
 
 impl ProviderCaller {
-    /// Calls the provider serving `subject` (a `provider_calls` subject) through `client`,
-    /// once its answer inbox is subscribed. A chunked answer's chunks may each take up to
+    /// Calls the provider serving `subject` (a `provider_calls` subject) as `member`, once
+    /// its answer inbox is subscribed. A chunked answer's chunks may each take up to
     /// `chunk_deadline` to pull.
     pub async fn start(
-        client: async_nats::Client,
+        member: Arc<Member>,
         subject: String,
         chunk_deadline: Duration,
     ) -> Result<Self, LatticeError> {
+        let client = member.client().clone();
         let inbox = client.new_inbox();
         let answers =
             client
@@ -122,21 +125,21 @@ impl ProviderCaller {
         let waiting = Shared::default();
         let (queue, queued) = mpsc::unbounded_channel();
         let sending = tokio::spawn(send_batches(
-            client.clone(),
+            member.clone(),
             subject.clone(),
             inbox,
             queued,
             waiting.clone(),
         ));
         let dispatching = tokio::spawn(dispatch_answers(
-            client.clone(),
+            member.clone(),
             subject.clone(),
             answers,
             waiting.clone(),
             chunk_deadline,
         ));
         Ok(ProviderCaller {
-            client,
+            member,
             subject,
             queue,
             waiting,
@@ -150,7 +153,7 @@ impl ProviderCaller {
     /// error text naming the subject, as [`crate::request()`]'s do.
     pub async fn call(&self, invocation: &ProviderInvocation, deadline: Duration) -> Outcome {
         let subject = &self.subject;
-        crate::refuse_while_disconnected(&self.client, subject)?;
+        crate::refuse_while_disconnected(self.member.client(), subject)?;
         let body = crate::encode(subject, invocation)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (answer, answered) = oneshot::channel();
@@ -198,7 +201,7 @@ async fn take_batch<T>(queue: &mut mpsc::UnboundedReceiver<T>, batch: &mut Vec<T
 /// Sends what has queued as one request per [`MOST_PER_MESSAGE`] calls, until the caller
 /// is dropped.
 async fn send_batches(
-    client: async_nats::Client,
+    member: Arc<Member>,
     subject: String,
     inbox: String,
     mut queue: mpsc::UnboundedReceiver<(u64, Vec<u8>)>,
@@ -224,7 +227,7 @@ async fn send_batches(
         }
         let reply = format!("{inbox}.{batch}");
         let sent = match rmp_serde::to_vec(&calls) {
-            Ok(body) => chunks::publish(&client, to.clone(), Some(reply.into()), body).await,
+            Ok(body) => chunks::publish(&member, to.clone(), Some(reply.into()), body).await,
             Err(error) => Err(Failure::new(FailureKind::BadRequest, error.to_string())),
         };
         if let Err(error) = sent {
@@ -236,42 +239,33 @@ async fn send_batches(
     }
 }
 
-/// Hands each answer that comes to the inbox to its caller.
+/// Hands each answer that comes to the inbox to its caller; drops what no member sealed.
 async fn dispatch_answers(
-    client: async_nats::Client,
+    member: Arc<Member>,
     subject: String,
     mut answers: async_nats::Subscriber,
     waiting: Shared,
     chunk_deadline: Duration,
 ) {
-    while let Some(message) = answers.next().await {
-        // The first message for a batch shows that a provider took it, so the batch's
-        // record is no longer needed: from here on each answer names its call.
-        let ids = message
+    // The first answer for a batch shows that a provider took it, so the batch's record is
+    // no longer needed: from there on each answer names its call.
+    let batch_of = |message: &async_nats::Message| {
+        message
             .subject
             .rsplit('.')
             .next()
             .and_then(|batch| batch.parse::<u64>().ok())
             .and_then(|batch| lock(&waiting).batches.remove(&batch))
-            .unwrap_or_default();
+            .unwrap_or_default()
+    };
+    while let Some(message) = answers.next().await {
+        // From the server itself, so unsealed.
         if message.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
             let error = Failure::new(
                 FailureKind::Unavailable,
                 format!("nothing serves {subject} on the lattice (no responders)"),
             );
-            fail(&waiting, &ids, &error);
-            continue;
-        }
-        if let Some(error) = message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(BATCH_ERROR_HEADER))
-        {
-            fail(
-                &waiting,
-                &ids,
-                &Failure::new(FailureKind::BadRequest, error.as_str()),
-            );
+            fail(&waiting, &batch_of(&message), &error);
             continue;
         }
         let chunked = message
@@ -280,15 +274,39 @@ async fn dispatch_answers(
             .is_some_and(|h| h.get(chunks::CHUNKED_HEADER).is_some());
         if chunked {
             // Pulling chunks takes round trips: not on the path of every other answer.
-            let (client, subject, waiting) = (client.clone(), subject.clone(), waiting.clone());
+            let (member, subject, waiting) = (member.clone(), subject.clone(), waiting.clone());
+            let ids = batch_of(&message);
             tokio::spawn(async move {
-                match chunks::receive(&client, &message, chunk_deadline).await {
+                match chunks::receive(&member, &message, chunk_deadline).await {
                     Ok(body) => hand_out(&waiting, &subject, &body, &ids),
-                    Err(error) => fail(&waiting, &ids, &error),
+                    Err(ReceiveError::Refused(_)) => {}
+                    Err(ReceiveError::Failed(error)) => fail(&waiting, &ids, &error),
                 }
             });
-        } else {
-            hand_out(&waiting, &subject, &message.payload, &ids);
+            continue;
+        }
+        let opened = member
+            .open(
+                message.subject.as_str(),
+                message.headers.as_ref(),
+                &message.payload,
+            )
+            .await;
+        if opened.is_err() {
+            continue;
+        }
+        let ids = batch_of(&message);
+        match message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(BATCH_ERROR_HEADER))
+        {
+            Some(error) => fail(
+                &waiting,
+                &ids,
+                &Failure::new(FailureKind::BadRequest, error.as_str()),
+            ),
+            None => hand_out(&waiting, &subject, &message.payload, &ids),
         }
     }
 }
@@ -324,11 +342,11 @@ pub struct AnswerQueue {
 }
 
 impl AnswerQueue {
-    /// The queue, and the task sending what it holds through `client`; the task ends once
-    /// every clone of the queue is dropped and all it held is sent.
-    pub fn start(client: async_nats::Client) -> (Self, tokio::task::JoinHandle<()>) {
+    /// The queue, and the task sending what it holds as `member`; the task ends once every
+    /// clone of the queue is dropped and all it held is sent.
+    pub fn start(member: Arc<Member>) -> (Self, tokio::task::JoinHandle<()>) {
         let (queue, queued) = mpsc::unbounded_channel();
-        let sending = tokio::spawn(send_answers(client, queued));
+        let sending = tokio::spawn(send_answers(member, queued));
         (AnswerQueue { queue }, sending)
     }
 
@@ -340,7 +358,7 @@ impl AnswerQueue {
 }
 
 async fn send_answers(
-    client: async_nats::Client,
+    member: Arc<Member>,
     mut queued: mpsc::UnboundedReceiver<(async_nats::Subject, u64, Answer)>,
 ) {
     let mut ready = Vec::with_capacity(MOST_PER_MESSAGE);
@@ -354,7 +372,7 @@ async fn send_answers(
         }
         for (reply, answers) in by_caller {
             let sent = match rmp_serde::to_vec(&answers) {
-                Ok(body) => chunks::publish(&client, reply.clone(), None, body).await,
+                Ok(body) => chunks::publish(&member, reply.clone(), None, body).await,
                 Err(error) => Err(Failure::new(FailureKind::BadRequest, error.to_string())),
             };
             if let Err(error) = sent {
@@ -366,9 +384,10 @@ async fn send_answers(
 
 /// Serves one request of calls with `serve` (`None`: nothing serves them here any more),
 /// each call in a task of its own so that calls of one batch run in parallel and each answer
-/// leaves as soon as it is ready; returns once every call is answered.
+/// leaves as soon as it is ready; returns once every call is answered. A request no member
+/// sealed is dropped unanswered.
 pub async fn serve_batch<S, F>(
-    client: &async_nats::Client,
+    member: &Member,
     serve: Option<S>,
     message: async_nats::Message,
     deadline: Duration,
@@ -382,17 +401,20 @@ pub async fn serve_batch<S, F>(
         tracing::warn!(%subject, "a provider call came without a reply subject; dropped");
         return;
     };
-    let calls = match chunks::receive(client, &message, deadline).await {
+    let calls = match chunks::receive(member, &message, deadline).await {
         Ok(body) => rmp_serde::from_slice::<Vec<(u64, ByteBuf)>>(&body)
             .map_err(|e| format!("malformed provider calls on {subject}: {e}")),
-        Err(error) => Err(error.message),
+        Err(ReceiveError::Refused(_)) => return,
+        Err(ReceiveError::Failed(error)) => Err(error.message),
     };
     let calls = match calls {
         Ok(calls) => calls,
         Err(error) => {
             let mut headers = async_nats::HeaderMap::new();
+            member.seal(reply.as_str(), &[], &mut headers);
             headers.insert(BATCH_ERROR_HEADER, error.as_str());
-            if let Err(e) = client
+            if let Err(e) = member
+                .client()
                 .publish_with_headers(reply, headers, Default::default())
                 .await
             {

@@ -2,8 +2,13 @@
 //! sender subscribes to a fresh inbox that hands out chunk N for a request carrying N, and
 //! sends a small message with the header `Weft-Chunked: {inbox} {total bytes} {chunk bytes}`
 //! in place of the body; the receiver pulls the chunks in order ([`send`], [`receive`]).
+//!
+//! Every body is sealed by the member sending it and opened by the member receiving it
+//! ([`crate::member`]); a chunked body's seal covers the whole body, checked once it is
+//! pulled.
 
 use crate::LatticeError;
+use crate::member::{Member, Refusal};
 use crate::wire::{Answer, encode};
 use std::time::Duration;
 use weft_contracts::invocation::{Failure, FailureKind};
@@ -25,22 +30,26 @@ fn largest_single_body(client: &async_nats::Client) -> usize {
         .max(1024)
 }
 
-/// A body as it goes on the wire: itself, or, when too large, a chunked offer.
+/// A body as it goes on the wire: itself, or, when too large, a chunked offer; sealed.
 pub struct Outgoing {
     /// The message's payload.
     pub payload: bytes::Bytes,
-    /// Headers (the chunked marker), if any.
-    pub headers: Option<async_nats::HeaderMap>,
+    /// Its headers: the seal, and the chunked marker if chunked.
+    pub headers: async_nats::HeaderMap,
 }
 
-/// Prepares `body` for sending on `client`: as it is when it fits one message, else offered in
-/// chunks on a fresh inbox (served for [`OFFER_FOR`], or until the last chunk is taken).
-pub async fn send(client: &async_nats::Client, body: Vec<u8>) -> Result<Outgoing, LatticeError> {
+/// Prepares `body` for sending on `subject` as `member`: sealed, and as it is when it fits
+/// one message, else offered in chunks on a fresh inbox (served for [`OFFER_FOR`], or until
+/// the last chunk is taken).
+pub async fn send(member: &Member, subject: &str, body: Vec<u8>) -> Result<Outgoing, LatticeError> {
+    let client = member.client();
+    let mut headers = async_nats::HeaderMap::new();
+    member.seal(subject, &body, &mut headers);
     let chunk = largest_single_body(client);
     if body.len() <= chunk {
         return Ok(Outgoing {
             payload: body.into(),
-            headers: None,
+            headers,
         });
     }
     let inbox = client.new_inbox();
@@ -78,17 +87,55 @@ pub async fn send(client: &async_nats::Client, body: Vec<u8>) -> Result<Outgoing
         };
         let _ = tokio::time::timeout(OFFER_FOR, serve).await;
     });
-    let mut headers = async_nats::HeaderMap::new();
     headers.insert(CHUNKED_HEADER, format!("{inbox} {total} {chunk}").as_str());
     Ok(Outgoing {
         payload: bytes::Bytes::new(),
-        headers: Some(headers),
+        headers,
     })
 }
 
-/// The body of `message`, pulled chunk by chunk if it was sent chunked; each pull may take
-/// up to `deadline`.
+/// Why a received body is not handed out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReceiveError {
+    /// Not sealed by a member (counted and logged already): drop it, answer nothing.
+    #[error("refused: {0}")]
+    Refused(Refusal),
+    /// Its chunks could not be pulled, or do not add up.
+    #[error(transparent)]
+    Failed(Failure),
+}
+
+impl From<ReceiveError> for Failure {
+    fn from(error: ReceiveError) -> Self {
+        match error {
+            ReceiveError::Refused(refusal) => Failure::new(
+                FailureKind::Denied,
+                format!("an answer was refused: {refusal}"),
+            ),
+            ReceiveError::Failed(failure) => failure,
+        }
+    }
+}
+
+/// The body of `message` if a member sealed it, pulled chunk by chunk if it was sent chunked
+/// (each pull may take up to `deadline`); returns it with the sender's name.
 pub async fn receive(
+    member: &Member,
+    message: &async_nats::Message,
+    deadline: Duration,
+) -> Result<Vec<u8>, ReceiveError> {
+    let body = pull(member.client(), message, deadline)
+        .await
+        .map_err(ReceiveError::Failed)?;
+    member
+        .open(message.subject.as_str(), message.headers.as_ref(), &body)
+        .await
+        .map_err(ReceiveError::Refused)?;
+    Ok(body)
+}
+
+/// The body of `message`, pulled chunk by chunk if it was sent chunked.
+async fn pull(
     client: &async_nats::Client,
     message: &async_nats::Message,
     deadline: Duration,
@@ -148,37 +195,36 @@ pub async fn receive(
     }
 }
 
-/// Publishes `body` on `subject` (asking for answers on `reply`, if given), chunked if large
-/// ([`send`]).
+/// Publishes `body` on `subject` as `member` (asking for answers on `reply`, if given),
+/// sealed, chunked if large ([`send`]).
 pub async fn publish(
-    client: &async_nats::Client,
+    member: &Member,
     subject: async_nats::Subject,
     reply: Option<async_nats::Subject>,
     body: Vec<u8>,
 ) -> Result<(), Failure> {
-    let Outgoing { payload, headers } = send(client, body).await?;
-    let published = match (reply, headers) {
-        (Some(reply), Some(headers)) => {
+    let Outgoing { payload, headers } = send(member, subject.as_str(), body).await?;
+    let client = member.client();
+    let published = match reply {
+        Some(reply) => {
             client
                 .publish_with_reply_and_headers(subject, reply, headers, payload)
                 .await
         }
-        (Some(reply), None) => client.publish_with_reply(subject, reply, payload).await,
-        (None, Some(headers)) => client.publish_with_headers(subject, headers, payload).await,
-        (None, None) => client.publish(subject, payload).await,
+        None => client.publish_with_headers(subject, headers, payload).await,
     };
     published.map_err(|e| Failure::new(FailureKind::Unavailable, e.to_string()))
 }
 
 /// Answers `message` with `answer`, chunked if large. Failures are logged: the caller's
 /// request then fails at its deadline.
-pub async fn respond(client: &async_nats::Client, message: &async_nats::Message, answer: &Answer) {
+pub async fn respond(member: &Member, message: &async_nats::Message, answer: &Answer) {
     let Some(reply) = message.reply.clone() else {
         return;
     };
     let subject = message.subject.as_str();
     let sent = match encode(subject, answer) {
-        Ok(body) => publish(client, reply, None, body).await,
+        Ok(body) => publish(member, reply, None, body).await,
         Err(error) => Err(error.into()),
     };
     if let Err(error) = sent {

@@ -54,6 +54,9 @@ pub enum LatticeError {
         /// What is wrong.
         reason: String,
     },
+    /// This process cannot be a member of the lattice (its issuer key is unusable).
+    #[error("cannot join the lattice: {0}")]
+    Membership(String),
 }
 
 impl From<LatticeError> for weft_contracts::invocation::Failure {
@@ -61,9 +64,9 @@ impl From<LatticeError> for weft_contracts::invocation::Failure {
         use weft_contracts::invocation::FailureKind;
         let kind = match error {
             LatticeError::Malformed { .. } => FailureKind::BadRequest,
-            LatticeError::Connect { .. } | LatticeError::Subscribe { .. } => {
-                FailureKind::Unavailable
-            }
+            LatticeError::Connect { .. }
+            | LatticeError::Subscribe { .. }
+            | LatticeError::Membership(_) => FailureKind::Unavailable,
         };
         Self::new(kind, error.to_string())
     }

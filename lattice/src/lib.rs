@@ -45,12 +45,14 @@ pub mod calls;
 pub mod chunks;
 mod connect;
 pub mod envelope;
+pub mod member;
 mod request;
 mod subjects;
 pub mod wire;
 
 pub use chunks::{publish, receive, respond};
 pub use connect::{LatticeError, NatsOptions, connect};
+pub use member::{Credentials, Member, Refusal};
 pub use request::{invoke_actor, refuse_while_disconnected, request, round_trip};
 pub use subjects::Subjects;
 pub use wire::{ActorInvocation, Answer, ProviderInvocation, decode, encode};

@@ -2,9 +2,10 @@
 //! answer in time, NATS down, a malformed answer. Calls made while the connection is down fail
 //! at once, saying so; a call whose answer is lost fails at its deadline, never later.
 
+use crate::LatticeError;
 use crate::chunks::{receive, send};
+use crate::member::Member;
 use crate::wire::{ActorInvocation, Answer, decode, encode};
-use crate::{LatticeError, Subjects};
 use std::time::Duration;
 use weft_contracts::invocation::{Failure, FailureKind};
 
@@ -37,17 +38,16 @@ pub async fn round_trip(client: &async_nats::Client, within: Duration) -> Result
     }
 }
 
-/// Invokes `actor_id` over the lattice (any host running it answers), as `origin`.
+/// Invokes `actor_id` over the lattice (any host running it answers), as `member`.
 pub async fn invoke_actor(
-    client: &async_nats::Client,
-    subjects: &Subjects,
+    member: &Member,
     actor_id: &str,
     invocation: ActorInvocation,
     deadline: Duration,
 ) -> Result<Vec<u8>, Failure> {
-    let subject = subjects.actor(actor_id);
+    let subject = member.subjects().actor(actor_id);
     let body = encode(&subject, &invocation)?;
-    request(client, subject, body, deadline).await
+    request(member, subject, body, deadline).await
 }
 
 /// Fails a call to `subject` at once while `client` reconnects: sent now, it would sit in the
@@ -68,26 +68,19 @@ pub fn refuse_while_disconnected(
 /// Sends `request` to `subject` and waits up to `deadline` for the [`Answer`]. Every failure
 /// names the subject: nothing serves it or NATS is down ([`FailureKind::Unavailable`]), no
 /// answer in time ([`FailureKind::Deadline`]), a request over the server's `max_payload` or a
-/// malformed answer; a failure the other side answered keeps its kind.
+/// malformed answer, an answer not sealed by a member ([`FailureKind::Denied`]); a failure
+/// the other side answered keeps its kind. The request is sealed by `member`.
 pub async fn request(
-    client: &async_nats::Client,
+    member: &Member,
     subject: String,
     request: Vec<u8>,
     deadline: Duration,
 ) -> Result<Vec<u8>, Failure> {
     use async_nats::RequestErrorKind;
+    let client = member.client();
     refuse_while_disconnected(client, &subject)?;
-    let outgoing = send(client, request).await?;
-    let call = async {
-        match outgoing.headers {
-            Some(headers) => {
-                client
-                    .request_with_headers(subject.clone(), headers, outgoing.payload)
-                    .await
-            }
-            None => client.request(subject.clone(), outgoing.payload).await,
-        }
-    };
+    let outgoing = send(member, &subject, request).await?;
+    let call = client.request_with_headers(subject.clone(), outgoing.headers, outgoing.payload);
     let late = || {
         Failure::new(
             FailureKind::Deadline,
@@ -118,7 +111,7 @@ pub async fn request(
         }
         Ok(Ok(message)) => message,
     };
-    let body = receive(client, &message, deadline).await?;
+    let body = receive(member, &message, deadline).await?;
     let answer: Answer = decode(&subject, &body)?;
     answer.into()
 }

@@ -40,6 +40,11 @@ impl Subjects {
         format!("{}.provider.{provider_id}.health", self.prefix)
     }
 
+    /// Where a member answers requests for its key (`member`).
+    pub fn member_key(&self, member_id: &str) -> String {
+        format!("{}.member.{member_id}.key", self.prefix)
+    }
+
     /// Where every host answers with its inventory.
     pub fn ping(&self) -> String {
         format!("{}.ctl.ping", self.prefix)

@@ -39,6 +39,12 @@ pub enum KeyStoreError {
         #[source]
         source: wascap::ClaimsError,
     },
+    /// The lattice issuer's file holds something that is not a cluster seed (`SC…`).
+    #[error("key file {} is not a lattice issuer's seed (SC…); remove it to generate a new one", path.display())]
+    NotClusterSeed {
+        /// The file.
+        path: PathBuf,
+    },
     /// A role that has no single key type (`KeyRole::Other`) was asked for.
     #[error("cannot generate a key of this role")]
     UnsupportedRole,
@@ -76,6 +82,27 @@ impl KeyStore {
     /// The store in `dir`.
     pub fn at(dir: impl Into<PathBuf>) -> Self {
         KeyStore { dir: dir.into() }
+    }
+
+    /// The lattice issuer (a cluster key, `C…`) that signs this machine's lattice members,
+    /// generated and saved on first use as `weft_lattice.nk`.
+    pub fn lattice_issuer(&self) -> Result<nkeys::KeyPair, KeyStoreError> {
+        let path = self.dir.join("weft_lattice.nk");
+        if path.exists() {
+            let seed = fs::read_to_string(&path).map_err(|source| KeyStoreError::Io {
+                action: "read",
+                path: path.clone(),
+                source,
+            })?;
+            return nkeys::KeyPair::from_seed(seed.trim())
+                .ok()
+                .filter(|key| matches!(key.key_pair_type(), nkeys::KeyPairType::Cluster))
+                .ok_or_else(|| KeyStoreError::NotClusterSeed { path: path.clone() });
+        }
+        let key = nkeys::KeyPair::new_cluster();
+        let seed = key.seed().map_err(|_| KeyStoreError::UnsupportedRole)?;
+        write_secret(&path, &seed)?;
+        Ok(key)
     }
 
     /// The `role` key for `name`, generated and saved on first use.

@@ -100,6 +100,7 @@ pub async fn run(command: ProviderCommand) -> Result<()> {
             .lattice
             .nats_options(&format!("weft provider {provider_id}")),
         lattice,
+        credentials: args.lattice.credentials()?,
         provider_id: provider_id.clone(),
         actor_call_deadline: Duration::from_millis(args.actor_deadline_ms),
         announce_ready: std::env::var(READY_SUBJECT_ENV).ok(),

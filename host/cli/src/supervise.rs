@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use std::io::Write;
 use std::time::Duration;
 use tokio::process::{Child, Command};
-use weft_lattice::{self as lattice, Subjects};
+use weft_lattice as lattice;
 
 /// First restart delay; doubled after each quick failure, up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
@@ -40,7 +40,12 @@ impl Supervised {
     }
 }
 
-fn command(entry: &ProviderEntry, lattice: &LatticeArgs, name: &str) -> Result<Command> {
+fn command(
+    entry: &ProviderEntry,
+    lattice: &LatticeArgs,
+    credentials: &weft_lattice::Credentials,
+    name: &str,
+) -> Result<Command> {
     let exe = std::env::current_exe().context("cannot find the weft binary to run providers")?;
     let mut command = Command::new(exe);
     command
@@ -50,7 +55,16 @@ fn command(entry: &ProviderEntry, lattice: &LatticeArgs, name: &str) -> Result<C
             crate::provider::SUPERVISOR_PID_ENV,
             std::process::id().to_string(),
         )
+        .env(
+            crate::lattice_args::LATTICE_ISSUER_ENV,
+            credentials.issuer_seed()?,
+        )
         .kill_on_drop(true);
+    for issuer in credentials.trusted() {
+        if issuer != credentials.issuer() {
+            command.arg("--lattice-trust").arg(issuer);
+        }
+    }
     for (key, value) in &entry.config {
         command.arg("--config").arg(format!("{key}={value}"));
     }
@@ -82,15 +96,17 @@ const READY_WITHIN: Duration = Duration::from_secs(30);
 pub async fn start(
     entry: &ProviderEntry,
     lattice: &LatticeArgs,
-    name: &str,
-    client: async_nats::Client,
+    member: std::sync::Arc<weft_lattice::Member>,
+    credentials: &weft_lattice::Credentials,
 ) -> Result<Supervised> {
-    let mut command = command(entry, lattice, name)?;
+    let name = member.lattice().to_string();
+    let client = member.client().clone();
+    let mut command = command(entry, lattice, credentials, &name)?;
     let (stop, mut stopped) = tokio::sync::oneshot::channel();
     let (first_ready, first_served) = tokio::sync::oneshot::channel();
     let (id, health) = (
         entry.id.clone(),
-        Subjects::new(name).provider_health(&entry.id),
+        member.subjects().provider_health(&entry.id),
     );
     let task = tokio::spawn(async move {
         let mut first_ready = Some(first_ready);
@@ -125,7 +141,7 @@ pub async fn start(
                 child.id().unwrap_or_default()
             ));
             let ended = tokio::select! {
-                ended = watch(&mut child, &client, &health, &mut ready, &mut first_ready) => ended,
+                ended = watch(&mut child, &member, &health, &mut ready, &mut first_ready) => ended,
                 _ = &mut stopped => {
                     terminate(&mut child).await;
                     return;
@@ -159,7 +175,7 @@ pub async fn start(
 /// kills it); says which. Meanwhile tells `first_ready` (once) when the child says it serves.
 async fn watch(
     child: &mut Child,
-    client: &async_nats::Client,
+    member: &weft_lattice::Member,
     health: &str,
     ready: &mut async_nats::Subscriber,
     first_ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
@@ -182,7 +198,7 @@ async fn watch(
                 }
             }
             _ = every.tick() => {
-                let answer = lattice::request(client, health.to_string(), Vec::new(), HEALTH_WITHIN).await;
+                let answer = lattice::request(member, health.to_string(), Vec::new(), HEALTH_WITHIN).await;
                 let healthy = answer
                     .ok()
                     .and_then(|bytes| lattice::decode::<weft_provider_sdk::Health>(health, &bytes).ok())

@@ -214,26 +214,35 @@ pub async fn run(args: UpArgs) -> Result<()> {
 
     // Joined before the links are put: a link may name a provider in another process.
     let mut supervised = Vec::new();
-    let mut joined: Option<(async_nats::Client, String)> = None;
+    let mut joined: Option<Arc<weft_lattice::Member>> = None;
     if let Some(lattice) = &args.lattice.lattice {
+        let credentials = args.lattice.credentials()?;
         let client = weft_lattice::connect(&args.lattice.nats_options("weft host"))
             .await
             .with_context(|| format!("failed to join lattice {lattice}"))?;
-        host.join_lattice(client.clone(), lattice).await?;
+        let member = weft_lattice::Member::join(client, lattice, control.host_id(), &credentials)
+            .await
+            .with_context(|| format!("failed to join lattice {lattice}"))?;
+        host.join_lattice(member.clone()).await?;
         writeln!(out, "lattice   {lattice} on {}", args.lattice.nats)?;
         writeln!(out, "host id   {}", control.host_id())?;
+        writeln!(
+            out,
+            "members   signed by {} (messages sealed by anyone else are dropped)",
+            credentials.trusted().collect::<Vec<_>>().join(", ")
+        )?;
         writeln!(
             out,
             "ctl keys  {} (control requests signed by another key are refused)",
             operators.join(", ")
         )?;
-        joined = Some((client.clone(), lattice.clone()));
+        joined = Some(member.clone());
         // Supervised providers report on stdout themselves: let go of it meanwhile.
         out.flush()?;
         drop(out);
         for entry in manifest.providers.iter().filter(|p| p.process) {
             supervised.push(
-                crate::supervise::start(entry, &args.lattice, lattice, client.clone()).await?,
+                crate::supervise::start(entry, &args.lattice, member.clone(), &credentials).await?,
             );
         }
         out = Out::stdout();
@@ -263,9 +272,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
         }
     }
 
-    if let Some((client, lattice)) = &joined {
+    if let Some(member) = &joined {
         let wait = std::time::Duration::from_millis(ADOPT_WAIT_MS);
-        let adopted = nats::adopt_links(&control, client, lattice, wait)
+        let adopted = nats::adopt_links(&control, member, wait)
             .await
             .map_err(|e| anyhow::anyhow!(e))
             .context("failed to adopt the lattice's links")?;
@@ -295,10 +304,10 @@ pub async fn run(args: UpArgs) -> Result<()> {
     // before "Weft is up", so a `weft ctl` command run the moment that line appears finds
     // this host (regression: one sent a second after it answered "0 host(s) answered").
     let lattice_control = match &joined {
-        Some((client, lattice)) => {
+        Some(member) => {
             let heartbeat = std::time::Duration::from_secs(args.heartbeat_secs.max(1));
             let trusted = weft_lattice::envelope::Verifier::new(operators.clone());
-            nats::serve(control.clone(), client.clone(), lattice, heartbeat, trusted).await?
+            nats::serve(control.clone(), member.clone(), heartbeat, trusted).await?
         }
         None => Vec::new(),
     };
@@ -316,8 +325,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
 
     crate::signal::shutdown_signal().await?;
     control_task.abort();
-    if let Some((client, _)) = &joined {
-        nats::stopping(&control, client).await;
+    if let Some(member) = &joined {
+        nats::stopping(&control, member).await;
     }
     for task in lattice_control {
         task.abort();

@@ -8,7 +8,6 @@ use crate::{ActorIdentity, Host, HostError, UpdateOptions};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
-use weft_lattice::Subjects;
 use weft_provider_sdk::Provider;
 
 /// Makes providers by kind: what lets a control request start or replace a provider in a
@@ -73,7 +72,8 @@ pub struct Control {
     started: Instant,
     providers: Mutex<BTreeMap<String, RunningProvider>>,
     /// Where events go once the host is on a lattice.
-    events: OnceLock<(async_nats::Client, Subjects)>,
+    /// The lattice member events are published as, once on a lattice.
+    events: OnceLock<Arc<weft_lattice::Member>>,
 }
 
 impl std::fmt::Debug for Control {
@@ -155,15 +155,15 @@ impl Control {
     }
 
     /// Sends events to `client` on `subjects` from now on.
-    pub(super) fn publish_events_to(&self, client: async_nats::Client, subjects: Subjects) {
-        let _ = self.events.set((client, subjects));
+    pub(super) fn publish_events_to(&self, member: Arc<weft_lattice::Member>) {
+        let _ = self.events.set(member);
     }
 
     /// Publishes an event made by `by` (an operator's key, `local`, or the host itself), if
     /// the host is on a lattice; a lost event is logged, never an error for the request that
     /// caused it.
     pub async fn publish(&self, kind: EventKind, subject: &str, detail: String, by: &str) {
-        let Some((client, subjects)) = self.events.get() else {
+        let Some(member) = self.events.get() else {
             return;
         };
         let event = Event {
@@ -174,10 +174,9 @@ impl Control {
             detail,
             by: by.to_string(),
         };
-        let topic = subjects.event(kind.as_str());
+        let topic = member.subjects().event(kind.as_str());
         let sent = match weft_lattice::encode(&topic, &event) {
-            Ok(body) => client
-                .publish(topic.clone(), body.into())
+            Ok(body) => weft_lattice::publish(member, topic.clone().into(), None, body)
                 .await
                 .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),

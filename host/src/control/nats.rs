@@ -10,12 +10,15 @@
 //! Bodies over NATS's max payload are chunked (`weft_lattice::chunks`), so a module of any size
 //! can be started or updated.
 //!
-//! **Every request on the host's subject is a signed envelope** (`weft_lattice::envelope`):
+//! Like every lattice message, pings, requests, answers and events are sealed by the member
+//! that sends them (`weft_lattice::member`): a ping or request no member sealed is dropped
+//! unanswered, and an inventory answer no member sealed is skipped.
+//!
+//! **Every request on the host's subject is also a signed envelope** (`weft_lattice::envelope`):
 //! signed by an operator key the host trusts, addressed to this host's id, within 30 s of its
 //! clock, and never seen before. Anything else is refused, with the reason in the answer and
-//! in the host's log, and changes nothing: a subject name proves nothing, a signature does.
-//! Pings are answered unsigned (they change nothing; the inventory they read still shows link
-//! values, which #14's secrets work will mask).
+//! in the host's log, and changes nothing: being a member lets a process call actors, not
+//! change what runs.
 
 use super::handler::Control;
 use super::wire::{ControlRequest, Done, EventKind, HostInventory};
@@ -23,8 +26,9 @@ use futures_util::StreamExt;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
+use weft_lattice::chunks::ReceiveError;
 use weft_lattice::envelope::{Envelope, Verifier};
-use weft_lattice::{self as lattice, Answer, LatticeError, Subjects};
+use weft_lattice::{self as lattice, Answer, LatticeError, Member};
 use weft_provider_sdk::{Failure, FailureKind, LinkDefinition};
 
 /// How long a control request's parts may take to arrive (chunked modules).
@@ -32,14 +36,11 @@ const RECEIVE_DEADLINE: Duration = Duration::from_secs(30);
 /// How long a new subscription may take to reach the server before serving fails.
 const SUBSCRIBED_WITHIN: Duration = Duration::from_secs(5);
 
-/// The hosts of lattice `name` that answer a ping within `wait`, sorted by host id (what
-/// `weft ctl inventory` lists). A host whose answer cannot be read is skipped and logged.
-pub async fn inventories(
-    client: &async_nats::Client,
-    name: &str,
-    wait: Duration,
-) -> Result<Vec<HostInventory>, Failure> {
-    let subjects = Subjects::new(name);
+/// The hosts of `member`'s lattice that answer a ping within `wait`, sorted by host id (what
+/// `weft ctl inventory` lists). An answer no member sealed, or one that cannot be read, is
+/// skipped and logged: a stranger cannot pose as a host, and garbage breaks nothing.
+pub async fn inventories(member: &Member, wait: Duration) -> Result<Vec<HostInventory>, Failure> {
+    let client = member.client();
     let inbox = client.new_inbox();
     let unreachable = |e: &dyn std::fmt::Display| {
         Failure::new(FailureKind::Unavailable, format!("inventory ping: {e}"))
@@ -48,15 +49,25 @@ pub async fn inventories(
         .subscribe(inbox.clone())
         .await
         .map_err(|e| unreachable(&e))?;
-    client
-        .publish_with_reply(subjects.ping(), inbox, Default::default())
-        .await
-        .map_err(|e| unreachable(&e))?;
+    lattice::publish(
+        member,
+        member.subjects().ping().into(),
+        Some(inbox.into()),
+        Vec::new(),
+    )
+    .await
+    .map_err(|e| unreachable(&e))?;
     let until = tokio::time::Instant::now() + wait;
     let mut hosts = Vec::new();
     while let Ok(Some(message)) = tokio::time::timeout_at(until, answers.next()).await {
         // With no host at all, the server says "no responders" on the inbox.
         if message.status.is_some() {
+            continue;
+        }
+        let sealed = member
+            .open(&message.subject, message.headers.as_ref(), &message.payload)
+            .await;
+        if sealed.is_err() {
             continue;
         }
         let inventory = lattice::decode::<Answer>(&message.subject, &message.payload)
@@ -74,19 +85,19 @@ pub async fn inventories(
     Ok(hosts)
 }
 
-/// Answers pings, and control requests signed by a key `operators` trusts, on lattice `name`
-/// until the returned tasks are aborted, publishes events there, and beats every `heartbeat`.
-/// Returns once other members can reach it.
+/// Answers members' pings, and control requests signed by a key `operators` trusts, on
+/// `member`'s lattice until the returned tasks are aborted, publishes events there, and beats
+/// every `heartbeat`. Returns once other members can reach it.
 pub async fn serve(
     control: Arc<Control>,
-    client: async_nats::Client,
-    name: &str,
+    member: Arc<Member>,
     heartbeat: Duration,
     operators: Verifier,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, LatticeError> {
     let operators = Arc::new(operators);
-    let subjects = Subjects::new(name);
-    control.publish_events_to(client.clone(), subjects.clone());
+    let client = member.client().clone();
+    let subjects = member.subjects().clone();
+    control.publish_events_to(member.clone());
     let subscribe = |subject: String| {
         let client = client.clone();
         async move {
@@ -102,21 +113,28 @@ pub async fn serve(
     let mut pings = subscribe(subjects.ping()).await?;
     let mut requests = subscribe(subjects.control_host(control.host_id())).await?;
 
-    let (server, replies) = (control.clone(), client.clone());
+    let (server, replies) = (control.clone(), member.clone());
     let answer_pings = tokio::spawn(async move {
         while let Some(ping) = pings.next().await {
+            if lattice::receive(&replies, &ping, RECEIVE_DEADLINE)
+                .await
+                .is_err()
+            {
+                continue;
+            }
             let answer = Answer::encoded(&ping.subject, &server.inventory());
             lattice::respond(&replies, &ping, &answer).await;
         }
     });
-    let (server, replies) = (control.clone(), client.clone());
+    let (server, replies) = (control.clone(), member.clone());
     let serve_requests = tokio::spawn(async move {
         while let Some(message) = requests.next().await {
             // Each on its own task: a long update must not hold up a ping or a link.
             let (server, replies, operators) = (server.clone(), replies.clone(), operators.clone());
             tokio::spawn(async move {
-                let answer = answer(&server, &operators, &replies, &message).await;
-                lattice::respond(&replies, &message, &answer).await;
+                if let Some(answer) = answer(&server, &operators, &replies, &message).await {
+                    lattice::respond(&replies, &message, &answer).await;
+                }
             });
         }
     });
@@ -162,19 +180,30 @@ pub async fn serve(
     Ok(vec![answer_pings, serve_requests, beat])
 }
 
-/// One control request from the lattice: opened (refused unless a trusted operator signed it
-/// for this host, recently, once), read and carried out.
+/// One control request from the lattice: opened (dropped unless a member sealed it; refused
+/// unless a trusted operator signed it for this host, recently, once), read and carried out.
 async fn answer(
     control: &Control,
     operators: &Verifier,
-    client: &async_nats::Client,
+    member: &Member,
     message: &async_nats::Message,
-) -> Answer {
-    let body = match lattice::receive(client, message, RECEIVE_DEADLINE).await {
+) -> Option<Answer> {
+    let body = match lattice::receive(member, message, RECEIVE_DEADLINE).await {
         Ok(body) => body,
-        Err(failure) => return Answer::Err(failure),
+        Err(ReceiveError::Refused(_)) => return None,
+        Err(ReceiveError::Failed(failure)) => return Some(Answer::Err(failure)),
     };
-    let opened = match operators.open(control.host_id(), &body) {
+    Some(carry_out(control, operators, message, &body).await)
+}
+
+/// A sealed control request, carried out if a trusted operator signed it.
+async fn carry_out(
+    control: &Control,
+    operators: &Verifier,
+    message: &async_nats::Message,
+    body: &[u8],
+) -> Answer {
+    let opened = match operators.open(control.host_id(), body) {
         Ok(opened) => opened,
         Err(refused) => {
             tracing::warn!(subject = %message.subject, %refused, "control request refused");
@@ -200,11 +229,10 @@ async fn answer(
 /// put is logged, not fatal.
 pub async fn adopt_links(
     control: &Control,
-    client: &async_nats::Client,
-    name: &str,
+    member: &Member,
     wait: Duration,
 ) -> Result<usize, Failure> {
-    let peers = inventories(client, name, wait).await?;
+    let peers = inventories(member, wait).await?;
     let key = |l: &LinkDefinition| {
         (
             l.actor_id.clone(),
@@ -238,7 +266,7 @@ pub async fn adopt_links(
 }
 
 /// Says goodbye on the lattice.
-pub async fn stopping(control: &Control, client: &async_nats::Client) {
+pub async fn stopping(control: &Control, member: &Member) {
     control
         .publish(
             EventKind::HostStopped,
@@ -248,7 +276,7 @@ pub async fn stopping(control: &Control, client: &async_nats::Client) {
         )
         .await;
     // Bounded: with NATS unreachable, a flush would wait for a reconnection forever.
-    let _ = tokio::time::timeout(Duration::from_secs(1), client.flush()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), member.client().flush()).await;
 }
 
 /// `request`, signed by `operator` for host `host_id`, as it goes on that host's subject.

@@ -214,17 +214,15 @@ impl Host {
         Ok(identity)
     }
 
-    /// Joins a lattice over `client`: serves every actor running here (and every one started
-    /// later) on the lattice, and reaches providers and actors that are not in this process
-    /// through it.
-    pub async fn join_lattice(
-        &self,
-        client: async_nats::Client,
-        lattice: &str,
-    ) -> Result<(), HostError> {
+    /// Joins `member`'s lattice (`weft_lattice::Member::join`): serves every actor running
+    /// here (and every one started later) on the lattice, and reaches providers and actors
+    /// that are not in this process through it. Every message it sends is sealed by `member`;
+    /// every one it receives that no member of a trusted issuer sealed is dropped.
+    pub async fn join_lattice(&self, member: Arc<weft_lattice::Member>) -> Result<(), HostError> {
+        let lattice = member.lattice().to_string();
         self.state
             .lattice
-            .join(client, lattice, self.state.call_deadline())
+            .join(member, &lattice, self.state.call_deadline())
             .map_err(HostError::AlreadyJoined)?;
         let actors: Vec<String> = read(&self.state.actors).keys().cloned().collect();
         for actor_id in actors {
@@ -238,7 +236,7 @@ impl Host {
         for provider_id in providers {
             self.serve_provider_on_lattice(&provider_id).await?;
         }
-        tracing::info!(lattice, "joined the lattice");
+        tracing::info!(%lattice, "joined the lattice");
         Ok(())
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use weft_lattice::calls::ProviderCaller;
-use weft_lattice::{self as lattice, ActorInvocation, ProviderInvocation, Subjects};
+use weft_lattice::{self as lattice, ActorInvocation, Member, ProviderInvocation, Subjects};
 use weft_provider_sdk::{Failure, LinkDefinition, ProviderCall};
 
 /// What a host serves on the lattice: an actor it runs, or a provider in its process.
@@ -58,6 +58,8 @@ impl Serving {
 /// The host's side of a lattice: its NATS client, the subscriptions serving each actor and
 /// provider, and a caller for each provider in another process that actors here have called.
 pub(crate) struct Membership {
+    /// This host as a member: its client, its seal, the keys of the members it heard from.
+    pub(crate) member: Arc<Member>,
     pub(crate) client: async_nats::Client,
     pub(crate) subjects: Subjects,
     pub(crate) name: String,
@@ -69,10 +71,11 @@ pub(crate) struct Membership {
 
 impl Membership {
     /// `call_deadline`: the host's, which also bounds each pull of a chunked answer.
-    pub(crate) fn new(client: async_nats::Client, lattice: &str, call_deadline: Duration) -> Self {
+    pub(crate) fn new(member: Arc<Member>, lattice: &str, call_deadline: Duration) -> Self {
         Membership {
-            client,
-            subjects: Subjects::new(lattice),
+            client: member.client().clone(),
+            subjects: member.subjects().clone(),
+            member,
             name: lattice.to_string(),
             serving: Mutex::new(HashMap::new()),
             callers: Mutex::new(HashMap::new()),
@@ -130,7 +133,7 @@ impl Membership {
             return Ok(caller);
         }
         let caller = ProviderCaller::start(
-            self.client.clone(),
+            self.member.clone(),
             self.subjects.provider_calls(provider_id),
             self.call_deadline,
         )
@@ -158,7 +161,7 @@ impl Membership {
             self.subjects.provider_link_del(&link.provider_id)
         };
         let body = lattice::encode(&subject, link)?;
-        lattice::request(&self.client, subject, body, deadline)
+        lattice::request(&self.member, subject, body, deadline)
             .await
             .map(|_| ())
     }
@@ -177,6 +180,6 @@ impl Membership {
             origin: "host".into(),
             deadline_ms: u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX),
         };
-        lattice::invoke_actor(&self.client, &self.subjects, actor_id, invocation, deadline).await
+        lattice::invoke_actor(&self.member, actor_id, invocation, deadline).await
     }
 }

@@ -29,16 +29,15 @@ pub(crate) struct Lattice {
 }
 
 impl Lattice {
-    /// Joins over `client` as a member of lattice `name`; `Err(name)` of the lattice already
-    /// joined.
+    /// Joins lattice `name` as `member`; `Err(name)` of the lattice already joined.
     pub(crate) fn join(
         &self,
-        client: async_nats::Client,
+        member: Arc<weft_lattice::Member>,
         name: &str,
         call_deadline: Duration,
     ) -> Result<(), String> {
         self.joined
-            .set(Arc::new(Membership::new(client, name, call_deadline)))
+            .set(Arc::new(Membership::new(member, name, call_deadline)))
             .map_err(|refused| refused.name.clone())
     }
 

@@ -62,7 +62,7 @@ impl Provider for RemoteProvider {
         let membership = &self.membership;
         let subject = membership.subjects.provider_health(&self.id);
         let answered = lattice::request(
-            &membership.client,
+            &membership.member,
             subject.clone(),
             Vec::new(),
             membership.call_deadline,

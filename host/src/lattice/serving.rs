@@ -9,6 +9,7 @@ use crate::actor::ActorPool;
 use crate::invoke::{Deadline, InvokeError};
 use std::sync::Arc;
 use std::time::Duration;
+use weft_lattice::chunks::ReceiveError;
 use weft_lattice::{self as lattice, ActorInvocation, Answer};
 use weft_provider_sdk::{Failure, Provider, runner};
 
@@ -47,8 +48,11 @@ impl Lattice {
             while let Some(message) = subscription.next().await {
                 let (membership, actor, local) = (serving.clone(), actor.clone(), local.clone());
                 tokio::spawn(async move {
-                    let answer = serve_invocation(&membership, &actor, &local, &message).await;
-                    lattice::respond(&membership.client, &message, &answer).await;
+                    if let Some(answer) =
+                        serve_invocation(&membership, &actor, &local, &message).await
+                    {
+                        lattice::respond(&membership.member, &message, &answer).await;
+                    }
                 });
             }
         });
@@ -82,19 +86,18 @@ impl Lattice {
         let Some(membership) = self.membership() else {
             return Ok(());
         };
-        let subscriptions =
-            runner::subscribe_all(&membership.client, &membership.subjects, provider_id)
-                .await
-                .map_err(|e| {
-                    Failure::new(weft_provider_sdk::FailureKind::Unavailable, e.to_string())
-                })?;
-        let (client, deadline) = (membership.client.clone(), membership.call_deadline);
+        let subscriptions = runner::subscribe_all(&membership.member, provider_id)
+            .await
+            .map_err(|e| {
+                Failure::new(weft_provider_sdk::FailureKind::Unavailable, e.to_string())
+            })?;
+        let (member, deadline) = (membership.member.clone(), membership.call_deadline);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let stopped = async {
                 let _ = stopped.await;
             };
-            subscriptions.run(&client, current, deadline, stopped).await;
+            subscriptions.run(&member, current, deadline, stopped).await;
         });
         if let Some(replaced) = membership.serving(
             Served::Provider(provider_id.to_string()),
@@ -118,20 +121,22 @@ impl Lattice {
 }
 
 /// Answers an invocation that came from the lattice, with the local actor only, within the
-/// lesser of the caller's deadline and this host's.
+/// lesser of the caller's deadline and this host's; `None` for one no member sealed (dropped:
+/// the member counted and logged it).
 async fn serve_invocation(
     membership: &Membership,
     actor_id: &str,
     local: &LocalActors,
     message: &async_nats::Message,
-) -> Answer {
-    let body = match lattice::receive(&membership.client, message, membership.call_deadline).await {
+) -> Option<Answer> {
+    let body = match lattice::receive(&membership.member, message, membership.call_deadline).await {
         Ok(body) => body,
-        Err(failure) => return Answer::Err(failure),
+        Err(ReceiveError::Refused(_)) => return None,
+        Err(ReceiveError::Failed(failure)) => return Some(Answer::Err(failure)),
     };
     let call = match lattice::decode::<ActorInvocation>(message.subject.as_str(), &body) {
         Ok(call) => call,
-        Err(error) => return Answer::Err(error.into()),
+        Err(error) => return Some(Answer::Err(error.into())),
     };
     let caller = (call.deadline_ms > 0).then(|| Duration::from_millis(call.deadline_ms));
     let deadline = Deadline::after_at_most(membership.call_deadline, caller);
@@ -144,5 +149,5 @@ async fn serve_invocation(
             actor: actor_id.to_string(),
         }),
     };
-    result.map_err(Failure::from).into()
+    Some(result.map_err(Failure::from).into())
 }

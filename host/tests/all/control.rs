@@ -201,9 +201,9 @@ async fn control_over_the_lattice_obeys_only_a_trusted_operator_s_fresh_signatur
         url: server.url(),
         ..weft_lattice::NatsOptions::default()
     };
-    let client = weft_lattice::connect(&options).await.unwrap();
+    let member = crate::join(&server.url(), "trust", "host").await;
     let host = Host::new(HostConfig::default()).unwrap();
-    host.join_lattice(client.clone(), "trust").await.unwrap();
+    host.join_lattice(member.clone()).await.unwrap();
     let actor = host.start_actor(&guest(&[])).await.unwrap().id;
     let control = Arc::new(Control::new(
         host.clone(),
@@ -214,25 +214,24 @@ async fn control_over_the_lattice_obeys_only_a_trusted_operator_s_fresh_signatur
     let operator = nkeys::KeyPair::new_operator();
     let _serving = nats::serve(
         control,
-        client,
-        "trust",
+        member.clone(),
         std::time::Duration::from_secs(30),
         Verifier::new([operator.public_key()]),
     )
     .await
     .unwrap();
 
-    let rogue = weft_lattice::connect(&options).await.unwrap();
+    // A member of the lattice (a provider process, say) that holds no operator key.
+    let rogue = crate::join(&server.url(), "trust", "rogue member").await;
     let subject = weft_lattice::Subjects::new("trust").control_host(&host_id);
     let ask = |body: Vec<u8>| {
         let (rogue, subject) = (rogue.clone(), subject.clone());
         async move {
-            let answer = rogue.request(subject, body.into()).await.unwrap();
-            weft_lattice::decode::<weft_lattice::Answer>("test", &answer.payload).unwrap()
+            weft_lattice::request(&rogue, subject, body, std::time::Duration::from_secs(5)).await
         }
     };
-    let refused = |answer: weft_lattice::Answer, reason: &str| {
-        let weft_lattice::Answer::Err(failure) = answer else {
+    let refused = |answer: Result<Vec<u8>, weft_provider_sdk::Failure>, reason: &str| {
+        let Err(failure) = answer else {
             panic!("carried out: {answer:?}")
         };
         assert_eq!(failure.kind, FailureKind::Denied);
@@ -276,11 +275,29 @@ async fn control_over_the_lattice_obeys_only_a_trusted_operator_s_fresh_signatur
         },
     )
     .unwrap();
-    assert!(matches!(
-        ask(scale.clone()).await,
-        weft_lattice::Answer::Ok(_)
-    ));
+    assert!(ask(scale.clone()).await.is_ok());
     assert_eq!(host.actor_pool(&actor).unwrap().limits().max_instances, 3);
     refused(ask(scale).await, "a replay");
+    assert!(serves().await);
+
+    // Not a member at all: even the operator's signed request, sent without a member's seal,
+    // is dropped unanswered (and counted), and changes nothing.
+    let stranger = weft_lattice::connect(&options).await.unwrap();
+    let before = member.refusals();
+    let unsealed = nats::sealed(
+        &operator,
+        &host_id,
+        &ControlRequest::StopActor {
+            actor_id: actor.clone(),
+        },
+    )
+    .unwrap();
+    let dropped = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        stranger.request(subject.clone(), unsealed.into()),
+    )
+    .await;
+    assert!(dropped.is_err(), "a stranger was answered: {dropped:?}");
+    assert_eq!(member.refusals(), before + 1);
     assert!(serves().await);
 }

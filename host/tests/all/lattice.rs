@@ -25,9 +25,14 @@ fn nats_options(nats: &NatsServer) -> NatsOptions {
 /// A host joined to the lattice with `options`, or why the connection was refused.
 async fn join_with(options: NatsOptions) -> Result<Host, lattice::LatticeError> {
     let host = Host::new(HostConfig::default()).unwrap();
-    host.join_lattice(lattice::connect(&options).await?, LATTICE)
-        .await
-        .unwrap();
+    let member = lattice::Member::join(
+        lattice::connect(&options).await?,
+        LATTICE,
+        "host",
+        crate::credentials(),
+    )
+    .await?;
+    host.join_lattice(member).await.unwrap();
     Ok(host)
 }
 
@@ -54,6 +59,7 @@ async fn redis_provider(nats: &NatsServer) -> tokio::sync::oneshot::Sender<()> {
     let options = RunnerOptions {
         nats: nats_options(nats),
         lattice: LATTICE.into(),
+        credentials: crate::credentials().clone(),
         provider_id: "redis".into(),
         actor_call_deadline: Duration::from_secs(5),
         announce_ready: None,
@@ -65,7 +71,7 @@ async fn redis_provider(nats: &NatsServer) -> tokio::sync::oneshot::Sender<()> {
             let _ = stopped.await;
         },
     ));
-    let client = lattice::connect(&nats_options(nats)).await.unwrap();
+    let client = crate::join(&nats.url(), LATTICE, "test").await;
     let subject = lattice::Subjects::new(LATTICE).provider_health("redis");
     let started = Instant::now();
     while lattice::request(
@@ -266,7 +272,7 @@ async fn five_mib_payloads_cross_the_lattice() {
     let big: Vec<u8> = (0..5 << 20).map(|i: u32| (i % 251) as u8).collect();
     assert_eq!(c.invoke(&actor, "echo", &big).await.unwrap(), big);
 
-    let client = lattice::connect(&nats_options(&nats)).await.unwrap();
+    let client = crate::join(&nats.url(), LATTICE, "test").await;
     let subject = lattice::Subjects::new(LATTICE).provider_calls("redis");
     let caller = ProviderCaller::start(client, subject, Duration::from_secs(10))
         .await
@@ -568,9 +574,9 @@ async fn concurrent_provider_calls_share_messages_but_not_answers() {
     let nats = NatsServer::start().unwrap();
     let redis = RedisServer::start().unwrap();
     let _redis_provider = redis_provider(&nats).await;
-    let client = lattice::connect(&nats_options(&nats)).await.unwrap();
+    let client = crate::join(&nats.url(), LATTICE, "test").await;
     let subjects = lattice::Subjects::new(LATTICE);
-    let seen = spy_on_calls(&client, subjects.provider_calls("redis")).await;
+    let seen = spy_on_calls(client.client(), subjects.provider_calls("redis")).await;
     let caller = Arc::new(
         ProviderCaller::start(
             client.clone(),
@@ -619,9 +625,13 @@ async fn concurrent_provider_calls_share_messages_but_not_answers() {
         "{CALLS} calls took {messages} messages"
     );
 
-    // A request the provider cannot read is answered saying so, not dropped.
+    // A member's request the provider cannot read is answered saying so, not dropped.
+    let subject = subjects.provider_calls("redis");
+    let mut sealed = async_nats::HeaderMap::new();
+    client.seal(&subject, b"not a batch", &mut sealed);
     let unreadable = client
-        .request(subjects.provider_calls("redis"), "not a batch".into())
+        .client()
+        .request_with_headers(subject.clone(), sealed, "not a batch".into())
         .await
         .unwrap();
     let why = unreadable
@@ -631,6 +641,13 @@ async fn concurrent_provider_calls_share_messages_but_not_answers() {
         .map(|v| v.to_string())
         .unwrap_or_default();
     assert!(why.contains("malformed provider calls"), "{why:?}");
+    // The same from a stranger (no seal) is dropped unanswered.
+    let unsealed = tokio::time::timeout(
+        Duration::from_millis(500),
+        client.client().request(subject, "not a batch".into()),
+    )
+    .await;
+    assert!(unsealed.is_err(), "a stranger was answered: {unsealed:?}");
 
     // Calls to a provider nobody serves fail at once, all of them, naming the subject.
     let nobody = Arc::new(
@@ -675,6 +692,7 @@ async fn concurrent_provider_calls_share_messages_but_not_answers() {
         RunnerOptions {
             nats: nats_options(&nats),
             lattice: LATTICE.into(),
+            credentials: crate::credentials().clone(),
             provider_id: "sleepy".into(),
             actor_call_deadline: Duration::from_secs(5),
             announce_ready: None,
@@ -683,7 +701,7 @@ async fn concurrent_provider_calls_share_messages_but_not_answers() {
             let _ = stopped.await;
         },
     ));
-    let seen = spy_on_calls(&client, subjects.provider_calls("sleepy")).await;
+    let seen = spy_on_calls(client.client(), subjects.provider_calls("sleepy")).await;
     let sleepy = Arc::new(
         ProviderCaller::start(
             client.clone(),
@@ -766,12 +784,9 @@ async fn member_with_deadline(nats: &NatsServer, deadline_ms: u64) -> Host {
         ..HostConfig::default()
     })
     .unwrap();
-    host.join_lattice(
-        lattice::connect(&nats_options(nats)).await.unwrap(),
-        LATTICE,
-    )
-    .await
-    .unwrap();
+    host.join_lattice(crate::join(&nats.url(), LATTICE, "host").await)
+        .await
+        .unwrap();
     host
 }
 

@@ -49,3 +49,23 @@ pub fn cmd(command: u8, arg: i32) -> Vec<u8> {
 }
 
 pub use weft_testing::actors::signed_actor;
+
+/// The lattice issuer every member in these tests is signed by (each test runs its own
+/// `nats-server`, so they share nothing else).
+pub fn credentials() -> &'static weft_lattice::Credentials {
+    static CREDENTIALS: std::sync::OnceLock<weft_lattice::Credentials> = std::sync::OnceLock::new();
+    CREDENTIALS.get_or_init(weft_lattice::Credentials::generate)
+}
+
+/// A member of `lattice` on the NATS server at `url`, signed by [`credentials`].
+pub async fn join(url: &str, lattice: &str, name: &str) -> std::sync::Arc<weft_lattice::Member> {
+    let client = weft_lattice::connect(&weft_lattice::NatsOptions {
+        url: url.to_string(),
+        ..weft_lattice::NatsOptions::default()
+    })
+    .await
+    .unwrap();
+    weft_lattice::Member::join(client, lattice, name, credentials())
+        .await
+        .unwrap()
+}

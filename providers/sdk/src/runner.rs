@@ -15,9 +15,10 @@ use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 use weft_lattice::calls::{AnswerQueue, serve_batch};
+use weft_lattice::chunks::ReceiveError;
 use weft_lattice::{
-    self as lattice, ActorInvocation, Answer, LatticeError, NatsOptions, ProviderInvocation,
-    Subjects,
+    self as lattice, ActorInvocation, Answer, Credentials, LatticeError, Member, NatsOptions,
+    ProviderInvocation,
 };
 
 /// Where and as what a provider runs.
@@ -27,6 +28,8 @@ pub struct RunnerOptions {
     pub nats: NatsOptions,
     /// The lattice's name.
     pub lattice: String,
+    /// Its membership: the issuer that signs this process's token, the issuers it trusts.
+    pub credentials: Credentials,
     /// The provider's id on the lattice: links name it.
     pub provider_id: String,
     /// How long a call the provider makes to an actor may take.
@@ -56,8 +59,7 @@ pub enum RunnerError {
 
 /// Reaches actors over the lattice.
 struct LatticeInvoker {
-    client: async_nats::Client,
-    subjects: Subjects,
+    member: Arc<Member>,
     origin: String,
     deadline: Duration,
 }
@@ -76,14 +78,7 @@ impl ActorInvoker for LatticeInvoker {
             origin: self.origin.clone(),
             deadline_ms: u64::try_from(self.deadline.as_millis()).unwrap_or(u64::MAX),
         };
-        lattice::invoke_actor(
-            &self.client,
-            &self.subjects,
-            actor_id,
-            invocation,
-            self.deadline,
-        )
-        .await
+        lattice::invoke_actor(&self.member, actor_id, invocation, self.deadline).await
     }
 }
 
@@ -94,12 +89,11 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), RunnerError> {
     let client = lattice::connect(&options.nats).await?;
-    let subjects = Subjects::new(&options.lattice);
     let id = options.provider_id.clone();
+    let member = Member::join(client.clone(), &options.lattice, &id, &options.credentials).await?;
     provider
         .start(Arc::new(LatticeInvoker {
-            client: client.clone(),
-            subjects: subjects.clone(),
+            member: member.clone(),
             origin: id.clone(),
             deadline: options.actor_call_deadline,
         }))
@@ -109,7 +103,7 @@ pub async fn run(
             source,
         })?;
 
-    let subscriptions = subscribe_all(&client, &subjects, &id).await?;
+    let subscriptions = subscribe_all(&member, &id).await?;
     if let Some(subject) = options.announce_ready.clone()
         && let Err(error) = client.publish(subject, Default::default()).await
     {
@@ -117,7 +111,7 @@ pub async fn run(
     }
     subscriptions
         .run(
-            &client,
+            &member,
             {
                 let provider = provider.clone();
                 move || Some(provider.clone())
@@ -145,11 +139,8 @@ pub struct Subscriptions {
 }
 
 /// Subscribes to `id`'s subjects and returns once the server has them.
-pub async fn subscribe_all(
-    client: &async_nats::Client,
-    subjects: &Subjects,
-    id: &str,
-) -> Result<Subscriptions, RunnerError> {
+pub async fn subscribe_all(member: &Member, id: &str) -> Result<Subscriptions, RunnerError> {
+    let (client, subjects) = (member.client(), member.subjects());
     let calls = subscribe(client, subjects.provider_calls(id), Group::Shared).await?;
     let puts = subscribe(client, subjects.provider_link_put(id), Group::Each).await?;
     let dels = subscribe(client, subjects.provider_link_del(id), Group::Each).await?;
@@ -177,7 +168,7 @@ impl Subscriptions {
     /// Hence replacement in a process swaps what `current` returns instead of resubscribing.
     pub async fn run(
         self,
-        client: &async_nats::Client,
+        member: &Arc<Member>,
         current: impl Fn() -> Option<Arc<dyn Provider>>,
         actor_call_deadline: Duration,
         shutdown: impl std::future::Future<Output = ()>,
@@ -189,9 +180,9 @@ impl Subscriptions {
             mut health,
         } = self;
         let mut in_flight = tokio::task::JoinSet::new();
-        let (answers, answering) = AnswerQueue::start(client.clone());
+        let (answers, answering) = AnswerQueue::start(member.clone());
         let serve = |in_flight: &mut tokio::task::JoinSet<()>, message, kind| {
-            let (client, provider, answers) = (client.clone(), current(), answers.clone());
+            let (member, provider, answers) = (member.clone(), current(), answers.clone());
             in_flight.spawn(async move {
                 match kind {
                     Kind::Calls => {
@@ -204,10 +195,10 @@ impl Subscriptions {
                                     }
                                 }
                             });
-                        serve_batch(&client, serve, message, actor_call_deadline, &answers).await
+                        serve_batch(&member, serve, message, actor_call_deadline, &answers).await
                     }
                     Kind::Other(other) => {
-                        serve_other(&client, provider, other, message, actor_call_deadline).await
+                        serve_other(&member, provider, other, message, actor_call_deadline).await
                     }
                 }
             });
@@ -299,29 +290,30 @@ enum Other {
 }
 
 /// Answers one link change or health check; a malformed one is answered with an error,
-/// never dropped silently.
+/// one no member sealed is dropped (counted and logged by the member).
 async fn serve_other(
-    client: &async_nats::Client,
+    member: &Member,
     provider: Option<Arc<dyn Provider>>,
     kind: Other,
     message: async_nats::Message,
     deadline: Duration,
 ) {
     let subject = message.subject.to_string();
+    let body = match lattice::receive(member, &message, deadline).await {
+        Ok(body) => body,
+        Err(ReceiveError::Refused(_)) => return,
+        Err(ReceiveError::Failed(error)) => {
+            lattice::respond(member, &message, &Answer::Err(error)).await;
+            return;
+        }
+    };
     let Some(provider) = provider else {
         let gone = Answer::failed(
             FailureKind::Unavailable,
             format!("nothing serves {subject} here any more; try again"),
         );
-        lattice::respond(client, &message, &gone).await;
+        lattice::respond(member, &message, &gone).await;
         return;
-    };
-    let body = match lattice::receive(client, &message, deadline).await {
-        Ok(body) => body,
-        Err(error) => {
-            lattice::respond(client, &message, &Answer::Err(error)).await;
-            return;
-        }
     };
     let answer = match kind {
         Other::LinkPut | Other::LinkDel => match lattice::decode::<LinkDefinition>(&subject, &body)
@@ -338,7 +330,7 @@ async fn serve_other(
         },
         Other::Health => Answer::encoded(&subject, &provider.health().await),
     };
-    lattice::respond(client, &message, &answer).await;
+    lattice::respond(member, &message, &answer).await;
 }
 
 /// One actor's call from the lattice, handed to the provider with the time its caller

@@ -162,10 +162,10 @@ enum UpdateCommand {
 
 /// A connection to the lattice's control interface.
 struct Lattice {
-    client: async_nats::Client,
+    /// `weft ctl` as a member of the lattice: what it sends is sealed, what it reads must be.
+    member: std::sync::Arc<lattice::Member>,
     /// What every request is signed with.
     operator: wascap::KeyPair,
-    name: String,
     subjects: lattice::Subjects,
     wait: Duration,
     timeout: Duration,
@@ -174,7 +174,7 @@ struct Lattice {
 impl Lattice {
     /// Every host's inventory: those that answer within the wait.
     async fn inventories(&self) -> Result<Vec<HostInventory>> {
-        weft_host::control::nats::inventories(&self.client, &self.name, self.wait)
+        weft_host::control::nats::inventories(&self.member, self.wait)
             .await
             .map_err(|e| anyhow!(e))
     }
@@ -184,7 +184,7 @@ impl Lattice {
         let subject = self.subjects.control_host(host_id);
         let body = weft_host::control::nats::sealed(&self.operator, host_id, request)
             .map_err(|e| anyhow!("cannot sign the request: {e}"))?;
-        let bytes = lattice::request(&self.client, subject.clone(), body, self.timeout)
+        let bytes = lattice::request(&self.member, subject.clone(), body, self.timeout)
             .await
             .map_err(|e| anyhow!("host {host_id}: {e}"))?;
         Ok(lattice::decode(&subject, &bytes)?)
@@ -327,14 +327,17 @@ pub async fn run(args: CtlArgs) -> Result<()> {
     let Some(name) = args.lattice.lattice.clone() else {
         bail!("weft ctl needs --lattice NAME (and --nats URL unless NATS is on 127.0.0.1:4222)");
     };
+    let credentials = args.lattice.credentials()?;
     let client = lattice::connect(&args.lattice.nats_options("weft ctl"))
         .await
         .with_context(|| format!("cannot reach lattice {name}"))?;
+    let member = lattice::Member::join(client, &name, "weft ctl", &credentials)
+        .await
+        .with_context(|| format!("cannot join lattice {name}"))?;
     let lattice = Lattice {
-        client,
+        subjects: member.subjects().clone(),
+        member,
         operator: crate::operator::signing_key(args.ctl_seed.as_deref())?,
-        subjects: lattice::Subjects::new(&name),
-        name,
         wait: Duration::from_millis(args.wait_ms),
         timeout: Duration::from_millis(args.timeout_ms),
     };
@@ -649,12 +652,12 @@ fn indent(mut rows: Vec<Vec<String>>) -> Vec<Vec<String>> {
 
 async fn watch(lattice: &Lattice, out: &mut Out, json: bool) -> Result<()> {
     let subject = lattice.subjects.all_events();
-    let mut events = lattice
-        .client
+    let client = lattice.member.client();
+    let mut events = client
         .subscribe(subject.clone())
         .await
         .with_context(|| format!("cannot subscribe to {subject}"))?;
-    lattice::round_trip(&lattice.client, Duration::from_secs(5)).await?;
+    lattice::round_trip(client, Duration::from_secs(5)).await?;
     writeln!(out, "watching {subject} (Ctrl-C stops)")?;
     out.flush()?;
     let stop = crate::signal::shutdown_signal();
@@ -667,7 +670,11 @@ async fn watch(lattice: &Lattice, out: &mut Out, json: bool) -> Result<()> {
         let Some(message) = message else {
             bail!("the NATS connection ended");
         };
-        let Ok(event) = lattice::decode::<Event>(&message.subject, &message.payload) else {
+        // An event no member sealed is dropped (and logged): a stranger cannot write history.
+        let Ok(body) = lattice::receive(&lattice.member, &message, lattice.timeout).await else {
+            continue;
+        };
+        let Ok(event) = lattice::decode::<Event>(&message.subject, &body) else {
             continue;
         };
         if json {

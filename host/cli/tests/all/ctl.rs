@@ -68,6 +68,7 @@ fn weft_ctl_deploys_links_updates_and_stops_across_two_hosts() {
     let mut watch = Killed(
         Command::new(env!("CARGO_BIN_EXE_weft"))
             .args(["ctl", "--lattice", "it", "--nats", &url, "watch", "--json"])
+            .env("WEFT_HOME", weft.home.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -572,6 +573,7 @@ fn lattice_example_deploys_with_apply_and_swaps_as_its_readme_says() {
         let output = Command::new(env!("CARGO_BIN_EXE_weft"))
             .args(["ctl", "--lattice", "demo", "--nats", &url, "apply"])
             .arg(&bad)
+            .env("WEFT_HOME", weft.home.path())
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);

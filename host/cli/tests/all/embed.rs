@@ -42,34 +42,42 @@ async fn an_embedding_program_is_driven_by_weft_ctl() {
     })
     .await
     .unwrap();
+    // The embedder's lattice issuer signs its own membership and weft ctl's.
+    let credentials = weft_lattice::Credentials::generate();
+    let issuer = credentials.issuer_seed().unwrap();
+    let member = weft_lattice::Member::join(client, "embedded", "embedder", &credentials)
+        .await
+        .unwrap();
     let host = Host::new(HostConfig::default()).unwrap();
-    host.join_lattice(client.clone(), "embedded").await.unwrap();
+    host.join_lattice(member.clone()).await.unwrap();
     let labels = BTreeMap::from([("program".to_string(), "embedder".to_string())]);
     let control = Arc::new(Control::new(host.clone(), Arc::new(OnlyMemory), labels));
     // The embedder trusts one operator key; `weft ctl` signs with it.
     let operator = wascap::KeyRole::Operator.generate().unwrap();
     let trusted = weft_lattice::envelope::Verifier::new([operator.public_key()]);
-    let _serving = nats::serve(
-        control,
-        client,
-        "embedded",
-        Duration::from_secs(30),
-        trusted,
-    )
-    .await
-    .unwrap();
+    let _serving = nats::serve(control, member, Duration::from_secs(30), trusted)
+        .await
+        .unwrap();
     let seed = operator.seed().unwrap();
 
     let weft = Arc::new(Weft::new());
     let kvcounter = signed_actor("kvcounter");
     let ctl_weft = weft.clone();
     let ctl = move |args: Vec<String>| {
-        let weft_args: Vec<String> = ["ctl", "--lattice", "embedded", "--nats", &url]
-            .into_iter()
-            .map(String::from)
-            .chain(["--ctl-seed".to_string(), seed.clone()])
-            .chain(args)
-            .collect();
+        let weft_args: Vec<String> = [
+            "ctl",
+            "--lattice",
+            "embedded",
+            "--nats",
+            &url,
+            "--lattice-issuer",
+            &issuer,
+        ]
+        .into_iter()
+        .map(String::from)
+        .chain(["--ctl-seed".to_string(), seed.clone()])
+        .chain(args)
+        .collect();
         let run = ctl_weft.run(&weft_args.iter().map(String::as_str).collect::<Vec<_>>());
         (run.output.status.success(), run.stdout(), run.stderr())
     };
@@ -87,6 +95,8 @@ async fn an_embedding_program_is_driven_by_weft_ctl() {
         "embedded",
         "--nats",
         &nats.url(),
+        "--lattice-issuer",
+        &credentials.issuer_seed().unwrap(),
         "start",
         "provider",
         "keyvalue-memory",
