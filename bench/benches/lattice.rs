@@ -46,11 +46,34 @@ fn options(nats: &NatsServer) -> NatsOptions {
     }
 }
 
+/// The lattice issuer of every member in this run (the provider process gets its seed in
+/// [`ISSUER_ENV`]).
+fn credentials() -> &'static lattice::Credentials {
+    static CREDENTIALS: std::sync::OnceLock<lattice::Credentials> = std::sync::OnceLock::new();
+    CREDENTIALS.get_or_init(|| match std::env::var(ISSUER_ENV) {
+        Ok(seed) => lattice::Credentials::new(
+            nkeys::KeyPair::from_seed(&seed).expect("an issuer seed"),
+            [],
+        )
+        .expect("usable credentials"),
+        Err(_) => lattice::Credentials::generate(),
+    })
+}
+
+/// Where the provider process finds the lattice issuer's seed.
+const ISSUER_ENV: &str = "WEFT_BENCH_ISSUER";
+
+/// A member of the benchmark's lattice, signed by [`credentials`].
+async fn join(nats: &NatsServer, name: &str) -> Arc<lattice::Member> {
+    let client = lattice::connect(&options(nats)).await.unwrap();
+    lattice::Member::join(client, LATTICE, name, credentials())
+        .await
+        .unwrap()
+}
+
 async fn member(nats: &NatsServer) -> Host {
     let host = Host::new(HostConfig::default()).unwrap();
-    host.join_lattice(lattice::connect(&options(nats)).await.unwrap(), LATTICE)
-        .await
-        .unwrap();
+    host.join_lattice(join(nats, "host").await).await.unwrap();
     host
 }
 
@@ -139,6 +162,7 @@ fn provider_process(spec: &str) {
             ..NatsOptions::default()
         },
         lattice: LATTICE.into(),
+        credentials: credentials().clone(),
         provider_id: provider_id.into(),
         actor_call_deadline: Duration::from_secs(5),
         announce_ready: None,
@@ -173,11 +197,12 @@ async fn provider_in_its_own_process(nats: &NatsServer, provider_id: &str) -> Pr
             PROVIDER_PROCESS_ENV,
             format!("{} {provider_id}", nats.url()),
         )
+        .env(ISSUER_ENV, credentials().issuer_seed().unwrap())
         .spawn()
         .unwrap();
     let process = ProviderProcess(child);
     let health = lattice::Subjects::new(LATTICE).provider_health(provider_id);
-    let client = lattice::connect(&options(nats)).await.unwrap();
+    let client = join(nats, "bench").await;
     while lattice::request(
         &client,
         health.clone(),

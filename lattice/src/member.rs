@@ -35,7 +35,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::{OnceCell, Semaphore, oneshot};
 
 /// The header naming the member that sent a message.
 pub const FROM_HEADER: &str = "Weft-From";
@@ -332,12 +332,45 @@ pub struct Member {
     refusals: AtomicU64,
     logged_at_ms: AtomicU64,
     unlogged: AtomicU64,
-    serving_keys: tokio::task::AbortHandle,
+    /// Requests waiting for a sealed answer on `inbox.{token}` (see [`Member::ask`]).
+    inbox: String,
+    asking: Mutex<HashMap<u64, oneshot::Sender<async_nats::Message>>>,
+    next_token: AtomicU64,
+    tasks: [tokio::task::AbortHandle; 2],
 }
 
 impl Drop for Member {
     fn drop(&mut self) {
-        self.serving_keys.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Why [`Member::ask`] got no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unanswered {
+    /// Nothing subscribes to the subject (the server said so at once).
+    NoResponders,
+    /// No sealed answer within the deadline.
+    TimedOut,
+    /// The request could not be sent.
+    Failed(String),
+}
+
+/// Forgets a request's entry however its asker stops waiting.
+struct Forget<'a> {
+    member: &'a Member,
+    token: u64,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.member
+            .asking
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.token);
     }
 }
 
@@ -383,7 +416,15 @@ impl Member {
                     subject: subject.clone(),
                     reason: e.to_string(),
                 })?;
-        let serving = tokio::spawn(serve_keys(client.clone(), own.clone(), requests));
+        let inbox = client.new_inbox();
+        let answers =
+            client
+                .subscribe(format!("{inbox}.*"))
+                .await
+                .map_err(|e| LatticeError::Subscribe {
+                    subject: format!("{inbox}.*"),
+                    reason: e.to_string(),
+                })?;
         let key = hmac::Key::new(hmac::HMAC_SHA256, &secret);
         let me: PeerCell = Arc::new(OnceCell::new_with(Some(Some(Arc::new(Peer {
             key: key.clone(),
@@ -393,22 +434,29 @@ impl Member {
                 seen: [0; (REPLAY_WINDOW / 64) as usize],
             }),
         })))));
-        let member = Member {
-            client,
-            lattice: lattice.to_string(),
-            subjects,
-            own,
-            key,
-            seq: AtomicU64::new(1),
-            peers: Mutex::new(HashMap::from([(id, me)])),
-            fetching: Semaphore::new(FETCHES_AT_ONCE),
-            refusals: AtomicU64::new(0),
-            logged_at_ms: AtomicU64::new(0),
-            unlogged: AtomicU64::new(0),
-            serving_keys: serving.abort_handle(),
-        };
+        let member = Arc::new_cyclic(|me_weak: &std::sync::Weak<Member>| {
+            let serving = tokio::spawn(serve_keys(client.clone(), own.clone(), requests));
+            let dispatching = tokio::spawn(dispatch_answers(me_weak.clone(), answers));
+            Member {
+                client,
+                lattice: lattice.to_string(),
+                subjects,
+                own,
+                key,
+                seq: AtomicU64::new(1),
+                peers: Mutex::new(HashMap::from([(id, me)])),
+                fetching: Semaphore::new(FETCHES_AT_ONCE),
+                refusals: AtomicU64::new(0),
+                logged_at_ms: AtomicU64::new(0),
+                unlogged: AtomicU64::new(0),
+                inbox,
+                asking: Mutex::new(HashMap::new()),
+                next_token: AtomicU64::new(1),
+                tasks: [serving.abort_handle(), dispatching.abort_handle()],
+            }
+        });
         crate::round_trip(&member.client, FETCH_WITHIN).await?;
-        Ok(Arc::new(member))
+        Ok(member)
     }
 
     /// The NATS client.
@@ -615,6 +663,47 @@ impl Member {
         })
     }
 
+    /// Sends `payload` (sealed into `headers` by the caller) to `subject` and waits up to
+    /// `deadline` for the first answer a member sealed: an answer no member sealed (a
+    /// stranger answering first) is dropped, and the real one still counts. A chunked answer
+    /// is handed out as it came, for [`crate::chunks::receive`] to pull and open; any other
+    /// was opened here already.
+    pub async fn ask(
+        &self,
+        subject: &str,
+        headers: async_nats::HeaderMap,
+        payload: bytes::Bytes,
+        deadline: Duration,
+    ) -> Result<async_nats::Message, Unanswered> {
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let (answer, answered) = oneshot::channel();
+        self.asking
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(token, answer);
+        let _forget = Forget {
+            member: self,
+            token,
+        };
+        let reply = format!("{}.{token}", self.inbox);
+        let ask = async {
+            self.client
+                .publish_with_reply_and_headers(subject.to_string(), reply, headers, payload)
+                .await
+                .map_err(|e| Unanswered::Failed(e.to_string()))?;
+            answered
+                .await
+                .map_err(|_| Unanswered::Failed("the lattice connection closed".into()))
+        };
+        let message = tokio::time::timeout(deadline, ask)
+            .await
+            .map_err(|_| Unanswered::TimedOut)??;
+        if message.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
+            return Err(Unanswered::NoResponders);
+        }
+        Ok(message)
+    }
+
     /// Counts a refusal and logs it, at most once a second (with how many went unlogged).
     fn refused(&self, subject: &str, refusal: &Refusal) {
         self.refusals.fetch_add(1, Ordering::Relaxed);
@@ -644,6 +733,47 @@ fn tag(key: &hmac::Key, subject: &str, seq: u64, at: u64, body: &[u8]) -> hmac::
     context.update(&at.to_le_bytes());
     context.update(body);
     context.sign()
+}
+
+/// Hands each answer on the member's inbox to the request waiting for it, once a member
+/// sealed it (a chunked one is opened by its receiver; the server's own status messages,
+/// "no responders", carry no seal).
+async fn dispatch_answers(member: std::sync::Weak<Member>, mut answers: async_nats::Subscriber) {
+    use futures_util::StreamExt;
+    while let Some(message) = answers.next().await {
+        let Some(member) = member.upgrade() else {
+            return;
+        };
+        let Some(token) = message
+            .subject
+            .rsplit('.')
+            .next()
+            .and_then(|t| t.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let chunked = message
+            .headers
+            .as_ref()
+            .is_some_and(|h| h.get(crate::chunks::CHUNKED_HEADER).is_some());
+        if message.status.is_none()
+            && !chunked
+            && member
+                .open(&message.subject, message.headers.as_ref(), &message.payload)
+                .await
+                .is_err()
+        {
+            continue;
+        }
+        let waiting = member
+            .asking
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&token);
+        if let Some(waiting) = waiting {
+            let _ = waiting.send(message);
+        }
+    }
 }
 
 /// Compares in time that does not depend on where the two differ.

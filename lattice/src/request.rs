@@ -76,42 +76,44 @@ pub async fn request(
     request: Vec<u8>,
     deadline: Duration,
 ) -> Result<Vec<u8>, Failure> {
-    use async_nats::RequestErrorKind;
+    use crate::member::Unanswered;
     let client = member.client();
     refuse_while_disconnected(client, &subject)?;
     let outgoing = send(member, &subject, request).await?;
-    let call = client.request_with_headers(subject.clone(), outgoing.headers, outgoing.payload);
-    let late = || {
-        Failure::new(
-            FailureKind::Deadline,
-            format!("no answer on {subject} within {} ms", deadline.as_millis()),
-        )
-    };
-    let message = match tokio::time::timeout(deadline, call).await {
-        Err(_) => return Err(late()),
-        Ok(Err(error)) => {
-            let (kind, message) = match error.kind() {
-                RequestErrorKind::NoResponders => (
-                    FailureKind::Unavailable,
-                    format!("nothing serves {subject} on the lattice (no responders)"),
-                ),
-                RequestErrorKind::TimedOut => return Err(late()),
-                RequestErrorKind::MaxPayloadExceeded => (
-                    FailureKind::BadRequest,
-                    format!(
-                        "the request on {subject} is larger than the NATS server's max_payload"
-                    ),
-                ),
-                _ => (
-                    FailureKind::Unavailable,
-                    format!("request on {subject} failed: {error}"),
-                ),
-            };
-            return Err(Failure::new(kind, message));
+    let asked = member
+        .ask(&subject, outgoing.headers, outgoing.payload, deadline)
+        .await;
+    let message = match asked {
+        Ok(message) => message,
+        Err(Unanswered::NoResponders) => {
+            return Err(Failure::new(
+                FailureKind::Unavailable,
+                format!("nothing serves {subject} on the lattice (no responders)"),
+            ));
         }
-        Ok(Ok(message)) => message,
+        Err(Unanswered::TimedOut) => {
+            return Err(Failure::new(
+                FailureKind::Deadline,
+                format!("no answer on {subject} within {} ms", deadline.as_millis()),
+            ));
+        }
+        Err(Unanswered::Failed(error)) => {
+            return Err(Failure::new(
+                FailureKind::Unavailable,
+                format!("request on {subject} failed: {error}"),
+            ));
+        }
     };
-    let body = receive(member, &message, deadline).await?;
+    let chunked = message
+        .headers
+        .as_ref()
+        .is_some_and(|h| h.get(crate::chunks::CHUNKED_HEADER).is_some());
+    // An answer in one message was opened as it arrived ([`Member::ask`]).
+    let body = if chunked {
+        receive(member, &message, deadline).await?
+    } else {
+        message.payload.to_vec()
+    };
     let answer: Answer = decode(&subject, &body)?;
     answer.into()
 }

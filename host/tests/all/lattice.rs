@@ -13,7 +13,7 @@ use weft_provider_sdk::LinkDefinition;
 use weft_provider_sdk::runner::{self, RunnerOptions};
 use weft_testing::{NatsServer, RedisServer};
 
-const LATTICE: &str = "test";
+pub(crate) const LATTICE: &str = "test";
 
 fn nats_options(nats: &NatsServer) -> NatsOptions {
     NatsOptions {
@@ -48,13 +48,13 @@ async fn assert_serve_each_other(a: &Host, b: &Host) {
     );
 }
 
-async fn member(nats: &NatsServer) -> Host {
+pub(crate) async fn member(nats: &NatsServer) -> Host {
     join_with(nats_options(nats)).await.unwrap()
 }
 
 /// Serves the Redis provider as `redis` on the lattice until the sender is dropped; returns
 /// once it answers health checks.
-async fn redis_provider(nats: &NatsServer) -> tokio::sync::oneshot::Sender<()> {
+pub(crate) async fn redis_provider(nats: &NatsServer) -> tokio::sync::oneshot::Sender<()> {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let options = RunnerOptions {
         nats: nats_options(nats),
@@ -92,7 +92,7 @@ async fn redis_provider(nats: &NatsServer) -> tokio::sync::oneshot::Sender<()> {
     stop
 }
 
-fn redis_link(actor: &str, redis: &RedisServer) -> LinkDefinition {
+pub(crate) fn redis_link(actor: &str, redis: &RedisServer) -> LinkDefinition {
     LinkDefinition {
         actor_id: actor.into(),
         contract_id: contracts::KEYVALUE.into(),
@@ -102,7 +102,7 @@ fn redis_link(actor: &str, redis: &RedisServer) -> LinkDefinition {
     }
 }
 
-fn counter_request() -> Vec<u8> {
+pub(crate) fn counter_request() -> Vec<u8> {
     weft_contracts::encode(&HttpRequest {
         method: "GET".into(),
         path: "/counter/shared".into(),
@@ -111,7 +111,7 @@ fn counter_request() -> Vec<u8> {
     .unwrap()
 }
 
-async fn count(host: &Host, actor: &str) -> Result<i64, InvokeError> {
+pub(crate) async fn count(host: &Host, actor: &str) -> Result<i64, InvokeError> {
     let answer = host
         .invoke(actor, HANDLE_REQUEST, &counter_request())
         .await?;

@@ -11,6 +11,7 @@ mod control;
 mod host;
 mod lattice;
 mod overload;
+mod rogue;
 mod runtime;
 mod snapshot;
 mod swap;
