@@ -34,9 +34,13 @@ pub struct UpArgs {
     /// Run modules that carry no claims, with every capability (development only)
     #[arg(long)]
     allow_unsigned: bool,
-    /// Accept only actors issued by this account (repeatable)
+    /// Accept only actors issued by this account (repeatable; required on a lattice unless
+    /// --trust-any-issuer)
     #[arg(long = "issuer-allow", value_name = "ACCOUNT_KEY")]
     issuer_allow: Vec<String>,
+    /// On a lattice: run actors of any issuer (development only; the banner says so)
+    #[arg(long, conflicts_with = "issuer_allow")]
+    trust_any_issuer: bool,
     /// Execution deadline per call, milliseconds
     #[arg(long, default_value_t = weft_host::limits::DEFAULT_CALL_DEADLINE_MS)]
     deadline_ms: u64,
@@ -114,6 +118,14 @@ pub async fn run(args: UpArgs) -> Result<()> {
         build_actors::build(&workspace, &build.packages, None, &mut out)?;
     }
 
+    if args.lattice.lattice.is_some() && args.issuer_allow.is_empty() && !args.trust_any_issuer {
+        bail!(
+            "a host on a lattice runs only actors of the issuers it is told to trust, since \
+             anyone can sign a module: give --issuer-allow ACCOUNT_KEY (repeatable; \
+             `weft claims inspect ACTOR.wasm` shows an actor's issuer), or, for development \
+             only, --trust-any-issuer"
+        );
+    }
     let mut verify = VerifyOptions::new();
     if !args.issuer_allow.is_empty() {
         verify = verify.allow_issuers(args.issuer_allow.iter().cloned());
@@ -231,6 +243,14 @@ pub async fn run(args: UpArgs) -> Result<()> {
             "members   signed by {} (messages sealed by anyone else are dropped)",
             credentials.trusted().collect::<Vec<_>>().join(", ")
         )?;
+        if args.trust_any_issuer {
+            writeln!(
+                out,
+                "issuers   ANY: --trust-any-issuer runs every signed actor sent here (development only)"
+            )?;
+        } else {
+            writeln!(out, "issuers   {}", args.issuer_allow.join(", "))?;
+        }
         writeln!(
             out,
             "ctl keys  {} (control requests signed by another key are refused)",

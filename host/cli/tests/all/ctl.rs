@@ -3,7 +3,7 @@
 //! events; and issue 6's swap of actors and providers under load, deployed with `weft ctl apply`.
 
 use crate::up::{Up, example, get};
-use crate::{HttpLoad, Weft, unsigned_actor};
+use crate::{HttpLoad, Weft, signed_actor, unsigned_actor};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -33,11 +33,13 @@ impl Drop for Killed {
     }
 }
 
-/// `weft host` with no app (it waits for `weft ctl`), with `args` (lattice, NATS, labels).
+/// `weft host` with no app (it waits for `weft ctl`), with `args` (lattice, NATS, labels),
+/// running actors of any issuer (the example actors are signed by the build's key store).
 fn bare_host(weft: &Weft, args: &[&str]) -> Up {
     let empty = weft.path("empty.toml");
     std::fs::write(&empty, "").unwrap();
-    Up::start_command(weft, "host", &empty, args, &[])
+    let args = [args, &["--trust-any-issuer"]].concat();
+    Up::start_command(weft, "host", &empty, &args, &[])
 }
 
 fn host_id(host: &Up) -> String {
@@ -613,4 +615,74 @@ fn weft_ctl_on_a_lattice_with_no_host_says_so() {
             "{args:?}: {refused}"
         );
     }
+}
+
+/// A host on a lattice runs only the issuers it is told to trust: without `--issuer-allow`
+/// (or `--trust-any-issuer`) it does not start; with it, an actor of another issuer sent by
+/// the operator is refused, and one of the allowed issuer runs.
+#[test]
+fn a_lattice_host_runs_only_the_issuers_it_allows() {
+    let weft = Weft::new();
+    let nats = NatsServer::start().unwrap();
+    let url = nats.url();
+    let refused = weft
+        .run(&["host", "--lattice", "issuers", "--nats", &url])
+        .fails();
+    assert!(
+        refused.contains("--issuer-allow") && refused.contains("--trust-any-issuer"),
+        "{refused}"
+    );
+
+    let kvcounter = signed_actor("kvcounter");
+    let issuer = wascap::verify_module(
+        &std::fs::read(&kvcounter).unwrap(),
+        &wascap::VerifyOptions::new(),
+    )
+    .unwrap()
+    .into_inner()
+    .issuer;
+    let empty = weft.path("empty.toml");
+    std::fs::write(&empty, "").unwrap();
+    let host = Up::start_command(
+        &weft,
+        "host",
+        &empty,
+        &[
+            "--lattice",
+            "issuers",
+            "--nats",
+            &url,
+            "--issuer-allow",
+            &issuer,
+        ],
+        &[],
+    );
+    assert!(
+        host.startup
+            .iter()
+            .any(|l| l.contains(&format!("issuers   {issuer}"))),
+        "{:?}",
+        host.startup
+    );
+    let ctl = |args: &[&str]| {
+        let mut all = vec!["ctl", "--lattice", "issuers", "--nats", &url];
+        all.extend_from_slice(args);
+        weft.run(&all)
+    };
+    let echo = signed_actor("echo");
+    let other = ctl(&["start", "actor", echo.to_str().unwrap()]);
+    assert!(!other.output.status.success());
+    assert!(
+        other.stdout().contains("issuer") || other.stderr().contains("issuer"),
+        "{}{}",
+        other.stdout(),
+        other.stderr()
+    );
+    let allowed = ctl(&["start", "actor", kvcounter.to_str().unwrap()]);
+    assert!(
+        allowed.output.status.success() && allowed.stdout().contains("actor kvcounter"),
+        "{}{}",
+        allowed.stdout(),
+        allowed.stderr()
+    );
 }

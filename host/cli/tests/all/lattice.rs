@@ -134,7 +134,15 @@ fn two_hosts_and_a_redis_provider_process_count_in_one_redis() {
     let mut provider = ProviderProcess::start(&weft, "keyvalue-redis", "redis", &nats);
     let app = lattice_app(&weft, &redis);
     let url = nats.url();
-    let lattice_args = ["--lattice", "it", "--nats", &url, "--deadline-ms", "2000"];
+    let lattice_args = [
+        "--lattice",
+        "it",
+        "--nats",
+        &url,
+        "--deadline-ms",
+        "2000",
+        "--trust-any-issuer",
+    ];
     let a = Up::start_command(&weft, "host", &app, &lattice_args, &[]);
     let b = Up::start_command(&weft, "host", &app, &lattice_args, &[]);
 
@@ -246,7 +254,15 @@ fn weft_host_restarts_a_killed_provider_process_and_stops_it_on_exit() {
     )
     .unwrap();
     let url = nats.url();
-    let args = ["--lattice", "it", "--nats", &url, "--deadline-ms", "2000"];
+    let args = [
+        "--lattice",
+        "it",
+        "--nats",
+        &url,
+        "--deadline-ms",
+        "2000",
+        "--trust-any-issuer",
+    ];
     let host = Up::start_command(&weft, "host", &app, &args, &[]);
     let first = host
         .startup
@@ -330,7 +346,13 @@ fn kvcounter_redis_example_counts_in_one_redis_from_two_hosts() {
     let nats = NatsServer::start().unwrap();
     let redis = RedisServer::start().unwrap();
     let (nats_url, redis_url) = (nats.url(), redis.url());
-    let args = ["--lattice", "demo", "--nats", &nats_url];
+    let args = [
+        "--lattice",
+        "demo",
+        "--nats",
+        &nats_url,
+        "--trust-any-issuer",
+    ];
     let env = [
         ("REDIS_URL", redis_url.as_str()),
         ("KVCOUNTER_ADDRESS", "127.0.0.1:0"),
@@ -390,7 +412,15 @@ fn an_http_server_provider_process_serves_an_actor_running_on_two_hosts() {
     let app = weft.path("behind-http-process.toml");
     std::fs::write(&app, counter_links(&redis, &address)).unwrap();
     let url = nats.url();
-    let lattice_args = ["--lattice", "it", "--nats", &url, "--deadline-ms", "2000"];
+    let lattice_args = [
+        "--lattice",
+        "it",
+        "--nats",
+        &url,
+        "--deadline-ms",
+        "2000",
+        "--trust-any-issuer",
+    ];
     let a = Up::start_command(&weft, "host", &app, &lattice_args, &[]);
     let b = Up::start_command(&weft, "host", &app, &lattice_args, &[]);
     for expected in 1..=20 {
