@@ -56,6 +56,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
 
 pub mod invocation;
 pub mod link;
+pub mod secret;
 
 /// `wasmcloud:httpserver`: the provider calls the actor.
 pub mod httpserver {

@@ -90,10 +90,13 @@ pub async fn run(command: ProviderCommand) -> Result<()> {
             "weft provider run needs --lattice NAME (and --nats URL unless NATS is on 127.0.0.1:4222)"
         );
     };
-    let provider = by_kind(
-        &args.kind,
-        &crate::link::key_values(&args.config, "--config")?,
-    )?;
+    let mut config: BTreeMap<String, String> = match std::env::var(CONFIG_ENV) {
+        Ok(json) => serde_json::from_str(&json)
+            .with_context(|| format!("{CONFIG_ENV} is not a JSON object of strings"))?,
+        Err(_) => BTreeMap::new(),
+    };
+    config.extend(crate::link::key_values(&args.config, "--config")?);
+    let provider = by_kind(&args.kind, &config)?;
     let provider_id = args.id.clone().unwrap_or_else(|| args.kind.clone());
     let options = RunnerOptions {
         nats: args
@@ -123,6 +126,10 @@ pub async fn run(command: ProviderCommand) -> Result<()> {
     .await
     .with_context(|| format!("provider {provider_id} ({}) stopped", args.kind))
 }
+
+/// Set by a supervising host to the provider's config, a JSON object (never argv: it may hold
+/// a password); `--config` adds to it.
+pub const CONFIG_ENV: &str = "WEFT_PROVIDER_CONFIG";
 
 /// Set by a supervising host to a subject on which the provider says once that it serves.
 pub const READY_SUBJECT_ENV: &str = "WEFT_READY_SUBJECT";

@@ -65,8 +65,13 @@ fn command(
             command.arg("--lattice-trust").arg(issuer);
         }
     }
-    for (key, value) in &entry.config {
-        command.arg("--config").arg(format!("{key}={value}"));
+    // Config by the environment, never argv (which every user of the machine can read):
+    // it may hold a password.
+    if !entry.config.is_empty() {
+        command.env(
+            crate::provider::CONFIG_ENV,
+            serde_json::to_string(&entry.config).context("the provider's config")?,
+        );
     }
     if let Some(creds) = &lattice.nats_creds {
         command.arg("--nats-creds").arg(creds);

@@ -282,7 +282,10 @@ pub async fn run(args: UpArgs) -> Result<()> {
         writeln!(
             out,
             "link      {} → {} ({}) {:?}",
-            entry.actor, link.provider_id, link.contract_id, link.values
+            entry.actor,
+            link.provider_id,
+            link.contract_id,
+            weft_contracts::secret::shown_values(&link.values)
         )?;
         if link.contract_id == httpserver::CONTRACT_ID
             && let Some((_, http)) = http_servers.iter().find(|(id, _)| *id == link.provider_id)

@@ -8,7 +8,7 @@ use crate::{ActorIdentity, Host, HostError, UpdateOptions};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
-use weft_provider_sdk::Provider;
+use weft_provider_sdk::{LinkDefinition, Provider};
 
 /// Makes providers by kind: what lets a control request start or replace a provider in a
 /// host that itself names no concrete provider. The `weft` binary hands in one that knows
@@ -204,7 +204,17 @@ impl Control {
                 .values()
                 .map(|running| running.summary.clone())
                 .collect(),
-            links: self.host.links(),
+            // Secret values (by their keys, and URL passwords) shown masked: an inventory
+            // is for reading what runs, not for learning its passwords.
+            links: self
+                .host
+                .links()
+                .into_iter()
+                .map(|link| LinkDefinition {
+                    values: weft_contracts::secret::shown_values(&link.values),
+                    ..link
+                })
+                .collect(),
         }
     }
 

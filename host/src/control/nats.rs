@@ -251,6 +251,18 @@ pub async fn adopt_links(
         if !have.insert(key(&link)) {
             continue;
         }
+        // Inventories mask secret values: such a link cannot be copied from one.
+        if link
+            .values
+            .values()
+            .any(|v| v.contains(weft_contracts::secret::MASK))
+        {
+            tracing::warn!(
+                actor = %link.actor_id, contract = %link.contract_id,
+                "a link of the lattice holds secret values, which inventories do not show; put it on this host with its manifest or `weft ctl link put`"
+            );
+            continue;
+        }
         let what = format!(
             "{} → {} ({})",
             link.actor_id, link.provider_id, link.contract_id

@@ -94,7 +94,8 @@ fn redis_error(operation: &str, url: &str, error: redis::RedisError) -> Provider
             ProviderError::bad_request(operation, error)
         }
         _ => ProviderError::Backend(format!(
-            "Redis at {url} failed {operation}: {error}; is redis-server running there?"
+            "Redis at {} failed {operation}: {error}; is redis-server running there?",
+            weft_contracts::secret::scrub(url)
         )),
     }
 }
@@ -131,7 +132,10 @@ impl RedisKeyValue {
         }
         let bad_url = |e: redis::RedisError| ProviderError::Link {
             actor_id: actor_id.to_string(),
-            reason: format!("Redis URL {url:?} is unusable: {e}"),
+            reason: format!(
+                "Redis URL {:?} is unusable: {e}",
+                weft_contracts::secret::scrub(url)
+            ),
         };
         let client = redis::Client::open(url).map_err(bad_url)?;
         let config = ConnectionManagerConfig::new()

@@ -92,9 +92,14 @@ pub enum ProviderError {
 
 /// Whatever a provider reports, the call it failed is a provider failure: a request it could
 /// not read came from the actor, not from whoever called the actor.
+/// What an actor (or an HTTP client behind it) is told: the error, with any URL password in
+/// it masked (`weft_contracts::secret`), since a backend's error often quotes its URL.
 impl From<ProviderError> for Failure {
     fn from(error: ProviderError) -> Self {
-        Failure::new(FailureKind::ProviderFailed, error.to_string())
+        Failure::new(
+            FailureKind::ProviderFailed,
+            weft_contracts::secret::scrub(&error.to_string()),
+        )
     }
 }
 

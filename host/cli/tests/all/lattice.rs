@@ -238,18 +238,31 @@ fn alive(pid: u32) -> bool {
 
 /// `process = true`: `weft host` runs the provider as a child on the lattice and supervises
 /// it. Killed with SIGKILL, its callers get an error within the deadline and it is restarted;
-/// it stops with the host.
+/// it stops with the host. Its config and the link's values hold secrets (by their keys),
+/// which reach the provider but appear neither in its argv, nor in the host's banner, nor in
+/// the link list.
 #[test]
 fn weft_host_restarts_a_killed_provider_process_and_stops_it_on_exit() {
     let weft = Weft::new();
     let nats = NatsServer::start().unwrap();
     let redis = RedisServer::start().unwrap();
     let app = weft.path("supervised.toml");
-    let plain = std::fs::read_to_string(lattice_app(&weft, &redis)).unwrap();
+    let plain = std::fs::read_to_string(lattice_app(&weft, &redis))
+        .unwrap()
+        .replace(
+            &format!("values = {{ url = \"{}\" }}", redis.url()),
+            &format!(
+                "values = {{ url = \"{}\", api_token = \"s3cret-token\" }}",
+                redis.url()
+            ),
+        );
+    assert!(plain.contains("s3cret-token"));
     std::fs::write(
         &app,
         format!(
-            "{plain}\n[[providers]]\nid = \"redis\"\nkind = \"keyvalue-redis\"\nprocess = true\n"
+            "{plain}\n[[providers]]\nid = \"redis\"\nkind = \"keyvalue-redis\"\nprocess = true\n\
+             config = {{ url = \"{}\", password = \"s3cret-pw\" }}\n",
+            redis.url()
         ),
     )
     .unwrap();
@@ -271,6 +284,24 @@ fn weft_host_restarts_a_killed_provider_process_and_stops_it_on_exit() {
         .map(|l| provider_pid(l))
         .expect("the host named no provider process");
     assert_eq!(count(&host.serving), 1);
+    let argv = std::fs::read(format!("/proc/{first}/cmdline")).unwrap();
+    let argv = String::from_utf8_lossy(&argv);
+    assert!(
+        argv.contains("keyvalue-redis") && !argv.contains("s3cret"),
+        "{argv}"
+    );
+    let banner = host.startup.join("\n");
+    assert!(
+        !banner.contains("s3cret") && banner.contains(r#""api_token": "***""#),
+        "{banner}"
+    );
+    let listed = weft
+        .run(&["link", "list", "--json", "--control", &host.control])
+        .ok();
+    assert!(
+        listed.contains("api_token") && !listed.contains("s3cret"),
+        "{listed}"
+    );
 
     let status = Command::new("kill")
         .args(["-KILL", &first.to_string()])

@@ -20,7 +20,7 @@ pub(crate) struct Up {
     child: Child,
     lines: mpsc::Receiver<String>,
     pub(crate) serving: String,
-    control: String,
+    pub(crate) control: String,
     /// What it printed up to "Weft is up".
     pub(crate) startup: Vec<String>,
 }
