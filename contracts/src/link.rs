@@ -26,6 +26,30 @@ pub struct LinkDefinition {
     pub values: BTreeMap<String, String>,
 }
 
+/// Which link a call goes through: the actor, the contract and the link name. A call to a
+/// provider over the lattice names its link by this and never carries the link's values: the
+/// provider looks them up among the links it was told of.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct LinkKey {
+    /// The actor's id.
+    pub actor_id: String,
+    /// The contract id.
+    pub contract_id: String,
+    /// The link name.
+    pub link_name: String,
+}
+
+impl LinkDefinition {
+    /// The key this link is found by.
+    pub fn key(&self) -> LinkKey {
+        LinkKey {
+            actor_id: self.actor_id.clone(),
+            contract_id: self.contract_id.clone(),
+            link_name: self.link_name.clone(),
+        }
+    }
+}
+
 fn default_link_name() -> String {
     DEFAULT_LINK_NAME.to_string()
 }

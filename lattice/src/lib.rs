@@ -4,7 +4,8 @@
 //! travels between them and how: the [`Subjects`] (built here and nowhere else), the bodies
 //! ([`wire`]: invocations and [`Answer`]s, MessagePack), bodies too large for one message
 //! ([`chunks`]), request-reply with typed failures ([`request()`]), the batched caller of
-//! provider calls ([`calls`]), and signed envelopes ([`envelope`]). Its principal types are [`Subjects`] and
+//! provider calls ([`calls`]), membership and the seal on every message ([`member`]), and
+//! operators' signed envelopes ([`envelope`]). Its principal types are [`Subjects`] and
 //! [`calls::ProviderCaller`].
 //!
 //! **What it is not:** a host or a provider. It serves nothing by itself and holds no actor,
@@ -15,6 +16,8 @@
 //! | `weft.{lattice}.actor.{actor_id}` | every host running the actor, one queue group | [`ActorInvocation`] → [`Answer`] |
 //! | `weft.{lattice}.provider.{provider_id}.call` | every instance of the provider, one queue group | a batch of `[call id, ProviderInvocation]` → batches of `[call id, Answer]` ([`calls`]) |
 //! | `weft.{lattice}.provider.{provider_id}.link.put` / `.link.del` | every instance | `LinkDefinition` → [`Answer`] (empty) |
+//! | `weft.{lattice}.provider.{provider_id}.link.get` | every host | a `LinkKey` → [`Answer`] holding the link (only from a host that holds it) |
+//! | `weft.{lattice}.member.{member_id}.key` | that member | a member's token → its key, sealed to the asker ([`member`]) |
 //! | `weft.{lattice}.provider.{provider_id}.health` | every instance | nothing → [`Answer`] holding a provider's health |
 //! | `weft.{lattice}.ctl.ping` | every host | nothing → [`Answer`] holding the host's inventory |
 //! | `weft.{lattice}.ctl.host.{host_id}` | that host | a control request → [`Answer`] |
@@ -23,9 +26,12 @@
 //! Decisions:
 //! - **Core NATS request-reply, not JetStream.** Calls are answered or fail; nothing is
 //!   queued for later, so a lattice needs nothing but `nats-server`.
+//! - **Every message is sealed by a member** ([`member`]): a process whose token no trusted
+//!   lattice issuer signed is heard by nobody, whatever subject it uses.
 //! - **Queue groups** spread calls over the hosts (or provider instances) that serve the same
-//!   subject. A provider call carries its link, so a provider instance that restarted serves
-//!   it without having been told the link.
+//!   subject. A provider call names its link and carries none of its values: a provider
+//!   serves only links it was told of, and an instance that started after a link was put
+//!   asks the hosts for it (`…link.get`).
 //! - **Typed failures.** An [`Answer::Err`] carries a `weft_contracts::invocation::Failure`:
 //!   its kind survives the hop, so a host that is busy on one side is "busy" (HTTP 503) on
 //!   the other, not a generic error.

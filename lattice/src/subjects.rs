@@ -35,6 +35,17 @@ impl Subjects {
         format!("{}.provider.{provider_id}.link.del", self.prefix)
     }
 
+    /// Where a provider that was not told of a link a call names asks the hosts for it (each
+    /// host holding it answers).
+    pub fn provider_link_get(&self, provider_id: &str) -> String {
+        format!("{}.provider.{provider_id}.link.get", self.prefix)
+    }
+
+    /// Every provider's link requests (what hosts subscribe to).
+    pub fn provider_link_gets(&self) -> String {
+        format!("{}.provider.*.link.get", self.prefix)
+    }
+
     /// Where a provider answers health checks.
     pub fn provider_health(&self, provider_id: &str) -> String {
         format!("{}.provider.{provider_id}.health", self.prefix)

@@ -3,7 +3,7 @@
 use crate::LatticeError;
 use serde::{Deserialize, Serialize};
 use weft_contracts::invocation::{Failure, FailureKind};
-use weft_contracts::link::LinkDefinition;
+use weft_contracts::link::LinkKey;
 
 /// A call to an actor over the lattice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,13 +22,13 @@ pub struct ActorInvocation {
     pub deadline_ms: u64,
 }
 
-/// An actor's call to a provider over the lattice, with the link it went through.
+/// An actor's call to a provider over the lattice, naming the link it goes through.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProviderInvocation {
-    /// The calling actor.
-    pub actor_id: String,
-    /// The link it called through.
-    pub link: LinkDefinition,
+    /// The link it calls through, by name: the provider looks its values up among the links
+    /// it was told of (a call never carries them, so none can point a provider at another
+    /// backend).
+    pub link: LinkKey,
     /// `Interface.Method`.
     pub operation: String,
     /// The request as the actor encoded it.

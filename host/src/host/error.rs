@@ -90,6 +90,20 @@ pub enum HostError {
         #[source]
         source: ProviderError,
     },
+    /// A link for a contract the actor is not signed for: it could neither call it nor be
+    /// called through it.
+    #[error(
+        "actor {actor_id} is not signed for {contract_id} (its claims name {claimed}); \
+         a link for it is refused: sign the actor with that capability"
+    )]
+    ContractNotClaimed {
+        /// The actor.
+        actor_id: String,
+        /// The link's contract.
+        contract_id: String,
+        /// What its claims name.
+        claimed: String,
+    },
     /// A provider (here or on the lattice) refused a link.
     #[error("provider {provider_id} refused the link: {source}")]
     LinkRefused {

@@ -54,6 +54,12 @@ impl HostState {
         Duration::from_millis(self.policy.limits.call_deadline_ms)
     }
 
+    /// The link `key` names, if this host holds it.
+    pub(crate) fn link(&self, key: &weft_contracts::link::LinkKey) -> Option<Arc<LinkDefinition>> {
+        self.links
+            .get(&key.actor_id, &key.contract_id, &key.link_name)
+    }
+
     fn local_actor(&self, actor_id: &str) -> Option<Arc<ActorPool>> {
         read(&self.actors).get(actor_id).cloned()
     }
@@ -236,6 +242,17 @@ impl Host {
         for provider_id in providers {
             self.serve_provider_on_lattice(&provider_id).await?;
         }
+        let host = Arc::downgrade(&self.state);
+        self.state
+            .lattice
+            .serve_link_requests(Arc::new(move |provider_id, key| {
+                host.upgrade()
+                    .and_then(|state| state.link(key))
+                    .filter(|link| link.provider_id == provider_id)
+                    .map(|link| (*link).clone())
+            }))
+            .await
+            .map_err(|failure| HostError::Lattice(failure.message))?;
         tracing::info!(%lattice, "joined the lattice");
         Ok(())
     }
@@ -288,6 +305,18 @@ impl Host {
     /// link replaced for the same (actor, contract, link name) is deleted from its provider
     /// when that is another one.
     pub async fn put_link(&self, link: LinkDefinition) -> Result<(), HostError> {
+        // Checked here for an actor this host runs (one elsewhere is checked by its host at
+        // each call): an actor signed without the contract is neither called on it nor calls it.
+        if let Some(pool) = self.state.local_actor(&link.actor_id) {
+            let identity = pool.identity();
+            if !identity.unsigned && !identity.capabilities.contains(&link.contract_id) {
+                return Err(HostError::ContractNotClaimed {
+                    actor_id: link.actor_id.clone(),
+                    contract_id: link.contract_id.clone(),
+                    claimed: identity.capabilities.join(", "),
+                });
+            }
+        }
         let provider = self
             .state
             .provider(&link.provider_id)

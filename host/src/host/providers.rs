@@ -5,8 +5,10 @@
 use super::{Host, HostError, HostState, read, write};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
+use weft_contracts::link::LinkKey;
 use weft_provider_sdk::{
     ActorInvoker, Failure, LinkDefinition, Provider, ProviderCall, ProviderError, async_trait,
+    runner,
 };
 
 impl Host {
@@ -41,9 +43,16 @@ impl Host {
             host.upgrade()
                 .and_then(|state| read(&state.providers).get(&id).cloned())
         };
+        // Calls from the lattice find their link in this host's table, as local calls do.
+        let (host, id) = (Arc::downgrade(&self.state), provider_id.to_string());
+        let links = runner::Links::Host(Arc::new(move |key: &LinkKey| {
+            host.upgrade()
+                .and_then(|state| state.link(key))
+                .filter(|link| link.provider_id == id)
+        }));
         self.state
             .lattice
-            .serve_provider(provider_id, current)
+            .serve_provider(provider_id, current, links)
             .await
             .map_err(|failure| HostError::Lattice(failure.message))
     }

@@ -15,6 +15,8 @@ use weft_provider_sdk::{Failure, LinkDefinition, ProviderCall};
 pub(crate) enum Served {
     Actor(String),
     Provider(String),
+    /// Provider processes' requests for links.
+    LinkRequests,
 }
 
 /// The task serving one actor or provider on the lattice. A provider's can drain: asked to
@@ -109,8 +111,7 @@ impl Membership {
         deadline: Duration,
     ) -> Result<Vec<u8>, Failure> {
         let invocation = ProviderInvocation {
-            actor_id: call.actor_id.clone(),
-            link: (*call.link).clone(),
+            link: call.link.key(),
             operation: call.operation.clone(),
             payload: call.payload.clone(),
             deadline_ms: u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX),

@@ -9,6 +9,7 @@ use crate::actor::ActorPool;
 use crate::invoke::{Deadline, InvokeError};
 use std::sync::Arc;
 use std::time::Duration;
+use weft_contracts::link::LinkKey;
 use weft_lattice::chunks::ReceiveError;
 use weft_lattice::{self as lattice, ActorInvocation, Answer};
 use weft_provider_sdk::{Failure, Provider, runner};
@@ -82,6 +83,7 @@ impl Lattice {
         &self,
         provider_id: &str,
         current: impl Fn() -> Option<Arc<dyn Provider>> + Send + Sync + 'static,
+        links: runner::Links,
     ) -> Result<(), Failure> {
         let Some(membership) = self.membership() else {
             return Ok(());
@@ -97,7 +99,9 @@ impl Lattice {
             let stopped = async {
                 let _ = stopped.await;
             };
-            subscriptions.run(&member, current, deadline, stopped).await;
+            subscriptions
+                .run(&member, current, links, deadline, stopped)
+                .await;
         });
         if let Some(replaced) = membership.serving(
             Served::Provider(provider_id.to_string()),
@@ -119,6 +123,55 @@ impl Lattice {
         }
     }
 }
+
+impl Lattice {
+    /// Answers provider processes asking for a link they were not told of (they started after
+    /// it was put): with the link, if `find` has it for that provider id; else nothing (another
+    /// host may have it). Only members' requests are answered (link values may be secret).
+    pub(crate) async fn serve_link_requests(&self, find: FindLink) -> Result<(), Failure> {
+        let Some(membership) = self.membership() else {
+            return Ok(());
+        };
+        let subject = membership.subjects.provider_link_gets();
+        let mut requests = membership
+            .client
+            .subscribe(subject.clone())
+            .await
+            .map_err(|e| {
+                Failure::new(
+                    weft_provider_sdk::FailureKind::Unavailable,
+                    format!("cannot subscribe to {subject}: {e}"),
+                )
+            })?;
+        let member = membership.member.clone();
+        let task = tokio::spawn(async move {
+            use futures_util::StreamExt;
+            while let Some(message) = requests.next().await {
+                let Ok(body) = lattice::receive(&member, &message, SUBSCRIBED_WITHIN).await else {
+                    continue;
+                };
+                let provider_id = message.subject.split('.').rev().nth(2).unwrap_or_default();
+                let Ok(key) = lattice::decode::<LinkKey>(&message.subject, &body) else {
+                    continue;
+                };
+                if let Some(link) = find(provider_id, &key) {
+                    let answer = Answer::encoded(&message.subject, &link);
+                    lattice::respond(&member, &message, &answer).await;
+                }
+            }
+        });
+        if let Some(replaced) =
+            membership.serving(Served::LinkRequests, Serving::until_aborted(task))
+        {
+            replaced.abort();
+        }
+        Ok(lattice::round_trip(&membership.client, SUBSCRIBED_WITHIN).await?)
+    }
+}
+
+/// How a host finds the link a provider process asks for: by provider id and key.
+pub(crate) type FindLink =
+    Arc<dyn Fn(&str, &LinkKey) -> Option<weft_provider_sdk::LinkDefinition> + Send + Sync>;
 
 /// Answers an invocation that came from the lattice, with the local actor only, within the
 /// lesser of the caller's deadline and this host's; `None` for one no member sealed (dropped:

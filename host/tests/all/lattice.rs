@@ -274,13 +274,13 @@ async fn five_mib_payloads_cross_the_lattice() {
 
     let client = crate::join(&nats.url(), LATTICE, "test").await;
     let subject = lattice::Subjects::new(LATTICE).provider_calls("redis");
-    let caller = ProviderCaller::start(client, subject, Duration::from_secs(10))
+    let caller = ProviderCaller::start(client.clone(), subject, Duration::from_secs(10))
         .await
         .unwrap();
     let value = "v".repeat(5 << 20);
+    tell(&client, &redis_link(&actor, &redis)).await.unwrap();
     let call = |operation: &str, payload: Vec<u8>| lattice::ProviderInvocation {
-        actor_id: actor.clone(),
-        link: redis_link(&actor, &redis),
+        link: redis_link(&actor, &redis).key(),
         operation: operation.into(),
         payload,
         deadline_ms: 0,
@@ -549,16 +549,32 @@ async fn spy_on_calls(
     seen
 }
 
+/// Tells the provider a link names of it (as a host does when the link is put), through
+/// `member`.
+pub(crate) async fn tell(
+    member: &lattice::Member,
+    link: &LinkDefinition,
+) -> Result<(), weft_provider_sdk::Failure> {
+    let subject = member.subjects().provider_link_put(&link.provider_id);
+    let body = lattice::encode(&subject, link).unwrap();
+    lattice::request(member, subject, body, Duration::from_secs(5))
+        .await
+        .map(|_| ())
+}
+
+fn sleepy_link() -> LinkDefinition {
+    LinkDefinition {
+        actor_id: "MTEST".into(),
+        contract_id: "weft:test-sleepy".into(),
+        link_name: "default".into(),
+        provider_id: "sleepy".into(),
+        values: Default::default(),
+    }
+}
+
 fn sleepy_call(ms: u64) -> lattice::ProviderInvocation {
     lattice::ProviderInvocation {
-        actor_id: "MTEST".into(),
-        link: LinkDefinition {
-            actor_id: "MTEST".into(),
-            contract_id: "weft:test-sleepy".into(),
-            link_name: "default".into(),
-            provider_id: "sleepy".into(),
-            values: Default::default(),
-        },
+        link: sleepy_link().key(),
         operation: "Sleepy.Sleep".into(),
         payload: ms.to_string().into_bytes(),
         deadline_ms: 0,
@@ -586,17 +602,17 @@ async fn concurrent_provider_calls_share_messages_but_not_answers() {
         .await
         .unwrap(),
     );
+    tell(&client, &redis_link("MTEST", &redis)).await.unwrap();
     const CALLS: i32 = 400;
     let calls: Vec<_> = (1..=CALLS)
         .map(|amount| {
-            let (caller, link) = (caller.clone(), redis_link("MTEST", &redis));
+            let (caller, link) = (caller.clone(), redis_link("MTEST", &redis).key());
             tokio::spawn(async move {
                 let increment = weft_contracts::keyvalue::IncrementRequest {
                     key: format!("own:{amount}"),
                     value: amount,
                 };
                 let invocation = lattice::ProviderInvocation {
-                    actor_id: "MTEST".into(),
                     link,
                     operation: weft_contracts::keyvalue::INCREMENT.into(),
                     payload: weft_contracts::encode(&increment).unwrap(),
@@ -711,8 +727,29 @@ async fn concurrent_provider_calls_share_messages_but_not_answers() {
         .await
         .unwrap(),
     );
-    // Until the provider has subscribed, calls fail with "no responders".
+    // Until the provider has subscribed, telling it the link fails with "no responders".
     let started = Instant::now();
+    while tell(&client, &sleepy_link()).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "sleepy never came up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A call naming a link the provider was not told of, and no host holds, fails saying so
+    // (the call carries no values to use instead).
+    let mut untold = sleepy_call(0);
+    untold.link.link_name = "never-put".into();
+    let refused = sleepy
+        .call(&untold, Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.kind,
+        weft_provider_sdk::FailureKind::NoLink,
+        "{refused}"
+    );
+    assert!(refused.message.contains("no host holds one"), "{refused}");
     while sleepy
         .call(&sleepy_call(0), Duration::from_secs(1))
         .await

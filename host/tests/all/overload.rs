@@ -167,9 +167,28 @@ async fn each_kind_of_failure_gets_its_own_http_status() {
     let address = serve_http(&host, "http", &fine).await;
     assert_eq!(get(&address).await.0, 200);
 
-    // Not signed for HTTP: the HTTP provider may not call it.
-    let unsigned_for_http = started(&host, RELAY, &[contracts::KEYVALUE]).await;
+    // Not signed for HTTP: a link for HTTP is refused while it runs here...
+    let module = sign(&wat::parse_str(RELAY).unwrap(), &[contracts::KEYVALUE]);
+    let unsigned_for_http = host.start_actor(&module).await.unwrap().id;
+    let refused = host
+        .put_link(link(
+            &unsigned_for_http,
+            contracts::HTTP_SERVER,
+            "http",
+            &[("address", &free_address())],
+        ))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("is not signed for wasmcloud:httpserver"),
+        "{refused}"
+    );
+    // ... and one put before it started here (as on another host) does not let the HTTP
+    // provider call it.
+    host.stop_actor(&unsigned_for_http).unwrap();
     let address = serve_http(&host, "http", &unsigned_for_http).await;
+    host.start_actor(&module).await.unwrap();
     let (status, _, body) = get(&address).await;
     assert_eq!(status, 403, "{body}");
     assert!(

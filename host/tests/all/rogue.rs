@@ -183,12 +183,14 @@ async fn strangers_on_the_wire_change_nothing_while_the_app_serves() {
     )
     .await;
 
-    // 3. A call to the provider naming another Redis.
-    let mut elsewhere = redis_link(&actor, &other_redis);
-    elsewhere.values.insert("url".into(), other_redis.url());
+    // 3. The provider told of a link naming another Redis, and a call through it. (A call
+    // names its link and carries no values, so a call alone cannot name a Redis.)
+    let elsewhere = redis_link(&actor, &other_redis);
+    let put = subjects.provider_link_put("redis");
+    let body = lattice::encode(&put, &elsewhere).unwrap();
+    unanswered(&stranger, put, async_nats::HeaderMap::new(), body).await;
     let theft = ProviderInvocation {
-        actor_id: actor.clone(),
-        link: elsewhere,
+        link: elsewhere.key(),
         operation: weft_contracts::keyvalue::INCREMENT.into(),
         payload: weft_contracts::encode(&weft_contracts::keyvalue::IncrementRequest {
             key: "stolen".into(),

@@ -12,8 +12,10 @@
 use crate::{ActorInvoker, Failure, FailureKind, LinkDefinition, Provider, ProviderError};
 use crate::{ProviderCall, async_trait};
 use futures_util::StreamExt;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use weft_contracts::link::LinkKey;
 use weft_lattice::calls::{AnswerQueue, serve_batch};
 use weft_lattice::chunks::ReceiveError;
 use weft_lattice::{
@@ -116,6 +118,7 @@ pub async fn run(
                 let provider = provider.clone();
                 move || Some(provider.clone())
             },
+            Links::Told(Arc::default()),
             options.actor_call_deadline,
             shutdown,
         )
@@ -127,11 +130,112 @@ pub async fn run(
     Ok(())
 }
 
+/// Where a provider served on the lattice finds the link a call names (calls carry no link
+/// values: a provider serves only links it was told of).
+#[derive(Clone)]
+pub enum Links {
+    /// A provider in a process of its own: the links link puts told it of. A link it was not
+    /// told of (put before this instance started) is asked of the lattice's hosts, each of
+    /// which answers only with a link it holds, and is put on the provider then.
+    Told(Arc<Told>),
+    /// A host's in-process provider: the host's own links (the host put them on it).
+    Host(HostLinks),
+}
+
+/// A host's lookup of its own links.
+pub type HostLinks = Arc<dyn Fn(&LinkKey) -> Option<Arc<LinkDefinition>> + Send + Sync>;
+
+/// The links a provider process was told of.
+#[derive(Default)]
+pub struct Told {
+    links: Mutex<HashMap<LinkKey, Arc<LinkDefinition>>>,
+    /// One request to the hosts at a time: calls that miss the same link wait for it.
+    asking: tokio::sync::Mutex<()>,
+}
+
+impl Told {
+    fn get(&self, key: &LinkKey) -> Option<Arc<LinkDefinition>> {
+        self.links
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned()
+    }
+
+    fn put(&self, link: &LinkDefinition) {
+        self.links
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(link.key(), Arc::new(link.clone()));
+    }
+
+    fn delete(&self, key: &LinkKey) {
+        self.links
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+    }
+}
+
+/// How long a provider process waits for a host to tell it a link a call names.
+const LINK_ASKED_WITHIN: Duration = Duration::from_secs(2);
+
+impl Links {
+    /// The link `key` names, for provider `provider_id` served by `provider`; asked of the
+    /// hosts (and put on `provider`) if this process was not told of it.
+    async fn find(
+        &self,
+        member: &Member,
+        provider_id: &str,
+        provider: &dyn Provider,
+        key: &LinkKey,
+        within: Duration,
+    ) -> Result<Arc<LinkDefinition>, Failure> {
+        let missing = || {
+            Failure::new(
+                FailureKind::NoLink,
+                format!(
+                    "no link of actor {} to {provider_id} for {} (link {}) was put on this \
+                     provider, and no host holds one: put it with `weft ctl link put`",
+                    key.actor_id, key.contract_id, key.link_name
+                ),
+            )
+        };
+        let told = match self {
+            Links::Host(links) => return links(key).ok_or_else(missing),
+            Links::Told(told) => told,
+        };
+        if let Some(link) = told.get(key) {
+            return Ok(link);
+        }
+        let _asking = told.asking.lock().await;
+        if let Some(link) = told.get(key) {
+            return Ok(link);
+        }
+        let subject = member.subjects().provider_link_get(provider_id);
+        let body = lattice::encode(&subject, key)?;
+        let answer = lattice::request(member, subject.clone(), body, within.min(LINK_ASKED_WITHIN))
+            .await
+            .map_err(|_| missing())?;
+        let link: LinkDefinition = lattice::decode(&subject, &answer)?;
+        if link.key() != *key || link.provider_id != provider_id {
+            return Err(missing());
+        }
+        provider
+            .put_link(&link)
+            .await
+            .map_err(|e| Failure::new(FailureKind::NoLink, e.to_string()))?;
+        told.put(&link);
+        Ok(Arc::new(link))
+    }
+}
+
 /// A provider's subscriptions on the lattice: calls (in the queue group of every instance of
 /// the provider id), link puts and deletes, and health checks. The runner serves them for a
 /// provider in its own process; a host serves its in-process providers the same way, so
 /// actors on other hosts reach them.
 pub struct Subscriptions {
+    provider_id: String,
     calls: async_nats::Subscriber,
     puts: async_nats::Subscriber,
     dels: async_nats::Subscriber,
@@ -148,6 +252,7 @@ pub async fn subscribe_all(member: &Member, id: &str) -> Result<Subscriptions, R
     lattice::round_trip(client, Duration::from_secs(5)).await?;
     tracing::info!(provider = %id, "provider serving on the lattice");
     Ok(Subscriptions {
+        provider_id: id.to_string(),
         calls,
         puts,
         dels,
@@ -170,10 +275,12 @@ impl Subscriptions {
         self,
         member: &Arc<Member>,
         current: impl Fn() -> Option<Arc<dyn Provider>>,
+        links: Links,
         actor_call_deadline: Duration,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         let Subscriptions {
+            provider_id,
             mut calls,
             mut puts,
             mut dels,
@@ -183,22 +290,45 @@ impl Subscriptions {
         let (answers, answering) = AnswerQueue::start(member.clone());
         let serve = |in_flight: &mut tokio::task::JoinSet<()>, message, kind| {
             let (member, provider, answers) = (member.clone(), current(), answers.clone());
+            let (links, provider_id) = (links.clone(), provider_id.clone());
             in_flight.spawn(async move {
                 match kind {
                     Kind::Calls => {
-                        let serve =
-                            provider.map(|provider| {
-                                move |call: ProviderInvocation| {
-                                    let provider = provider.clone();
-                                    async move {
-                                        handle_call(&*provider, call, actor_call_deadline).await
+                        let serve = provider.map(|provider| {
+                            let member = member.clone();
+                            move |call: ProviderInvocation| {
+                                let (provider, links, member, provider_id) = (
+                                    provider.clone(),
+                                    links.clone(),
+                                    member.clone(),
+                                    provider_id.clone(),
+                                );
+                                async move {
+                                    let within = time_left(&call, actor_call_deadline);
+                                    match links
+                                        .find(&member, &provider_id, &*provider, &call.link, within)
+                                        .await
+                                    {
+                                        Ok(link) => {
+                                            handle_call(&*provider, call, link, within).await
+                                        }
+                                        Err(failure) => Answer::Err(failure),
                                     }
                                 }
-                            });
+                            }
+                        });
                         serve_batch(&member, serve, message, actor_call_deadline, &answers).await
                     }
                     Kind::Other(other) => {
-                        serve_other(&member, provider, other, message, actor_call_deadline).await
+                        serve_other(
+                            &member,
+                            provider,
+                            &links,
+                            other,
+                            message,
+                            actor_call_deadline,
+                        )
+                        .await
                     }
                 }
             });
@@ -294,6 +424,7 @@ enum Other {
 async fn serve_other(
     member: &Member,
     provider: Option<Arc<dyn Provider>>,
+    links: &Links,
     kind: Other,
     message: async_nats::Message,
     deadline: Duration,
@@ -324,6 +455,13 @@ async fn serve_other(
                 } else {
                     provider.delete_link(&link).await
                 };
+                if let (Ok(()), Links::Told(told)) = (&done, links) {
+                    if matches!(kind, Other::LinkPut) {
+                        told.put(&link);
+                    } else {
+                        told.delete(&link.key());
+                    }
+                }
                 done.map(|()| Vec::new()).map_err(Failure::from).into()
             }
             Err(error) => Answer::Err(error.into()),
@@ -333,21 +471,26 @@ async fn serve_other(
     lattice::respond(member, &message, &answer).await;
 }
 
-/// One actor's call from the lattice, handed to the provider with the time its caller
-/// waits (`deadline` when the caller did not say).
+/// The time a call's caller waits (`deadline` when it did not say).
+fn time_left(call: &ProviderInvocation, deadline: Duration) -> Duration {
+    match call.deadline_ms {
+        0 => deadline,
+        ms => Duration::from_millis(ms).min(deadline),
+    }
+}
+
+/// One actor's call from the lattice, handed to the provider with the link it names and the
+/// time its caller waits.
 async fn handle_call(
     provider: &dyn Provider,
     call: ProviderInvocation,
-    deadline: Duration,
+    link: Arc<LinkDefinition>,
+    time_left: Duration,
 ) -> Answer {
-    let time_left = match call.deadline_ms {
-        0 => deadline,
-        ms => Duration::from_millis(ms).min(deadline),
-    };
     provider
         .handle_call(ProviderCall {
-            actor_id: call.actor_id,
-            link: Arc::new(call.link),
+            actor_id: call.link.actor_id,
+            link,
             operation: call.operation,
             payload: call.payload,
             time_left,
