@@ -9,6 +9,7 @@ mod keystore;
 mod lattice_args;
 mod link;
 mod manifest;
+mod nats_config;
 mod operator;
 mod output;
 mod provider;
@@ -59,6 +60,9 @@ enum Command {
     /// Drive a lattice over NATS: inventory, events, apply a manifest, start/stop/scale/update
     /// actors and providers, links on every host
     Ctl(ctl::CtlArgs),
+    /// Write an operator-mode nats-server config for a lattice, and the credentials of its
+    /// members and its operator (NATS then refuses what each may not publish or subscribe)
+    NatsConfig(nats_config::NatsConfigArgs),
     /// Hot-swap a running actor to a new version: no call fails, a refused version changes
     /// nothing
     Update {
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
             run_async_on(provider::run(command), "info", Some(threads))
         }
         Command::Ctl(args) => run_async_logging(ctl::run(args), "warn"),
+        Command::NatsConfig(args) => nats_config::run(args),
         Command::Update {
             actor,
             file,

@@ -268,20 +268,20 @@ fn weft_ctl_deploys_links_updates_and_stops_across_two_hosts() {
 /// An HTTP/1.1 client that keeps its connection open between requests, as browsers and
 /// proxies do, and opens a new one only after the server answers `Connection: close`. Any
 /// error (a reset, a connection closed under a request) is returned, never retried.
-struct KeepAlive {
+pub(crate) struct KeepAlive {
     address: String,
     connection: Option<BufReader<TcpStream>>,
 }
 
 impl KeepAlive {
-    fn new(address: &str) -> Self {
+    pub(crate) fn new(address: &str) -> Self {
         KeepAlive {
             address: address.to_string(),
             connection: None,
         }
     }
 
-    fn get(&mut self, path: &str) -> Result<(u16, String), String> {
+    pub(crate) fn get(&mut self, path: &str) -> Result<(u16, String), String> {
         let result = self.try_get(path);
         if result.is_err() {
             self.connection = None;

@@ -10,6 +10,7 @@ mod claims_cli;
 mod ctl;
 mod embed;
 mod lattice;
+mod secure;
 mod up;
 
 use std::path::PathBuf;
