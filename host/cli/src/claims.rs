@@ -37,15 +37,19 @@ enum KeyKind {
     Module,
     Service,
     Operator,
+    /// A lattice issuer (`C…`): signs the membership of a lattice's processes
+    Cluster,
 }
 
 impl KeyKind {
-    fn role(self) -> KeyRole {
+    /// The wascap role of an actor or control key; `None` for a lattice issuer.
+    fn role(self) -> Option<KeyRole> {
         match self {
-            KeyKind::Account => KeyRole::Account,
-            KeyKind::Module => KeyRole::Module,
-            KeyKind::Service => KeyRole::Service,
-            KeyKind::Operator => KeyRole::Operator,
+            KeyKind::Account => Some(KeyRole::Account),
+            KeyKind::Module => Some(KeyRole::Module),
+            KeyKind::Service => Some(KeyRole::Service),
+            KeyKind::Operator => Some(KeyRole::Operator),
+            KeyKind::Cluster => None,
         }
     }
 }
@@ -182,20 +186,29 @@ pub fn run(command: ClaimsCommand) -> Result<()> {
 }
 
 fn keygen(args: KeygenArgs, out: &mut Out) -> Result<()> {
-    let role = args.kind.role();
-    let key = role
-        .generate()
-        .context("cannot generate a key of this kind")?;
-    let seed = key.seed().context("generated key has no seed")?;
+    let (public, seed) = match args.kind.role() {
+        Some(role) => {
+            let key = role
+                .generate()
+                .context("cannot generate a key of this kind")?;
+            let seed = key.seed().context("generated key has no seed")?;
+            (key.public_key(), seed)
+        }
+        None => {
+            let key = nkeys::KeyPair::new_cluster();
+            let seed = key.seed().context("generated key has no seed")?;
+            (key.public_key(), seed)
+        }
+    };
     match args.out {
         Some(dir) => {
-            let path = dir.join(format!("{}.nk", key.public_key()));
+            let path = dir.join(format!("{public}.nk"));
             keystore::write_secret(&path, &seed)?;
-            writeln!(out, "Public Key: {}", key.public_key())?;
+            writeln!(out, "Public Key: {public}")?;
             writeln!(out, "Seed: written to {} (mode 0600)", path.display())?;
         }
         None => {
-            writeln!(out, "Public Key: {}", key.public_key())?;
+            writeln!(out, "Public Key: {public}")?;
             writeln!(out, "Seed: {seed}")?;
             writeln!(
                 out,

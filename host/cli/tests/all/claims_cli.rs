@@ -189,6 +189,7 @@ fn keygen_prints_keys_and_keeps_seeds_private_with_out() {
         ("module", "M"),
         ("service", "V"),
         ("operator", "O"),
+        ("cluster", "C"),
     ] {
         let out = weft.run(&["claims", "keygen", "--kind", kind]).ok();
         assert!(out.contains(&format!("Public Key: {prefix}")), "{out}");
