@@ -249,15 +249,113 @@ async fn control_over_the_lattice_obeys_only_a_trusted_operator_s_fresh_signatur
             .is_ok()
     };
 
-    // No signature at all.
-    let plain = weft_lattice::encode("test", &stop).unwrap();
-    refused(ask(plain).await, "the message is not signed");
-    // Signed, by a key the host does not trust.
+    let max_before = host.actor_pool(&actor).unwrap().limits().max_instances;
+    // The app serves under load meanwhile: every call must succeed.
+    let calling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let load = {
+        let (host, actor, calling) = (host.clone(), actor.clone(), calling.clone());
+        tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while calling.load(std::sync::atomic::Ordering::Relaxed) {
+                match host.invoke(&actor, "run", &crate::cmd(b'e', 1)).await {
+                    Ok(_) => ok += 1,
+                    Err(e) => failed.push(e.to_string()),
+                }
+                tokio::task::yield_now().await;
+            }
+            (ok, failed)
+        })
+    };
+
+    // Every control request, unsigned and signed by a stranger's key: each refused, naming why.
+    let module = guest(&[]);
+    let every = [
+        ControlRequest::Inventory,
+        ControlRequest::StartActor {
+            module: module.clone(),
+            max_instances: Some(1_000_000),
+        },
+        stop.clone(),
+        ControlRequest::UpdateActor {
+            actor_id: actor.clone(),
+            module,
+            allow_new_capabilities: true,
+            allow_new_issuer: true,
+        },
+        ControlRequest::ScaleActor {
+            actor_id: actor.clone(),
+            max_instances: 1_000_000,
+        },
+        ControlRequest::StartProvider {
+            id: "rogue".into(),
+            kind: "anything".into(),
+            config: BTreeMap::new(),
+        },
+        ControlRequest::UpdateProvider {
+            id: "rogue".into(),
+            config: None,
+        },
+        ControlRequest::StopProvider { id: "rogue".into() },
+        ControlRequest::PutLink(weft_provider_sdk::LinkDefinition {
+            actor_id: actor.clone(),
+            contract_id: "wasmcloud:keyvalue".into(),
+            link_name: "default".into(),
+            provider_id: "rogue".into(),
+            values: BTreeMap::from([("url".into(), "redis://elsewhere".into())]),
+        }),
+        ControlRequest::DeleteLink {
+            actor_id: actor.clone(),
+            contract_id: "wasmcloud:keyvalue".into(),
+            link_name: "default".into(),
+        },
+    ];
     let stranger = nkeys::KeyPair::new_operator();
-    refused(
-        ask(nats::sealed(&stranger, &host_id, &stop).unwrap()).await,
-        "which this host does not trust",
+    for request in &every {
+        let plain = weft_lattice::encode("test", request).unwrap();
+        refused(ask(plain).await, "the message is not signed");
+        refused(
+            ask(nats::sealed(&stranger, &host_id, request).unwrap()).await,
+            "which this host does not trust",
+        );
+    }
+    assert_eq!(host.actors().len(), 1, "an actor started or stopped");
+    assert_eq!(
+        host.actor_pool(&actor).unwrap().limits().max_instances,
+        max_before,
+        "the actor was scaled"
     );
+    assert!(host.links().is_empty(), "a link was put");
+    // A forged update with the operator's own signature: other code, signed by another
+    // account, claiming the running actor's module key and a higher revision. Refused: an
+    // update keeps the issuer.
+    let forger = wascap::KeyRole::Account.generate().unwrap();
+    let forged = wascap::embed_claims(
+        &wat::parse_str(GUEST).unwrap(),
+        &wascap::Claims::new(
+            forger.public_key(),
+            actor.clone(),
+            wascap::Actor {
+                name: Some("guest".into()),
+                caps: Some(Vec::new()),
+                rev: Some(99),
+                ..wascap::Actor::default()
+            },
+        ),
+        &forger,
+    )
+    .unwrap();
+    let update = ControlRequest::UpdateActor {
+        actor_id: actor.clone(),
+        module: forged,
+        allow_new_capabilities: false,
+        allow_new_issuer: false,
+    };
+    let answer = ask(nats::sealed(&operator, &host_id, &update).unwrap()).await;
+    let Err(failure) = answer else {
+        panic!("the forged update was carried out")
+    };
+    assert!(failure.message.contains("issuer"), "{failure}");
+
     // Signed by the operator, for another host.
     refused(
         ask(nats::sealed(&operator, "NOTTHISHOST", &stop).unwrap()).await,
@@ -300,4 +398,9 @@ async fn control_over_the_lattice_obeys_only_a_trusted_operator_s_fresh_signatur
     assert!(dropped.is_err(), "a stranger was answered: {dropped:?}");
     assert_eq!(member.refusals(), before + 1);
     assert!(serves().await);
+
+    calling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = load.await.unwrap();
+    assert!(failed.is_empty(), "legitimate calls failed: {failed:?}");
+    assert!(ok > 10, "only {ok} calls were made");
 }
