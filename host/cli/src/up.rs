@@ -214,6 +214,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
             id: entry.id.clone(),
             kind: entry.kind.clone(),
             process: entry.process,
+            changed_by: None,
         };
         control.record_provider(started, entry.config.clone());
     }

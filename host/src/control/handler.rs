@@ -71,7 +71,9 @@ pub struct Control {
     labels: BTreeMap<String, String>,
     started: Instant,
     providers: Mutex<BTreeMap<String, RunningProvider>>,
-    /// Where events go once the host is on a lattice.
+    /// Who made the last change to each actor or provider (by id): the audit trail that
+    /// inventories show.
+    changed_by: Mutex<BTreeMap<String, String>>,
     /// The lattice member events are published as, once on a lattice.
     events: OnceLock<Arc<weft_lattice::Member>>,
 }
@@ -127,6 +129,7 @@ impl Control {
             labels,
             started: Instant::now(),
             providers: Mutex::new(BTreeMap::new()),
+            changed_by: Mutex::new(BTreeMap::new()),
             events: OnceLock::new(),
         }
     }
@@ -163,6 +166,12 @@ impl Control {
     /// the host is on a lattice; a lost event is logged, never an error for the request that
     /// caused it.
     pub async fn publish(&self, kind: EventKind, subject: &str, detail: String, by: &str) {
+        if subject != self.host_id {
+            self.changed_by
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(subject.to_string(), by.to_string());
+        }
         let Some(member) = self.events.get() else {
             return;
         };
@@ -202,7 +211,10 @@ impl Control {
             providers: self
                 .providers_lock()
                 .values()
-                .map(|running| running.summary.clone())
+                .map(|running| ProviderSummary {
+                    changed_by: self.changed_by(&running.summary.id),
+                    ..running.summary.clone()
+                })
                 .collect(),
             // Secret values (by their keys, and URL passwords) shown masked: an inventory
             // is for reading what runs, not for learning its passwords.
@@ -223,13 +235,24 @@ impl Control {
             .host
             .actor_pool(&identity.id)
             .map_or(0, |pool| pool.limits().max_instances);
+        let changed_by = self.changed_by(&identity.id);
         ActorSummary {
             id: identity.id,
             name: identity.name,
             revision: identity.revision,
             capabilities: identity.capabilities,
             max_instances,
+            changed_by,
         }
+    }
+
+    /// Who made the last change to actor or provider `id` through this control plane.
+    fn changed_by(&self, id: &str) -> Option<String> {
+        self.changed_by
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .cloned()
     }
 
     /// Carries out one request made by `by`: the operator key that signed it, or `local` for
@@ -304,6 +327,7 @@ impl Control {
                     id: id.clone(),
                     kind: kind.clone(),
                     process: false,
+                    changed_by: Some(by.to_string()),
                 };
                 self.record_provider(summary.clone(), config);
                 self.publish(EventKind::ProviderStarted, &id, kind, by)

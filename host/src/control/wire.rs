@@ -18,6 +18,10 @@ pub struct ActorSummary {
     pub capabilities: Vec<String>,
     /// How many of its calls run at once.
     pub max_instances: usize,
+    /// Who made the last change to it through the control interface: an operator's key,
+    /// `local` (the host's socket), or none (the host's own manifest).
+    #[serde(default)]
+    pub changed_by: Option<String>,
 }
 
 /// A provider a host runs, in its process or as a supervised child process.
@@ -29,6 +33,9 @@ pub struct ProviderSummary {
     pub kind: String,
     /// Whether it runs as a child process of the host rather than in it.
     pub process: bool,
+    /// Who made the last change to it through the control interface (as for actors).
+    #[serde(default)]
+    pub changed_by: Option<String>,
 }
 
 /// What one host runs. Never carries a provider's config (it may hold secrets).

@@ -615,7 +615,12 @@ fn print_inventory(out: &mut Out, json: bool, hosts: &[HostInventory]) -> Result
                     "actor".into(),
                     a.name.clone(),
                     a.id.clone(),
-                    format!("rev {} max {}", revision(a.revision), a.max_instances),
+                    format!(
+                        "rev {} max {}{}",
+                        revision(a.revision),
+                        a.max_instances,
+                        changed_by(a.changed_by.as_deref())
+                    ),
                 ]
             })
             .collect();
@@ -624,7 +629,11 @@ fn print_inventory(out: &mut Out, json: bool, hosts: &[HostInventory]) -> Result
                 "provider".into(),
                 p.id.clone(),
                 p.kind.clone(),
-                if p.process { "process" } else { "in process" }.into(),
+                format!(
+                    "{}{}",
+                    if p.process { "process" } else { "in process" },
+                    changed_by(p.changed_by.as_deref())
+                ),
             ]
         }));
         rows.extend(host.links.iter().map(|l| {
@@ -639,6 +648,12 @@ fn print_inventory(out: &mut Out, json: bool, hosts: &[HostInventory]) -> Result
         writeln!(out)?;
     }
     Ok(())
+}
+
+/// "  by KEY" for the last change's author, shortened; nothing for the host's own manifest.
+fn changed_by(by: Option<&str>) -> String {
+    by.map(|by| format!("  by {}", short(by)))
+        .unwrap_or_default()
 }
 
 fn indent(mut rows: Vec<Vec<String>>) -> Vec<Vec<String>> {

@@ -151,7 +151,8 @@ provider = "kv"
     // 4. The operator, with its credentials and key: carried out.
     ctl(Some(&operator), &["scale", "kvcounter", "3"]).ok();
     let inventory = ctl(Some(&operator), &["inventory"]).ok();
-    assert!(inventory.contains("max 3"), "{inventory}");
+    // The inventory names who made the change: the operator's key.
+    assert!(inventory.contains("max 3  by O"), "{inventory}");
 
     let (ok, failures) = load.finish();
     assert!(
