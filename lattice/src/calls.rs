@@ -247,17 +247,6 @@ async fn dispatch_answers(
     waiting: Shared,
     chunk_deadline: Duration,
 ) {
-    // The first answer for a batch shows that a provider took it, so the batch's record is
-    // no longer needed: from there on each answer names its call.
-    let batch_of = |message: &async_nats::Message| {
-        message
-            .subject
-            .rsplit('.')
-            .next()
-            .and_then(|batch| batch.parse::<u64>().ok())
-            .and_then(|batch| lock(&waiting).batches.remove(&batch))
-            .unwrap_or_default()
-    };
     while let Some(message) = answers.next().await {
         // From the server itself, so unsealed.
         if message.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
@@ -265,7 +254,7 @@ async fn dispatch_answers(
                 FailureKind::Unavailable,
                 format!("nothing serves {subject} on the lattice (no responders)"),
             );
-            fail(&waiting, &batch_of(&message), &error);
+            fail(&waiting, &batch_of_in(&waiting, &message), &error);
             continue;
         }
         let chunked = message
@@ -275,12 +264,27 @@ async fn dispatch_answers(
         if chunked {
             // Pulling chunks takes round trips: not on the path of every other answer.
             let (member, subject, waiting) = (member.clone(), subject.clone(), waiting.clone());
-            let ids = batch_of(&message);
+            let ids = batch_of_in(&waiting, &message);
             tokio::spawn(async move {
                 match chunks::receive(&member, &message, chunk_deadline).await {
                     Ok(body) => hand_out(&waiting, &subject, &body, &ids),
                     Err(ReceiveError::Refused(_)) => {}
                     Err(ReceiveError::Failed(error)) => fail(&waiting, &ids, &error),
+                }
+            });
+            continue;
+        }
+        if member.may_wait(message.headers.as_ref()) {
+            // A sender not known yet: its key is asked for off this task's path.
+            let (member, subject, waiting) = (member.clone(), subject.clone(), waiting.clone());
+            tokio::spawn(async move {
+                if member
+                    .open(&message.subject, message.headers.as_ref(), &message.payload)
+                    .await
+                    .is_ok()
+                {
+                    let ids = batch_of_in(&waiting, &message);
+                    answered(&waiting, &subject, &message, &ids);
                 }
             });
             continue;
@@ -295,19 +299,38 @@ async fn dispatch_answers(
         if opened.is_err() {
             continue;
         }
-        let ids = batch_of(&message);
-        match message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(BATCH_ERROR_HEADER))
-        {
-            Some(error) => fail(
-                &waiting,
-                &ids,
-                &Failure::new(FailureKind::BadRequest, error.as_str()),
-            ),
-            None => hand_out(&waiting, &subject, &message.payload, &ids),
-        }
+        let ids = batch_of_in(&waiting, &message);
+        answered(&waiting, &subject, &message, &ids);
+    }
+}
+
+/// The calls of the batch `message` answers, if it is the batch's first answer: the first
+/// answer shows that a provider took the batch, so its record is no longer needed (from there
+/// on each answer names its call).
+fn batch_of_in(waiting: &Shared, message: &async_nats::Message) -> Vec<u64> {
+    message
+        .subject
+        .rsplit('.')
+        .next()
+        .and_then(|batch| batch.parse::<u64>().ok())
+        .and_then(|batch| lock(waiting).batches.remove(&batch))
+        .unwrap_or_default()
+}
+
+/// Hands out an opened answer message: its answers, or its batch error to every call of
+/// `ids`.
+fn answered(waiting: &Shared, subject: &str, message: &async_nats::Message, ids: &[u64]) {
+    match message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(BATCH_ERROR_HEADER))
+    {
+        Some(error) => fail(
+            waiting,
+            ids,
+            &Failure::new(FailureKind::BadRequest, error.as_str()),
+        ),
+        None => hand_out(waiting, subject, &message.payload, ids),
     }
 }
 

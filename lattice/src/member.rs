@@ -565,6 +565,22 @@ impl Member {
         Ok(peer.name.clone())
     }
 
+    /// Whether opening a message with `headers` may wait on a key request (it names a sender
+    /// whose key this member does not hold yet). A receiver that opens many senders' messages
+    /// in one task opens such a message in a task of its own, so that a stranger naming
+    /// made-up senders cannot hold up everyone else's answers.
+    pub fn may_wait(&self, headers: Option<&async_nats::HeaderMap>) -> bool {
+        let Some(from) = headers.and_then(|h| h.get(FROM_HEADER)) else {
+            return false;
+        };
+        !self
+            .peers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(from.as_str())
+            .is_some_and(|cell| matches!(cell.get(), Some(Some(_))))
+    }
+
     /// The member `from`, its key asked for at first contact (one request at a time per
     /// member however many of its messages wait).
     async fn peer(&self, from: &str) -> Result<Arc<Peer>, Refusal> {
@@ -704,6 +720,18 @@ impl Member {
         Ok(message)
     }
 
+    /// Gives the answer `message` to the request waiting on `token`, if it still waits.
+    fn hand_over(&self, token: u64, message: async_nats::Message) {
+        let waiting = self
+            .asking
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&token);
+        if let Some(waiting) = waiting {
+            let _ = waiting.send(message);
+        }
+    }
+
     /// Counts a refusal and logs it, at most once a second (with how many went unlogged).
     fn refused(&self, subject: &str, refusal: &Refusal) {
         self.refusals.fetch_add(1, Ordering::Relaxed);
@@ -756,22 +784,24 @@ async fn dispatch_answers(member: std::sync::Weak<Member>, mut answers: async_na
             .headers
             .as_ref()
             .is_some_and(|h| h.get(crate::chunks::CHUNKED_HEADER).is_some());
-        if message.status.is_none()
-            && !chunked
-            && member
-                .open(&message.subject, message.headers.as_ref(), &message.payload)
-                .await
-                .is_err()
+        if message.status.is_some() || chunked {
+            member.hand_over(token, message);
+        } else if member.may_wait(message.headers.as_ref()) {
+            tokio::spawn(async move {
+                if member
+                    .open(&message.subject, message.headers.as_ref(), &message.payload)
+                    .await
+                    .is_ok()
+                {
+                    member.hand_over(token, message);
+                }
+            });
+        } else if member
+            .open(&message.subject, message.headers.as_ref(), &message.payload)
+            .await
+            .is_ok()
         {
-            continue;
-        }
-        let waiting = member
-            .asking
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&token);
-        if let Some(waiting) = waiting {
-            let _ = waiting.send(message);
+            member.hand_over(token, message);
         }
     }
 }

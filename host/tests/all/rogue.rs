@@ -183,6 +183,30 @@ async fn strangers_on_the_wire_change_nothing_while_the_app_serves() {
     )
     .await;
 
+    // 2b. The caller's own inbox (seen in that invocation) flooded with answers, each naming
+    // a made-up member (so each would need a key request to open): refused off the path of
+    // the real answers.
+    let inbox = captured.reply.clone().unwrap();
+    let prefix = inbox.as_str().rsplit_once('.').unwrap().0.to_string();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    for token in 0..300u64 {
+        let mut posing = async_nats::HeaderMap::new();
+        posing.insert(
+            lattice::member::FROM_HEADER,
+            nkeys::XKey::new().public_key().as_str(),
+        );
+        posing.insert(
+            lattice::member::SEAL_HEADER,
+            format!("{token}.{now_ms}.AAAA").as_str(),
+        );
+        let _ = stranger
+            .publish_with_headers(format!("{prefix}.{token}"), posing, "lies".into())
+            .await;
+    }
+
     // 3. The provider told of a link naming another Redis, and a call through it. (A call
     // names its link and carries no values, so a call alone cannot name a Redis.)
     let elsewhere = redis_link(&actor, &other_redis);
