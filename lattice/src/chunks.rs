@@ -4,8 +4,12 @@
 //! in place of the body; the receiver pulls the chunks in order ([`send`], [`receive`]).
 //!
 //! Every body is sealed by the member sending it and opened by the member receiving it
-//! ([`crate::member`]); a chunked body's seal covers the whole body, checked once it is
-//! pulled.
+//! ([`crate::member`]). A chunked body's seal covers its offer, `{inbox} {total bytes} {chunk
+//! bytes} {SHA-256 of the body}`, so a receiver checks who offers before it pulls anything, and
+//! the body's hash once pulled. Pulls are bounded before memory is committed: a total over the
+//! receiver's limit is refused, an inbox that is not an inbox (`_INBOX.…`) is never asked, the
+//! whole reassembly has one deadline, and a member reassembles at most
+//! [`crate::member::REASSEMBLIES_AT_ONCE`] bodies at once.
 
 use crate::LatticeError;
 use crate::member::{Member, Refusal};
@@ -19,6 +23,14 @@ pub const CHUNKED_HEADER: &str = "Weft-Chunked";
 const CHUNK_HEADROOM_BYTES: usize = 8 << 10;
 /// How long a sender keeps a chunked body on offer for the receiver to pull.
 const OFFER_FOR: Duration = Duration::from_secs(30);
+/// The largest body a receiver takes unless it says otherwise ([`receive_at_most`]): a module
+/// at the largest module limit, with room for its request around it.
+pub const MAX_BODY_BYTES: usize = 40 << 20;
+/// The largest body of a small kind of message (a link put or delete, a health check, a ping,
+/// a link request, an event).
+pub const MAX_SMALL_BODY_BYTES: usize = 1 << 20;
+/// The prefix of the inboxes chunks are offered on (async-nats's).
+const INBOX_PREFIX: &str = "_INBOX.";
 
 /// Largest body sent in one message on this connection.
 fn largest_single_body(client: &async_nats::Client) -> usize {
@@ -44,9 +56,9 @@ pub struct Outgoing {
 pub async fn send(member: &Member, subject: &str, body: Vec<u8>) -> Result<Outgoing, LatticeError> {
     let client = member.client();
     let mut headers = async_nats::HeaderMap::new();
-    member.seal(subject, &body, &mut headers);
     let chunk = largest_single_body(client);
     if body.len() <= chunk {
+        member.seal(subject, &body, &mut headers);
         return Ok(Outgoing {
             payload: body.into(),
             headers,
@@ -61,6 +73,7 @@ pub async fn send(member: &Member, subject: &str, body: Vec<u8>) -> Result<Outgo
             reason: e.to_string(),
         })?;
     let total = body.len();
+    let body_hash = ring::digest::digest(&ring::digest::SHA256, &body);
     let server = client.clone();
     tokio::spawn(async move {
         use futures_util::StreamExt;
@@ -80,14 +93,16 @@ pub async fn send(member: &Member, subject: &str, body: Vec<u8>) -> Result<Outgo
                 let _ = server
                     .publish(reply, bytes::Bytes::copy_from_slice(piece))
                     .await;
-                if index + 1 >= chunks {
+                if index.saturating_add(1) >= chunks {
                     break;
                 }
             }
         };
         let _ = tokio::time::timeout(OFFER_FOR, serve).await;
     });
-    headers.insert(CHUNKED_HEADER, format!("{inbox} {total} {chunk}").as_str());
+    let offer = format!("{inbox} {total} {chunk} {}", hash_of(&body_hash));
+    member.seal(subject, offer.as_bytes(), &mut headers);
+    headers.insert(CHUNKED_HEADER, offer.as_str());
     Ok(Outgoing {
         payload: bytes::Bytes::new(),
         headers,
@@ -118,79 +133,162 @@ impl From<ReceiveError> for Failure {
 }
 
 /// The body of `message` if a member sealed it, pulled chunk by chunk if it was sent chunked
-/// (each pull may take up to `deadline`); returns it with the sender's name.
+/// (the whole reassembly within `deadline`), at most [`MAX_BODY_BYTES`].
 pub async fn receive(
     member: &Member,
     message: &async_nats::Message,
     deadline: Duration,
 ) -> Result<Vec<u8>, ReceiveError> {
-    let body = pull(member.client(), message, deadline)
-        .await
-        .map_err(ReceiveError::Failed)?;
+    receive_at_most(member, message, deadline, MAX_BODY_BYTES).await
+}
+
+/// [`receive`], for a kind of message whose bodies are at most `max_bytes`.
+pub async fn receive_at_most(
+    member: &Member,
+    message: &async_nats::Message,
+    deadline: Duration,
+    max_bytes: usize,
+) -> Result<Vec<u8>, ReceiveError> {
+    let subject = message.subject.as_str();
+    let Some(offer) = message.headers.as_ref().and_then(|h| h.get(CHUNKED_HEADER)) else {
+        if message.payload.len() > max_bytes {
+            return Err(ReceiveError::Failed(too_large(
+                subject,
+                message.payload.len(),
+                max_bytes,
+            )));
+        }
+        member
+            .open(subject, message.headers.as_ref(), &message.payload)
+            .await
+            .map_err(ReceiveError::Refused)?;
+        return Ok(message.payload.to_vec());
+    };
+    // Who offers is checked before anything is pulled.
     member
-        .open(message.subject.as_str(), message.headers.as_ref(), &body)
+        .open(subject, message.headers.as_ref(), offer.as_str().as_bytes())
         .await
         .map_err(ReceiveError::Refused)?;
+    let offer = Offer::parse(offer.as_str()).map_err(ReceiveError::Failed)?;
+    if offer.total > max_bytes {
+        return Err(ReceiveError::Failed(too_large(
+            subject,
+            offer.total,
+            max_bytes,
+        )));
+    }
+    let _slot = member.reassembly().ok_or_else(|| {
+        ReceiveError::Failed(Failure::new(
+            FailureKind::Busy,
+            format!(
+                "{} large bodies are being reassembled already; try again",
+                crate::member::REASSEMBLIES_AT_ONCE
+            ),
+        ))
+    })?;
+    let body = tokio::time::timeout(deadline, pull(member.client(), &offer))
+        .await
+        .map_err(|_| {
+            ReceiveError::Failed(Failure::new(
+                FailureKind::Deadline,
+                format!(
+                    "a large body on {subject} did not arrive within {} ms",
+                    deadline.as_millis()
+                ),
+            ))
+        })?
+        .map_err(ReceiveError::Failed)?;
+    if hash_of(&ring::digest::digest(&ring::digest::SHA256, &body)) != offer.hash {
+        return Err(ReceiveError::Failed(Failure::new(
+            FailureKind::BadRequest,
+            format!("a large body on {subject} does not match the hash its sender sealed"),
+        )));
+    }
     Ok(body)
 }
 
-/// The body of `message`, pulled chunk by chunk if it was sent chunked.
-async fn pull(
-    client: &async_nats::Client,
-    message: &async_nats::Message,
-    deadline: Duration,
-) -> Result<Vec<u8>, Failure> {
-    let Some(offer) = message.headers.as_ref().and_then(|h| h.get(CHUNKED_HEADER)) else {
-        return Ok(message.payload.to_vec());
-    };
-    let malformed = || {
-        Failure::new(
-            FailureKind::BadRequest,
-            format!("malformed {CHUNKED_HEADER} header {:?}", offer.as_str()),
-        )
-    };
-    let mut parts = offer.as_str().split(' ');
-    let (Some(inbox), Some(total), Some(chunk)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(malformed());
-    };
-    let (Ok(total), Ok(chunk)) = (total.parse::<usize>(), chunk.parse::<usize>()) else {
-        return Err(malformed());
-    };
-    if chunk == 0 {
-        return Err(malformed());
+fn too_large(subject: &str, bytes: usize, max_bytes: usize) -> Failure {
+    Failure::new(
+        FailureKind::BadRequest,
+        format!("a body of {bytes} bytes on {subject} is over the {max_bytes} bytes taken there"),
+    )
+}
+
+fn hash_of(digest: &ring::digest::Digest) -> String {
+    data_encoding::HEXLOWER.encode(digest.as_ref())
+}
+
+/// A chunked body on offer: where, how large, in what pieces, and its hash.
+struct Offer {
+    inbox: String,
+    total: usize,
+    chunk: usize,
+    hash: String,
+}
+
+impl Offer {
+    fn parse(offer: &str) -> Result<Self, Failure> {
+        let malformed = || {
+            Failure::new(
+                FailureKind::BadRequest,
+                format!("malformed {CHUNKED_HEADER} header {offer:?}"),
+            )
+        };
+        let mut parts = offer.split(' ');
+        let (Some(inbox), Some(total), Some(chunk), Some(hash), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return Err(malformed());
+        };
+        let (Ok(total), Ok(chunk)) = (total.parse::<usize>(), chunk.parse::<usize>()) else {
+            return Err(malformed());
+        };
+        // Pulls go to an inbox only: a header naming another subject would make the
+        // receiver send requests wherever the sender liked.
+        if chunk == 0 || !inbox.starts_with(INBOX_PREFIX) || inbox.contains(['*', '>']) {
+            return Err(malformed());
+        }
+        Ok(Offer {
+            inbox: inbox.to_string(),
+            total,
+            chunk,
+            hash: hash.to_string(),
+        })
     }
-    let mut body = Vec::new();
-    for index in 0..total.div_ceil(chunk) {
-        let pulled = tokio::time::timeout(
-            deadline,
-            client.request(inbox.to_string(), index.to_string().into()),
-        )
-        .await;
-        match pulled {
-            Ok(Ok(piece)) => body.extend_from_slice(&piece.payload),
-            Ok(Err(error)) => {
-                return Err(Failure::new(
+}
+
+/// The body `offer` describes, pulled chunk by chunk; never more than its total.
+async fn pull(client: &async_nats::Client, offer: &Offer) -> Result<Vec<u8>, Failure> {
+    let mut body = Vec::with_capacity(offer.total.min(offer.chunk));
+    for index in 0..offer.total.div_ceil(offer.chunk) {
+        let piece = client
+            .request(offer.inbox.clone(), index.to_string().into())
+            .await
+            .map_err(|error| {
+                Failure::new(
                     FailureKind::Unavailable,
                     format!("pulling chunk {index} of a large body: {error}"),
-                ));
-            }
-            Err(_) => {
-                return Err(Failure::new(
-                    FailureKind::Deadline,
-                    format!("chunk {index} of a large body did not come in time"),
-                ));
-            }
-        }
-        if body.len() > total {
+                )
+            })?;
+        if body.len().saturating_add(piece.payload.len()) > offer.total {
             break;
         }
+        body.extend_from_slice(&piece.payload);
     }
-    if body.len() == total {
+    if body.len() == offer.total {
         Ok(body)
     } else {
         Err(Failure::new(
             FailureKind::BadRequest,
-            format!("a large body came with {} bytes, not {total}", body.len()),
+            format!(
+                "a large body came with {} bytes, not {}",
+                body.len(),
+                offer.total
+            ),
         ))
     }
 }

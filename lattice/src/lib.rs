@@ -56,7 +56,7 @@ mod request;
 mod subjects;
 pub mod wire;
 
-pub use chunks::{publish, receive, respond};
+pub use chunks::{publish, receive, receive_at_most, respond};
 pub use connect::{LatticeError, NatsOptions, connect};
 pub use member::{Credentials, Member, Refusal};
 pub use request::{invoke_actor, refuse_while_disconnected, request, round_trip};

@@ -47,6 +47,8 @@ pub const WINDOW: Duration = Duration::from_secs(30);
 /// that (by sequence) is refused as a possible replay. Messages of one sender reach a
 /// receiver in the order they were sealed, give or take its calls in flight.
 pub const REPLAY_WINDOW: u64 = 1024;
+/// Most chunked bodies a member reassembles at once; past it a large body is refused as busy.
+pub const REASSEMBLIES_AT_ONCE: usize = 8;
 /// Most members a member holds keys for (senders beyond it are refused until some leave).
 pub const MAX_PEERS: usize = 4096;
 /// Most keys fetched at once: a flood of messages naming made-up senders costs at most this
@@ -329,6 +331,7 @@ pub struct Member {
     seq: AtomicU64,
     peers: Mutex<HashMap<String, PeerCell>>,
     fetching: Semaphore,
+    reassembling: Arc<Semaphore>,
     refusals: AtomicU64,
     logged_at_ms: AtomicU64,
     unlogged: AtomicU64,
@@ -446,6 +449,7 @@ impl Member {
                 seq: AtomicU64::new(1),
                 peers: Mutex::new(HashMap::from([(id, me)])),
                 fetching: Semaphore::new(FETCHES_AT_ONCE),
+                reassembling: Arc::new(Semaphore::new(REASSEMBLIES_AT_ONCE)),
                 refusals: AtomicU64::new(0),
                 logged_at_ms: AtomicU64::new(0),
                 unlogged: AtomicU64::new(0),
@@ -563,6 +567,12 @@ impl Member {
             });
         }
         Ok(peer.name.clone())
+    }
+
+    /// A slot to reassemble one chunked body in, if fewer than [`REASSEMBLIES_AT_ONCE`] are
+    /// being reassembled; held until dropped.
+    pub fn reassembly(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.reassembling.clone().try_acquire_owned().ok()
     }
 
     /// Whether opening a message with `headers` may wait on a key request (it names a sender

@@ -116,9 +116,14 @@ pub async fn serve(
     let (server, replies) = (control.clone(), member.clone());
     let answer_pings = tokio::spawn(async move {
         while let Some(ping) = pings.next().await {
-            if lattice::receive(&replies, &ping, RECEIVE_DEADLINE)
-                .await
-                .is_err()
+            if lattice::receive_at_most(
+                &replies,
+                &ping,
+                RECEIVE_DEADLINE,
+                lattice::chunks::MAX_SMALL_BODY_BYTES,
+            )
+            .await
+            .is_err()
             {
                 continue;
             }

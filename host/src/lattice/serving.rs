@@ -147,7 +147,14 @@ impl Lattice {
         let task = tokio::spawn(async move {
             use futures_util::StreamExt;
             while let Some(message) = requests.next().await {
-                let Ok(body) = lattice::receive(&member, &message, SUBSCRIBED_WITHIN).await else {
+                let Ok(body) = lattice::receive_at_most(
+                    &member,
+                    &message,
+                    SUBSCRIBED_WITHIN,
+                    lattice::chunks::MAX_SMALL_BODY_BYTES,
+                )
+                .await
+                else {
                     continue;
                 };
                 let provider_id = message.subject.split('.').rev().nth(2).unwrap_or_default();

@@ -273,6 +273,55 @@ async fn five_mib_payloads_cross_the_lattice() {
     assert_eq!(c.invoke(&actor, "echo", &big).await.unwrap(), big);
 
     let client = crate::join(&nats.url(), LATTICE, "test").await;
+    use futures_util::StreamExt;
+    // A member's offer of a body over the limit is refused before anything is pulled, and
+    // one naming a subject that is not an inbox is never pulled from.
+    let actor_subject = lattice::Subjects::new(LATTICE).actor(&actor);
+    let mut pulls = client.client().subscribe("_INBOX.offered").await.unwrap();
+    let mut elsewhere = client
+        .client()
+        .subscribe("weft.test.elsewhere")
+        .await
+        .unwrap();
+    lattice::round_trip(client.client(), Duration::from_secs(5))
+        .await
+        .unwrap();
+    for (offer, refusal) in [
+        (
+            format!(
+                "_INBOX.offered {} 1048576 00",
+                lattice::chunks::MAX_BODY_BYTES + 1
+            ),
+            "over the",
+        ),
+        ("weft.test.elsewhere 100 10 00".to_string(), "malformed"),
+    ] {
+        let mut headers = async_nats::HeaderMap::new();
+        client.seal(&actor_subject, offer.as_bytes(), &mut headers);
+        headers.insert(lattice::chunks::CHUNKED_HEADER, offer.as_str());
+        let answer = client
+            .client()
+            .request_with_headers(actor_subject.clone(), headers, Default::default())
+            .await
+            .unwrap();
+        let answer: lattice::Answer = lattice::decode("test", &answer.payload).unwrap();
+        let lattice::Answer::Err(failure) = answer else {
+            panic!("an offer of {offer} was taken")
+        };
+        assert!(failure.message.contains(refusal), "{failure}");
+    }
+    let pulled = tokio::time::timeout(Duration::from_millis(300), async {
+        tokio::select! {
+            p = pulls.next() => p,
+            p = elsewhere.next() => p,
+        }
+    })
+    .await;
+    assert!(
+        pulled.is_err(),
+        "a refused offer was pulled from: {pulled:?}"
+    );
+
     let subject = lattice::Subjects::new(LATTICE).provider_calls("redis");
     let caller = ProviderCaller::start(client.clone(), subject, Duration::from_secs(10))
         .await

@@ -207,6 +207,33 @@ async fn strangers_on_the_wire_change_nothing_while_the_app_serves() {
             .await;
     }
 
+    // 2c. A chunked offer of 1 GiB with a made-up seal: nothing is pulled from its inbox.
+    let mut pulls = stranger.subscribe("_INBOX.stranger").await.unwrap();
+    lattice::round_trip(&stranger, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let mut offer = async_nats::HeaderMap::new();
+    let claimed = captured
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(lattice::member::FROM_HEADER))
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    offer.insert(lattice::member::FROM_HEADER, claimed.as_str());
+    offer.insert(
+        lattice::member::SEAL_HEADER,
+        format!("999999.{now_ms}.AAAA").as_str(),
+    );
+    offer.insert(
+        lattice::chunks::CHUNKED_HEADER,
+        "_INBOX.stranger 1073741824 1048576 00",
+    );
+    let _ = stranger
+        .publish_with_headers(subjects.actor(&actor), offer, Default::default())
+        .await;
+    let pulled = tokio::time::timeout(Duration::from_millis(300), pulls.next()).await;
+    assert!(pulled.is_err(), "a stranger's offer was pulled from");
+
     // 3. The provider told of a link naming another Redis, and a call through it. (A call
     // names its link and carries no values, so a call alone cannot name a Redis.)
     let elsewhere = redis_link(&actor, &other_redis);

@@ -430,7 +430,14 @@ async fn serve_other(
     deadline: Duration,
 ) {
     let subject = message.subject.to_string();
-    let body = match lattice::receive(member, &message, deadline).await {
+    let body = match lattice::receive_at_most(
+        member,
+        &message,
+        deadline,
+        lattice::chunks::MAX_SMALL_BODY_BYTES,
+    )
+    .await
+    {
         Ok(body) => body,
         Err(ReceiveError::Refused(_)) => return,
         Err(ReceiveError::Failed(error)) => {

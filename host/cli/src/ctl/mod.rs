@@ -581,6 +581,18 @@ async fn link(lattice: &Lattice, out: &mut Out, json: bool, command: LinkCommand
     }
 }
 
+/// An event's time as RFC 3339, or its raw milliseconds when no calendar date can show it (a
+/// hostile event dated after 9999 must not stop `weft ctl watch`).
+fn event_time(at_unix_ms: u64) -> String {
+    /// 9999-12-31T23:59:59.999Z, the last instant RFC 3339 writes.
+    const LAST_MS: u64 = 253_402_300_799_999;
+    if at_unix_ms > LAST_MS {
+        return format!("@{at_unix_ms} ms");
+    }
+    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(at_unix_ms))
+        .to_string()
+}
+
 /// A key shortened for a table: its first 12 characters.
 fn short(key: &str) -> String {
     key.chars().take(12).collect()
@@ -686,7 +698,14 @@ async fn watch(lattice: &Lattice, out: &mut Out, json: bool) -> Result<()> {
             bail!("the NATS connection ended");
         };
         // An event no member sealed is dropped (and logged): a stranger cannot write history.
-        let Ok(body) = lattice::receive(&lattice.member, &message, lattice.timeout).await else {
+        let Ok(body) = lattice::receive_at_most(
+            &lattice.member,
+            &message,
+            lattice.timeout,
+            lattice::chunks::MAX_SMALL_BODY_BYTES,
+        )
+        .await
+        else {
             continue;
         };
         let Ok(event) = lattice::decode::<Event>(&message.subject, &body) else {
@@ -698,9 +717,7 @@ async fn watch(lattice: &Lattice, out: &mut Out, json: bool) -> Result<()> {
             writeln!(
                 out,
                 "{}  {:<16}  host {}  {}  {}",
-                humantime::format_rfc3339_millis(
-                    std::time::UNIX_EPOCH + Duration::from_millis(event.at_unix_ms)
-                ),
+                event_time(event.at_unix_ms),
                 event.kind.as_str(),
                 short(&event.host_id),
                 event.subject,
@@ -708,5 +725,17 @@ async fn watch(lattice: &Lattice, out: &mut Out, json: bool) -> Result<()> {
             )?;
         }
         out.flush()?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_from_after_year_9999_is_shown_not_fatal() {
+        assert_eq!(event_time(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(event_time(253_402_300_799_999), "9999-12-31T23:59:59.999Z");
+        assert_eq!(event_time(u64::MAX), format!("@{} ms", u64::MAX));
     }
 }
