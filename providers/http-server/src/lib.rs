@@ -5,7 +5,14 @@
 //! the response. Principal type: [`HttpServer`].
 //!
 //! - A request body over the limit (`max_body_bytes` in the link values, default
-//!   [`DEFAULT_MAX_BODY_BYTES`]) is answered `413` without calling the actor.
+//!   [`DEFAULT_MAX_BODY_BYTES`], at most [`MAX_BODY_BYTES_CEILING`]) is answered `413` without
+//!   calling the actor.
+//! - Slow clients are bounded: a request's headers must arrive within `header_timeout_ms`
+//!   (default [`DEFAULT_HEADER_TIMEOUT`]; else the connection is closed) and its body within
+//!   `body_timeout_ms` (default [`DEFAULT_BODY_TIMEOUT`]; else `408`). A listener holds at most
+//!   `max_connections` (default [`DEFAULT_MAX_CONNECTIONS`]) connections; past it a new one is
+//!   answered `503` with `Retry-After` and closed. Link values past their ceilings are refused
+//!   when the link is put.
 //! - A call that fails is answered by its kind, with the reason in the body: `403` (the
 //!   actor may not be called so), `404` (no such actor), `503` with `Retry-After` (the actor
 //!   is saturated or unreachable for now), `504` (past its deadline), else `500` (it trapped,
@@ -45,13 +52,13 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use weft_contracts::httpserver::{self as contract, HeaderMap, HttpRequest, HttpResponse};
 use weft_provider_sdk::{
@@ -60,6 +67,18 @@ use weft_provider_sdk::{
 
 /// Default cap on a request body, bytes (4 MiB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 << 20;
+/// The largest `max_body_bytes` a link may set (32 MiB): a body is held whole in memory.
+pub const MAX_BODY_BYTES_CEILING: usize = 32 << 20;
+/// Default time a client has to send a request's headers.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time a client has to send a request's body.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest `header_timeout_ms` or `body_timeout_ms` a link may set.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default most connections one listener holds open.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// The most `max_connections` a link may set.
+pub const MAX_CONNECTIONS_CEILING: usize = 65_536;
 /// `Retry-After` sent with a 503, seconds: a saturated actor frees instances within its call
 /// deadline, so a client that waits about this long usually finds one.
 const RETRY_AFTER_SECS: &str = "1";
@@ -233,12 +252,38 @@ impl Provider for HttpServer {
             .values
             .get("address")
             .map_or(DEFAULT_ADDRESS, String::as_str);
-        let max_body_bytes = match link.values.get("max_body_bytes") {
-            Some(v) => v
-                .parse()
-                .map_err(|_| link_error(link, format!("max_body_bytes {v:?} is not a number")))?,
-            None => DEFAULT_MAX_BODY_BYTES,
+        let number = |key: &str, default: u64, ceiling: u64| match link.values.get(key) {
+            None => Ok(default),
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if n > 0 && n <= ceiling => Ok(n),
+                _ => Err(link_error(
+                    link,
+                    format!("{key} {v:?} is not a number from 1 to {ceiling}"),
+                )),
+            },
         };
+        let as_u64 = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        let as_ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let max_body_bytes = number(
+            "max_body_bytes",
+            as_u64(DEFAULT_MAX_BODY_BYTES),
+            as_u64(MAX_BODY_BYTES_CEILING),
+        )?;
+        let header_timeout = number(
+            "header_timeout_ms",
+            as_ms(DEFAULT_HEADER_TIMEOUT),
+            as_ms(MAX_TIMEOUT),
+        )?;
+        let body_timeout = number(
+            "body_timeout_ms",
+            as_ms(DEFAULT_BODY_TIMEOUT),
+            as_ms(MAX_TIMEOUT),
+        )?;
+        let max_connections = number(
+            "max_connections",
+            as_u64(DEFAULT_MAX_CONNECTIONS),
+            as_u64(MAX_CONNECTIONS_CEILING),
+        )?;
         // On the same address, the new listener shares the old one's socket; then the old
         // one drains.
         let (socket, accepting) = listen(address, &key).await.map_err(|e| {
@@ -253,11 +298,16 @@ impl Provider for HttpServer {
         let route = Arc::new(Route {
             host,
             actor_id: link.actor_id.clone(),
-            max_body_bytes,
+            max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
+            header_timeout: Duration::from_millis(header_timeout),
+            body_timeout: Duration::from_millis(body_timeout),
         });
         let (stop, stopped) = watch::channel(());
         let (closed_tx, closed) = oneshot::channel();
-        let task = tokio::spawn(accept_loop(accepting, route, stopped, closed_tx));
+        let slots = Arc::new(Semaphore::new(
+            usize::try_from(max_connections).unwrap_or(usize::MAX),
+        ));
+        let task = tokio::spawn(accept_loop(accepting, route, slots, stopped, closed_tx));
         tracing::info!(actor = %link.actor_id, %bound, "HTTP listener started");
         let replaced = self
             .listeners
@@ -329,6 +379,8 @@ struct Route {
     host: Arc<dyn ActorInvoker>,
     actor_id: String,
     max_body_bytes: usize,
+    header_timeout: Duration,
+    body_timeout: Duration,
 }
 
 /// Accepts and serves connections until `stop` is signalled (or dropped); then stops
@@ -336,6 +388,7 @@ struct Route {
 async fn accept_loop(
     listener: TcpListener,
     route: Arc<Route>,
+    slots: Arc<Semaphore>,
     mut stop: watch::Receiver<()>,
     closed: oneshot::Sender<()>,
 ) {
@@ -354,7 +407,19 @@ async fn accept_loop(
                 continue;
             }
         };
-        connections.spawn(serve_connection(stream, route.clone(), stop.clone()));
+        match slots.clone().try_acquire_owned() {
+            Ok(slot) => {
+                let (route, stop) = (route.clone(), stop.clone());
+                connections.spawn(async move {
+                    serve_connection(stream, route, stop).await;
+                    drop(slot);
+                });
+            }
+            // Full: shed the connection with a 503, without reading it.
+            Err(_) => {
+                connections.spawn(shed(stream));
+            }
+        }
         // Reap finished connections so the set does not grow without bound.
         while connections.try_join_next().is_some() {}
     }
@@ -366,6 +431,14 @@ async fn accept_loop(
     }
 }
 
+/// Answers a connection past the listener's limit with `503` and closes it.
+async fn shed(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    const FULL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n\
+        Connection: close\r\nContent-Length: 42\r\n\r\nthis listener has no free slot; try again\n";
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(FULL)).await;
+}
+
 /// Serves one connection; once its listener drains, answers with `Connection: close` and
 /// closes it when idle for [`IDLE_GRACE`].
 async fn serve_connection(
@@ -374,6 +447,7 @@ async fn serve_connection(
     mut stop: watch::Receiver<()>,
 ) {
     let draining = stop.clone();
+    let header_timeout = route.header_timeout;
     let service = service_fn(move |request| {
         let (route, draining) = (route.clone(), draining.clone());
         async move {
@@ -388,7 +462,10 @@ async fn serve_connection(
             Ok::<_, std::convert::Infallible>(response)
         }
     });
-    let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     let ended = tokio::select! {
         ended = connection.as_mut() => Some(ended),
@@ -418,9 +495,23 @@ fn plain(status: StatusCode, text: String) -> Response<Full<Bytes>> {
 impl Route {
     async fn serve(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
         let (parts, body) = request.into_parts();
-        let body = match Limited::new(body, self.max_body_bytes).collect().await {
-            Ok(collected) => collected.to_bytes().to_vec(),
+        let collected = tokio::time::timeout(
+            self.body_timeout,
+            Limited::new(body, self.max_body_bytes).collect(),
+        )
+        .await;
+        let body = match collected {
+            Ok(Ok(collected)) => collected.to_bytes().to_vec(),
             Err(_) => {
+                return plain(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "the request body did not arrive within {} ms\n",
+                        self.body_timeout.as_millis()
+                    ),
+                );
+            }
+            Ok(Err(_)) => {
                 return plain(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!(
@@ -585,5 +676,96 @@ mod tests {
         // The last listener gone, the port closes.
         new.delete_link(&link("MA", &address, "200")).await.unwrap();
         assert!(std::net::TcpStream::connect(&address).is_err());
+    }
+
+    /// Link values past their ceilings are refused when the link is put, naming the value;
+    /// at the ceiling, taken.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn link_values_past_their_ceilings_are_refused() {
+        let server = started().await;
+        let address = free_address();
+        for (key, value) in [
+            ("max_body_bytes", "1073741824"),
+            ("header_timeout_ms", "0"),
+            ("body_timeout_ms", "9999999"),
+            ("max_connections", "1000000"),
+        ] {
+            let mut too_much = link("MA", &address, "100");
+            too_much.values.insert(key.into(), value.into());
+            let refused = server.put_link(&too_much).await.unwrap_err().to_string();
+            assert!(refused.contains(key), "{refused}");
+        }
+        server
+            .put_link(&link("MA", &address, &MAX_BODY_BYTES_CEILING.to_string()))
+            .await
+            .unwrap();
+    }
+
+    /// Slow clients and crowds are bounded: headers not sent in time close the connection,
+    /// a body not sent in time is answered 408, and connections past the listener's limit
+    /// are answered 503 and closed; a request within every bound is served.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn slow_clients_and_crowds_are_bounded() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::net::TcpStream;
+        let server = started().await;
+        let address = free_address();
+        let mut bounded = link("MA", &address, "1000");
+        for (key, value) in [
+            ("header_timeout_ms", "300"),
+            ("body_timeout_ms", "300"),
+            ("max_connections", "2"),
+        ] {
+            bounded.values.insert(key.into(), value.into());
+        }
+        server.put_link(&bounded).await.unwrap();
+        let read_all = |mut stream: TcpStream| async move {
+            let mut answer = Vec::new();
+            let read =
+                tokio::time::timeout(Duration::from_secs(3), stream.read_to_end(&mut answer)).await;
+            assert!(read.is_ok(), "the server held a stalled connection open");
+            String::from_utf8_lossy(&answer).into_owned()
+        };
+
+        // Headers never finished: closed after the header timeout.
+        let mut stalled = TcpStream::connect(&address).await.unwrap();
+        stalled.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        let since = std::time::Instant::now();
+        read_all(stalled).await;
+        assert!(
+            since.elapsed() >= Duration::from_millis(250),
+            "{:?}",
+            since.elapsed()
+        );
+
+        // A body that never finishes: 408.
+        let mut slow = TcpStream::connect(&address).await.unwrap();
+        slow.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+            .await
+            .unwrap();
+        let answer = read_all(slow).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+
+        // Two idle connections take both slots; a third is shed.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let _first = TcpStream::connect(&address).await.unwrap();
+        let _second = TcpStream::connect(&address).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let third = TcpStream::connect(&address).await.unwrap();
+        let answer = read_all(third).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 503") && answer.contains("Retry-After: 1"),
+            "{answer}"
+        );
+
+        // Once the idle ones time out, a prompt request is served.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut prompt = TcpStream::connect(&address).await.unwrap();
+        prompt
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = read_all(prompt).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     }
 }
