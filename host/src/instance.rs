@@ -291,8 +291,20 @@ fn guest_response(mut caller: Caller<'_, GuestState>, ptr: i32, len: i32) -> was
 fn guest_error(mut caller: Caller<'_, GuestState>, ptr: i32, len: i32) -> wasmtime::Result<()> {
     let limit = caller.data().max_response_bytes;
     let message = read(&caller, ptr, len, limit, "error message")?;
-    caller.data_mut().guest_error = Some(String::from_utf8_lossy(&message).into_owned());
+    caller.data_mut().guest_error = Some(cut(&message, crate::limits::MAX_GUEST_ERROR_BYTES));
     Ok(())
+}
+
+/// `message` as text, at most `keep` bytes of it, saying how many were cut.
+fn cut(message: &[u8], keep: usize) -> String {
+    match message.get(..keep) {
+        Some(kept) if message.len() > keep => format!(
+            "{}… ({} more bytes cut)",
+            String::from_utf8_lossy(kept),
+            message.len() - keep
+        ),
+        _ => String::from_utf8_lossy(message).into_owned(),
+    }
 }
 
 fn host_error(mut caller: Caller<'_, GuestState>, ptr: i32) -> wasmtime::Result<()> {

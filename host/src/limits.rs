@@ -11,6 +11,7 @@
 //! | bytes of one guest response or error | [`DEFAULT_MAX_RESPONSE_BYTES`] | checked before copying |
 //! | bytes of a binding, contract or operation name | [`MAX_NAME_BYTES`] | checked before copying |
 //! | bytes of one log line | [`MAX_LOG_LINE_BYTES`] | checked before copying |
+//! | bytes of a guest error kept for logs and callers | [`MAX_GUEST_ERROR_BYTES`] | the rest cut, and counted in the text |
 //! | module size | [`DEFAULT_MAX_MODULE_BYTES`] | checked before parsing |
 //! | instances of one actor | [`DEFAULT_MAX_INSTANCES`] | the concurrency layer (`crate::invoke::concurrency`) |
 //! | calls waiting for an instance | [`DEFAULT_MAX_QUEUED_CALLS`] | the concurrency layer: past it, "busy" at once |
@@ -38,6 +39,9 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 8 << 20;
 pub const MAX_NAME_BYTES: usize = 4 << 10;
 /// Cap on one `__console_log` line from a guest, bytes.
 pub const MAX_LOG_LINE_BYTES: usize = 16 << 10;
+/// The most of a guest's error message kept: the rest is cut (and counted) before the text
+/// reaches logs and callers, since an HTTP client would otherwise get it whole.
+pub const MAX_GUEST_ERROR_BYTES: usize = 4 << 10;
 /// Default cap on the size of a module, bytes (32 MiB).
 pub const DEFAULT_MAX_MODULE_BYTES: usize = 32 << 20;
 /// Default number of instances one actor may run at once.

@@ -11,6 +11,7 @@
 ;;   W host call, then __host_response into memory past the end
 ;;   G __guest_error with a message past the end of memory
 ;;   w log {"level":"info","text":"hi"} through wasmcloud:builtin:logging; relay any host error
+;;   E __guest_error with the first ARG bytes of memory as its message
 (module
   (import "wapc" "__guest_request" (func $req (param i32 i32)))
   (import "wapc" "__guest_response" (func $resp (param i32 i32)))
@@ -62,6 +63,8 @@
       (then (call $resp (i32.const 0) (i32.const -1)) (return (i32.const 1))))
     (if (i32.eq (local.get $cmd) (i32.const 103)) ;; g
       (then (call $err (i32.const 64) (i32.const 4)) (return (i32.const 0))))
+    (if (i32.eq (local.get $cmd) (i32.const 69)) ;; E
+      (then (call $err (i32.const 0) (call $arg)) (return (i32.const 0))))
     (if (i32.eq (local.get $cmd) (i32.const 104)) ;; h
       (then
         (if (call $host_call_kv)

@@ -399,6 +399,17 @@ async fn trapped_instances_are_discarded_and_clean_ones_reused() {
         4,
         "a guest-reported error keeps the instance"
     );
+    // A long error message is cut to its first 4 KiB, saying how much was cut.
+    let GuestError::Guest(long) = call(&pool, b'E', 60_000).await.unwrap_err() else {
+        panic!("not a guest error")
+    };
+    assert!(
+        long.len() < weft_host::limits::MAX_GUEST_ERROR_BYTES + 64
+            && long.ends_with(&format!("({} more bytes cut)", 60_000 - 4096)),
+        "{} bytes: {}",
+        long.len(),
+        &long[long.len().saturating_sub(80)..]
+    );
     assert!(call(&pool, b'l', 0).await.is_err());
     assert_eq!(
         served_count(&pool).await,
