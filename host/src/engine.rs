@@ -96,6 +96,7 @@ pub struct PreparedModule {
 /// The shared engine, its linker, its epoch ticker and its module cache.
 pub struct WasmEngine {
     engine: Engine,
+    instance_slots: usize,
     linker: Linker<GuestState>,
     modules: Mutex<HashMap<String, CompiledModule>>,
     ticker_stop: Arc<AtomicBool>,
@@ -144,6 +145,7 @@ impl WasmEngine {
             .map_err(EngineError::Ticker)?;
         Ok(WasmEngine {
             engine,
+            instance_slots: usize::try_from(config.instance_slots).unwrap_or(usize::MAX),
             linker,
             modules: Mutex::new(HashMap::new()),
             ticker_stop,
@@ -240,6 +242,11 @@ impl WasmEngine {
             pre,
             start_up: compiled.start_up,
         })
+    }
+
+    /// Instances that can exist at once across all actors: no actor may be allowed more.
+    pub fn instance_slots(&self) -> usize {
+        self.instance_slots
     }
 
     /// The wasmtime engine underneath, with Weft's configuration (pooling allocator, epochs):

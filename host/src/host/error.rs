@@ -90,6 +90,16 @@ pub enum HostError {
         #[source]
         source: ProviderError,
     },
+    /// An actor allowed no instance, or more than the engine has slots for.
+    #[error(
+        "{asked} instances is outside 1..={slots}: the host has {slots} instance slots for all its actors"
+    )]
+    Instances {
+        /// What was asked.
+        asked: usize,
+        /// The engine's slots.
+        slots: usize,
+    },
     /// A link for a contract the actor is not signed for: it could neither call it nor be
     /// called through it.
     #[error(

@@ -159,11 +159,22 @@ impl Host {
 
     /// Lets `max_instances` calls of a running actor run at once (the cap survives updates).
     pub fn scale_actor(&self, actor_id: &str, max_instances: usize) -> Result<(), HostError> {
+        self.check_instances(max_instances)?;
         let pool = self
             .actor_pool(actor_id)
             .ok_or_else(|| HostError::UnknownActor(actor_id.to_string()))?;
         pool.scale(max_instances);
         tracing::info!(actor = actor_id, max_instances, "actor scaled");
+        Ok(())
+    }
+
+    /// Refuses an instance count no actor may have: none, or more than the engine's slots
+    /// (checked before anything is loaded or changed).
+    fn check_instances(&self, asked: usize) -> Result<(), HostError> {
+        let slots = self.state.engine.instance_slots();
+        if asked == 0 || asked > slots {
+            return Err(HostError::Instances { asked, slots });
+        }
         Ok(())
     }
 
@@ -196,6 +207,7 @@ impl Host {
         if let Some(max) = max_instances {
             policy.limits.max_instances = max;
         }
+        self.check_instances(policy.limits.max_instances)?;
         let pool = ActorPool::load(
             &self.state.engine,
             bytes,

@@ -499,3 +499,46 @@ async fn a_call_policy_refuses_what_the_claims_allow() {
         cmd(b'e', 3)
     );
 }
+
+/// An actor is allowed between 1 instance and the engine's slots (shared by every actor):
+/// more, or none, is refused before anything changes, naming the slots; the bounds
+/// themselves are taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instance_counts_stay_within_the_engine_s_slots() {
+    let host = Host::new(HostConfig {
+        engine: EngineConfig {
+            instance_slots: 50,
+            ..EngineConfig::default()
+        },
+        ..HostConfig::default()
+    })
+    .unwrap();
+    let refused = host
+        .start_actor_with(&guest(&[]), Some(1_000_000))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            HostError::Instances {
+                asked: 1_000_000,
+                slots: 50
+            }
+        ),
+        "{refused}"
+    );
+    assert!(host.actors().is_empty());
+    let actor = host
+        .start_actor_with(&guest(&[]), Some(50))
+        .await
+        .unwrap()
+        .id;
+    for asked in [0, 51, usize::MAX] {
+        let refused = host.scale_actor(&actor, asked).unwrap_err().to_string();
+        assert!(refused.contains("50 instance slots"), "{refused}");
+    }
+    assert_eq!(host.actor_pool(&actor).unwrap().limits().max_instances, 50);
+    host.scale_actor(&actor, 1).unwrap();
+    assert_eq!(host.actor_pool(&actor).unwrap().limits().max_instances, 1);
+    assert!(host.invoke(&actor, "run", &cmd(b'e', 1)).await.is_ok());
+}
