@@ -276,19 +276,25 @@ impl Window {
     }
 }
 
-/// Shifts the bit set `words` (bit 0 of word 0 lowest) up by `by` bits, `by` < its size.
+/// Shifts the bit set `words` (bit 0 of word 0 lowest) up by `by` bits, `by` < its size, in
+/// place: from the highest word down, each reads only lower words, not yet shifted.
 fn shift_left(words: &mut [u64], by: u64) {
     let (whole, part) = ((by / 64) as usize, (by % 64) as u32);
-    let old = words.to_vec();
-    let at = |i: Option<usize>| i.and_then(|i| old.get(i)).copied().unwrap_or(0);
-    for (i, word) in words.iter_mut().enumerate() {
+    for i in (0..words.len()).rev() {
         let from = i.checked_sub(whole);
-        let (high, low) = (at(from), at(from.and_then(|f| f.checked_sub(1))));
-        *word = if part == 0 {
-            high
-        } else {
-            (high << part) | (low >> (64 - part))
-        };
+        let high = from.and_then(|f| words.get(f)).copied().unwrap_or(0);
+        let low = from
+            .and_then(|f| f.checked_sub(1))
+            .and_then(|f| words.get(f))
+            .copied()
+            .unwrap_or(0);
+        if let Some(word) = words.get_mut(i) {
+            *word = if part == 0 {
+                high
+            } else {
+                (high << part) | (low >> (64 - part))
+            };
+        }
     }
 }
 
@@ -828,10 +834,18 @@ async fn serve_keys(
     mut requests: async_nats::Subscriber,
 ) {
     use futures_util::StreamExt;
+    // Answers by token: a member asks again with the same token, and a replayed token (they
+    // travel in the clear) costs a lookup, not a signature check and a key exchange.
+    let mut answered: HashMap<bytes::Bytes, bytes::Bytes> = HashMap::new();
+    let (mut refused, mut logged_at) = (0u64, 0u64);
     while let Some(request) = requests.next().await {
         let Some(reply) = request.reply.clone() else {
             continue;
         };
+        if let Some(answer) = answered.get(&request.payload) {
+            let _ = client.publish(reply, answer.clone()).await;
+            continue;
+        }
         let answer = Token::verify(&request.payload, &own.trusted).and_then(|claims| {
             let asker = nkeys::XKey::from_public_key(&claims.member)
                 .map_err(|e| Refusal::Token(e.to_string()))?;
@@ -847,10 +861,21 @@ async fn serve_keys(
         });
         match answer {
             Ok(answer) => {
-                let _ = client.publish(reply, answer.into()).await;
+                let answer = bytes::Bytes::from(answer);
+                if answered.len() >= MAX_PEERS {
+                    answered.clear();
+                }
+                answered.insert(request.payload.clone(), answer.clone());
+                let _ = client.publish(reply, answer).await;
             }
             Err(refusal) => {
-                tracing::warn!(%refusal, "refused a key request from a non-member");
+                // Logged at most once a second, with how many went unlogged.
+                refused += 1;
+                let now = now_ms();
+                if now.saturating_sub(logged_at) >= 1000 {
+                    tracing::warn!(%refusal, refused, "refused key requests from non-members");
+                    (refused, logged_at) = (0, now);
+                }
             }
         }
     }

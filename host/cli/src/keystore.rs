@@ -89,11 +89,7 @@ impl KeyStore {
     pub fn lattice_issuer(&self) -> Result<nkeys::KeyPair, KeyStoreError> {
         let path = self.dir.join("weft_lattice.nk");
         if path.exists() {
-            let seed = fs::read_to_string(&path).map_err(|source| KeyStoreError::Io {
-                action: "read",
-                path: path.clone(),
-                source,
-            })?;
+            let seed = read_seed(&path)?;
             return nkeys::KeyPair::from_seed(seed.trim())
                 .ok()
                 .filter(|key| matches!(key.key_pair_type(), nkeys::KeyPairType::Cluster))
@@ -111,11 +107,7 @@ impl KeyStore {
             .dir
             .join(format!("{}_{}.nk", file_stem(name), role_word(role)));
         if path.exists() {
-            let seed = fs::read_to_string(&path).map_err(|source| KeyStoreError::Io {
-                action: "read",
-                path: path.clone(),
-                source,
-            })?;
+            let seed = read_seed(&path)?;
             let key =
                 wascap::keys::seed_with_role(&seed, role, "stored seed").map_err(|source| {
                     KeyStoreError::BadSeed {
@@ -138,6 +130,21 @@ impl KeyStore {
             created: true,
         })
     }
+}
+
+/// The seed a key file holds: at most 1 KiB of it (a seed is 58 characters), so a key path
+/// that names something else (`/dev/zero`) cannot fill memory.
+pub fn read_seed(path: &Path) -> Result<String, KeyStoreError> {
+    use std::io::Read;
+    let mut seed = String::new();
+    fs::File::open(path)
+        .and_then(|file| file.take(1 << 10).read_to_string(&mut seed))
+        .map_err(|source| KeyStoreError::Io {
+            action: "read",
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(seed)
 }
 
 /// Writes `seed` to a new file readable by its owner only; refuses to overwrite.

@@ -93,7 +93,7 @@ fn issuer_from_arg(arg: &str) -> Result<nkeys::KeyPair> {
     let seed = if arg.starts_with("SC") {
         arg.to_string()
     } else {
-        std::fs::read_to_string(arg)
+        crate::keystore::read_seed(std::path::Path::new(arg))
             .with_context(|| {
                 format!(
                     "--lattice-issuer: cannot read {arg} (give a seed, SC…, or a file holding one)"

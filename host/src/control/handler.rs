@@ -166,11 +166,25 @@ impl Control {
     /// the host is on a lattice; a lost event is logged, never an error for the request that
     /// caused it.
     pub async fn publish(&self, kind: EventKind, subject: &str, detail: String, by: &str) {
-        if subject != self.host_id {
-            self.changed_by
+        // Kept for what runs here only, so the record ends with what it records.
+        {
+            let mut changed_by = self
+                .changed_by
                 .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(subject.to_string(), by.to_string());
+                .unwrap_or_else(PoisonError::into_inner);
+            match kind {
+                EventKind::ActorStarted
+                | EventKind::ActorUpdated
+                | EventKind::ActorScaled
+                | EventKind::ProviderStarted
+                | EventKind::ProviderUpdated => {
+                    changed_by.insert(subject.to_string(), by.to_string());
+                }
+                EventKind::ActorStopped | EventKind::ProviderStopped => {
+                    changed_by.remove(subject);
+                }
+                _ => {}
+            }
         }
         let Some(member) = self.events.get() else {
             return;

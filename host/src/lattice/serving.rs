@@ -37,12 +37,7 @@ impl Lattice {
             .client
             .queue_subscribe(subject.clone(), subject.clone())
             .await
-            .map_err(|e| {
-                Failure::new(
-                    weft_provider_sdk::FailureKind::Unavailable,
-                    format!("cannot subscribe to {subject}: {e}"),
-                )
-            })?;
+            .map_err(|e| cannot_subscribe(&subject, &e))?;
         let (serving, actor) = (membership.clone(), actor_id.to_string());
         let task = tokio::spawn(async move {
             use futures_util::StreamExt;
@@ -137,12 +132,7 @@ impl Lattice {
             .client
             .subscribe(subject.clone())
             .await
-            .map_err(|e| {
-                Failure::new(
-                    weft_provider_sdk::FailureKind::Unavailable,
-                    format!("cannot subscribe to {subject}: {e}"),
-                )
-            })?;
+            .map_err(|e| cannot_subscribe(&subject, &e))?;
         let member = membership.member.clone();
         let task = tokio::spawn(async move {
             use futures_util::StreamExt;
@@ -174,6 +164,13 @@ impl Lattice {
         }
         Ok(lattice::round_trip(&membership.client, SUBSCRIBED_WITHIN).await?)
     }
+}
+
+fn cannot_subscribe(subject: &str, error: &dyn std::fmt::Display) -> Failure {
+    Failure::new(
+        weft_provider_sdk::FailureKind::Unavailable,
+        format!("cannot subscribe to {subject}: {error}"),
+    )
 }
 
 /// How a host finds the link a provider process asks for: by provider id and key.

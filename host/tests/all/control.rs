@@ -10,7 +10,8 @@ use weft_host::control::{Control, ControlRequest, Done, ProviderFactory};
 use weft_host::{Host, HostConfig, LoadPolicy};
 use weft_provider_sdk::{FailureKind, Provider};
 
-struct NoProviders;
+/// A provider factory that makes nothing (the tests here start none).
+pub(crate) struct NoProviders;
 
 impl ProviderFactory for NoProviders {
     fn provider(

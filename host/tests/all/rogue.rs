@@ -5,28 +5,16 @@
 //! dropped (and counted by the member that dropped it); the app fails no request and applies
 //! every increment exactly once.
 
+use crate::control::NoProviders;
 use crate::lattice::{LATTICE, count, counter_request, member, redis_link, redis_provider};
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use weft_contracts::httpserver::HANDLE_REQUEST;
-use weft_host::control::{Control, ProviderFactory, nats};
+use weft_host::control::{Control, nats};
 use weft_lattice::{self as lattice, ActorInvocation, Answer, ProviderInvocation, Subjects};
-use weft_provider_sdk::Provider;
 use weft_testing::{NatsServer, RedisServer};
-
-struct NoProviders;
-
-impl ProviderFactory for NoProviders {
-    fn provider(
-        &self,
-        kind: &str,
-        _: &BTreeMap<String, String>,
-    ) -> Result<Arc<dyn Provider>, String> {
-        Err(format!("no {kind} here"))
-    }
-}
 
 /// Nothing answers `request` on `subject` within 300 ms.
 async fn unanswered(
@@ -233,6 +221,19 @@ async fn strangers_on_the_wire_change_nothing_while_the_app_serves() {
         .await;
     let pulled = tokio::time::timeout(Duration::from_millis(300), pulls.next()).await;
     assert!(pulled.is_err(), "a stranger's offer was pulled from");
+
+    // 2d. Asking the hosts for the real link's values (as a provider process that missed
+    // it would), and a member for its key with a made-up token: neither answered.
+    let wanted = subjects.provider_link_get("redis");
+    let body = lattice::encode(&wanted, &redis_link(&actor, &redis).key()).unwrap();
+    unanswered(&stranger, wanted, async_nats::HeaderMap::new(), body).await;
+    unanswered(
+        &stranger,
+        subjects.member_key(&claimed),
+        async_nats::HeaderMap::new(),
+        b"not a token".to_vec(),
+    )
+    .await;
 
     // 3. The provider told of a link naming another Redis, and a call through it. (A call
     // names its link and carries no values, so a call alone cannot name a Redis.)
