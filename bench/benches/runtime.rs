@@ -166,6 +166,7 @@ fn main() {
                 init.call(&mut store, ()).unwrap();
             })
         });
+        let log = weft_host::guest_log::LogBudget::new(64 << 10, 1 << 20);
         group.bench_function("weft_instance_new", |b| {
             b.to_async(&runtime).iter(|| async {
                 WapcInstance::new(
@@ -173,6 +174,7 @@ fn main() {
                     Limits::default(),
                     instance_of.clone(),
                     handler.clone(),
+                    log.clone(),
                     prepared.start_up,
                 )
                 .await

@@ -11,6 +11,7 @@
 //! swap: a new version is a new `ActorPool`; in-flight calls hold the old one until they end.
 
 use crate::engine::{PreparedModule, WasmEngine};
+use crate::guest_log::LogBudget;
 pub use crate::identity::{ActorIdentity, LoadError, LoadPolicy};
 use crate::instance::WapcInstance;
 use crate::invoke::claims::ClaimsCheck;
@@ -32,6 +33,8 @@ pub struct ActorPool {
     /// for a call and putting it back moves a pointer.
     admission: Admission<Box<WapcInstance>>,
     calls: Arc<ClaimsCheck>,
+    /// Its log budget, shared by its instances.
+    log: Arc<LogBudget>,
 }
 
 impl std::fmt::Debug for ActorPool {
@@ -71,11 +74,16 @@ impl ActorPool {
         let id: Arc<str> = identity.id.as_str().into();
         let identity = Arc::new(identity);
         let calls = Arc::new(ClaimsCheck::new(identity.clone(), calls));
+        let log = LogBudget::new(
+            policy.limits.max_log_bytes_per_call,
+            policy.limits.max_log_bytes_per_second,
+        );
         let first = WapcInstance::new(
             &prepared.pre,
             policy.limits,
             id.clone(),
             calls.clone(),
+            log.clone(),
             prepared.start_up,
         )
         .await
@@ -92,6 +100,7 @@ impl ActorPool {
                 vec![Box::new(first)],
             ),
             calls,
+            log,
         })
     }
 
@@ -155,6 +164,7 @@ impl ActorPool {
                     self.limits,
                     self.id.clone(),
                     self.calls.clone(),
+                    self.log.clone(),
                     self.prepared.start_up,
                 ))
                 .await

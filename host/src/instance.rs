@@ -26,6 +26,7 @@
 //! guests built with `wapc-guest` or `wasmbus-rpc` run as they are.
 
 use crate::clock;
+use crate::guest_log::{CallLog, LogBudget};
 use crate::invoke::{Deadline, GuestError, HostCall, HostCalls, InvokeError};
 use crate::limits::{Limits, MAX_LOG_LINE_BYTES, MAX_NAME_BYTES};
 use std::sync::Arc;
@@ -45,6 +46,8 @@ pub struct GuestState {
     /// The actor this instance is of, as its host calls name it.
     actor: Arc<str>,
     handler: Arc<dyn HostCalls>,
+    /// What the call in progress has logged, against the actor's log budget.
+    log: CallLog,
     memory: Option<Memory>,
     operation: String,
     request: Vec<u8>,
@@ -215,9 +218,11 @@ fn guest_request(
 fn console_log(caller: Caller<'_, GuestState>, ptr: i32, len: i32) -> wasmtime::Result<()> {
     let line = read(&caller, ptr, len, MAX_LOG_LINE_BYTES, "log line")?;
     let state = caller.data();
-    state
-        .handler
-        .console_log(&state.actor, &String::from_utf8_lossy(&line));
+    if state.log.admit(&state.actor, line.len()) {
+        state
+            .handler
+            .console_log(&state.actor, &String::from_utf8_lossy(&line));
+    }
     Ok(())
 }
 
@@ -236,7 +241,12 @@ async fn host_call(
     let operation = read_name(&caller, op_ptr, op_len, "host call operation")?;
     let limit = caller.data().max_host_call_bytes;
     let payload = read(&caller, ptr, len, limit, "host call payload")?;
-    let (actor, handler) = (caller.data().actor.clone(), caller.data().handler.clone());
+    let state = caller.data();
+    let (actor, handler, log) = (
+        state.actor.clone(),
+        state.handler.clone(),
+        state.log.clone(),
+    );
     let deadline = Deadline::after(Duration::from_millis(
         caller.data().deadline_ms.saturating_sub(clock::now_ms()),
     ));
@@ -248,6 +258,7 @@ async fn host_call(
             operation: &operation,
             payload: &payload,
             deadline,
+            log: &log,
         })
         .await;
     let state = caller.data_mut();
@@ -366,15 +377,17 @@ impl HostCalls for ImportWatch {
 
 impl WapcInstance {
     /// Instantiates the guest of actor `actor` and, for [`StartUp::Run`], runs its start-up
-    /// exports; its host calls go to `handler`.
+    /// exports; its host calls go to `handler`, its log lines count against `log` (the
+    /// actor's, shared by its instances).
     pub async fn new(
         pre: &InstancePre<GuestState>,
         limits: Limits,
         actor: Arc<str>,
         handler: Arc<dyn HostCalls>,
+        log: Arc<LogBudget>,
         start_up: StartUp,
     ) -> Result<Self, GuestError> {
-        Self::start(pre, limits, actor, handler, start_up)
+        Self::start(pre, limits, actor, handler, log, start_up)
             .await
             .map(|(instance, _)| instance)
     }
@@ -388,10 +401,17 @@ impl WapcInstance {
         global_exports: &[String],
     ) -> Option<crate::snapshot::Captured> {
         let watch = Arc::new(ImportWatch::default());
-        let (mut probe, instance) =
-            Self::start(pre, limits, "probe".into(), watch.clone(), StartUp::Run)
-                .await
-                .ok()?;
+        let (mut probe, instance) = Self::start(
+            pre,
+            limits,
+            "probe".into(),
+            watch.clone(),
+            // Unbounded, so that every console line reaches the watch.
+            LogBudget::new(usize::MAX, usize::MAX),
+            StartUp::Run,
+        )
+        .await
+        .ok()?;
         if watch.used.load(std::sync::atomic::Ordering::Relaxed) {
             return None;
         }
@@ -409,11 +429,13 @@ impl WapcInstance {
         limits: Limits,
         actor: Arc<str>,
         handler: Arc<dyn HostCalls>,
+        log: Arc<LogBudget>,
         start_up: StartUp,
     ) -> Result<(Self, wasmtime::Instance), GuestError> {
         let state = GuestState {
             actor,
             handler,
+            log: CallLog::new(log),
             memory: None,
             operation: String::new(),
             request: Vec::new(),
@@ -494,6 +516,7 @@ impl WapcInstance {
         state.guest_error = None;
         state.host_response = None;
         state.host_error = None;
+        state.log.start_call();
         let (op_len, msg_len) = (len_i32(operation.len())?, len_i32(payload.len())?);
 
         self.store.set_epoch_deadline(1);

@@ -63,6 +63,7 @@ pub mod actor;
 mod clock;
 pub mod control;
 pub mod engine;
+pub mod guest_log;
 mod host;
 mod identity;
 pub mod instance;

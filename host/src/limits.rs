@@ -11,6 +11,8 @@
 //! | bytes of one guest response or error | [`DEFAULT_MAX_RESPONSE_BYTES`] | checked before copying |
 //! | bytes of a binding, contract or operation name | [`MAX_NAME_BYTES`] | checked before copying |
 //! | bytes of one log line | [`MAX_LOG_LINE_BYTES`] | checked before copying |
+//! | log bytes of one call, console and logging capability together | [`DEFAULT_MAX_LOG_BYTES_PER_CALL`] | `crate::guest_log`: past it, lines dropped and counted |
+//! | log bytes of one actor per second, all its calls | [`DEFAULT_MAX_LOG_BYTES_PER_SECOND`] | `crate::guest_log`: past it, lines dropped and counted |
 //! | bytes of a guest error kept for logs and callers | [`MAX_GUEST_ERROR_BYTES`] | the rest cut, and counted in the text |
 //! | module size | [`DEFAULT_MAX_MODULE_BYTES`] | checked before parsing |
 //! | instances of one actor | [`DEFAULT_MAX_INSTANCES`] | the concurrency layer (`crate::invoke::concurrency`) |
@@ -39,6 +41,11 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 8 << 20;
 pub const MAX_NAME_BYTES: usize = 4 << 10;
 /// Cap on one `__console_log` line from a guest, bytes.
 pub const MAX_LOG_LINE_BYTES: usize = 16 << 10;
+/// Default cap on the log bytes one call may write (console and logging capability), 64 KiB;
+/// lines past it are dropped and counted.
+pub const DEFAULT_MAX_LOG_BYTES_PER_CALL: usize = 64 << 10;
+/// Default cap on the log bytes one actor may write in a second over all its calls, 1 MiB.
+pub const DEFAULT_MAX_LOG_BYTES_PER_SECOND: usize = 1 << 20;
 /// The most of a guest's error message kept: the rest is cut (and counted) before the text
 /// reaches logs and callers, since an HTTP client would otherwise get it whole.
 pub const MAX_GUEST_ERROR_BYTES: usize = 4 << 10;
@@ -71,6 +78,10 @@ pub struct Limits {
     pub max_instances: usize,
     /// Calls that may wait for an instance when all are busy.
     pub max_queued_calls: usize,
+    /// Log bytes one call may write.
+    pub max_log_bytes_per_call: usize,
+    /// Log bytes the actor may write in a second.
+    pub max_log_bytes_per_second: usize,
 }
 
 impl Default for Limits {
@@ -83,6 +94,8 @@ impl Default for Limits {
             max_module_bytes: DEFAULT_MAX_MODULE_BYTES,
             max_instances: DEFAULT_MAX_INSTANCES,
             max_queued_calls: DEFAULT_MAX_QUEUED_CALLS,
+            max_log_bytes_per_call: DEFAULT_MAX_LOG_BYTES_PER_CALL,
+            max_log_bytes_per_second: DEFAULT_MAX_LOG_BYTES_PER_SECOND,
         }
     }
 }

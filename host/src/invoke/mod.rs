@@ -46,6 +46,9 @@ pub struct HostCall<'a> {
     /// When the calling actor's call must be over: a provider must answer well within it, so
     /// the actor still has time to handle the answer (or the error).
     pub deadline: Deadline,
+    /// The calling instance's log meter: a line written through the logging capability
+    /// counts against the same budget as its console lines.
+    pub log: &'a crate::guest_log::CallLog,
 }
 
 /// Answers a guest's host calls: every outbound layer is one, holding the next.

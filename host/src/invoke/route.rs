@@ -115,6 +115,11 @@ fn write_log(call: &HostCall<'_>) -> Result<Vec<u8>, InvokeError> {
     let entry: logging::LogEntry =
         weft_contracts::decode(call.payload).map_err(|e| InvokeError::BadRequest(e.to_string()))?;
     let actor = call.actor;
+    // Over the actor's log budget the line is dropped (and counted), not refused: the
+    // guest's call goes on.
+    if !call.log.admit(actor, entry.text.len()) {
+        return Ok(Vec::new());
+    }
     match entry.level.as_str() {
         "error" => tracing::error!(actor, "{}", entry.text),
         "warn" => tracing::warn!(actor, "{}", entry.text),

@@ -12,6 +12,7 @@
 ;;   G __guest_error with a message past the end of memory
 ;;   w log {"level":"info","text":"hi"} through wasmcloud:builtin:logging; relay any host error
 ;;   E __guest_error with the first ARG bytes of memory as its message
+;;   C log ARG console lines of 1 KiB ("console-line" then zeros), then do what w does
 (module
   (import "wapc" "__guest_request" (func $req (param i32 i32)))
   (import "wapc" "__guest_response" (func $resp (param i32 i32)))
@@ -31,6 +32,7 @@
   (data (i32.const 80) "wasmcloud:builtin:logging")
   (data (i32.const 112) "Logging.WriteLog")
   (data (i32.const 136) "\82\a5level\a4info\a4text\a2hi")
+  (data (i32.const 160) "console-line")
   (func $arg (result i32) (i32.load (i32.const 257)))
   (func $recurse (param i32) (result i32)
     (i32.add (call $recurse (i32.add (local.get 0) (i32.const 1))) (i32.const 1)))
@@ -39,6 +41,7 @@
                 (i32.const 48) (i32.const 12) (i32.const 0) (call $arg)))
   (func (export "__guest_call") (param $op_len i32) (param $msg_len i32) (result i32)
     (local $cmd i32)
+    (local $i i32)
     (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
     (call $req (i32.const 128) (i32.const 256))
     (local.set $cmd (i32.load8_u (i32.const 256)))
@@ -95,6 +98,15 @@
         (return (i32.const 1))))
     (if (i32.eq (local.get $cmd) (i32.const 71)) ;; G
       (then (call $err (i32.const 65530) (i32.const 100)) (return (i32.const 0))))
+    (if (i32.eq (local.get $cmd) (i32.const 67)) ;; C
+      (then
+        (block $done
+          (loop $lines
+            (br_if $done (i32.ge_s (local.get $i) (call $arg)))
+            (call $log (i32.const 160) (i32.const 1024))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br $lines)))
+        (local.set $cmd (i32.const 119))))
     (if (i32.eq (local.get $cmd) (i32.const 119)) ;; w
       (then
         (if (call $call (i32.const 32) (i32.const 7) (i32.const 80) (i32.const 25)

@@ -10,6 +10,7 @@ mod architecture;
 mod control;
 mod host;
 mod lattice;
+mod logs;
 mod overload;
 mod rogue;
 mod runtime;
