@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use weft_http_server::HttpServer;
-use weft_keyvalue_memory::MemoryKeyValue;
+use weft_keyvalue_memory::{MemoryKeyValue, Quota};
 use weft_keyvalue_redis::RedisKeyValue;
 use weft_messaging_nats::NatsMessaging;
 use weft_provider_sdk::Provider;
@@ -28,7 +28,8 @@ pub struct RunArgs {
     #[arg(long)]
     id: Option<String>,
     /// Provider settings, KEY=VALUE (repeatable); keyvalue-redis and messaging-nats take
-    /// `url`, the default server for links that name none
+    /// `url`, the default server for links that name none; keyvalue-memory takes
+    /// `max_keys` (default 100000) and `max_bytes` (default 67108864)
     #[arg(long = "config", value_name = "KEY=VALUE")]
     config: Vec<String>,
     /// How long a call to an actor may take, milliseconds
@@ -47,7 +48,13 @@ pub struct RunArgs {
 pub fn by_kind(kind: &str, config: &BTreeMap<String, String>) -> Result<Arc<dyn Provider>> {
     Ok(match kind {
         "keyvalue-redis" => Arc::new(RedisKeyValue::new(config.get("url").cloned())),
-        "keyvalue-memory" => Arc::new(MemoryKeyValue::new()),
+        "keyvalue-memory" => {
+            let default = Quota::default();
+            Arc::new(MemoryKeyValue::with_quota(Quota {
+                max_keys: setting(config, "max_keys")?.unwrap_or(default.max_keys),
+                max_bytes: setting(config, "max_bytes")?.unwrap_or(default.max_bytes),
+            }))
+        }
         "http-server" => Arc::new(HttpServer::new()),
         "messaging-nats" => Arc::new(NatsMessaging::new(
             config
@@ -60,6 +67,18 @@ pub fn by_kind(kind: &str, config: &BTreeMap<String, String>) -> Result<Arc<dyn 
              keyvalue-memory, http-server and messaging-nats"
         ),
     })
+}
+
+/// A number among a provider's settings, if it is there.
+fn setting(config: &BTreeMap<String, String>, key: &str) -> Result<Option<usize>> {
+    config
+        .get(key)
+        .map(|value| {
+            value
+                .parse()
+                .with_context(|| format!("provider setting {key}={value:?} is not a whole number"))
+        })
+        .transpose()
 }
 
 /// The provider kinds this binary carries, for control requests to start or replace one.

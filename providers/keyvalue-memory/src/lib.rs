@@ -8,6 +8,10 @@
 //! (Redis's `WRONGTYPE`); list ranges take Redis's inclusive, negative-from-the-end indexes.
 //!
 //! **What it is not:** durable or shared between processes. Data lives as long as the provider.
+//! Nor unbounded: a store holds at most [`Quota::max_keys`] keys and [`Quota::max_bytes`]
+//! bytes (keys and values, plus a fixed overhead per key and per list or set member, about
+//! what each takes in memory); a write past either is refused before anything is stored, as
+//! Redis refuses writes past its `maxmemory`, and every read and delete still works.
 //!
 //! ```
 //! use weft_keyvalue_memory::MemoryKeyValue;
@@ -52,13 +56,123 @@ impl Value {
     }
 }
 
+/// Bytes counted for each key beyond its name and value: what a map entry costs.
+const KEY_OVERHEAD: usize = 64;
+/// Bytes counted for each list or set member beyond its text.
+const MEMBER_OVERHEAD: usize = 32;
+/// Default for [`Quota::max_keys`].
+pub const DEFAULT_MAX_KEYS: usize = 100_000;
+/// Default for [`Quota::max_bytes`] (64 MiB).
+pub const DEFAULT_MAX_BYTES: usize = 64 << 20;
+
+/// How much one store may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Keys (strings, lists and sets together).
+    pub max_keys: usize,
+    /// Bytes of keys and values, with [`KEY_OVERHEAD`] per key and [`MEMBER_OVERHEAD`] per list
+    /// or set member.
+    pub max_bytes: usize,
+}
+
+impl Default for Quota {
+    fn default() -> Self {
+        Quota {
+            max_keys: DEFAULT_MAX_KEYS,
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+}
+
+/// The bytes `key` holding `value` counts for.
+fn weight(key: &str, value: &Value) -> usize {
+    let members = |len: usize, bytes: usize| len * MEMBER_OVERHEAD + bytes;
+    KEY_OVERHEAD
+        + key.len()
+        + match value {
+            Value::Text { value, .. } => value.len(),
+            Value::List(list) => members(list.len(), list.iter().map(String::len).sum()),
+            Value::Set(set) => members(set.len(), set.iter().map(String::len).sum()),
+        }
+}
+
 /// Operations between two sweeps for expired keys nobody reads again.
 const SWEEP_EVERY_OPS: u32 = 4096;
 
 #[derive(Default)]
 struct Store {
-    values: HashMap<String, Value>,
+    data: Data,
     ops_since_sweep: u32,
+}
+
+/// The keys, and what they count for against the quota.
+#[derive(Default)]
+struct Data {
+    values: HashMap<String, Value>,
+    /// The sum of every key's [`weight`].
+    bytes: usize,
+}
+
+impl Data {
+    /// Removes `key`, giving back what it counted for.
+    fn remove(&mut self, key: &str) -> Option<Value> {
+        let value = self.values.remove(key)?;
+        self.bytes = self.bytes.saturating_sub(weight(key, &value));
+        Some(value)
+    }
+
+    /// Drops `key` if it is an expired string: expiry is lazy, as in Redis.
+    fn expire(&mut self, key: &str, now: Instant) {
+        if matches!(self.values.get(key), Some(Value::Text { expires: Some(at), .. }) if *at <= now)
+        {
+            self.remove(key);
+        }
+    }
+
+    /// Checks that `key` may grow by `added` bytes (a new key if it is not there), before
+    /// anything is stored; then counts them.
+    fn grow(
+        &mut self,
+        quota: &Quota,
+        op: &str,
+        key: &str,
+        added: usize,
+    ) -> Result<(), ProviderError> {
+        let new_key = !self.values.contains_key(key);
+        let added = added + if new_key { KEY_OVERHEAD + key.len() } else { 0 };
+        if new_key && self.values.len() >= quota.max_keys {
+            return Err(full(
+                op,
+                key,
+                format!("it holds {} keys, its max_keys", self.values.len()),
+            ));
+        }
+        let bytes = self.bytes.saturating_add(added);
+        if bytes > quota.max_bytes {
+            return Err(full(
+                op,
+                key,
+                format!(
+                    "it holds {} bytes and this adds {added}, over its max_bytes of {}",
+                    self.bytes, quota.max_bytes
+                ),
+            ));
+        }
+        self.bytes = bytes;
+        Ok(())
+    }
+
+    /// Counts `removed` bytes of `key`'s value as given back.
+    fn shrink(&mut self, removed: usize) {
+        self.bytes = self.bytes.saturating_sub(removed);
+    }
+}
+
+fn full(op: &str, key: &str, why: String) -> ProviderError {
+    ProviderError::Backend(format!(
+        "{op} of key {key:?} refused: the in-memory key-value store is full ({why}). Delete \
+         keys, or raise max_keys / max_bytes in the provider's config"
+    ))
 }
 
 impl Store {
@@ -67,8 +181,16 @@ impl Store {
         self.ops_since_sweep += 1;
         if self.ops_since_sweep >= SWEEP_EVERY_OPS {
             self.ops_since_sweep = 0;
-            self.values
-                .retain(|_, v| !matches!(v, Value::Text { expires: Some(at), .. } if *at <= now));
+            let data = &mut self.data;
+            let mut freed = 0;
+            data.values.retain(|key, v| {
+                let expired = matches!(v, Value::Text { expires: Some(at), .. } if *at <= now);
+                if expired {
+                    freed += weight(key, v);
+                }
+                !expired
+            });
+            data.shrink(freed);
         }
     }
 }
@@ -77,6 +199,7 @@ impl Store {
 #[derive(Default)]
 pub struct MemoryKeyValue {
     store: Mutex<Store>,
+    quota: Quota,
 }
 
 impl std::fmt::Debug for MemoryKeyValue {
@@ -122,9 +245,23 @@ fn list_range(list: &VecDeque<String>, start: i32, stop: i32) -> Vec<String> {
 }
 
 impl MemoryKeyValue {
-    /// An empty store.
+    /// An empty store with the default [`Quota`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store that holds at most `quota`.
+    pub fn with_quota(quota: Quota) -> Self {
+        MemoryKeyValue {
+            store: Mutex::default(),
+            quota,
+        }
+    }
+
+    /// Keys held and bytes they count for against the quota.
+    pub fn usage(&self) -> (usize, usize) {
+        let store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+        (store.data.values.len(), store.data.bytes)
     }
 
     /// Performs one contract operation on an encoded request and returns the encoded answer.
@@ -133,17 +270,18 @@ impl MemoryKeyValue {
         let now = Instant::now();
         store.sweep(now);
         let op = operation;
-        let data = &mut store.values;
+        let quota = &self.quota;
+        let data = &mut store.data;
         // Every key an operation names is expired (or not) before the operation sees it.
-        let key_arg = |data: &mut HashMap<String, Value>| -> Result<String, ProviderError> {
+        let key_arg = |data: &mut Data| -> Result<String, ProviderError> {
             let key: String = args(op, payload)?;
-            expire(data, &key, now);
+            data.expire(&key, now);
             Ok(key)
         };
         match operation {
             kv::GET => {
                 let key = key_arg(data)?;
-                let response = match data.get(&key) {
+                let response = match data.values.get(&key) {
                     None => GetResponse::default(),
                     Some(Value::Text { value, .. }) => GetResponse {
                         value: value.clone(),
@@ -157,7 +295,16 @@ impl MemoryKeyValue {
                 let request: kv::SetRequest = args(op, payload)?;
                 let expires = (request.expires > 0)
                     .then(|| now + Duration::from_secs(u64::from(request.expires)));
-                data.insert(
+                // What the key holds now is given back only once the new value fits.
+                let held = data.values.get(&request.key).map_or(0, |old| {
+                    weight(&request.key, old) - KEY_OVERHEAD - request.key.len()
+                });
+                data.shrink(held);
+                if let Err(refused) = data.grow(quota, op, &request.key, request.value.len()) {
+                    data.bytes += held;
+                    return Err(refused);
+                }
+                data.values.insert(
                     request.key,
                     Value::Text {
                         value: request.value,
@@ -172,19 +319,17 @@ impl MemoryKeyValue {
             }
             kv::CONTAINS => {
                 let key = key_arg(data)?;
-                reply(op, &data.contains_key(&key))
+                reply(op, &data.values.contains_key(&key))
             }
             kv::INCREMENT => {
                 let request: kv::IncrementRequest = args(op, payload)?;
-                expire(data, &request.key, now);
-                let entry = data.entry(request.key.clone()).or_insert(Value::Text {
-                    value: "0".into(),
-                    expires: None,
-                });
-                let Value::Text { value, .. } = entry else {
-                    return Err(wrong_type(op, &request.key, entry, "a number"));
+                data.expire(&request.key, now);
+                let current = match data.values.get(&request.key) {
+                    None => "0",
+                    Some(Value::Text { value, .. }) => value.as_str(),
+                    Some(other) => return Err(wrong_type(op, &request.key, other, "a number")),
                 };
-                let current: i32 = value.parse().map_err(|_| {
+                let current: i32 = current.parse().map_err(|_| {
                     ProviderError::bad_request(
                         op,
                         format!("key {:?} is not an integer", request.key),
@@ -196,40 +341,76 @@ impl MemoryKeyValue {
                         format!("key {:?} would overflow i32", request.key),
                     )
                 })?;
-                *value = next.to_string();
+                let next_text = next.to_string();
+                let old_len = match data.values.get(&request.key) {
+                    Some(Value::Text { value, .. }) => value.len(),
+                    _ => 0,
+                };
+                data.shrink(old_len);
+                if let Err(refused) = data.grow(quota, op, &request.key, next_text.len()) {
+                    data.bytes += old_len;
+                    return Err(refused);
+                }
+                match data.values.get_mut(&request.key) {
+                    Some(Value::Text { value, .. }) => *value = next_text,
+                    _ => {
+                        data.values.insert(
+                            request.key,
+                            Value::Text {
+                                value: next_text,
+                                expires: None,
+                            },
+                        );
+                    }
+                }
                 reply(op, &next)
             }
             kv::LIST_ADD => {
                 let request: kv::ListAddRequest = args(op, payload)?;
-                expire(data, &request.list_name, now);
+                data.expire(&request.list_name, now);
+                if let Some(other @ (Value::Text { .. } | Value::Set(_))) =
+                    data.values.get(&request.list_name)
+                {
+                    return Err(wrong_type(op, &request.list_name, other, "a list"));
+                }
+                data.grow(
+                    quota,
+                    op,
+                    &request.list_name,
+                    MEMBER_OVERHEAD + request.value.len(),
+                )?;
                 let entry = data
-                    .entry(request.list_name.clone())
+                    .values
+                    .entry(request.list_name)
                     .or_insert(Value::List(VecDeque::new()));
                 let Value::List(list) = entry else {
-                    return Err(wrong_type(op, &request.list_name, entry, "a list"));
+                    return Err(ProviderError::Backend(
+                        "a list turned into another kind".into(),
+                    ));
                 };
                 list.push_back(request.value);
                 reply(op, &u32::try_from(list.len()).unwrap_or(u32::MAX))
             }
             kv::LIST_DEL => {
                 let request: kv::ListDelRequest = args(op, payload)?;
-                expire(data, &request.list_name, now);
-                let removed = match data.get_mut(&request.list_name) {
-                    None => false,
-                    Some(Value::List(list)) => {
-                        match list.iter().position(|v| *v == request.value) {
-                            Some(at) => list.remove(at).is_some(),
-                            None => false,
-                        }
-                    }
+                data.expire(&request.list_name, now);
+                let removed = match data.values.get_mut(&request.list_name) {
+                    None => None,
+                    Some(Value::List(list)) => list
+                        .iter()
+                        .position(|v| *v == request.value)
+                        .and_then(|at| list.remove(at)),
                     Some(other) => return Err(wrong_type(op, &request.list_name, other, "a list")),
                 };
-                reply(op, &removed)
+                if let Some(member) = &removed {
+                    data.shrink(MEMBER_OVERHEAD + member.len());
+                }
+                reply(op, &removed.is_some())
             }
             kv::LIST_RANGE => {
                 let request: kv::ListRangeRequest = args(op, payload)?;
-                expire(data, &request.list_name, now);
-                let values = match data.get(&request.list_name) {
+                data.expire(&request.list_name, now);
+                let values = match data.values.get(&request.list_name) {
                     None => Vec::new(),
                     Some(Value::List(list)) => list_range(list, request.start, request.stop),
                     Some(other) => return Err(wrong_type(op, &request.list_name, other, "a list")),
@@ -246,28 +427,49 @@ impl MemoryKeyValue {
             }
             kv::SET_ADD => {
                 let request: kv::SetAddRequest = args(op, payload)?;
-                expire(data, &request.set_name, now);
+                data.expire(&request.set_name, now);
+                match data.values.get(&request.set_name) {
+                    Some(Value::Set(set)) if set.contains(&request.value) => {
+                        return reply(op, &0u32);
+                    }
+                    Some(other @ (Value::Text { .. } | Value::List(_))) => {
+                        return Err(wrong_type(op, &request.set_name, other, "a set"));
+                    }
+                    _ => {}
+                }
+                data.grow(
+                    quota,
+                    op,
+                    &request.set_name,
+                    MEMBER_OVERHEAD + request.value.len(),
+                )?;
                 let entry = data
-                    .entry(request.set_name.clone())
+                    .values
+                    .entry(request.set_name)
                     .or_insert(Value::Set(BTreeSet::new()));
                 let Value::Set(set) = entry else {
-                    return Err(wrong_type(op, &request.set_name, entry, "a set"));
+                    return Err(ProviderError::Backend(
+                        "a set turned into another kind".into(),
+                    ));
                 };
                 reply(op, &u32::from(set.insert(request.value)))
             }
             kv::SET_DEL => {
                 let request: kv::SetDelRequest = args(op, payload)?;
-                expire(data, &request.set_name, now);
-                let removed = match data.get_mut(&request.set_name) {
+                data.expire(&request.set_name, now);
+                let removed = match data.values.get_mut(&request.set_name) {
                     None => false,
                     Some(Value::Set(set)) => set.remove(&request.value),
                     Some(other) => return Err(wrong_type(op, &request.set_name, other, "a set")),
                 };
+                if removed {
+                    data.shrink(MEMBER_OVERHEAD + request.value.len());
+                }
                 reply(op, &u32::from(removed))
             }
             kv::SET_QUERY => {
                 let name = key_arg(data)?;
-                let values: Vec<String> = match data.get(&name) {
+                let values: Vec<String> = match data.values.get(&name) {
                     None => Vec::new(),
                     Some(Value::Set(set)) => set.iter().cloned().collect(),
                     Some(other) => return Err(wrong_type(op, &name, other, "a set")),
@@ -277,11 +479,11 @@ impl MemoryKeyValue {
             kv::SET_UNION | kv::SET_INTERSECTION => {
                 let names: Vec<String> = args(op, payload)?;
                 for name in &names {
-                    expire(data, name, now);
+                    data.expire(name, now);
                 }
                 let mut sets = Vec::with_capacity(names.len());
                 for name in &names {
-                    match data.get(name) {
+                    match data.values.get(name) {
                         None => sets.push(BTreeSet::new()),
                         Some(Value::Set(set)) => sets.push(set.clone()),
                         Some(other) => return Err(wrong_type(op, name, other, "a set")),
@@ -301,22 +503,15 @@ impl MemoryKeyValue {
     }
 }
 
-/// Drops `key` if it is an expired string: expiry is lazy, as in Redis.
-fn expire(data: &mut HashMap<String, Value>, key: &str, now: Instant) {
-    if matches!(data.get(key), Some(Value::Text { expires: Some(at), .. }) if *at <= now) {
-        data.remove(key);
-    }
-}
-
 /// `ListClear` / `SetClear`: removes `name` if it holds the right kind of value.
 fn clear(
-    data: &mut HashMap<String, Value>,
+    data: &mut Data,
     op: &str,
     name: &str,
     is_kind: fn(&Value) -> bool,
     kind: &str,
 ) -> Result<Vec<u8>, ProviderError> {
-    match data.get(name) {
+    match data.values.get(name) {
         None => reply(op, &false),
         Some(value) if is_kind(value) => {
             data.remove(name);

@@ -4,7 +4,8 @@
 //! increment, lists, sets) as Redis commands, with the same answers as the in-memory provider
 //! (`weft-keyvalue-memory`), which copies Redis's semantics. Each distinct Redis URL gets one
 //! multiplexed connection, shared by every link naming it and re-established by itself after
-//! Redis restarts; a command is never re-sent after a failure, so an increment whose answer
+//! Redis restarts; at most [`weft_provider_sdk::connections::DEFAULT_MAX_URLS`] URLs at once,
+//! and a URL's connection is dropped with the last link naming it; a command is never re-sent after a failure, so an increment whose answer
 //! was lost is reported as an error, not applied twice.
 //!
 //! The URL comes from the link's values (`url`, or wasmCloud's `URL`), else from the provider's
@@ -17,11 +18,11 @@ use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 use weft_contracts::keyvalue::{self as kv, GetResponse};
 use weft_contracts::{decode, encode};
+use weft_provider_sdk::connections::{Connections, DEFAULT_MAX_URLS};
 use weft_provider_sdk::{LinkDefinition, Provider, ProviderCall, ProviderError, async_trait};
 
 /// Link value keys that name the Redis URL, in order of preference.
@@ -61,7 +62,7 @@ return redis.call('DEL', KEYS[1])
 pub struct RedisKeyValue {
     default_url: Option<String>,
     /// One connection per URL, shared by the links that name it.
-    connections: Mutex<HashMap<String, ConnectionManager>>,
+    connections: Connections<ConnectionManager>,
     increment: Arc<redis::Script>,
     clear_kind: Arc<redis::Script>,
 }
@@ -72,10 +73,6 @@ impl std::fmt::Debug for RedisKeyValue {
             .field("default_url", &self.default_url)
             .finish_non_exhaustive()
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn args<T: DeserializeOwned>(operation: &str, payload: &[u8]) -> Result<T, ProviderError> {
@@ -104,8 +101,8 @@ impl RedisKeyValue {
     /// A provider whose links may name their own URL, falling back to `default_url`.
     pub fn new(default_url: Option<String>) -> Self {
         RedisKeyValue {
+            connections: Connections::new(DEFAULT_MAX_URLS, default_url.clone()),
             default_url,
-            connections: Mutex::new(HashMap::new()),
             increment: Arc::new(redis::Script::new(INCREMENT_I32)),
             clear_kind: Arc::new(redis::Script::new(CLEAR_KIND)),
         }
@@ -126,10 +123,19 @@ impl RedisKeyValue {
     }
 
     /// The shared connection for `url`, created (lazily connecting) on first use.
-    fn connection(&self, actor_id: &str, url: &str) -> Result<ConnectionManager, ProviderError> {
-        if let Some(connection) = lock(&self.connections).get(url) {
-            return Ok(connection.clone());
-        }
+    async fn connection(
+        &self,
+        actor_id: &str,
+        url: &str,
+    ) -> Result<ConnectionManager, ProviderError> {
+        self.connections
+            .get(url, || async { Self::connect(actor_id, url) })
+            .await
+    }
+
+    /// A connection to `url` that connects on first use (so a link can be put while Redis
+    /// is still starting), or why the URL is unusable.
+    fn connect(actor_id: &str, url: &str) -> Result<ConnectionManager, ProviderError> {
         let bad_url = |e: redis::RedisError| ProviderError::Link {
             actor_id: actor_id.to_string(),
             reason: format!(
@@ -142,12 +148,7 @@ impl RedisKeyValue {
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_number_of_retries(RECONNECT_ATTEMPTS);
-        let connection =
-            ConnectionManager::new_lazy_with_config(client, config).map_err(bad_url)?;
-        Ok(lock(&self.connections)
-            .entry(url.to_string())
-            .or_insert(connection)
-            .clone())
+        ConnectionManager::new_lazy_with_config(client, config).map_err(bad_url)
     }
 
     /// Serves one operation of the contract on `url`.
@@ -158,7 +159,7 @@ impl RedisKeyValue {
         payload: &[u8],
         actor_id: &str,
     ) -> Result<Vec<u8>, ProviderError> {
-        let mut redis = self.connection(actor_id, url)?;
+        let mut redis = self.connection(actor_id, url).await?;
         let op = operation;
         let failed = |e| redis_error(op, url, e);
         match operation {
@@ -302,7 +303,12 @@ impl Provider for RedisKeyValue {
         let url = self.url_of(link)?;
         // Refuses a malformed URL now; the connection itself is made on first use, so a link
         // can be put while Redis is still starting.
-        self.connection(&link.actor_id, &url)?;
+        self.connection(&link.actor_id, &url).await?;
+        self.connections.name(link, &url)
+    }
+
+    async fn delete_link(&self, link: &LinkDefinition) -> Result<(), ProviderError> {
+        self.connections.unname(link);
         Ok(())
     }
 

@@ -12,6 +12,13 @@
 //! The NATS server actors talk to is the application's, not the lattice's: a provider may
 //! run in-process or on a lattice and connect to either.
 //!
+//! Bounds: at most [`weft_provider_sdk::connections::DEFAULT_MAX_URLS`] NATS servers at once
+//! (a server's client is dropped with the last link naming it), each connected outside any
+//! lock other calls take; and at most [`MAX_IN_FLIGHT`] messages of one subscription being
+//! handled at once: past it the subscription waits, and NATS's own slow-consumer limit (the
+//! client's buffer) drops what a stalled actor cannot take, instead of the provider holding a
+//! task for every message.
+//!
 //! **What it is not:** JetStream (no persistence, no acknowledgements), or a way for actors
 //! to subscribe at run time: subscriptions are link configuration.
 #![deny(missing_docs)]
@@ -26,6 +33,7 @@ use weft_contracts::messaging::{
 };
 use weft_contracts::{decode, encode};
 use weft_lattice::NatsOptions;
+use weft_provider_sdk::connections::{Connections, DEFAULT_MAX_URLS};
 use weft_provider_sdk::{
     ActorInvoker, LinkDefinition, Provider, ProviderCall, ProviderError, async_trait,
 };
@@ -42,6 +50,8 @@ struct Delivery {
 const SUBSCRIPTION_KEYS: [&str; 2] = ["subscription", "SUBSCRIPTION"];
 const QUEUE_KEYS: [&str; 2] = ["queue", "QUEUE"];
 const URL_KEYS: [&str; 2] = ["url", "URI"];
+/// Messages of one subscription handed to the actor and not yet answered, at most.
+pub const MAX_IN_FLIGHT: usize = 64;
 /// A request's timeout when the actor gives none.
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -50,7 +60,7 @@ pub struct NatsMessaging {
     default_url: String,
     invoker: OnceLock<Arc<dyn ActorInvoker>>,
     /// One client per NATS URL, shared by the links naming it.
-    clients: tokio::sync::Mutex<HashMap<String, async_nats::Client>>,
+    clients: Connections<async_nats::Client>,
     /// Per (actor, link name): its URL and the tasks delivering its subscriptions.
     links: Mutex<HashMap<(String, String), Delivery>>,
 }
@@ -77,29 +87,28 @@ fn backend(what: &str, error: impl std::fmt::Display) -> ProviderError {
 impl NatsMessaging {
     /// A provider whose links connect to `default_url` unless they name their own.
     pub fn new(default_url: impl Into<String>) -> Self {
+        let default_url = default_url.into();
         NatsMessaging {
-            default_url: default_url.into(),
+            clients: Connections::new(DEFAULT_MAX_URLS, Some(default_url.clone())),
+            default_url,
             invoker: OnceLock::new(),
-            clients: tokio::sync::Mutex::new(HashMap::new()),
             links: Mutex::new(HashMap::new()),
         }
     }
 
     async fn client(&self, url: &str) -> Result<async_nats::Client, ProviderError> {
-        let mut clients = self.clients.lock().await;
-        if let Some(client) = clients.get(url) {
-            return Ok(client.clone());
-        }
-        let options = NatsOptions {
-            url: url.to_string(),
-            name: Some("weft messaging-nats".into()),
-            ..NatsOptions::default()
-        };
-        let client = weft_lattice::connect(&options)
+        self.clients
+            .get(url, || async {
+                let options = NatsOptions {
+                    url: url.to_string(),
+                    name: Some("weft messaging-nats".into()),
+                    ..NatsOptions::default()
+                };
+                weft_lattice::connect(&options)
+                    .await
+                    .map_err(|e| ProviderError::Backend(e.to_string()))
+            })
             .await
-            .map_err(|e| ProviderError::Backend(e.to_string()))?;
-        clients.insert(url.to_string(), client.clone());
-        Ok(client)
     }
 
     fn url_of(&self, link: &LinkDefinition) -> String {
@@ -149,6 +158,7 @@ impl Provider for NatsMessaging {
         }
         let url = self.url_of(link);
         let client = self.client(&url).await?;
+        self.clients.name(link, &url)?;
         let queue = value(link, &QUEUE_KEYS);
         let invoker = self
             .invoker
@@ -171,8 +181,14 @@ impl Provider for NatsMessaging {
                 reason: format!("cannot subscribe to {subject:?}: {e}"),
             })?;
             let (invoker, actor) = (invoker.clone(), link.actor_id.clone());
+            let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
             let task = tokio::spawn(async move {
                 while let Some(message) = subscriber.next().await {
+                    // Waits while MAX_IN_FLIGHT are being handled; the semaphore is never
+                    // closed, so this ends only with the task.
+                    let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                        break;
+                    };
                     let delivered = SubMessage {
                         subject: message.subject.to_string(),
                         reply_to: message.reply.map(|r| r.to_string()),
@@ -189,6 +205,7 @@ impl Provider for NatsMessaging {
                         {
                             tracing::warn!(%actor, %error, "actor failed to handle a message");
                         }
+                        drop(permit);
                     });
                 }
             });
@@ -219,6 +236,7 @@ impl Provider for NatsMessaging {
         if let Some(removed) = removed {
             self.stop(removed).await;
         }
+        self.clients.unname(link);
         Ok(())
     }
 

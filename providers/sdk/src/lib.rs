@@ -39,6 +39,7 @@ pub use async_trait::async_trait;
 pub use weft_contracts::invocation::{Failure, FailureKind};
 pub use weft_contracts::link::{DEFAULT_LINK_NAME, LinkDefinition};
 
+pub mod connections;
 pub mod runner;
 
 /// An actor's call to a provider.

@@ -172,3 +172,43 @@ async fn a_frozen_redis_is_an_error_within_the_timeout_not_a_hang() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn redis_servers_per_provider_obeyed_and_enforced() {
+    use weft_provider_sdk::connections::DEFAULT_MAX_URLS;
+    let redis = RedisServer::start().unwrap();
+    let provider = RedisKeyValue::new(None);
+    // As many URLs as the bound allows: the real server, then the same under other user
+    // names (connected to on first use only, so never here).
+    let url = |n: usize| match n {
+        0 => redis.url(),
+        n => redis
+            .url()
+            .replace("redis://", &format!("redis://u{n}:secret@")),
+    };
+    let links: Vec<_> = (0..DEFAULT_MAX_URLS)
+        .map(|n| {
+            let mut link = link(Some(&url(n)));
+            link.actor_id = format!("MA{n}");
+            link
+        })
+        .collect();
+    for link in &links {
+        provider.put_link(link).await.unwrap();
+    }
+    let mut one_more = link(Some(&url(DEFAULT_MAX_URLS)));
+    one_more.actor_id = "MMORE".into();
+    let refused = provider.put_link(&one_more).await.unwrap_err().to_string();
+    assert!(
+        refused.contains(&format!(
+            "already keeps connections to {DEFAULT_MAX_URLS} servers"
+        )) && !refused.contains("secret"),
+        "{refused}"
+    );
+    // The links already put keep serving; deleting one makes room for another.
+    let first = Arc::new(links[0].clone());
+    assert_eq!(increment(&provider, &first, "n").await.unwrap(), 1);
+    provider.delete_link(&links[1]).await.unwrap();
+    provider.put_link(&one_more).await.unwrap();
+    assert_eq!(increment(&provider, &first, "n").await.unwrap(), 2);
+}
