@@ -29,7 +29,8 @@ pub struct RunArgs {
     id: Option<String>,
     /// Provider settings, KEY=VALUE (repeatable); keyvalue-redis and messaging-nats take
     /// `url`, the default server for links that name none; keyvalue-memory takes
-    /// `max_keys` (default 100000) and `max_bytes` (default 67108864)
+    /// `max_keys` (default 100000) and `max_bytes` (default 67108864); http-server takes
+    /// `max_connections` over all its listeners (default 8192)
     #[arg(long = "config", value_name = "KEY=VALUE")]
     config: Vec<String>,
     /// How long a call to an actor may take, milliseconds
@@ -55,7 +56,10 @@ pub fn by_kind(kind: &str, config: &BTreeMap<String, String>) -> Result<Arc<dyn 
                 max_bytes: setting(config, "max_bytes")?.unwrap_or(default.max_bytes),
             }))
         }
-        "http-server" => Arc::new(HttpServer::new()),
+        "http-server" => Arc::new(HttpServer::with_max_connections(
+            setting(config, "max_connections")?
+                .unwrap_or(weft_http_server::DEFAULT_MAX_PROVIDER_CONNECTIONS),
+        )),
         "messaging-nats" => Arc::new(NatsMessaging::new(
             config
                 .get("url")

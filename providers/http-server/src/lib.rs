@@ -10,9 +10,12 @@
 //! - Slow clients are bounded: a request's headers must arrive within `header_timeout_ms`
 //!   (default [`DEFAULT_HEADER_TIMEOUT`]; else the connection is closed) and its body within
 //!   `body_timeout_ms` (default [`DEFAULT_BODY_TIMEOUT`]; else `408`). A listener holds at most
-//!   `max_connections` (default [`DEFAULT_MAX_CONNECTIONS`]) connections; past it a new one is
-//!   answered `503` with `Retry-After` and closed. Link values past their ceilings are refused
-//!   when the link is put.
+//!   `max_connections` (default [`DEFAULT_MAX_CONNECTIONS`]) connections, and the provider
+//!   at most [`DEFAULT_MAX_PROVIDER_CONNECTIONS`] over all its listeners
+//!   ([`HttpServer::with_max_connections`]); past either a new one is answered `503` with
+//!   `Retry-After` and closed. A kept-alive connection idle between requests is closed after
+//!   `header_timeout_ms` too: hyper's header-read timer starts as soon as the connection waits
+//!   for a request. Link values past their ceilings are refused when the link is put.
 //! - A call that fails is answered by its kind, with the reason in the body: `403` (the
 //!   actor may not be called so), `404` (no such actor), `503` with `Retry-After` (the actor
 //!   is saturated or unreachable for now), `504` (past its deadline), else `500` (it trapped,
@@ -58,7 +61,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::{Semaphore, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use weft_contracts::httpserver::{self as contract, HeaderMap, HttpRequest, HttpResponse};
 use weft_provider_sdk::{
@@ -77,6 +80,9 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default most connections one listener holds open.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default most connections one provider holds open over all its listeners (in a process
+/// that runs one HTTP provider, as `weft up` and `weft provider run` do: per process).
+pub const DEFAULT_MAX_PROVIDER_CONNECTIONS: usize = 8_192;
 /// The most `max_connections` a link may set.
 pub const MAX_CONNECTIONS_CEILING: usize = 65_536;
 /// `Retry-After` sent with a 503, seconds: a saturated actor frees instances within its call
@@ -181,13 +187,20 @@ impl Listener {
 }
 
 /// The HTTP server provider.
-#[derive(Default)]
 pub struct HttpServer {
     host: OnceLock<Arc<dyn ActorInvoker>>,
     listeners: Mutex<HashMap<LinkKey, Listener>>,
     /// One link change at a time, held across the bind: the same link put by two hosts at
     /// once must find the first one's listener, not race it for the port.
     link_changes: tokio::sync::Mutex<()>,
+    /// Connections open over all its listeners, against its most.
+    slots: Arc<Semaphore>,
+}
+
+impl Default for HttpServer {
+    fn default() -> Self {
+        Self::with_max_connections(DEFAULT_MAX_PROVIDER_CONNECTIONS)
+    }
 }
 
 impl std::fmt::Debug for HttpServer {
@@ -200,6 +213,17 @@ impl HttpServer {
     /// A provider with no listeners yet.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A provider that holds at most `max_connections` connections over all its listeners
+    /// (each listener also keeps to its link's `max_connections`).
+    pub fn with_max_connections(max_connections: usize) -> Self {
+        HttpServer {
+            host: OnceLock::new(),
+            listeners: Mutex::default(),
+            link_changes: tokio::sync::Mutex::default(),
+            slots: Arc::new(Semaphore::new(max_connections.min(Semaphore::MAX_PERMITS))),
+        }
     }
 
     /// Where the listener for an actor's link is bound (useful with port 0).
@@ -307,6 +331,10 @@ impl Provider for HttpServer {
         let slots = Arc::new(Semaphore::new(
             usize::try_from(max_connections).unwrap_or(usize::MAX),
         ));
+        let slots = Slots {
+            listener: slots,
+            provider: self.slots.clone(),
+        };
         let task = tokio::spawn(accept_loop(accepting, route, slots, stopped, closed_tx));
         tracing::info!(actor = %link.actor_id, %bound, "HTTP listener started");
         let replaced = self
@@ -383,12 +411,27 @@ struct Route {
     body_timeout: Duration,
 }
 
+/// A listener's bounds on open connections: its own, and its provider's over all listeners.
+struct Slots {
+    listener: Arc<Semaphore>,
+    provider: Arc<Semaphore>,
+}
+
+impl Slots {
+    /// Room for one more connection, held until it closes; `None` when either is full.
+    fn take(&self) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
+        let listener = self.listener.clone().try_acquire_owned().ok()?;
+        let provider = self.provider.clone().try_acquire_owned().ok()?;
+        Some((listener, provider))
+    }
+}
+
 /// Accepts and serves connections until `stop` is signalled (or dropped); then stops
 /// accepting, says so on `closed`, and drains the connections.
 async fn accept_loop(
     listener: TcpListener,
     route: Arc<Route>,
-    slots: Arc<Semaphore>,
+    slots: Slots,
     mut stop: watch::Receiver<()>,
     closed: oneshot::Sender<()>,
 ) {
@@ -407,8 +450,8 @@ async fn accept_loop(
                 continue;
             }
         };
-        match slots.clone().try_acquire_owned() {
-            Ok(slot) => {
+        match slots.take() {
+            Some(slot) => {
                 let (route, stop) = (route.clone(), stop.clone());
                 connections.spawn(async move {
                     serve_connection(stream, route, stop).await;
@@ -416,7 +459,7 @@ async fn accept_loop(
                 });
             }
             // Full: shed the connection with a 503, without reading it.
-            Err(_) => {
+            None => {
                 connections.spawn(shed(stream));
             }
         }
@@ -767,5 +810,57 @@ mod tests {
             .unwrap();
         let answer = read_all(prompt).await;
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+        // A kept-alive connection is served, then closed once idle for the header timeout.
+        let mut kept = TcpStream::connect(&address).await.unwrap();
+        kept.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut first = [0u8; 12];
+        kept.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first, b"HTTP/1.1 200");
+        let idle_since = std::time::Instant::now();
+        read_all(kept).await;
+        let idle = idle_since.elapsed();
+        assert!(
+            idle >= Duration::from_millis(250) && idle < Duration::from_secs(2),
+            "an idle keep-alive connection was closed after {idle:?}, not about 300 ms"
+        );
+    }
+
+    /// The provider's own bound holds over all its listeners: with room for 3, two on one
+    /// listener and one on another fill it, though each listener alone has room left.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connections_per_provider_obeyed_and_enforced() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::net::TcpStream;
+        let server = HttpServer::with_max_connections(3);
+        server.start(Arc::new(Answering)).await.unwrap();
+        let (a, b) = (free_address(), free_address());
+        server.put_link(&link("MA", &a, "1000")).await.unwrap();
+        server.put_link(&link("MB", &b, "1000")).await.unwrap();
+        let _held = [
+            TcpStream::connect(&a).await.unwrap(),
+            TcpStream::connect(&a).await.unwrap(),
+            TcpStream::connect(&b).await.unwrap(),
+        ];
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let ask = |address: String| async move {
+            let mut stream = TcpStream::connect(&address).await.unwrap();
+            stream
+                .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            let mut answer = Vec::new();
+            let _ =
+                tokio::time::timeout(Duration::from_secs(3), stream.read_to_end(&mut answer)).await;
+            String::from_utf8_lossy(&answer).into_owned()
+        };
+        let shed = ask(b.clone()).await;
+        assert!(shed.starts_with("HTTP/1.1 503"), "{shed}");
+        drop(_held);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let served = ask(b).await;
+        assert!(served.starts_with("HTTP/1.1 200"), "{served}");
     }
 }
