@@ -2,10 +2,75 @@
 //! (actor, contract, link name). Put, deleted and listed at runtime. Lookups happen on every
 //! host call, so the table is keyed by actor (a borrowed `&str` lookup) and holds each actor's
 //! few links in a short list; a lookup takes a read lock and hands out an `Arc`, not a copy.
+//!
+//! Links are bounded ([`LinkLimits`]): their number per host, and their size, since every link
+//! is held by the host, told to its provider, and listed in every inventory the host answers;
+//! an unbounded value once made the inventory too large to read.
 
 use crate::IdMap;
 use std::sync::{Arc, PoisonError, RwLock};
 use weft_provider_sdk::LinkDefinition;
+
+/// Default most links one host holds.
+pub const DEFAULT_MAX_LINKS: usize = 1_000;
+/// Default most bytes of one link value.
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 16 << 10;
+/// Default most bytes of one link: its names, and its values' keys and values.
+pub const DEFAULT_MAX_LINK_BYTES: usize = 32 << 10;
+
+/// How many links a host holds, and how large each may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkLimits {
+    /// Links on the host.
+    pub max_links: usize,
+    /// Bytes of one value.
+    pub max_value_bytes: usize,
+    /// Bytes of one link in all.
+    pub max_link_bytes: usize,
+}
+
+impl Default for LinkLimits {
+    fn default() -> Self {
+        LinkLimits {
+            max_links: DEFAULT_MAX_LINKS,
+            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
+            max_link_bytes: DEFAULT_MAX_LINK_BYTES,
+        }
+    }
+}
+
+impl LinkLimits {
+    /// Why `link` is too large, if it is.
+    pub fn too_large(&self, link: &LinkDefinition) -> Option<String> {
+        if let Some((key, value)) = link
+            .values
+            .iter()
+            .find(|(_, value)| value.len() > self.max_value_bytes)
+        {
+            return Some(format!(
+                "its value {key:?} has {} bytes, over the {} a link value may have",
+                value.len(),
+                self.max_value_bytes
+            ));
+        }
+        let bytes = [
+            &link.actor_id,
+            &link.contract_id,
+            &link.link_name,
+            &link.provider_id,
+        ]
+        .iter()
+        .map(|name| name.len())
+        .chain(link.values.iter().map(|(k, v)| k.len() + v.len()))
+        .fold(0usize, usize::saturating_add);
+        (bytes > self.max_link_bytes).then(|| {
+            format!(
+                "it has {bytes} bytes of names and values, over the {} a link may have",
+                self.max_link_bytes
+            )
+        })
+    }
+}
 
 /// The table of links.
 #[derive(Debug, Default)]
@@ -72,6 +137,23 @@ impl LinkTable {
             .iter()
             .find(|l| same_slot(l, contract_id, link_name))
             .cloned()
+    }
+
+    /// Whether the table has a link in (actor, contract, link name).
+    pub fn has(&self, link: &LinkDefinition) -> bool {
+        self.get(&link.actor_id, &link.contract_id, &link.link_name)
+            .is_some()
+    }
+
+    /// How many links it holds.
+    pub fn len(&self) -> usize {
+        let table = self.by_actor.read().unwrap_or_else(PoisonError::into_inner);
+        table.values().map(Vec::len).sum()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Every link, sorted by actor, contract and link name.

@@ -298,15 +298,18 @@ pub async fn run(args: UpArgs) -> Result<()> {
 
     if let Some(member) = &joined {
         let wait = std::time::Duration::from_millis(ADOPT_WAIT_MS);
-        let adopted = nats::adopt_links(&control, member, wait)
-            .await
-            .map_err(|e| anyhow::anyhow!(e))
-            .context("failed to adopt the lattice's links")?;
-        if adopted > 0 {
-            writeln!(
+        // A host that cannot read its peers' links still starts, with its own: links put
+        // on the lattice later reach it as requests.
+        match nats::adopt_links(&control, member, wait).await {
+            Ok(0) => {}
+            Ok(adopted) => writeln!(
                 out,
                 "links     {adopted} adopted from the lattice's other hosts"
-            )?;
+            )?,
+            Err(error) => {
+                tracing::warn!(%error, "could not adopt the lattice's links; starting with this host's own");
+                writeln!(out, "links     none adopted: {error}")?;
+            }
         }
     }
 

@@ -33,6 +33,11 @@ use weft_provider_sdk::{Failure, FailureKind, LinkDefinition};
 
 /// How long a control request's parts may take to arrive (chunked modules).
 const RECEIVE_DEADLINE: Duration = Duration::from_secs(30);
+/// The least time an inventory answer sent in chunks is given to arrive.
+const INVENTORY_PULL_AT_LEAST: Duration = Duration::from_secs(5);
+/// Control requests a host carries out at once; more wait in the subscription (and past
+/// NATS's slow-consumer limit are dropped), instead of each taking a task.
+pub const CONTROL_REQUESTS_AT_ONCE: usize = 16;
 /// How long a new subscription may take to reach the server before serving fails.
 const SUBSCRIBED_WITHIN: Duration = Duration::from_secs(5);
 
@@ -64,13 +69,19 @@ pub async fn inventories(member: &Member, wait: Duration) -> Result<Vec<HostInve
         if message.status.is_some() {
             continue;
         }
-        let sealed = member
-            .open(&message.subject, message.headers.as_ref(), &message.payload)
-            .await;
-        if sealed.is_err() {
-            continue;
-        }
-        let inventory = lattice::decode::<Answer>(&message.subject, &message.payload)
+        // A large inventory comes chunked: pulled within the wait, or a few seconds.
+        let pull_within = until
+            .saturating_duration_since(tokio::time::Instant::now())
+            .max(INVENTORY_PULL_AT_LEAST);
+        let body = match lattice::receive(member, &message, pull_within).await {
+            Ok(body) => body,
+            Err(ReceiveError::Refused(_)) => continue,
+            Err(ReceiveError::Failed(error)) => {
+                tracing::warn!(%error, "an inventory answer could not be pulled");
+                continue;
+            }
+        };
+        let inventory = lattice::decode::<Answer>(&message.subject, &body)
             .map_err(Failure::from)
             .and_then(Result::<Vec<u8>, Failure>::from)
             .and_then(|bytes| {
@@ -133,13 +144,19 @@ pub async fn serve(
     });
     let (server, replies) = (control.clone(), member.clone());
     let serve_requests = tokio::spawn(async move {
+        let at_once = Arc::new(tokio::sync::Semaphore::new(CONTROL_REQUESTS_AT_ONCE));
         while let Some(message) = requests.next().await {
+            // Never closed: this ends only with the task.
+            let Ok(slot) = at_once.clone().acquire_owned().await else {
+                break;
+            };
             // Each on its own task: a long update must not hold up a ping or a link.
             let (server, replies, operators) = (server.clone(), replies.clone(), operators.clone());
             tokio::spawn(async move {
                 if let Some(answer) = answer(&server, &operators, &replies, &message).await {
                     lattice::respond(&replies, &message, &answer).await;
                 }
+                drop(slot);
             });
         }
     });

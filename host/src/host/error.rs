@@ -123,6 +123,24 @@ pub enum HostError {
         #[source]
         source: ProviderError,
     },
+    /// A link past the host's bounds on one link's size.
+    #[error(
+        "the link of actor {actor_id} for {contract_id} is refused: {reason}; keep large data elsewhere and name it in the link"
+    )]
+    LinkTooLarge {
+        /// The actor.
+        actor_id: String,
+        /// The contract.
+        contract_id: String,
+        /// Which bound, by how much.
+        reason: String,
+    },
+    /// The host holds as many links as it may.
+    #[error("this host already holds {max} links, its most; delete links it no longer needs first")]
+    TooManyLinks {
+        /// The most it holds.
+        max: usize,
+    },
     /// No link to delete.
     #[error("actor {actor_id} has no link for {contract_id} named {link_name:?}")]
     NoSuchLink {

@@ -34,6 +34,8 @@ pub struct HostConfig {
     pub policy: LoadPolicy,
     /// The host's own rules for actors' host calls, beyond their claims (none by default).
     pub call_policy: Option<Arc<dyn CallPolicy>>,
+    /// How many links it holds, and how large each may be.
+    pub links: crate::links::LinkLimits,
 }
 
 pub(crate) struct HostState {
@@ -42,6 +44,7 @@ pub(crate) struct HostState {
     actors: RwLock<IdMap<Arc<ActorPool>>>,
     providers: RwLock<IdMap<Arc<dyn Provider>>>,
     links: LinkTable,
+    link_limits: crate::links::LinkLimits,
     lattice: Lattice,
     /// Where every actor's host calls go once its claims allow them: the policy, then routing.
     outbound: Arc<dyn HostCalls>,
@@ -143,6 +146,7 @@ impl Host {
                 actors: RwLock::default(),
                 providers: RwLock::default(),
                 links: LinkTable::default(),
+                link_limits: config.links,
                 lattice: Lattice::default(),
                 outbound,
                 updates: tokio::sync::Mutex::new(()),
@@ -317,6 +321,19 @@ impl Host {
     /// link replaced for the same (actor, contract, link name) is deleted from its provider
     /// when that is another one.
     pub async fn put_link(&self, link: LinkDefinition) -> Result<(), HostError> {
+        let limits = &self.state.link_limits;
+        if let Some(reason) = limits.too_large(&link) {
+            return Err(HostError::LinkTooLarge {
+                actor_id: link.actor_id,
+                contract_id: link.contract_id,
+                reason,
+            });
+        }
+        if self.state.links.len() >= limits.max_links && !self.state.links.has(&link) {
+            return Err(HostError::TooManyLinks {
+                max: limits.max_links,
+            });
+        }
         // Checked here for an actor this host runs (one elsewhere is checked by its host at
         // each call): an actor signed without the contract is neither called on it nor calls it.
         if let Some(pool) = self.state.local_actor(&link.actor_id) {

@@ -405,3 +405,57 @@ async fn control_over_the_lattice_obeys_only_a_trusted_operator_s_fresh_signatur
     assert!(failed.is_empty(), "legitimate calls failed: {failed:?}");
     assert!(ok > 10, "only {ok} calls were made");
 }
+
+/// An inventory larger than one NATS message (1 MiB on a default server) travels chunked and
+/// is read whole: 40 links of 30 KiB each, all listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inventory_over_one_message_is_read_whole() {
+    use weft_host::control::nats;
+    use weft_lattice::envelope::Verifier;
+    let server = weft_testing::NatsServer::start().unwrap();
+    let member = crate::join(&server.url(), "big", "host").await;
+    let host = Host::new(HostConfig::default()).unwrap();
+    host.add_provider("kv", Arc::new(weft_keyvalue_memory::MemoryKeyValue::new()))
+        .await
+        .unwrap();
+    for n in 0..40 {
+        host.put_link(weft_provider_sdk::LinkDefinition {
+            actor_id: format!("MACTOR{n}"),
+            contract_id: wascap::contracts::KEYVALUE.into(),
+            link_name: "default".into(),
+            provider_id: "kv".into(),
+            values: [
+                ("first".to_string(), "a".repeat(16 << 10)),
+                ("second".to_string(), "b".repeat(14 << 10)),
+            ]
+            .into(),
+        })
+        .await
+        .unwrap();
+    }
+    let control = Arc::new(Control::new(
+        host.clone(),
+        Arc::new(NoProviders),
+        BTreeMap::new(),
+    ));
+    let _serving = nats::serve(
+        control,
+        member,
+        std::time::Duration::from_secs(30),
+        Verifier::new([nkeys::KeyPair::new_operator().public_key()]),
+    )
+    .await
+    .unwrap();
+    let viewer = crate::join(&server.url(), "big", "viewer").await;
+    let hosts = nats::inventories(&viewer, std::time::Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(hosts.len(), 1);
+    assert_eq!(hosts[0].links.len(), 40);
+    assert!(
+        hosts[0]
+            .links
+            .iter()
+            .all(|link| link.values["first"].len() == 16 << 10)
+    );
+}

@@ -542,3 +542,80 @@ async fn instance_counts_stay_within_the_engine_s_slots() {
     assert_eq!(host.actor_pool(&actor).unwrap().limits().max_instances, 1);
     assert!(host.invoke(&actor, "run", &cmd(b'e', 1)).await.is_ok());
 }
+
+/// Links are bounded in number per host and in size each (DESIGN, Limits): past either a put
+/// is refused before the provider hears of it, and the links already put keep serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_per_host_and_bytes_per_link_obeyed_and_enforced() {
+    use weft_host::links::LinkLimits;
+    let host = Host::new(HostConfig {
+        links: LinkLimits {
+            max_links: 3,
+            max_value_bytes: 1024,
+            max_link_bytes: 2048,
+        },
+        ..HostConfig::default()
+    })
+    .unwrap();
+    let provider = Arc::new(Echoing::default());
+    host.add_provider("p", provider.clone()).await.unwrap();
+    let link = |actor: &str, values: &[(&str, usize)]| LinkDefinition {
+        actor_id: actor.into(),
+        contract_id: contracts::KEYVALUE.into(),
+        link_name: "default".into(),
+        provider_id: "p".into(),
+        values: values
+            .iter()
+            .map(|(key, len)| (key.to_string(), "v".repeat(*len)))
+            .collect(),
+    };
+    // Obeyed: a value at its bound, a link at its bound.
+    host.put_link(link("MA1", &[("a", 1024)])).await.unwrap();
+    host.put_link(link("MA2", &[("a", 1000), ("b", 1000)]))
+        .await
+        .unwrap();
+    let refused = host
+        .put_link(link("MA3", &[("big", 1025)]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, HostError::LinkTooLarge { .. }),
+        "{refused}"
+    );
+    assert!(
+        refused
+            .to_string()
+            .contains("its value \"big\" has 1025 bytes, over the 1024 a link value may have"),
+        "{refused}"
+    );
+    let refused = host
+        .put_link(link("MA3", &[("a", 1000), ("b", 1000), ("c", 100)]))
+        .await
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("over the 2048 a link may have"),
+        "{refused}"
+    );
+    host.put_link(link("MA3", &[])).await.unwrap();
+    let refused = host.put_link(link("MA4", &[])).await.unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("already holds 3 links, its most"),
+        "{refused}"
+    );
+    // A link already held may be put again (changed) at the bound; the provider heard of
+    // the three links put, twice of MA3's, and of none refused.
+    host.put_link(link("MA3", &[("x", 10)])).await.unwrap();
+    assert_eq!(host.links().len(), 3);
+    assert_eq!(
+        provider.events.lock().unwrap().as_slice(),
+        ["put default", "put default", "put default", "put default"]
+    );
+    host.delete_link("MA1", contracts::KEYVALUE, "default")
+        .await
+        .unwrap();
+    host.put_link(link("MA4", &[])).await.unwrap();
+}
