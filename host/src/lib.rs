@@ -75,7 +75,7 @@ mod snapshot;
 
 pub use actor::{ActorIdentity, ActorPool, LoadError, LoadPolicy};
 pub use engine::{EngineConfig, EngineError, WasmEngine};
-pub use host::{Host, HostConfig, HostError, UpdateOptions, UpdateRefused};
+pub use host::{Host, HostConfig, HostError, UpdateOptions, UpdateRefused, read_module};
 pub use invoke::{CallPolicy, Deadline, GuestError, HostCall, HostCalls, InvokeError};
 pub use limits::Limits;
 

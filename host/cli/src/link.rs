@@ -176,7 +176,8 @@ pub async fn update(
     args: ControlArgs,
 ) -> Result<()> {
     let endpoint = control::endpoint(args.control.as_deref())?;
-    let module = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let module = weft_host::read_module(&file, weft_host::limits::DEFAULT_MAX_MODULE_BYTES)
+        .with_context(|| format!("cannot read {}", file.display()))?;
     let inventory = control::inventory(&endpoint).await?;
     let request = ControlRequest::UpdateActor {
         actor_id: control::resolve_actor(names(&inventory.actors), &actor)?,

@@ -384,14 +384,18 @@ const WATCH_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 /// Polls the actor files; a file whose content changed, and read the same on two polls in a
 /// row (so a file still being written is not taken), is offered to the host as an update.
 async fn watch(host: Host, files: Vec<Watched>, options: UpdateOptions) {
-    let mut loaded: Vec<Option<Vec<u8>>> =
-        files.iter().map(|f| std::fs::read(&f.path).ok()).collect();
+    let mut loaded: Vec<Option<Vec<u8>>> = files
+        .iter()
+        .map(|f| weft_host::read_module(&f.path, weft_host::limits::DEFAULT_MAX_MODULE_BYTES).ok())
+        .collect();
     let mut pending: Vec<Option<Vec<u8>>> = vec![None; files.len()];
     let mut ticker = tokio::time::interval(WATCH_POLL);
     loop {
         ticker.tick().await;
         for (i, file) in files.iter().enumerate() {
-            let Ok(now) = std::fs::read(&file.path) else {
+            let Ok(now) =
+                weft_host::read_module(&file.path, weft_host::limits::DEFAULT_MAX_MODULE_BYTES)
+            else {
                 continue;
             };
             let (Some(last), Some(seen)) = (loaded.get_mut(i), pending.get_mut(i)) else {

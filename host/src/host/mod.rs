@@ -108,6 +108,27 @@ impl Routes for HostState {
     }
 }
 
+/// Reads a module file of at most `max_bytes`: a regular file only (a FIFO or a device such
+/// as `/dev/zero` is refused before anything is read), and never more than one byte past the
+/// limit, so an oversized file is refused by its size check without being held whole.
+pub fn read_module(path: &std::path::Path, max_bytes: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    // Asked before opening: opening a FIFO for reading waits for a writer.
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "it is not a regular file",
+        ));
+    }
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    let limit = u64::try_from(max_bytes)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    file.take(limit).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// A Weft host. Cheap to clone: clones share the same host.
 #[derive(Clone)]
 pub struct Host {
@@ -193,10 +214,13 @@ impl Host {
         path: &std::path::Path,
         max_instances: Option<usize>,
     ) -> Result<ActorIdentity, HostError> {
-        let bytes = std::fs::read(path).map_err(|source| HostError::ReadActor {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes =
+            read_module(path, self.state.policy.limits.max_module_bytes).map_err(|source| {
+                HostError::ReadActor {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
         self.start_actor_with(&bytes, max_instances).await
     }
 

@@ -434,6 +434,48 @@ async fn actors_load_from_files_and_a_missing_file_is_named() {
             .starts_with("cannot read actor file /nonexistent/a.wasm"),
         "{err}"
     );
+
+    // Neither a device nor a FIFO is read (the one would fill memory, the other wait for a
+    // writer for good), and a file over the module limit is read one byte past it at most.
+    let err = host
+        .start_actor_file(std::path::Path::new("/dev/zero"), None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.wasm");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let err = tokio::time::timeout(Duration::from_secs(5), host.start_actor_file(&fifo, None))
+        .await
+        .expect("a FIFO held the host")
+        .unwrap_err();
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    let small = Host::new(HostConfig {
+        policy: LoadPolicy {
+            limits: Limits {
+                max_module_bytes: 1000,
+                ..Limits::default()
+            },
+            ..LoadPolicy::default()
+        },
+        ..HostConfig::default()
+    })
+    .unwrap();
+    let big = dir.path().join("big.wasm");
+    std::fs::write(&big, vec![0u8; 1 << 20]).unwrap();
+    let err = small.start_actor_file(&big, None).await.unwrap_err();
+    assert!(err.to_string().contains("1001 bytes"), "{err}");
+    assert_eq!(
+        weft_host::read_module(&big, 1000).unwrap().len(),
+        1001,
+        "read one byte past the limit, not the whole file"
+    );
 }
 
 /// The HTTP benchmark's actor answers what the native baseline answers.

@@ -60,7 +60,7 @@ pub(super) async fn apply(lattice: &Lattice, out: &mut Out, json: bool, file: &P
 
     for entry in &manifest.actors {
         let path = manifest.resolve(&entry.path);
-        let module = std::fs::read(&path)
+        let module = weft_host::read_module(&path, weft_host::limits::DEFAULT_MAX_MODULE_BYTES)
             .with_context(|| format!("cannot read actor file {}", path.display()))?;
         let identity = ActorIdentity::of_module(&module, &LoadPolicy::default())
             .with_context(|| format!("{} is not an actor the hosts would load", path.display()))?;

@@ -354,7 +354,7 @@ pub async fn run(args: CtlArgs) -> Result<()> {
             host,
             max_instances,
         }) => {
-            let module = std::fs::read(&file)
+            let module = weft_host::read_module(&file, weft_host::limits::DEFAULT_MAX_MODULE_BYTES)
                 .with_context(|| format!("cannot read actor file {}", file.display()))?;
             let hosts = lattice.inventories().await?;
             let default = vec![least_loaded(&hosts, |h| h.actors.len())?];
@@ -406,7 +406,7 @@ pub async fn run(args: CtlArgs) -> Result<()> {
             allow_new_capabilities,
             allow_new_issuer,
         }) => {
-            let module = std::fs::read(&file)
+            let module = weft_host::read_module(&file, weft_host::limits::DEFAULT_MAX_MODULE_BYTES)
                 .with_context(|| format!("cannot read actor file {}", file.display()))?;
             let hosts = lattice.inventories().await?;
             let (actor_id, on) = running(&hosts, &actor)?;
