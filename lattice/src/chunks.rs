@@ -219,7 +219,7 @@ fn hash_of(digest: &ring::digest::Digest) -> String {
 }
 
 /// A chunked body on offer: where, how large, in what pieces, and its hash.
-struct Offer {
+pub(crate) struct Offer {
     inbox: String,
     total: usize,
     chunk: usize,
@@ -227,7 +227,7 @@ struct Offer {
 }
 
 impl Offer {
-    fn parse(offer: &str) -> Result<Self, Failure> {
+    pub(crate) fn parse(offer: &str) -> Result<Self, Failure> {
         let malformed = || {
             Failure::new(
                 FailureKind::BadRequest,

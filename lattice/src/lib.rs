@@ -51,6 +51,8 @@ pub mod calls;
 pub mod chunks;
 mod connect;
 pub mod envelope;
+#[cfg(test)]
+mod fuzz;
 pub mod member;
 mod request;
 mod subjects;

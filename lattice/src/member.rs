@@ -106,7 +106,7 @@ pub enum Refusal {
 
 /// What a member's token says, signed by a lattice issuer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Claims {
+pub(crate) struct Claims {
     /// The member's id: its xkey's public key.
     member: String,
     /// What it calls itself (a host id, a provider id, `weft ctl`), for logs.
@@ -118,7 +118,7 @@ struct Claims {
 
 /// A member's token: its claims, and the issuer's ed25519 signature over them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Token {
+pub(crate) struct Token {
     #[serde(with = "serde_bytes")]
     claims: Vec<u8>,
     #[serde(with = "serde_bytes")]
@@ -126,7 +126,11 @@ struct Token {
 }
 
 impl Token {
-    fn mint(issuer: &nkeys::KeyPair, member: &str, name: &str) -> Result<Token, Refusal> {
+    pub(crate) fn mint(
+        issuer: &nkeys::KeyPair,
+        member: &str,
+        name: &str,
+    ) -> Result<Token, Refusal> {
         let claims = rmp_serde::to_vec_named(&Claims {
             member: member.to_string(),
             name: name.to_string(),
@@ -141,7 +145,7 @@ impl Token {
     }
 
     /// The claims, if an issuer in `trusted` signed them.
-    fn verify(bytes: &[u8], trusted: &BTreeSet<String>) -> Result<Claims, Refusal> {
+    pub(crate) fn verify(bytes: &[u8], trusted: &BTreeSet<String>) -> Result<Claims, Refusal> {
         if bytes.len() > MAX_KEY_MESSAGE_BYTES {
             return Err(Refusal::Token(format!(
                 "{} bytes, more than {MAX_KEY_MESSAGE_BYTES}",
@@ -539,17 +543,7 @@ impl Member {
             return Err(Refusal::Unsealed);
         };
         let (from, seal) = (from.as_str(), seal.as_str());
-        let mut parts = seal.splitn(3, '.');
-        let (Some(seq), Some(at), Some(given)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(Refusal::Malformed(format!("{SEAL_HEADER}: {seal:?}")));
-        };
-        let (Ok(seq), Ok(at), Ok(given)) = (
-            seq.parse::<u64>(),
-            at.parse::<u64>(),
-            data_encoding::BASE64URL_NOPAD.decode(given.as_bytes()),
-        ) else {
-            return Err(Refusal::Malformed(format!("{SEAL_HEADER}: {seal:?}")));
-        };
+        let (seq, at, given) = parse_seal(seal)?;
         let skew_ms = now_ms().abs_diff(at);
         if u128::from(skew_ms) > WINDOW.as_millis() {
             return Err(Refusal::Stale { skew_ms });
@@ -777,6 +771,23 @@ fn tag(key: &hmac::Key, subject: &str, seq: u64, at: u64, body: &[u8]) -> hmac::
     context.update(&at.to_le_bytes());
     context.update(body);
     context.sign()
+}
+
+/// A `Weft-Seal` header's parts: sequence number, time (ms) and tag.
+pub(crate) fn parse_seal(seal: &str) -> Result<(u64, u64, Vec<u8>), Refusal> {
+    let malformed = || Refusal::Malformed(format!("{SEAL_HEADER}: {seal:?}"));
+    let mut parts = seal.splitn(3, '.');
+    let (Some(seq), Some(at), Some(given)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(malformed());
+    };
+    let (Ok(seq), Ok(at), Ok(given)) = (
+        seq.parse::<u64>(),
+        at.parse::<u64>(),
+        data_encoding::BASE64URL_NOPAD.decode(given.as_bytes()),
+    ) else {
+        return Err(malformed());
+    };
+    Ok((seq, at, given))
 }
 
 /// Hands each answer on the member's inbox to the request waiting for it, once a member

@@ -114,7 +114,13 @@ impl Manifest {
     pub fn load(file: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("failed to read the app manifest {}", file.display()))?;
-        let mut manifest: Manifest = toml::from_str(&text).map_err(|e| {
+        Self::parse(&text, file)
+    }
+
+    /// The manifest `text`, read from `file` (named in errors; paths resolve against its
+    /// directory).
+    pub fn parse(text: &str, file: &Path) -> Result<Self> {
+        let mut manifest: Manifest = toml::from_str(text).map_err(|e| {
             // toml's own rendering spans several lines; errors here are one line.
             let line = e.span().map(|s| {
                 text.get(..s.start)
@@ -196,6 +202,24 @@ fn expand_env(text: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fuzzing (weft_testing::fuzz) of the manifest reader, from mutations of the example
+    /// apps' manifests: no text panics it.
+    #[test]
+    fn fuzz_manifest() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        let seeds: Vec<Vec<u8>> = ["kvcounter", "kvcounter-redis", "msg-echo", "lattice"]
+            .iter()
+            .filter_map(|app| std::fs::read(root.join(app).join("app.toml")).ok())
+            .collect();
+        assert!(seeds.len() >= 3, "the example manifests moved");
+        weft_testing::fuzz::run("manifest", &seeds, |bytes| {
+            let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
+            Manifest::parse(text, Path::new("app.toml"))
+                .map(drop)
+                .map_err(|e| format!("{e:#}"))
+        });
+    }
 
     #[test]
     fn env_expansion_with_and_without_defaults() {

@@ -8,6 +8,7 @@
 
 mod architecture;
 mod control;
+mod fuzz;
 mod host;
 mod lattice;
 mod logs;

@@ -7,6 +7,7 @@
 )]
 
 mod bad_input;
+mod fuzz;
 mod interop;
 mod mutation;
 
