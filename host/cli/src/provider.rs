@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use weft_http_server::HttpServer;
+use weft_http_server::{HttpServer, ServerLimits};
 use weft_keyvalue_memory::{MemoryKeyValue, Quota};
 use weft_keyvalue_redis::RedisKeyValue;
 use weft_messaging_nats::NatsMessaging;
@@ -30,7 +30,8 @@ pub struct RunArgs {
     /// Provider settings, KEY=VALUE (repeatable); keyvalue-redis and messaging-nats take
     /// `url`, the default server for links that name none; keyvalue-memory takes
     /// `max_keys` (default 100000) and `max_bytes` (default 67108864); http-server takes
-    /// `max_connections` over all its listeners (default 8192)
+    /// `max_connections` over all its listeners (default 8192) and `max_buffered_body_bytes`
+    /// (default 33554432)
     #[arg(long = "config", value_name = "KEY=VALUE")]
     config: Vec<String>,
     /// How long a call to an actor may take, milliseconds
@@ -56,10 +57,15 @@ pub fn by_kind(kind: &str, config: &BTreeMap<String, String>) -> Result<Arc<dyn 
                 max_bytes: setting(config, "max_bytes")?.unwrap_or(default.max_bytes),
             }))
         }
-        "http-server" => Arc::new(HttpServer::with_max_connections(
-            setting(config, "max_connections")?
-                .unwrap_or(weft_http_server::DEFAULT_MAX_PROVIDER_CONNECTIONS),
-        )),
+        "http-server" => {
+            let default = ServerLimits::default();
+            Arc::new(HttpServer::with_limits(ServerLimits {
+                max_connections: setting(config, "max_connections")?
+                    .unwrap_or(default.max_connections),
+                max_buffered_body_bytes: setting(config, "max_buffered_body_bytes")?
+                    .unwrap_or(default.max_buffered_body_bytes),
+            }))
+        }
         "messaging-nats" => Arc::new(NatsMessaging::new(
             config
                 .get("url")

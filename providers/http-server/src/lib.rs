@@ -12,8 +12,12 @@
 //!   `body_timeout_ms` (default [`DEFAULT_BODY_TIMEOUT`]; else `408`). A listener holds at most
 //!   `max_connections` (default [`DEFAULT_MAX_CONNECTIONS`]) connections, and the provider
 //!   at most [`DEFAULT_MAX_PROVIDER_CONNECTIONS`] over all its listeners
-//!   ([`HttpServer::with_max_connections`]); past either a new one is answered `503` with
-//!   `Retry-After` and closed. A kept-alive connection idle between requests is closed after
+//!   ([`ServerLimits`]); past either a new one is answered `503` with `Retry-After` and
+//!   closed. Bodies being received and served are held in memory, so the provider holds at
+//!   most [`DEFAULT_MAX_BUFFERED_BODY_BYTES`] of them at once: each request reserves its
+//!   `Content-Length` (or, sent chunked, its link's `max_body_bytes`) before a byte of it is
+//!   read, and past the budget is answered `503` with `Retry-After`; a `Content-Length` over
+//!   `max_body_bytes` is answered `413` before reading. A kept-alive connection idle between requests is closed after
 //!   `header_timeout_ms` too: hyper's header-read timer starts as soon as the connection waits
 //!   for a request. Link values past their ceilings are refused when the link is put.
 //! - A call that fails is answered by its kind, with the reason in the body: `403` (the
@@ -83,6 +87,30 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Default most connections one provider holds open over all its listeners (in a process
 /// that runs one HTTP provider, as `weft up` and `weft provider run` do: per process).
 pub const DEFAULT_MAX_PROVIDER_CONNECTIONS: usize = 8_192;
+/// Default most bytes of request bodies one provider holds at once, over all its listeners.
+pub const DEFAULT_MAX_BUFFERED_BODY_BYTES: usize = 32 << 20;
+
+/// What one HTTP provider holds at most, over all its listeners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Open connections.
+    pub max_connections: usize,
+    /// Bytes of request bodies being received or served.
+    pub max_buffered_body_bytes: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            max_connections: DEFAULT_MAX_PROVIDER_CONNECTIONS,
+            max_buffered_body_bytes: DEFAULT_MAX_BUFFERED_BODY_BYTES,
+        }
+    }
+}
+
+/// Body bytes are reserved in units of this many (a semaphore counts in `u32`).
+const BODY_UNIT: usize = 1024;
+
 /// The most `max_connections` a link may set.
 pub const MAX_CONNECTIONS_CEILING: usize = 65_536;
 /// `Retry-After` sent with a 503, seconds: a saturated actor frees instances within its call
@@ -195,11 +223,14 @@ pub struct HttpServer {
     link_changes: tokio::sync::Mutex<()>,
     /// Connections open over all its listeners, against its most.
     slots: Arc<Semaphore>,
+    /// Request body bytes held over all its listeners, in [`BODY_UNIT`]s, against its most.
+    bodies: Arc<Semaphore>,
+    limits: ServerLimits,
 }
 
 impl Default for HttpServer {
     fn default() -> Self {
-        Self::with_max_connections(DEFAULT_MAX_PROVIDER_CONNECTIONS)
+        Self::with_limits(ServerLimits::default())
     }
 }
 
@@ -215,14 +246,19 @@ impl HttpServer {
         Self::default()
     }
 
-    /// A provider that holds at most `max_connections` connections over all its listeners
-    /// (each listener also keeps to its link's `max_connections`).
-    pub fn with_max_connections(max_connections: usize) -> Self {
+    /// A provider that holds at most `limits` over all its listeners (each listener also
+    /// keeps to its link's `max_connections`).
+    pub fn with_limits(limits: ServerLimits) -> Self {
+        let units = limits.max_buffered_body_bytes / BODY_UNIT;
         HttpServer {
             host: OnceLock::new(),
             listeners: Mutex::default(),
             link_changes: tokio::sync::Mutex::default(),
-            slots: Arc::new(Semaphore::new(max_connections.min(Semaphore::MAX_PERMITS))),
+            slots: Arc::new(Semaphore::new(
+                limits.max_connections.min(Semaphore::MAX_PERMITS),
+            )),
+            bodies: Arc::new(Semaphore::new(units.min(Semaphore::MAX_PERMITS))),
+            limits,
         }
     }
 
@@ -325,6 +361,8 @@ impl Provider for HttpServer {
             max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
             header_timeout: Duration::from_millis(header_timeout),
             body_timeout: Duration::from_millis(body_timeout),
+            bodies: self.bodies.clone(),
+            max_buffered_body_bytes: self.limits.max_buffered_body_bytes,
         });
         let (stop, stopped) = watch::channel(());
         let (closed_tx, closed) = oneshot::channel();
@@ -409,6 +447,9 @@ struct Route {
     max_body_bytes: usize,
     header_timeout: Duration,
     body_timeout: Duration,
+    /// The provider's budget of body bytes, shared by its listeners.
+    bodies: Arc<Semaphore>,
+    max_buffered_body_bytes: usize,
 }
 
 /// A listener's bounds on open connections: its own, and its provider's over all listeners.
@@ -535,9 +576,52 @@ fn plain(status: StatusCode, text: String) -> Response<Full<Bytes>> {
     response
 }
 
+fn too_large(max_body_bytes: usize) -> Response<Full<Bytes>> {
+    plain(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body over the limit of {max_body_bytes} bytes\n"),
+    )
+}
+
 impl Route {
+    /// Room in the provider's body budget for `bytes`, held until dropped; `None` when full.
+    fn reserve(&self, bytes: usize) -> Option<Option<OwnedSemaphorePermit>> {
+        if bytes == 0 {
+            return Some(None);
+        }
+        let units = u32::try_from(bytes.div_ceil(BODY_UNIT)).ok()?;
+        self.bodies
+            .clone()
+            .try_acquire_many_owned(units)
+            .ok()
+            .map(Some)
+    }
+
     async fn serve(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
         let (parts, body) = request.into_parts();
+        // Known up front unless the body is sent chunked: its Content-Length, or none at all.
+        let declared = hyper::body::Body::size_hint(&body)
+            .upper()
+            .map(|len| usize::try_from(len).unwrap_or(usize::MAX));
+        if declared.is_some_and(|len| len > self.max_body_bytes) {
+            return too_large(self.max_body_bytes);
+        }
+        // Held until the answer is made: the body is in memory (and copied into the call)
+        // until then.
+        let Some(_reserved) = self.reserve(declared.unwrap_or(self.max_body_bytes)) else {
+            let mut response = plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "this server holds as many request bodies as it may ({} bytes); try again\n",
+                    self.max_buffered_body_bytes
+                ),
+            );
+            response.headers_mut().insert(
+                hyper::header::RETRY_AFTER,
+                hyper::header::HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+            return response;
+        };
         let collected = tokio::time::timeout(
             self.body_timeout,
             Limited::new(body, self.max_body_bytes).collect(),
@@ -554,15 +638,7 @@ impl Route {
                     ),
                 );
             }
-            Ok(Err(_)) => {
-                return plain(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!(
-                        "request body over the limit of {} bytes\n",
-                        self.max_body_bytes
-                    ),
-                );
-            }
+            Ok(Err(_)) => return too_large(self.max_body_bytes),
         };
         let mut header = HeaderMap::new();
         for (name, value) in &parts.headers {
@@ -828,13 +904,73 @@ mod tests {
         );
     }
 
+    /// Request bodies held at once are bounded over the provider: each reserves its
+    /// declared length before a byte is read; past the budget a request is answered 503, one
+    /// declaring more than the link's limit 413 at once; a body within both is served.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn buffered_body_bytes_obeyed_and_enforced() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::net::TcpStream;
+        let server = HttpServer::with_limits(ServerLimits {
+            max_buffered_body_bytes: 8 << 10,
+            ..ServerLimits::default()
+        });
+        server.start(Arc::new(Answering)).await.unwrap();
+        let address = free_address();
+        let mut bounded = link("MA", &address, "6000");
+        bounded
+            .values
+            .insert("body_timeout_ms".into(), "500".into());
+        server.put_link(&bounded).await.unwrap();
+        let send = |length: usize, sent: usize| {
+            let address = address.clone();
+            async move {
+                let mut stream = TcpStream::connect(&address).await.unwrap();
+                let head = format!(
+                    "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
+                );
+                stream.write_all(head.as_bytes()).await.unwrap();
+                stream.write_all(&vec![b'x'; sent]).await.unwrap();
+                stream
+            }
+        };
+        let answer = |mut stream: TcpStream| async move {
+            let mut answer = Vec::new();
+            let _ =
+                tokio::time::timeout(Duration::from_secs(3), stream.read_to_end(&mut answer)).await;
+            String::from_utf8_lossy(&answer).into_owned()
+        };
+        // Declared past the link's limit: refused before the body is read.
+        let refused = answer(send(1 << 30, 0).await).await;
+        assert!(refused.starts_with("HTTP/1.1 413"), "{refused}");
+        // A stalled 6,000-byte body holds 6 KiB of the 8: another of 4,000 finds no room.
+        let stalled = send(6000, 10).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let shed = answer(send(4000, 4000).await).await;
+        assert!(
+            shed.starts_with("HTTP/1.1 503") && shed.contains("retry-after: 1"),
+            "{shed}"
+        );
+        // A small one fits beside it.
+        let small = answer(send(1000, 1000).await).await;
+        assert!(small.starts_with("HTTP/1.1 200"), "{small}");
+        // Once the stalled body times out, its room is free again.
+        let timed_out = answer(stalled).await;
+        assert!(timed_out.starts_with("HTTP/1.1 408"), "{timed_out}");
+        let served = answer(send(4000, 4000).await).await;
+        assert!(served.starts_with("HTTP/1.1 200"), "{served}");
+    }
+
     /// The provider's own bound holds over all its listeners: with room for 3, two on one
     /// listener and one on another fill it, though each listener alone has room left.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn connections_per_provider_obeyed_and_enforced() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         use tokio::net::TcpStream;
-        let server = HttpServer::with_max_connections(3);
+        let server = HttpServer::with_limits(ServerLimits {
+            max_connections: 3,
+            ..ServerLimits::default()
+        });
         server.start(Arc::new(Answering)).await.unwrap();
         let (a, b) = (free_address(), free_address());
         server.put_link(&link("MA", &a, "1000")).await.unwrap();

@@ -108,6 +108,11 @@ impl Up {
         }
     }
 
+    /// The process id of the running `weft`.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits for a line of output that `matches`, and returns it.
     pub(crate) fn wait_for(&self, what: &str, matches: impl Fn(&str) -> bool) -> String {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -463,7 +468,7 @@ fn watch_swaps_in_new_versions_and_reports_refusals() {
 }
 
 /// A request that reports failures instead of panicking: (status, body) or what went wrong.
-fn try_request(address: &str, path: &str) -> Result<(u16, String), String> {
+pub(crate) fn try_request(address: &str, path: &str) -> Result<(u16, String), String> {
     let mut stream = TcpStream::connect(address).map_err(|e| format!("connect: {e}"))?;
     let head = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
     stream
