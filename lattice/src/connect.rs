@@ -72,6 +72,12 @@ impl From<LatticeError> for weft_contracts::invocation::Failure {
     }
 }
 
+/// Messages one subscription holds unread, at most (async-nats's default is 65,536: with
+/// messages of up to the server's `max_payload`, gigabytes). Past it the client drops them
+/// for that subscription, as the server drops a slow consumer's: under a flood a message is
+/// lost rather than the process's memory.
+const SUBSCRIPTION_CAPACITY: usize = 1024;
+
 /// The delay before reconnect attempt `attempts`: 100 ms, rising by 100 ms to 1 s.
 fn reconnect_delay(attempts: usize) -> Duration {
     Duration::from_millis(100 * attempts.clamp(1, 10) as u64)
@@ -84,6 +90,7 @@ pub async fn connect(options: &NatsOptions) -> Result<async_nats::Client, Lattic
         reason,
     };
     let mut connect = async_nats::ConnectOptions::new()
+        .subscription_capacity(SUBSCRIPTION_CAPACITY)
         .reconnect_delay_callback(reconnect_delay)
         .max_reconnects(None)
         .connection_timeout(Duration::from_secs(2))
@@ -106,8 +113,20 @@ pub async fn connect(options: &NatsOptions) -> Result<async_nats::Client, Lattic
     if let Some(name) = &options.name {
         connect = connect.name(name);
     }
+    // Several servers of one cluster, comma-separated: the client fails over between them
+    // (and learns the cluster's others from the server, too).
+    let servers = options
+        .url
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| {
+            u.parse::<async_nats::ServerAddr>()
+                .map_err(|e| failed(format!("{u:?} is not a NATS URL: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     connect
-        .connect(options.url.as_str())
+        .connect(servers.as_slice())
         .await
         .map_err(|e| failed(e.to_string()))
 }

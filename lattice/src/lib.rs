@@ -58,6 +58,12 @@ mod request;
 mod subjects;
 pub mod wire;
 
+/// Messages of one subscription being served at once (actor invocations on a host, provider
+/// calls in a provider process): past it the subscription is not read until one ends, so a
+/// flood waits in the server (and past NATS's slow-consumer limit is dropped there) instead of
+/// each message holding a task and its body here.
+pub const MESSAGES_IN_FLIGHT: usize = 256;
+
 pub use chunks::{publish, receive, receive_at_most, respond};
 pub use connect::{LatticeError, NatsOptions, connect};
 pub use member::{Credentials, Member, Refusal};

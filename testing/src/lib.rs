@@ -16,4 +16,4 @@ pub mod fuzz;
 pub mod keyvalue;
 pub mod servers;
 
-pub use servers::{NatsServer, Process, RedisServer, ServerError, free_port};
+pub use servers::{NatsCluster, NatsServer, Process, RedisServer, ServerError, free_port};

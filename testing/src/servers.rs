@@ -252,6 +252,129 @@ impl NatsServer {
     }
 }
 
+/// Three (or more) `nats-server`s in one cluster on loopback: each has a client port and a
+/// cluster port, and routes to the others.
+pub struct NatsCluster {
+    servers: Vec<NatsServer>,
+}
+
+impl NatsCluster {
+    /// Starts `size` servers routed to each other, and waits until a message published on
+    /// each reaches a subscriber on every other (the routes are up).
+    pub fn start(size: usize) -> Result<Self, ServerError> {
+        let cluster_ports = (0..size)
+            .map(|_| free_port())
+            .collect::<Result<Vec<_>, _>>()?;
+        let routes = |own: u16| {
+            cluster_ports
+                .iter()
+                .filter(|&&p| p != own)
+                .map(|p| format!("nats://127.0.0.1:{p}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let servers = cluster_ports
+            .iter()
+            .map(|&port| {
+                let listen = format!("nats://127.0.0.1:{port}");
+                NatsServer::start_with(&[
+                    "--cluster_name",
+                    "weft-test",
+                    "--cluster",
+                    &listen,
+                    "--routes",
+                    &routes(port),
+                ])
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let cluster = NatsCluster { servers };
+        cluster.wait_routed()?;
+        Ok(cluster)
+    }
+
+    /// Waits until the routes are up: a message published on each server reaches a
+    /// subscriber on every other (spoken in NATS's text protocol, so this crate needs no
+    /// client library).
+    fn wait_routed(&self) -> Result<(), ServerError> {
+        let started = Instant::now();
+        while started.elapsed() < READY_WITHIN {
+            let ports: Vec<u16> = self.servers.iter().map(|s| s.process.port).collect();
+            let all = ports.iter().enumerate().all(|(i, &from)| {
+                ports
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .all(|(_, &to)| delivers(from, to).unwrap_or(false))
+            });
+            if all {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(ServerError::NotReady {
+            binary: "nats-server",
+            port: self.servers.first().map_or(0, |s| s.process.port),
+            within: READY_WITHIN,
+            detail: "the cluster's routes did not come up".into(),
+        })
+    }
+
+    /// Server `i`'s client URL.
+    pub fn url(&self, i: usize) -> String {
+        self.servers.get(i).map(NatsServer::url).unwrap_or_default()
+    }
+
+    /// Every server's client URL, comma-separated, starting with server `first`: what a
+    /// process is given to fail over between them.
+    pub fn urls_from(&self, first: usize) -> String {
+        let n = self.servers.len();
+        (0..n)
+            .map(|k| self.url((first + k) % n))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Server `i`, to kill, pause or restart.
+    pub fn server(&mut self, i: usize) -> Option<&mut NatsServer> {
+        self.servers.get_mut(i)
+    }
+}
+
+/// Whether a message published on the server at port `from` reaches a subscriber on the one
+/// at port `to`.
+fn delivers(from: u16, to: u16) -> std::io::Result<bool> {
+    use std::io::{Read, Write};
+    let open = |port: u16| -> std::io::Result<TcpStream> {
+        let stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
+        stream.set_read_timeout(Some(Duration::from_millis(500)))?;
+        Ok(stream)
+    };
+    // Reads until `wanted` appears in what the server sent, or the timeout.
+    let read_until = |stream: &mut TcpStream, wanted: &str| -> bool {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut buf) {
+            if n == 0 {
+                return false;
+            }
+            seen.extend_from_slice(buf.get(..n).unwrap_or_default());
+            if String::from_utf8_lossy(&seen).contains(wanted) {
+                return true;
+            }
+        }
+        false
+    };
+    let mut subscriber = open(to)?;
+    subscriber.write_all(b"CONNECT {\"verbose\":false}\r\nSUB weft.routed 1\r\nPING\r\n")?;
+    if !read_until(&mut subscriber, "PONG") {
+        return Ok(false);
+    }
+    let mut publisher = open(from)?;
+    publisher.write_all(b"CONNECT {\"verbose\":false}\r\nPUB weft.routed 2\r\nhi\r\nPING\r\n")?;
+    read_until(&mut publisher, "PONG");
+    Ok(read_until(&mut subscriber, "MSG weft.routed"))
+}
+
 impl std::ops::Deref for NatsServer {
     type Target = Process;
     fn deref(&self) -> &Process {

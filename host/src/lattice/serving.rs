@@ -41,7 +41,12 @@ impl Lattice {
         let (serving, actor) = (membership.clone(), actor_id.to_string());
         let task = tokio::spawn(async move {
             use futures_util::StreamExt;
+            let in_flight = Arc::new(tokio::sync::Semaphore::new(lattice::MESSAGES_IN_FLIGHT));
             while let Some(message) = subscription.next().await {
+                // Never closed: this ends only with the task.
+                let Ok(slot) = in_flight.clone().acquire_owned().await else {
+                    break;
+                };
                 let (membership, actor, local) = (serving.clone(), actor.clone(), local.clone());
                 tokio::spawn(async move {
                     if let Some(answer) =
@@ -49,6 +54,7 @@ impl Lattice {
                     {
                         lattice::respond(&membership.member, &message, &answer).await;
                     }
+                    drop(slot);
                 });
             }
         });

@@ -576,6 +576,24 @@ fn plain(status: StatusCode, text: String) -> Response<Full<Bytes>> {
     response
 }
 
+/// A request body, at most `max_bytes`, into one buffer sized for the `declared` length: each
+/// frame is copied out as it arrives, so the connection's read buffer is reused and the body
+/// takes what it reserved, not that and the frames it came in.
+async fn read_body(
+    body: Incoming,
+    declared: usize,
+    max_bytes: usize,
+) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
+    let mut collected = Vec::with_capacity(declared.min(max_bytes));
+    let mut limited = Limited::new(body, max_bytes);
+    while let Some(frame) = limited.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            collected.extend_from_slice(&data);
+        }
+    }
+    Ok(collected)
+}
+
 fn too_large(max_body_bytes: usize) -> Response<Full<Bytes>> {
     plain(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -624,11 +642,11 @@ impl Route {
         };
         let collected = tokio::time::timeout(
             self.body_timeout,
-            Limited::new(body, self.max_body_bytes).collect(),
+            read_body(body, declared.unwrap_or(0), self.max_body_bytes),
         )
         .await;
         let body = match collected {
-            Ok(Ok(collected)) => collected.to_bytes().to_vec(),
+            Ok(Ok(collected)) => collected,
             Err(_) => {
                 return plain(
                     StatusCode::REQUEST_TIMEOUT,

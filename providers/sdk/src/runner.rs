@@ -335,11 +335,13 @@ impl Subscriptions {
         };
         tokio::pin!(shutdown);
         loop {
+            // At most MESSAGES_IN_FLIGHT at once: past it, only finishing ones are awaited.
+            let room = in_flight.len() < weft_lattice::MESSAGES_IN_FLIGHT;
             let (message, kind) = tokio::select! {
-                Some(message) = calls.next() => (message, Kind::Calls),
-                Some(message) = puts.next() => (message, Kind::Other(Other::LinkPut)),
-                Some(message) = dels.next() => (message, Kind::Other(Other::LinkDel)),
-                Some(message) = health.next() => (message, Kind::Other(Other::Health)),
+                Some(message) = calls.next(), if room => (message, Kind::Calls),
+                Some(message) = puts.next(), if room => (message, Kind::Other(Other::LinkPut)),
+                Some(message) = dels.next(), if room => (message, Kind::Other(Other::LinkDel)),
+                Some(message) = health.next(), if room => (message, Kind::Other(Other::Health)),
                 Some(_) = in_flight.join_next(), if !in_flight.is_empty() => continue,
                 () = &mut shutdown => break,
             };

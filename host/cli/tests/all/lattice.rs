@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use weft_testing::{NatsServer, RedisServer};
 
 /// A `weft provider run …` process, killed on drop.
-struct ProviderProcess {
+pub(crate) struct ProviderProcess {
     child: Child,
 }
 
@@ -28,6 +28,17 @@ impl ProviderProcess {
         nats: &NatsServer,
         more: &[&str],
     ) -> ProviderProcess {
+        Self::start_at(weft, kind, id, &nats.url(), more)
+    }
+
+    /// [`Self::start_with`] on lattice `it` at `url` (one NATS server, or several).
+    pub(crate) fn start_at(
+        weft: &Weft,
+        kind: &str,
+        id: &str,
+        url: &str,
+        more: &[&str],
+    ) -> ProviderProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
             .args([
                 "provider",
@@ -39,7 +50,7 @@ impl ProviderProcess {
                 "it",
                 "--nats",
             ])
-            .arg(nats.url())
+            .arg(url)
             .args(more)
             .env("WEFT_HOME", weft.home.path())
             .stdout(Stdio::null())
@@ -67,7 +78,7 @@ impl ProviderProcess {
         }
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

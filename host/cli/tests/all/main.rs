@@ -9,6 +9,7 @@
 mod claims_cli;
 mod ctl;
 mod embed;
+mod faults;
 mod hostile;
 mod lattice;
 mod secure;
