@@ -876,7 +876,13 @@ async fn serve_keys(
                 if answered.len() >= MAX_PEERS {
                     answered.clear();
                 }
-                answered.insert(request.payload.clone(), answer.clone());
+                // A copy: the payload is a slice of the connection's read buffer, and
+                // keeping it would keep the whole buffer (after a large message, hundreds of
+                // kilobytes) alive for as long as the cache holds the entry.
+                answered.insert(
+                    bytes::Bytes::copy_from_slice(&request.payload),
+                    answer.clone(),
+                );
                 let _ = client.publish(reply, answer).await;
             }
             Err(refusal) => {

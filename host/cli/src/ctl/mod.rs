@@ -708,8 +708,13 @@ async fn watch(lattice: &Lattice, out: &mut Out, json: bool) -> Result<()> {
         else {
             continue;
         };
-        let Ok(event) = lattice::decode::<Event>(&message.subject, &body) else {
-            continue;
+        let event = match lattice::decode::<Event>(&message.subject, &body) {
+            Ok(event) => event,
+            Err(error) => {
+                // Sealed by a member, and still garbage: skipped, and said, never fatal.
+                tracing::warn!(subject = %message.subject, %error, "an event could not be read; skipped");
+                continue;
+            }
         };
         if json {
             writeln!(out, "{}", serde_json::to_string(&event)?)?;

@@ -7,7 +7,7 @@
 
 use crate::lattice::ProviderProcess;
 use crate::up::{Up, try_request};
-use crate::{Weft, unsigned_actor};
+use crate::{Weft, rss_kib, unsigned_actor};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -212,16 +212,6 @@ fn soak_time() -> Duration {
             .and_then(|s| s.parse().ok())
             .unwrap_or(60),
     )
-}
-
-/// Resident memory of process `pid`, KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
 }
 
 #[test]

@@ -19,8 +19,8 @@
 //! a few more than it holds while 200 connections wait).
 
 use crate::HttpLoad;
-use crate::Weft;
 use crate::up::{Up, example, get, try_request};
+use crate::{Weft, rss_kib};
 use std::io::Write;
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -38,16 +38,6 @@ const ATTACK: Duration = Duration::from_secs(8);
 /// on the machine: 52-79 MiB alone on 2 cores, 96 MiB once while the whole test suite ran
 /// beside it. Without the bounds, either attack alone took hundreds of megabytes.
 const RSS_GROWTH_BOUND_KIB: u64 = 128 << 10;
-
-/// Resident memory of process `pid`, KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
 
 /// The largest resident memory of `pid` seen until `stop`, sampled every 50 ms.
 fn watch_rss(pid: u32, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {

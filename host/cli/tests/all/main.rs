@@ -113,6 +113,16 @@ impl Run {
     }
 }
 
+/// Resident memory of process `pid`, KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
 /// HTTP clients on threads of their own, each sending one request after another until
 /// [`HttpLoad::finish`], counting the `200`s and keeping every other outcome as a failure.
 pub struct HttpLoad {
