@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use std::io::Write;
 use std::time::Duration;
 use tokio::process::{Child, Command};
+use weft_host::control::EventKind;
 use weft_lattice as lattice;
 
 /// First restart delay; doubled after each quick failure, up to [`MAX_BACKOFF`].
@@ -103,7 +104,10 @@ pub async fn start(
     lattice: &LatticeArgs,
     member: std::sync::Arc<weft_lattice::Member>,
     credentials: &weft_lattice::Credentials,
+    control: std::sync::Arc<weft_host::control::Control>,
 ) -> Result<Supervised> {
+    let stateful = crate::provider::keeps_state_in_memory(&entry.kind, &entry.config);
+    let kind = entry.kind.clone();
     let name = member.lattice().to_string();
     let client = member.client().clone();
     let mut command = command(entry, lattice, credentials, &name)?;
@@ -153,6 +157,18 @@ pub async fn start(
                 }
             };
             say(&format!("provider  {id} {ended}; restarting it"));
+            if stateful {
+                // Never silence: what the process held in memory is gone.
+                let detail = format!(
+                    "{kind} process {ended}; the data it kept in memory is lost and it restarts empty"
+                );
+                say(&format!("provider  {id}: {detail}"));
+                tracing::warn!(provider = %id, "{detail}");
+                let by = control.host_id().to_string();
+                control
+                    .publish(EventKind::ProviderStateLost, &id, detail, &by)
+                    .await;
+            }
             if started.elapsed() >= HEALTHY_RUN {
                 backoff = FIRST_BACKOFF;
             }

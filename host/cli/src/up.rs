@@ -263,7 +263,14 @@ pub async fn run(args: UpArgs) -> Result<()> {
         drop(out);
         for entry in manifest.providers.iter().filter(|p| p.process) {
             supervised.push(
-                crate::supervise::start(entry, &args.lattice, member.clone(), &credentials).await?,
+                crate::supervise::start(
+                    entry,
+                    &args.lattice,
+                    member.clone(),
+                    &credentials,
+                    control.clone(),
+                )
+                .await?,
             );
         }
         out = Out::stdout();

@@ -162,6 +162,9 @@ pub enum EventKind {
     ProviderStarted,
     ProviderUpdated,
     ProviderStopped,
+    /// A provider that kept state in its memory was restarted without it (its process
+    /// ended): what it held is gone.
+    ProviderStateLost,
     LinkPut,
     LinkDeleted,
 }
@@ -180,6 +183,7 @@ impl EventKind {
             EventKind::ProviderStarted => "provider_started",
             EventKind::ProviderUpdated => "provider_updated",
             EventKind::ProviderStopped => "provider_stopped",
+            EventKind::ProviderStateLost => "provider_state_lost",
             EventKind::LinkPut => "link_put",
             EventKind::LinkDeleted => "link_deleted",
         }

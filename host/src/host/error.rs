@@ -123,6 +123,18 @@ pub enum HostError {
         #[source]
         source: ProviderError,
     },
+    /// A replacement could not take over the running provider's in-memory state; the running
+    /// one keeps serving, its state intact.
+    #[error(
+        "provider {provider_id} was not replaced: the new instance cannot take over the state the running one keeps in memory ({source}); the running one keeps serving"
+    )]
+    StateNotTakenOver {
+        /// The provider.
+        provider_id: String,
+        /// Why the new instance refused.
+        #[source]
+        source: ProviderError,
+    },
     /// A link past the host's bounds on one link's size.
     #[error(
         "the link of actor {actor_id} for {contract_id} is refused: {reason}; keep large data elsewhere and name it in the link"

@@ -89,7 +89,8 @@ impl Host {
     }
 
     /// Replaces the provider running here as `provider_id` with `new` without a failed call:
-    /// the new one is started and told of its links, then takes every call from then on,
+    /// the new one takes over the old one's in-memory state if it has any (refused if it
+    /// cannot), is started and told of its links, then takes every call from then on,
     /// local or from the lattice (whose subscriptions stay as they are); the old one finishes
     /// the calls it has before it is shut down. If the new one fails to start or refuses one
     /// of the links the old one serves, the old one keeps serving and nothing changes.
@@ -99,7 +100,18 @@ impl Host {
         new: Arc<dyn Provider>,
     ) -> Result<(), HostError> {
         let _one_at_a_time = self.state.updates.lock().await;
-        self.local_provider(provider_id)?;
+        let old = self.local_provider(provider_id)?;
+        // State kept in memory goes to the new instance before it takes a link or a call,
+        // or the replacement is refused: never a silent loss.
+        if let Some(state) = old.held_state() {
+            new.take_over(state)
+                .await
+                .map_err(|source| HostError::StateNotTakenOver {
+                    provider_id: provider_id.to_string(),
+                    source,
+                })?;
+        }
+        drop(old);
         let refused = self.start_with_links(provider_id, &new).await?;
         if let Some((_, source)) = refused.into_iter().next() {
             new.shutdown().await;
@@ -192,6 +204,12 @@ impl Provider for HostHeld {
     }
     async fn shutdown(&self) {
         self.0.shutdown().await
+    }
+    fn held_state(&self) -> Option<weft_provider_sdk::HeldState> {
+        self.0.held_state()
+    }
+    async fn take_over(&self, state: weft_provider_sdk::HeldState) -> Result<(), ProviderError> {
+        self.0.take_over(state).await
     }
 }
 

@@ -227,6 +227,55 @@ async fn swap_under_load_loses_no_call_and_no_increment() {
     );
 }
 
+/// Replacing an in-memory key-value provider in process carries its data over (#16): five
+/// replacements while 8 clients count, no call failed, no increment lost or doubled. A
+/// replacement that cannot take the state over is refused and the data stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_provider_replaced_under_load_keeps_its_data() {
+    let versions = Versions::new();
+    let (host, id) = kvcounter_host(&versions).await;
+    let load = Load::start(&host, &id, 8);
+    for _ in 0..5 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        host.replace_provider("kv", Arc::new(MemoryKeyValue::new()))
+            .await
+            .unwrap();
+    }
+    let (ok, failures) = load.finish_after(8).await;
+    assert!(
+        failures.is_empty(),
+        "{} failed calls, first: {:?}",
+        failures.len(),
+        failures.first()
+    );
+    eprintln!("in-memory provider: 5 replacements under load, {ok} successful calls, 0 failed");
+    assert_eq!(
+        count(&host, &id).await,
+        ok as i64 + 1,
+        "increments were lost or doubled across replacements"
+    );
+
+    // A provider of another kind cannot take the store over: refused, naming why, and the
+    // counter goes on.
+    let refused = host
+        .replace_provider(
+            "kv",
+            Arc::new(weft_keyvalue_redis::RedisKeyValue::new(Some(
+                "redis://127.0.0.1:1".into(),
+            ))),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, weft_host::HostError::StateNotTakenOver { .. })
+            && refused
+                .to_string()
+                .contains("the running one keeps serving"),
+        "{refused}"
+    );
+    assert_eq!(count(&host, &id).await, ok as i64 + 2);
+}
+
 /// Asserts that an update is refused for `expected` while 8 clients keep calling, none failing.
 async fn refused_while_serving(
     host: &Host,

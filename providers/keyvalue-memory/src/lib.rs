@@ -7,7 +7,8 @@
 //! database would be; a key holds one kind of value and using it as another is an error
 //! (Redis's `WRONGTYPE`); list ranges take Redis's inclusive, negative-from-the-end indexes.
 //!
-//! **What it is not:** durable or shared between processes. Data lives as long as the provider.
+//! **What it is not:** durable or shared between processes. Data lives as long as the provider,
+//! and a replacement in the same process takes it over (`weft ctl update provider`).
 //! Nor unbounded: a store holds at most [`Quota::max_keys`] keys and [`Quota::max_bytes`]
 //! bytes (keys and values, plus a fixed overhead per key and per list or set member, about
 //! what each takes in memory); a write past either is refused before anything is stored, as
@@ -30,11 +31,11 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 use weft_contracts::keyvalue::{self as kv, GetResponse};
 use weft_contracts::{decode, encode};
-use weft_provider_sdk::{Provider, ProviderCall, ProviderError, async_trait};
+use weft_provider_sdk::{HeldState, Provider, ProviderCall, ProviderError, async_trait};
 
 /// What one key holds.
 enum Value {
@@ -198,7 +199,8 @@ impl Store {
 /// The in-memory key-value provider.
 #[derive(Default)]
 pub struct MemoryKeyValue {
-    store: Mutex<Store>,
+    /// The store, shared with a replacement that took it over ([`Provider::take_over`]).
+    store: RwLock<Arc<Mutex<Store>>>,
     quota: Quota,
 }
 
@@ -253,20 +255,29 @@ impl MemoryKeyValue {
     /// An empty store that holds at most `quota`.
     pub fn with_quota(quota: Quota) -> Self {
         MemoryKeyValue {
-            store: Mutex::default(),
+            store: RwLock::default(),
             quota,
         }
     }
 
+    fn store(&self) -> Arc<Mutex<Store>> {
+        self.store
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// Keys held and bytes they count for against the quota.
     pub fn usage(&self) -> (usize, usize) {
-        let store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+        let store = self.store();
+        let store = store.lock().unwrap_or_else(PoisonError::into_inner);
         (store.data.values.len(), store.data.bytes)
     }
 
     /// Performs one contract operation on an encoded request and returns the encoded answer.
     pub fn apply(&self, operation: &str, payload: &[u8]) -> Result<Vec<u8>, ProviderError> {
-        let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+        let store = self.store();
+        let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         store.sweep(now);
         let op = operation;
@@ -529,5 +540,21 @@ impl Provider for MemoryKeyValue {
 
     async fn handle_call(&self, call: ProviderCall) -> Result<Vec<u8>, ProviderError> {
         self.apply(&call.operation, &call.payload)
+    }
+
+    fn held_state(&self) -> Option<HeldState> {
+        Some(self.store())
+    }
+
+    /// Shares its predecessor's store: the data, not a copy of it, so nothing written while
+    /// the old instance finishes its calls is lost. Its own quota applies from now on.
+    async fn take_over(&self, state: HeldState) -> Result<(), ProviderError> {
+        let store = state.downcast::<Mutex<Store>>().map_err(|_| {
+            ProviderError::Backend(
+                "the running provider's state is not an in-memory key-value store".into(),
+            )
+        })?;
+        *self.store.write().unwrap_or_else(PoisonError::into_inner) = store;
+        Ok(())
     }
 }

@@ -154,8 +154,15 @@ pub trait ActorInvoker: Send + Sync {
     ) -> Result<Vec<u8>, Failure>;
 }
 
+/// State a provider keeps in its own memory (an in-memory store), as its replacement in the
+/// same process takes it over: shared, not copied, so a call the old instance is still
+/// finishing and the new instance's first calls see the same data (DESIGN, Provider
+/// replacement).
+pub type HeldState = Arc<dyn std::any::Any + Send + Sync>;
+
 /// A capability provider. Every method but [`Provider::handle_call`] and
-/// [`Provider::contract_id`] has a default that does nothing and succeeds.
+/// [`Provider::contract_id`] has a default that does nothing and succeeds, except
+/// [`Provider::take_over`], which refuses.
 #[async_trait]
 pub trait Provider: Send + Sync + 'static {
     /// The contract it serves.
@@ -191,4 +198,22 @@ pub trait Provider: Send + Sync + 'static {
 
     /// Release everything; no call follows.
     async fn shutdown(&self) {}
+
+    /// The state it keeps in memory, if any: what is lost if it is replaced or restarted
+    /// without handing it over. `None` (the default) for a provider whose state lives
+    /// elsewhere (Redis, a NATS server) or that has none.
+    fn held_state(&self) -> Option<HeldState> {
+        None
+    }
+
+    /// Takes over `state`, its predecessor's [`Provider::held_state`], before its first link
+    /// or call. A provider that cannot (the default: another kind, another layout) refuses,
+    /// and then the replacement is refused and the running provider keeps serving.
+    async fn take_over(&self, state: HeldState) -> Result<(), ProviderError> {
+        let _ = state;
+        Err(ProviderError::Backend(format!(
+            "a {} provider of this kind cannot take over another's in-memory state",
+            self.contract_id()
+        )))
+    }
 }

@@ -686,3 +686,58 @@ fn a_lattice_host_runs_only_the_issuers_it_allows() {
         allowed.stderr()
     );
 }
+
+/// `weft ctl update provider` on the in-memory key-value provider of `weft up` keeps the data
+/// (it used to answer 0 and start the counter again from 1).
+#[test]
+fn replacing_the_in_memory_store_keeps_the_count() {
+    let weft = Weft::new();
+    let nats = NatsServer::start().unwrap();
+    let url = nats.url();
+    let app = weft.path("app.toml");
+    std::fs::write(
+        &app,
+        std::fs::read_to_string(example("kvcounter"))
+            .unwrap()
+            .replace(
+                "../../target/actors/kvcounter.wasm",
+                signed_actor("kvcounter").to_str().unwrap(),
+            )
+            .replace("${KVCOUNTER_ADDRESS:-127.0.0.1:8080}", "127.0.0.1:0"),
+    )
+    .unwrap();
+    let up = Up::start_command(
+        &weft,
+        "up",
+        &app,
+        &["--lattice", "mem", "--nats", &url, "--trust-any-issuer"],
+        &[],
+    );
+    for n in 1..=5 {
+        assert_eq!(
+            get(&up.serving, "/counter/kept").1,
+            format!(r#"{{"counter":"kept","count":{n}}}"#)
+        );
+    }
+    let replaced = weft
+        .run(&[
+            "ctl",
+            "--lattice",
+            "mem",
+            "--nats",
+            &url,
+            "update",
+            "provider",
+            "kv",
+        ])
+        .ok();
+    assert!(
+        replaced.contains("provider kv (keyvalue-memory)"),
+        "{replaced}"
+    );
+    assert_eq!(
+        get(&up.serving, "/counter/kept").1,
+        r#"{"counter":"kept","count":6}"#,
+        "the replacement started empty"
+    );
+}

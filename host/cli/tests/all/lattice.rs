@@ -509,3 +509,99 @@ fn a_provider_process_needs_at_least_one_thread() {
         run.stderr()
     );
 }
+
+/// A supervised provider that keeps its data in memory, killed: the host says the data is
+/// lost (a line of output and a `provider_state_lost` event that `weft ctl watch` shows),
+/// never silently, and the restarted provider serves again from empty.
+#[test]
+fn a_restarted_in_memory_provider_process_reports_its_state_lost() {
+    let weft = Weft::new();
+    let nats = NatsServer::start().unwrap();
+    let url = nats.url();
+    let app = weft.path("memory.toml");
+    std::fs::write(
+        &app,
+        std::fs::read_to_string(example("kvcounter"))
+            .unwrap()
+            .replace(
+                "../../target/actors/kvcounter.wasm",
+                signed_actor("kvcounter").to_str().unwrap(),
+            )
+            .replace("${KVCOUNTER_ADDRESS:-127.0.0.1:8080}", "127.0.0.1:0")
+            .replace(
+                "kind = \"keyvalue-memory\"",
+                "kind = \"keyvalue-memory\"\nprocess = true",
+            ),
+    )
+    .unwrap();
+    let host = Up::start_command(
+        &weft,
+        "up",
+        &app,
+        &["--lattice", "it", "--nats", &url, "--trust-any-issuer"],
+        &[],
+    );
+    let child = host
+        .startup
+        .iter()
+        .find(|l| l.starts_with("provider  kv running as process"))
+        .map(|l| provider_pid(l))
+        .expect("the host named no provider process");
+    assert_eq!(
+        get(&host.serving, "/counter/m").1,
+        r#"{"counter":"m","count":1}"#
+    );
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["ctl", "--lattice", "it", "--nats", &url, "watch", "--json"])
+        .env("WEFT_HOME", weft.home.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, events) = mpsc::channel();
+    let stdout = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &child.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let said = host.wait_for("saying the state is lost", |l| {
+        l.contains("provider  kv: keyvalue-memory process") && l.contains("is lost")
+    });
+    assert!(said.contains("restarts empty"), "{said}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let event = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = events
+            .recv_timeout(left)
+            .expect("no provider_state_lost event");
+        if line.contains("provider_state_lost") {
+            break line;
+        }
+    };
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert!(event.contains(r#""subject":"kv""#), "{event}");
+    // Restarted, it serves again, from empty.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = get(&host.serving, "/counter/m");
+        if status == 200 {
+            assert_eq!(body, r#"{"counter":"m","count":1}"#);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not served again: {status} {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
