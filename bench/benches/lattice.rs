@@ -166,6 +166,7 @@ fn provider_process(spec: &str) {
         provider_id: provider_id.into(),
         actor_call_deadline: Duration::from_secs(5),
         announce_ready: None,
+        own_health: None,
     };
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -142,6 +142,7 @@ pub async fn run(command: ProviderCommand) -> Result<()> {
         provider_id: provider_id.clone(),
         actor_call_deadline: Duration::from_millis(args.actor_deadline_ms),
         announce_ready: std::env::var(READY_SUBJECT_ENV).ok(),
+        own_health: std::env::var(HEALTH_SUBJECT_ENV).ok(),
     };
     let supervisor = std::env::var(SUPERVISOR_PID_ENV)
         .ok()
@@ -168,6 +169,9 @@ pub const CONFIG_ENV: &str = "WEFT_PROVIDER_CONFIG";
 
 /// Set by a supervising host to a subject on which the provider says once that it serves.
 pub const READY_SUBJECT_ENV: &str = "WEFT_READY_SUBJECT";
+
+/// Set by a supervising host to a subject only this process answers its health checks on.
+pub const HEALTH_SUBJECT_ENV: &str = "WEFT_HEALTH_SUBJECT";
 
 /// Set by a supervising host to its process id: its provider processes stop when it is gone.
 pub const SUPERVISOR_PID_ENV: &str = "WEFT_SUPERVISOR_PID";

@@ -113,19 +113,20 @@ pub async fn start(
     let mut command = command(entry, lattice, credentials, &name)?;
     let (stop, mut stopped) = tokio::sync::oneshot::channel();
     let (first_ready, first_served) = tokio::sync::oneshot::channel();
-    let (id, health) = (
-        entry.id.clone(),
-        member.subjects().provider_health(&entry.id),
-    );
+    let id = entry.id.clone();
     let task = tokio::spawn(async move {
         let mut first_ready = Some(first_ready);
         let mut backoff = FIRST_BACKOFF;
         loop {
             let started = std::time::Instant::now();
             let ready_subject = client.new_inbox();
+            // This child's own: health checks answered by another instance of the id would
+            // keep a hung child alive.
+            let child_health = client.new_inbox();
             let spawned = match client.subscribe(ready_subject.clone()).await {
                 Ok(ready) => {
                     command.env(crate::provider::READY_SUBJECT_ENV, &ready_subject);
+                    command.env(crate::provider::HEALTH_SUBJECT_ENV, &child_health);
                     command
                         .spawn()
                         .map(|child| (child, ready))
@@ -150,7 +151,7 @@ pub async fn start(
                 child.id().unwrap_or_default()
             ));
             let ended = tokio::select! {
-                ended = watch(&mut child, &member, &health, &mut ready, &mut first_ready) => ended,
+                ended = watch(&mut child, &member, &child_health, &mut ready, &mut first_ready) => ended,
                 _ = &mut stopped => {
                     terminate(&mut child).await;
                     return;
@@ -194,6 +195,10 @@ pub async fn start(
 
 /// Waits until the child exits or misses [`UNHEALTHY_AFTER`] health checks in a row (then
 /// kills it); says which. Meanwhile tells `first_ready` (once) when the child says it serves.
+///
+/// Health is asked of the child itself: on `health`, a subject only it serves, and an answer
+/// counts only if it is sealed by the member that announced it was ready (a child not ready
+/// yet misses its checks).
 async fn watch(
     child: &mut Child,
     member: &weft_lattice::Member,
@@ -203,6 +208,7 @@ async fn watch(
 ) -> String {
     use futures_util::StreamExt;
     let mut missed = 0;
+    let mut child_member: Option<String> = None;
     let mut every = tokio::time::interval(HEALTH_EVERY);
     every.tick().await;
     loop {
@@ -213,17 +219,19 @@ async fn watch(
                     Err(error) => format!("could not be waited on ({error})"),
                 };
             }
-            Some(_) = ready.next(), if first_ready.is_some() => {
-                if let Some(first) = first_ready.take() {
-                    let _ = first.send(());
+            Some(said) = ready.next(), if child_member.is_none() => {
+                if member.open(&said.subject, said.headers.as_ref(), &said.payload).await.is_ok() {
+                    child_member = sender(&said);
+                    if let Some(first) = first_ready.take() {
+                        let _ = first.send(());
+                    }
                 }
             }
             _ = every.tick() => {
-                let answer = lattice::request(member, health.to_string(), Vec::new(), HEALTH_WITHIN).await;
-                let healthy = answer
-                    .ok()
-                    .and_then(|bytes| lattice::decode::<weft_provider_sdk::Health>(health, &bytes).ok())
-                    .is_some_and(|h| h.healthy);
+                let healthy = match &child_member {
+                    Some(child_member) => asked_healthy(member, health, child_member).await,
+                    None => false,
+                };
                 missed = if healthy { 0 } else { missed + 1 };
                 if missed >= UNHEALTHY_AFTER {
                     let _ = child.kill().await;
@@ -232,6 +240,41 @@ async fn watch(
             }
         }
     }
+}
+
+/// The member that sealed `message` (its seal was checked when it was opened).
+fn sender(message: &async_nats::Message) -> Option<String> {
+    message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(weft_lattice::member::FROM_HEADER))
+        .map(|from| from.as_str().to_string())
+}
+
+/// Whether the child, member `child_member`, answers on `health` that it is healthy.
+async fn asked_healthy(member: &weft_lattice::Member, health: &str, child_member: &str) -> bool {
+    let mut headers = async_nats::HeaderMap::new();
+    member.seal(health, &[], &mut headers);
+    let Ok(answer) = member
+        .ask(health, headers, Default::default(), HEALTH_WITHIN)
+        .await
+    else {
+        return false;
+    };
+    // Answers reach `ask` only once opened (from whom is in the seal), except chunked ones,
+    // opened by their receiver: a health answer is never one.
+    let chunked = answer
+        .headers
+        .as_ref()
+        .is_some_and(|h| h.get(lattice::chunks::CHUNKED_HEADER).is_some());
+    if chunked || sender(&answer).as_deref() != Some(child_member) {
+        return false;
+    }
+    lattice::decode::<lattice::Answer>(health, &answer.payload)
+        .ok()
+        .and_then(|answer| Result::<Vec<u8>, _>::from(answer).ok())
+        .and_then(|bytes| lattice::decode::<weft_provider_sdk::Health>(health, &bytes).ok())
+        .is_some_and(|h| h.healthy)
 }
 
 /// SIGTERM, then SIGKILL after [`STOP_WITHIN`].

@@ -63,6 +63,7 @@ pub(crate) async fn redis_provider(nats: &NatsServer) -> tokio::sync::oneshot::S
         provider_id: "redis".into(),
         actor_call_deadline: Duration::from_secs(5),
         announce_ready: None,
+        own_health: None,
     };
     tokio::spawn(runner::run(
         Arc::new(RedisKeyValue::new(None)),
@@ -761,6 +762,7 @@ async fn concurrent_provider_calls_share_messages_but_not_answers() {
             provider_id: "sleepy".into(),
             actor_call_deadline: Duration::from_secs(5),
             announce_ready: None,
+            own_health: None,
         },
         async move {
             let _ = stopped.await;

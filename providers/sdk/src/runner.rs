@@ -36,9 +36,13 @@ pub struct RunnerOptions {
     pub provider_id: String,
     /// How long a call the provider makes to an actor may take.
     pub actor_call_deadline: Duration,
-    /// A subject to publish one empty message on once the provider serves: how a supervisor
-    /// knows that *this* instance is up (health checks are answered by any instance of the id).
+    /// A subject to publish one empty message on once the provider serves, sealed: how a
+    /// supervisor knows that *this* instance is up, and which member it is.
     pub announce_ready: Option<String>,
+    /// A subject only this instance answers health checks on (its supervisor's); the id's
+    /// shared health subject is answered by any instance, so it cannot tell a hung child from
+    /// a healthy sibling.
+    pub own_health: Option<String>,
 }
 
 /// Why a runner stopped before its shutdown signal.
@@ -106,8 +110,12 @@ pub async fn run(
         })?;
 
     let subscriptions = subscribe_all(&member, &id).await?;
+    let own_health = match options.own_health.clone() {
+        Some(subject) => Some(answer_own_health(&member, &provider, subject).await?),
+        None => None,
+    };
     if let Some(subject) = options.announce_ready.clone()
-        && let Err(error) = client.publish(subject, Default::default()).await
+        && let Err(error) = lattice::publish(&member, subject.into(), None, Vec::new()).await
     {
         tracing::warn!(%error, "could not announce that the provider serves");
     }
@@ -123,6 +131,9 @@ pub async fn run(
             shutdown,
         )
         .await;
+    if let Some(own_health) = own_health {
+        own_health.abort();
+    }
     provider.shutdown().await;
     // Bounded: with NATS unreachable, a flush would wait for a reconnection forever.
     let _ = tokio::time::timeout(Duration::from_secs(1), client.flush()).await;
@@ -374,6 +385,38 @@ impl Subscriptions {
         drop(answers);
         let _ = answering.await;
     }
+}
+
+/// Answers health checks on `subject`, this instance's own, one at a time, until aborted.
+async fn answer_own_health(
+    member: &Arc<Member>,
+    provider: &Arc<dyn Provider>,
+    subject: String,
+) -> Result<tokio::task::JoinHandle<()>, LatticeError> {
+    let mut checks = member
+        .client()
+        .subscribe(subject.clone())
+        .await
+        .map_err(|e| LatticeError::Subscribe {
+            subject,
+            reason: e.to_string(),
+        })?;
+    let (member, provider) = (member.clone(), provider.clone());
+    Ok(tokio::spawn(async move {
+        while let Some(check) = checks.next().await {
+            let asked = lattice::receive_at_most(
+                &member,
+                &check,
+                Duration::from_secs(1),
+                lattice::chunks::MAX_SMALL_BODY_BYTES,
+            )
+            .await;
+            if asked.is_ok() {
+                let answer = Answer::encoded(&check.subject, &provider.health().await);
+                lattice::respond(&member, &check, &answer).await;
+            }
+        }
+    }))
 }
 
 /// Who gets a message: one instance of the provider id (its calls), or each instance (link

@@ -605,3 +605,63 @@ fn a_restarted_in_memory_provider_process_reports_its_state_lost() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Health is asked of the supervised child itself: hung (SIGSTOP) while another instance of
+/// its id answers the id's shared health subject, it is still found unhealthy, killed and
+/// restarted.
+#[test]
+fn a_hung_provider_process_is_restarted_though_a_sibling_answers_for_its_id() {
+    let weft = Weft::new();
+    let nats = NatsServer::start().unwrap();
+    let url = nats.url();
+    let app = weft.path("hung.toml");
+    std::fs::write(
+        &app,
+        std::fs::read_to_string(example("kvcounter"))
+            .unwrap()
+            .replace(
+                "../../target/actors/kvcounter.wasm",
+                signed_actor("kvcounter").to_str().unwrap(),
+            )
+            .replace("${KVCOUNTER_ADDRESS:-127.0.0.1:8080}", "127.0.0.1:0")
+            .replace(
+                "kind = \"keyvalue-memory\"",
+                "kind = \"keyvalue-memory\"\nprocess = true",
+            ),
+    )
+    .unwrap();
+    let host = Up::start_command(
+        &weft,
+        "up",
+        &app,
+        &["--lattice", "it", "--nats", &url, "--trust-any-issuer"],
+        &[],
+    );
+    let child = host
+        .startup
+        .iter()
+        .find(|l| l.starts_with("provider  kv running as process"))
+        .map(|l| provider_pid(l))
+        .expect("the host named no provider process");
+    let _sibling = ProviderProcess::start(&weft, "keyvalue-memory", "kv", &nats);
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &child.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = Instant::now();
+    let said = host.wait_for_within("the hung child restarted", Duration::from_secs(40), |l| {
+        l.starts_with("provider  kv missed") && l.ends_with("restarting it")
+    });
+    eprintln!("hung child found after {:?}: {said}", started.elapsed());
+    let gone = Instant::now() + Duration::from_secs(5);
+    while alive(child) {
+        assert!(
+            Instant::now() < gone,
+            "the hung child {child} is still there"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

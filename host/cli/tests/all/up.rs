@@ -115,13 +115,23 @@ impl Up {
 
     /// Waits for a line of output that `matches`, and returns it.
     pub(crate) fn wait_for(&self, what: &str, matches: impl Fn(&str) -> bool) -> String {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        self.wait_for_within(what, Duration::from_secs(20), matches)
+    }
+
+    /// [`Up::wait_for`], for up to `within`.
+    pub(crate) fn wait_for_within(
+        &self,
+        what: &str,
+        within: Duration,
+        matches: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = std::time::Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) if matches(&line) => return line,
                 Ok(_) => continue,
-                Err(_) => panic!("weft up printed no line {what} within 20 s"),
+                Err(_) => panic!("weft up printed no line {what} within {within:?}"),
             }
         }
     }
