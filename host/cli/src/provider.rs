@@ -97,9 +97,33 @@ fn setting(config: &BTreeMap<String, String>, key: &str) -> Result<Option<usize>
         .transpose()
 }
 
-/// The provider kinds this binary carries, for control requests to start or replace one.
-pub struct Kinds;
+/// The provider kinds this binary carries, for control requests to start or replace one:
+/// in the host's process, or, once the host is on a lattice, as supervised child processes.
+#[derive(Default)]
+pub struct Kinds {
+    processes: std::sync::OnceLock<ProcessContext>,
+}
 
+/// What starting a provider process takes: the host's lattice, as its manifest's are started.
+pub struct ProcessContext {
+    /// How the host joined (NATS URL, auth, TLS) and so how its children join.
+    pub lattice: crate::lattice_args::LatticeArgs,
+    /// The host's membership.
+    pub member: Arc<weft_lattice::Member>,
+    /// The lattice issuer the children are signed by.
+    pub credentials: weft_lattice::Credentials,
+    /// The host's control plane, for the children's events.
+    pub control: std::sync::Weak<weft_host::control::Control>,
+}
+
+impl Kinds {
+    /// From now on, provider processes can be started, as `context` says.
+    pub fn run_processes(&self, context: ProcessContext) {
+        let _ = self.processes.set(context);
+    }
+}
+
+#[weft_provider_sdk::async_trait]
 impl weft_host::control::ProviderFactory for Kinds {
     fn provider(
         &self,
@@ -107,6 +131,40 @@ impl weft_host::control::ProviderFactory for Kinds {
         config: &BTreeMap<String, String>,
     ) -> Result<Arc<dyn Provider>, String> {
         by_kind(kind, config).map_err(|e| format!("{e:#}"))
+    }
+
+    async fn start_process(
+        &self,
+        id: &str,
+        kind: &str,
+        config: &BTreeMap<String, String>,
+    ) -> Result<Arc<dyn weft_host::control::ProviderProcess>, String> {
+        let context = self.processes.get().ok_or_else(|| {
+            "this host is not on a lattice: a provider process serves only there".to_string()
+        })?;
+        let control = context
+            .control
+            .upgrade()
+            .ok_or_else(|| "this host is stopping".to_string())?;
+        // A kind or config it would refuse is refused here, not by a child that exits.
+        by_kind(kind, config).map_err(|e| format!("{e:#}"))?;
+        let entry = crate::manifest::ProviderEntry {
+            id: id.to_string(),
+            kind: kind.to_string(),
+            config: config.clone(),
+            process: true,
+            on: BTreeMap::new(),
+        };
+        let supervised = crate::supervise::start(
+            &entry,
+            &context.lattice,
+            context.member.clone(),
+            &context.credentials,
+            control,
+        )
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+        Ok(supervised)
     }
 }
 

@@ -8,9 +8,10 @@ use crate::manifest::ProviderEntry;
 use crate::output::Out;
 use anyhow::{Context, Result};
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::process::{Child, Command};
-use weft_host::control::EventKind;
+use weft_host::control::{EventKind, ProcessStatus, ProviderProcess};
 use weft_lattice as lattice;
 
 /// First restart delay; doubled after each quick failure, up to [`MAX_BACKOFF`].
@@ -29,16 +30,49 @@ const STOP_WITHIN: Duration = Duration::from_secs(5);
 
 /// A supervised provider; dropping it leaves the child running, [`Supervised::stop`] ends it.
 pub struct Supervised {
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
+    stop: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    status: Arc<std::sync::Mutex<ProcessStatus>>,
 }
 
 impl Supervised {
-    /// Stops the child and its supervision.
-    pub async fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.task.await;
+    /// Stops the child and its supervision (a second call does nothing).
+    pub async fn stop(&self) {
+        let stop = self
+            .stop
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(stop) = stop {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.lock().await.take() {
+            let _ = task.await;
+        }
     }
+}
+
+#[weft_provider_sdk::async_trait]
+impl ProviderProcess for Supervised {
+    fn status(&self) -> ProcessStatus {
+        *self
+            .status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn stop(&self) {
+        Supervised::stop(self).await;
+    }
+}
+
+/// Updates a supervised child's status.
+fn set_status(status: &std::sync::Mutex<ProcessStatus>, change: impl FnOnce(&mut ProcessStatus)) {
+    change(
+        &mut status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
 }
 
 fn command(
@@ -102,16 +136,18 @@ const READY_WITHIN: Duration = Duration::from_secs(30);
 pub async fn start(
     entry: &ProviderEntry,
     lattice: &LatticeArgs,
-    member: std::sync::Arc<weft_lattice::Member>,
+    member: Arc<weft_lattice::Member>,
     credentials: &weft_lattice::Credentials,
-    control: std::sync::Arc<weft_host::control::Control>,
-) -> Result<Supervised> {
+    control: Arc<weft_host::control::Control>,
+) -> Result<Arc<Supervised>> {
     let stateful = crate::provider::keeps_state_in_memory(&entry.kind, &entry.config);
     let kind = entry.kind.clone();
     let name = member.lattice().to_string();
     let client = member.client().clone();
     let mut command = command(entry, lattice, credentials, &name)?;
     let (stop, mut stopped) = tokio::sync::oneshot::channel();
+    let status = Arc::new(std::sync::Mutex::new(ProcessStatus::default()));
+    let watched = status.clone();
     let (first_ready, first_served) = tokio::sync::oneshot::channel();
     let id = entry.id.clone();
     let task = tokio::spawn(async move {
@@ -150,6 +186,10 @@ pub async fn start(
                 "provider  {id} running as process {}",
                 child.id().unwrap_or_default()
             ));
+            set_status(&watched, |s| {
+                s.pid = child.id();
+                s.running_since = Some(std::time::Instant::now());
+            });
             let ended = tokio::select! {
                 ended = watch(&mut child, &member, &child_health, &mut ready, &mut first_ready) => ended,
                 _ = &mut stopped => {
@@ -158,6 +198,11 @@ pub async fn start(
                 }
             };
             say(&format!("provider  {id} {ended}; restarting it"));
+            set_status(&watched, |s| {
+                s.pid = None;
+                s.running_since = None;
+                s.restarts += 1;
+            });
             if stateful {
                 // Never silence: what the process held in memory is gone.
                 let detail = format!(
@@ -180,7 +225,11 @@ pub async fn start(
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     });
-    let supervised = Supervised { stop, task };
+    let supervised = Arc::new(Supervised {
+        stop: std::sync::Mutex::new(Some(stop)),
+        task: tokio::sync::Mutex::new(Some(task)),
+        status,
+    });
     match tokio::time::timeout(READY_WITHIN, first_served).await {
         Ok(Ok(())) => Ok(supervised),
         _ => {

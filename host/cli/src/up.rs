@@ -208,13 +208,15 @@ pub async fn run(args: UpArgs) -> Result<()> {
 
     // The control plane, for both the local endpoint and the lattice.
     let labels = crate::link::key_values(&args.labels, "--label")?;
-    let control = Arc::new(Control::new(host.clone(), Arc::new(Kinds), labels));
-    for entry in &manifest.providers {
+    let kinds = Arc::new(Kinds::default());
+    let control = Arc::new(Control::new(host.clone(), kinds.clone(), labels));
+    // Provider processes are recorded as they start, with their supervision.
+    for entry in manifest.providers.iter().filter(|p| !p.process) {
         let started = ProviderSummary {
             id: entry.id.clone(),
             kind: entry.kind.clone(),
             process: entry.process,
-            changed_by: None,
+            ..ProviderSummary::default()
         };
         control.record_provider(started, entry.config.clone());
     }
@@ -226,7 +228,6 @@ pub async fn run(args: UpArgs) -> Result<()> {
     };
 
     // Joined before the links are put: a link may name a provider in another process.
-    let mut supervised = Vec::new();
     let mut joined: Option<Arc<weft_lattice::Member>> = None;
     if let Some(lattice) = &args.lattice.lattice {
         let credentials = args.lattice.credentials()?;
@@ -262,17 +263,28 @@ pub async fn run(args: UpArgs) -> Result<()> {
         out.flush()?;
         drop(out);
         for entry in manifest.providers.iter().filter(|p| p.process) {
-            supervised.push(
-                crate::supervise::start(
-                    entry,
-                    &args.lattice,
-                    member.clone(),
-                    &credentials,
-                    control.clone(),
-                )
-                .await?,
-            );
+            let supervised = crate::supervise::start(
+                entry,
+                &args.lattice,
+                member.clone(),
+                &credentials,
+                control.clone(),
+            )
+            .await?;
+            let started = ProviderSummary {
+                id: entry.id.clone(),
+                kind: entry.kind.clone(),
+                process: true,
+                ..ProviderSummary::default()
+            };
+            control.record_process(started, entry.config.clone(), supervised);
         }
+        kinds.run_processes(crate::provider::ProcessContext {
+            lattice: args.lattice.clone(),
+            member: member.clone(),
+            credentials: credentials.clone(),
+            control: Arc::downgrade(&control),
+        });
         out = Out::stdout();
     }
 
@@ -369,9 +381,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         task.abort();
     }
     host.shutdown().await;
-    for provider in supervised {
-        provider.stop().await;
-    }
+    control.stop_processes().await;
     writeln!(Out::stdout(), "stopped")?;
     Ok(())
 }

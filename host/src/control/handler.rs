@@ -8,11 +8,12 @@ use crate::{ActorIdentity, Host, HostError, UpdateOptions};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
-use weft_provider_sdk::{LinkDefinition, Provider};
+use weft_provider_sdk::{LinkDefinition, Provider, async_trait};
 
 /// Makes providers by kind: what lets a control request start or replace a provider in a
 /// host that itself names no concrete provider. The `weft` binary hands in one that knows
 /// the kinds it carries.
+#[async_trait]
 pub trait ProviderFactory: Send + Sync {
     /// A new, unstarted provider of `kind` configured with `config`; `Err` says what is wrong
     /// (an unknown kind, a bad config) and never repeats a config value.
@@ -21,6 +22,41 @@ pub trait ProviderFactory: Send + Sync {
         kind: &str,
         config: &BTreeMap<String, String>,
     ) -> Result<Arc<dyn Provider>, String>;
+
+    /// Starts a provider of `kind` as a child process serving the lattice as `id`, supervised
+    /// (restarted when it ends); returns once it serves. Refused by default: only a host that
+    /// can run provider processes (the `weft` binary on a lattice) starts them.
+    async fn start_process(
+        &self,
+        id: &str,
+        kind: &str,
+        config: &BTreeMap<String, String>,
+    ) -> Result<Arc<dyn ProviderProcess>, String> {
+        let _ = (id, config);
+        Err(format!(
+            "this host does not run provider processes; start {kind} in its process instead"
+        ))
+    }
+}
+
+/// A provider running as a child process that this host supervises.
+#[async_trait]
+pub trait ProviderProcess: Send + Sync {
+    /// Its process now, and its history.
+    fn status(&self) -> ProcessStatus;
+    /// Stops it and its supervision; it finishes the calls it took first.
+    async fn stop(&self);
+}
+
+/// What a supervised provider process is doing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcessStatus {
+    /// Its process id; `None` while it is being restarted.
+    pub pid: Option<u32>,
+    /// How many times it was restarted.
+    pub restarts: u32,
+    /// When the current process started.
+    pub running_since: Option<Instant>,
 }
 
 /// Why a control request was refused. The host is unchanged.
@@ -44,12 +80,15 @@ pub enum ControlError {
     /// No provider with that id was started through this host's control plane or manifest.
     #[error("this host runs no provider {0}")]
     UnknownProvider(String),
-    /// The provider runs as a child process, which the control plane does not replace or stop.
+    /// The provider runs as a child process, which the control plane does not replace yet.
     #[error(
-        "provider {0} runs as a child process of this host's manifest; restart the host, or \
-         run it in process to replace or stop it live"
+        "provider {0} runs as a child process, which cannot be replaced live yet; stop it and \
+         start it again, or run it in the host's process to replace it live"
     )]
     ChildProcess(String),
+    /// A provider with that id runs here already.
+    #[error("provider {0} runs on this host already; stop it first, or update it")]
+    ProviderRunning(String),
     /// The actor stopped while the request was being carried out.
     #[error("actor {0} stopped while the request was carried out")]
     Vanished(String),
@@ -61,6 +100,8 @@ pub enum ControlError {
 struct RunningProvider {
     summary: ProviderSummary,
     config: BTreeMap<String, String>,
+    /// As a child process: its supervision.
+    process: Option<Arc<dyn ProviderProcess>>,
 }
 
 /// A host's control plane: what it runs, and how a request changes that.
@@ -147,8 +188,44 @@ impl Control {
     /// Records a provider started outside a control request (by an app manifest, in process
     /// or as a child process), so inventories show it and requests can replace it.
     pub fn record_provider(&self, summary: ProviderSummary, config: BTreeMap<String, String>) {
-        self.providers_lock()
-            .insert(summary.id.clone(), RunningProvider { summary, config });
+        self.providers_lock().insert(
+            summary.id.clone(),
+            RunningProvider {
+                summary,
+                config,
+                process: None,
+            },
+        );
+    }
+
+    /// Records a provider the host runs as a child process, with its supervision (which a
+    /// stop request ends).
+    pub fn record_process(
+        &self,
+        summary: ProviderSummary,
+        config: BTreeMap<String, String>,
+        process: Arc<dyn ProviderProcess>,
+    ) {
+        self.providers_lock().insert(
+            summary.id.clone(),
+            RunningProvider {
+                summary,
+                config,
+                process: Some(process),
+            },
+        );
+    }
+
+    /// Stops every provider process this host supervises (as it stops).
+    pub async fn stop_processes(&self) {
+        let processes: Vec<_> = self
+            .providers_lock()
+            .values()
+            .filter_map(|running| running.process.clone())
+            .collect();
+        for process in processes {
+            process.stop().await;
+        }
     }
 
     fn providers_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, RunningProvider>> {
@@ -225,9 +302,19 @@ impl Control {
             providers: self
                 .providers_lock()
                 .values()
-                .map(|running| ProviderSummary {
-                    changed_by: self.changed_by(&running.summary.id),
-                    ..running.summary.clone()
+                .map(|running| {
+                    let status = running
+                        .process
+                        .as_ref()
+                        .map(|p| p.status())
+                        .unwrap_or_default();
+                    ProviderSummary {
+                        changed_by: self.changed_by(&running.summary.id),
+                        pid: status.pid,
+                        restarts: status.restarts,
+                        uptime_secs: status.running_since.map(|at| at.elapsed().as_secs()),
+                        ..running.summary.clone()
+                    }
                 })
                 .collect(),
             // Secret values (by their keys, and URL passwords) shown masked: an inventory
@@ -331,19 +418,37 @@ impl Control {
                     .await;
                 Ok(Done::Actor(summary))
             }
-            ControlRequest::StartProvider { id, kind, config } => {
-                let provider = self
-                    .factory
-                    .provider(&kind, &config)
-                    .map_err(ControlError::Factory)?;
-                host.add_provider(&id, provider).await?;
+            ControlRequest::StartProvider {
+                id,
+                kind,
+                config,
+                process,
+            } => {
+                if self.providers_lock().contains_key(&id) {
+                    return Err(ControlError::ProviderRunning(id));
+                }
                 let summary = ProviderSummary {
                     id: id.clone(),
                     kind: kind.clone(),
-                    process: false,
+                    process,
                     changed_by: Some(by.to_string()),
+                    ..ProviderSummary::default()
                 };
-                self.record_provider(summary.clone(), config);
+                if process {
+                    let supervised = self
+                        .factory
+                        .start_process(&id, &kind, &config)
+                        .await
+                        .map_err(ControlError::Factory)?;
+                    self.record_process(summary.clone(), config, supervised);
+                } else {
+                    let provider = self
+                        .factory
+                        .provider(&kind, &config)
+                        .map_err(ControlError::Factory)?;
+                    host.add_provider(&id, provider).await?;
+                    self.record_provider(summary.clone(), config);
+                }
                 self.publish(EventKind::ProviderStarted, &id, kind, by)
                     .await;
                 Ok(Done::Provider(summary))
@@ -370,14 +475,11 @@ impl Control {
                 Ok(Done::Provider(summary))
             }
             ControlRequest::StopProvider { id } => {
-                if self
-                    .providers_lock()
-                    .get(&id)
-                    .is_some_and(|p| p.summary.process)
-                {
-                    return Err(ControlError::ChildProcess(id));
+                let running = self.providers_lock().get(&id).cloned();
+                match running.and_then(|r| r.process) {
+                    Some(process) => process.stop().await,
+                    None => host.stop_provider(&id).await?,
                 }
-                host.stop_provider(&id).await?;
                 self.providers_lock().remove(&id);
                 self.publish(EventKind::ProviderStopped, &id, String::new(), by)
                     .await;

@@ -36,7 +36,9 @@ pub mod local;
 pub mod nats;
 mod wire;
 
-pub use handler::{Control, ControlError, ProviderFactory, revision};
+pub use handler::{
+    Control, ControlError, ProcessStatus, ProviderFactory, ProviderProcess, revision,
+};
 pub use wire::{
     ActorSummary, ControlRequest, Done, Event, EventKind, HostInventory, ProviderSummary,
 };

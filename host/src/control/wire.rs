@@ -25,7 +25,7 @@ pub struct ActorSummary {
 }
 
 /// A provider a host runs, in its process or as a supervised child process.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProviderSummary {
     /// Its id (what links name).
     pub id: String,
@@ -36,6 +36,15 @@ pub struct ProviderSummary {
     /// Who made the last change to it through the control interface (as for actors).
     #[serde(default)]
     pub changed_by: Option<String>,
+    /// As a child process: its process id now (none while it is being restarted).
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// As a child process: how many times it was restarted.
+    #[serde(default)]
+    pub restarts: u32,
+    /// As a child process: seconds the current process has run.
+    #[serde(default)]
+    pub uptime_secs: Option<u64>,
 }
 
 /// What one host runs. Never carries a provider's config (it may hold secrets).
@@ -101,6 +110,10 @@ pub enum ControlRequest {
         kind: String,
         /// Its config.
         config: BTreeMap<String, String>,
+        /// Run it as a child process of the host, supervised (restarted when it ends),
+        /// instead of in the host's process.
+        #[serde(default)]
+        process: bool,
     },
     /// Replace a provider running in the host's process with a new instance of its kind:
     /// with `config` when given, else with the config it runs with.

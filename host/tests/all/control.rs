@@ -291,6 +291,7 @@ async fn control_over_the_lattice_obeys_only_a_trusted_operator_s_fresh_signatur
             id: "rogue".into(),
             kind: "anything".into(),
             config: BTreeMap::new(),
+            process: true,
         },
         ControlRequest::UpdateProvider {
             id: "rogue".into(),

@@ -28,6 +28,7 @@ fn fuzz_control_wire() {
             id: "kv".into(),
             kind: "keyvalue-memory".into(),
             config: BTreeMap::from([("max_keys".to_string(), "10".to_string())]),
+            process: false,
         },
         ControlRequest::PutLink(link.clone()),
         ControlRequest::DeleteLink {

@@ -148,6 +148,7 @@ pub(super) async fn apply(lattice: &Lattice, out: &mut Out, json: bool, file: &P
             id: entry.id.clone(),
             kind: entry.kind.clone(),
             config: entry.config.clone(),
+            process: entry.process,
         };
         steps.push(Step {
             what,

@@ -93,7 +93,7 @@ enum StartCommand {
         #[arg(long)]
         max_instances: Option<usize>,
     },
-    /// Start a provider in a host's process
+    /// Start a provider in a host's process, or with --process as a child process of the host
     Provider {
         /// keyvalue-redis, keyvalue-memory, http-server or messaging-nats
         kind: String,
@@ -106,6 +106,10 @@ enum StartCommand {
         /// Provider settings, KEY=VALUE (repeatable)
         #[arg(long = "config", value_name = "KEY=VALUE")]
         config: Vec<String>,
+        /// Run it as a child process the host supervises (restarts when it ends), serving
+        /// the lattice, instead of in the host's process
+        #[arg(long)]
+        process: bool,
     },
 }
 
@@ -370,6 +374,7 @@ pub async fn run(args: CtlArgs) -> Result<()> {
             id,
             host,
             config,
+            process,
         }) => {
             let hosts = lattice.inventories().await?;
             let default = vec![least_loaded(&hosts, |h| h.providers.len())?];
@@ -378,6 +383,7 @@ pub async fn run(args: CtlArgs) -> Result<()> {
                 id: id.unwrap_or_else(|| kind.clone()),
                 kind,
                 config: key_values(&config, "--config")?,
+                process,
             };
             report(&mut out, json, each(&lattice, targets, request).await)
         }
@@ -643,7 +649,15 @@ fn print_inventory(out: &mut Out, json: bool, hosts: &[HostInventory]) -> Result
                 p.kind.clone(),
                 format!(
                     "{}{}",
-                    if p.process { "process" } else { "in process" },
+                    match (p.process, p.pid) {
+                        (false, _) => "in process".to_string(),
+                        (true, Some(pid)) => format!(
+                            "process {pid}, up {} s, {} restart(s)",
+                            p.uptime_secs.unwrap_or_default(),
+                            p.restarts
+                        ),
+                        (true, None) => format!("process restarting, {} restart(s)", p.restarts),
+                    },
                     changed_by(p.changed_by.as_deref())
                 ),
             ]

@@ -741,3 +741,82 @@ fn replacing_the_in_memory_store_keeps_the_count() {
         "the replacement started empty"
     );
 }
+
+/// `weft ctl start provider --process`: the host starts the provider as a child it
+/// supervises; the inventory shows its pid, uptime and restarts; killed, it is restarted;
+/// `weft ctl stop provider` ends it.
+#[test]
+fn ctl_starts_supervises_and_stops_a_provider_process() {
+    let weft = Weft::new();
+    let nats = NatsServer::start().unwrap();
+    let url = nats.url();
+    let _host = bare_host(&weft, &["--lattice", "proc", "--nats", &url]);
+    let ctl = |args: &[&str]| {
+        let mut all = vec!["ctl", "--lattice", "proc", "--nats", &url];
+        all.extend_from_slice(args);
+        weft.run(&all)
+    };
+    let started = ctl(&[
+        "start",
+        "provider",
+        "keyvalue-memory",
+        "--id",
+        "kv",
+        "--process",
+    ])
+    .ok();
+    assert!(
+        started.contains("provider kv (keyvalue-memory)"),
+        "{started}"
+    );
+    let provider = || {
+        let inventory: serde_json::Value =
+            serde_json::from_str(&ctl(&["inventory", "--json"]).ok()).unwrap();
+        inventory[0]["providers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == "kv")
+            .cloned()
+    };
+    let first = provider().expect("no provider kv in the inventory");
+    assert_eq!(first["process"], true, "{first}");
+    assert_eq!(first["restarts"], 0, "{first}");
+    let pid = first["pid"].as_u64().expect("no pid") as u32;
+    let table = ctl(&["inventory"]).ok();
+    assert!(
+        table.contains(&format!("process {pid}, up")) && table.contains("0 restart(s)"),
+        "{table}"
+    );
+
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let restarted = loop {
+        let now = provider().unwrap();
+        if now["restarts"] == 1 && now["pid"].as_u64().is_some() {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "not restarted: {now}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let second = restarted["pid"].as_u64().unwrap() as u32;
+    assert_ne!(second, pid);
+
+    let stopped = ctl(&["stop", "provider", "kv"]).ok();
+    assert!(stopped.contains("done"), "{stopped}");
+    assert!(provider().is_none(), "still in the inventory after stop");
+    let gone = Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{second}")).exists() {
+        assert!(
+            Instant::now() < gone,
+            "the provider process {second} is still running"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
