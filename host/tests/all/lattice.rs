@@ -934,3 +934,202 @@ async fn a_lattice_invocation_runs_within_its_caller_s_deadline() {
     assert_eq!(err.kind(), weft_provider_sdk::FailureKind::Busy, "{err}");
     looping.abort();
 }
+
+/// A provider whose calls wait at a gate until the test opens it, counting how many wait at
+/// once.
+struct Gate {
+    inside: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+    open: tokio::sync::Semaphore,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate {
+            inside: Default::default(),
+            most: Default::default(),
+            open: tokio::sync::Semaphore::new(0),
+        }
+    }
+}
+
+#[weft_provider_sdk::async_trait]
+impl weft_provider_sdk::Provider for Gate {
+    fn contract_id(&self) -> &str {
+        contracts::KEYVALUE
+    }
+    async fn handle_call(
+        &self,
+        _: weft_provider_sdk::ProviderCall,
+    ) -> Result<Vec<u8>, weft_provider_sdk::ProviderError> {
+        use std::sync::atomic::Ordering;
+        let now = self.inside.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        let _passed = self.open.acquire().await;
+        self.inside.fetch_sub(1, Ordering::SeqCst);
+        Ok(b"through".to_vec())
+    }
+}
+
+/// A provider process serves at most `weft_lattice::MESSAGES_IN_FLIGHT` messages of its call
+/// subscription at once (each a task holding its body); the rest wait in the subscription,
+/// and every one is answered once room is made. 300 callers each send one call (one message
+/// each) to a provider whose calls all wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_process_serves_at_most_its_messages_in_flight_and_answers_the_rest() {
+    use std::sync::atomic::Ordering;
+    let nats = NatsServer::start().unwrap();
+    let gate = Arc::new(Gate::default());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let options = RunnerOptions {
+        nats: nats_options(&nats),
+        lattice: LATTICE.into(),
+        credentials: crate::credentials().clone(),
+        provider_id: "gate".into(),
+        actor_call_deadline: Duration::from_secs(30),
+        announce_ready: None,
+        own_health: None,
+    };
+    tokio::spawn(runner::run(gate.clone(), options, async move {
+        let _ = stopped.await;
+    }));
+    let member = crate::join(&nats.url(), LATTICE, "callers").await;
+    let subjects = lattice::Subjects::new(LATTICE);
+    let link = LinkDefinition {
+        actor_id: "MCALLER".into(),
+        contract_id: contracts::KEYVALUE.into(),
+        link_name: "default".into(),
+        provider_id: "gate".into(),
+        values: Default::default(),
+    };
+    let started = Instant::now();
+    while lattice::request(
+        &member,
+        subjects.provider_link_put("gate"),
+        weft_contracts::encode(&link).unwrap(),
+        Duration::from_millis(500),
+    )
+    .await
+    .is_err()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the provider never came up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let invocation = lattice::ProviderInvocation {
+        link: link.key(),
+        operation: "Gate.Pass".into(),
+        payload: Vec::new(),
+        deadline_ms: 25_000,
+    };
+    let calls = 300;
+    let mut waiting = tokio::task::JoinSet::new();
+    for _ in 0..calls {
+        let caller = ProviderCaller::start(
+            member.clone(),
+            subjects.provider_calls("gate"),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        let invocation = invocation.clone();
+        waiting.spawn(async move {
+            let answer = caller.call(&invocation, Duration::from_secs(25)).await;
+            drop(caller);
+            answer
+        });
+    }
+    // Until as many wait inside as may, and a while longer.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while gate.inside.load(Ordering::SeqCst) < lattice::MESSAGES_IN_FLIGHT {
+        assert!(
+            Instant::now() < deadline,
+            "only {} calls reached the provider",
+            gate.inside.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        gate.most.load(Ordering::SeqCst),
+        lattice::MESSAGES_IN_FLIGHT,
+        "up to the bound at once, never past it"
+    );
+    gate.open.add_permits(calls);
+    let mut answered = 0;
+    while let Some(answer) = waiting.join_next().await {
+        assert_eq!(answer.unwrap().unwrap(), b"through");
+        answered += 1;
+    }
+    assert_eq!(answered, calls, "every call answered once room was made");
+    drop(stop);
+}
+
+/// A host serves at most `weft_lattice::MESSAGES_IN_FLIGHT` invocations of one actor from the
+/// lattice at once (each a task holding its body); the rest wait in the subscription and are
+/// served once room is made. 300 invocations, each its own message, of an actor whose calls
+/// wait at a gate in their provider.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_serves_at_most_its_messages_in_flight_of_an_actor_and_answers_the_rest() {
+    use std::sync::atomic::Ordering;
+    let nats = NatsServer::start().unwrap();
+    let host = member(&nats).await;
+    let gate = Arc::new(Gate::default());
+    host.add_provider("gate", gate.clone()).await.unwrap();
+    let actor = host
+        .start_actor_with(&crate::guest(&[contracts::KEYVALUE]), Some(400))
+        .await
+        .unwrap()
+        .id;
+    host.put_link(LinkDefinition {
+        actor_id: actor.clone(),
+        contract_id: contracts::KEYVALUE.into(),
+        link_name: "default".into(),
+        provider_id: "gate".into(),
+        values: Default::default(),
+    })
+    .await
+    .unwrap();
+    let caller = crate::join(&nats.url(), LATTICE, "callers").await;
+    let calls = 300;
+    let mut waiting = tokio::task::JoinSet::new();
+    for _ in 0..calls {
+        let (caller, actor) = (caller.clone(), actor.clone());
+        waiting.spawn(async move {
+            let invocation = lattice::ActorInvocation {
+                operation: "run".into(),
+                payload: crate::cmd(b'h', 0),
+                origin: "test".into(),
+                deadline_ms: 4_000,
+            };
+            lattice::invoke_actor(&caller, &actor, invocation, Duration::from_secs(5)).await
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while gate.inside.load(Ordering::SeqCst) < lattice::MESSAGES_IN_FLIGHT {
+        assert!(
+            Instant::now() < deadline,
+            "only {} calls reached the provider",
+            gate.inside.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        gate.most.load(Ordering::SeqCst),
+        lattice::MESSAGES_IN_FLIGHT,
+        "up to the bound at once, never past it"
+    );
+    gate.open.add_permits(calls);
+    let mut answered = 0;
+    while let Some(answer) = waiting.join_next().await {
+        assert_eq!(answer.unwrap().unwrap(), b"through");
+        answered += 1;
+    }
+    assert_eq!(
+        answered, calls,
+        "every invocation answered once room was made"
+    );
+}
