@@ -2,7 +2,7 @@
 //! deploy, link, call, update (a module over NATS's 1 MiB max payload), stop, inventory and
 //! events; and issue 6's swap of actors and providers under load, deployed with `weft ctl apply`.
 
-use crate::up::{Up, example, get};
+use crate::up::{Up, example, get, kvcounter_example};
 use crate::{HttpLoad, Weft, signed_actor, unsigned_actor};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -694,18 +694,7 @@ fn replacing_the_in_memory_store_keeps_the_count() {
     let weft = Weft::new();
     let nats = NatsServer::start().unwrap();
     let url = nats.url();
-    let app = weft.path("app.toml");
-    std::fs::write(
-        &app,
-        std::fs::read_to_string(example("kvcounter"))
-            .unwrap()
-            .replace(
-                "../../target/actors/kvcounter.wasm",
-                signed_actor("kvcounter").to_str().unwrap(),
-            )
-            .replace("${KVCOUNTER_ADDRESS:-127.0.0.1:8080}", "127.0.0.1:0"),
-    )
-    .unwrap();
+    let app = kvcounter_example(&weft, &signed_actor("kvcounter"), false);
     let up = Up::start_command(
         &weft,
         "up",

@@ -19,7 +19,7 @@
 //! a few more than it holds while 200 connections wait).
 
 use crate::HttpLoad;
-use crate::up::{Up, example, get, try_request};
+use crate::up::{Up, get, kvcounter_example, try_request};
 use crate::{Weft, rss_kib};
 use std::io::Write;
 use std::net::TcpStream;
@@ -169,15 +169,7 @@ fn hostile_load_fails_no_legitimate_request_within_bounded_memory() {
     let seed = credentials.issuer_seed().unwrap();
     let actor = weft.path("kvcounter.wasm");
     weft.sign_kvcounter(&crate::unsigned_actor("kvcounter"), &actor, "1");
-    let manifest = weft.path("app.toml");
-    let app = std::fs::read_to_string(example("kvcounter"))
-        .unwrap()
-        .replace(
-            "../../target/actors/kvcounter.wasm",
-            actor.to_str().unwrap(),
-        )
-        .replace("${KVCOUNTER_ADDRESS:-127.0.0.1:8080}", "127.0.0.1:0");
-    std::fs::write(&manifest, app).unwrap();
+    let manifest = kvcounter_example(&weft, &actor, false);
     let url = nats.url();
     let up = Up::start_command(
         &weft,
@@ -281,15 +273,7 @@ fn accept_loops_back_off_when_file_descriptors_run_out() {
     let weft = Weft::new();
     let actor = weft.path("kvcounter.wasm");
     weft.sign_kvcounter(&crate::unsigned_actor("kvcounter"), &actor, "1");
-    let manifest = weft.path("app.toml");
-    let app = std::fs::read_to_string(example("kvcounter"))
-        .unwrap()
-        .replace(
-            "../../target/actors/kvcounter.wasm",
-            actor.to_str().unwrap(),
-        )
-        .replace("${KVCOUNTER_ADDRESS:-127.0.0.1:8080}", "127.0.0.1:0");
-    std::fs::write(&manifest, app).unwrap();
+    let manifest = kvcounter_example(&weft, &actor, false);
     let up = Up::start(&weft, &manifest, &[]);
     assert_eq!(get(&up.serving, "/counter/fd").0, 200);
     let pid = up.pid();

@@ -1,7 +1,7 @@
 //! `weft host` and `weft provider run` as separate processes on a real `nats-server`, with
 //! the Redis provider against a real `redis-server`: HTTP → actor → Redis through either host.
 
-use crate::up::{Up, example, get};
+use crate::up::{Up, example, get, kvcounter_example};
 use crate::{Weft, signed_actor};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -518,22 +518,7 @@ fn a_restarted_in_memory_provider_process_reports_its_state_lost() {
     let weft = Weft::new();
     let nats = NatsServer::start().unwrap();
     let url = nats.url();
-    let app = weft.path("memory.toml");
-    std::fs::write(
-        &app,
-        std::fs::read_to_string(example("kvcounter"))
-            .unwrap()
-            .replace(
-                "../../target/actors/kvcounter.wasm",
-                signed_actor("kvcounter").to_str().unwrap(),
-            )
-            .replace("${KVCOUNTER_ADDRESS:-127.0.0.1:8080}", "127.0.0.1:0")
-            .replace(
-                "kind = \"keyvalue-memory\"",
-                "kind = \"keyvalue-memory\"\nprocess = true",
-            ),
-    )
-    .unwrap();
+    let app = kvcounter_example(&weft, &signed_actor("kvcounter"), true);
     let host = Up::start_command(
         &weft,
         "up",
@@ -614,22 +599,7 @@ fn a_hung_provider_process_is_restarted_though_a_sibling_answers_for_its_id() {
     let weft = Weft::new();
     let nats = NatsServer::start().unwrap();
     let url = nats.url();
-    let app = weft.path("hung.toml");
-    std::fs::write(
-        &app,
-        std::fs::read_to_string(example("kvcounter"))
-            .unwrap()
-            .replace(
-                "../../target/actors/kvcounter.wasm",
-                signed_actor("kvcounter").to_str().unwrap(),
-            )
-            .replace("${KVCOUNTER_ADDRESS:-127.0.0.1:8080}", "127.0.0.1:0")
-            .replace(
-                "kind = \"keyvalue-memory\"",
-                "kind = \"keyvalue-memory\"\nprocess = true",
-            ),
-    )
-    .unwrap();
+    let app = kvcounter_example(&weft, &signed_actor("kvcounter"), true);
     let host = Up::start_command(
         &weft,
         "up",

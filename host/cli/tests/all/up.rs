@@ -15,6 +15,33 @@ pub(crate) fn example(name: &str) -> std::path::PathBuf {
         .join("app.toml")
 }
 
+/// The kvcounter example app as a test runs it: the actor at `actor`, listening on a free
+/// port; with `memory_process`, its in-memory store runs as a supervised child process.
+pub(crate) fn kvcounter_example(
+    weft: &Weft,
+    actor: &std::path::Path,
+    memory_process: bool,
+) -> std::path::PathBuf {
+    let mut app = std::fs::read_to_string(example("kvcounter"))
+        .unwrap()
+        .replace(
+            "../../target/actors/kvcounter.wasm",
+            actor.to_str().unwrap(),
+        )
+        .replace("${KVCOUNTER_ADDRESS:-127.0.0.1:8080}", "127.0.0.1:0");
+    if memory_process {
+        app = app.replace(
+            "kind = \"keyvalue-memory\"",
+            "kind = \"keyvalue-memory\"\nprocess = true",
+        );
+    }
+    static WRITTEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = WRITTEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let manifest = weft.path(&format!("kvcounter-app-{n}.toml"));
+    std::fs::write(&manifest, app).unwrap();
+    manifest
+}
+
 /// A running `weft up` (or `weft host`), killed on drop.
 pub(crate) struct Up {
     child: Child,
