@@ -82,7 +82,7 @@ pub fn by_kind(kind: &str, config: &BTreeMap<String, String>) -> Result<Arc<dyn 
 /// Whether a provider of `kind` keeps state in its own memory (asked of the provider itself),
 /// so that a restart of its process loses it.
 pub fn keeps_state_in_memory(kind: &str, config: &BTreeMap<String, String>) -> bool {
-    by_kind(kind, config).is_ok_and(|provider| provider.held_state().is_some())
+    by_kind(kind, config).is_ok_and(|provider| provider.keeps_data())
 }
 
 /// A number among a provider's settings, if it is there.

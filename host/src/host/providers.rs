@@ -208,6 +208,9 @@ impl Provider for HostHeld {
     fn held_state(&self) -> Option<weft_provider_sdk::HeldState> {
         self.0.held_state()
     }
+    fn keeps_data(&self) -> bool {
+        self.0.keeps_data()
+    }
     async fn take_over(&self, state: weft_provider_sdk::HeldState) -> Result<(), ProviderError> {
         self.0.take_over(state).await
     }

@@ -546,6 +546,10 @@ impl Provider for MemoryKeyValue {
         Some(self.store())
     }
 
+    fn keeps_data(&self) -> bool {
+        true
+    }
+
     /// Shares its predecessor's store: the data, not a copy of it, so nothing written while
     /// the old instance finishes its calls is lost. Its own quota applies from now on.
     async fn take_over(&self, state: HeldState) -> Result<(), ProviderError> {

@@ -35,7 +35,7 @@ use weft_contracts::{decode, encode};
 use weft_lattice::NatsOptions;
 use weft_provider_sdk::connections::{Connections, DEFAULT_MAX_URLS};
 use weft_provider_sdk::{
-    ActorInvoker, LinkDefinition, Provider, ProviderCall, ProviderError, async_trait,
+    ActorInvoker, HeldState, LinkDefinition, Provider, ProviderCall, ProviderError, async_trait,
 };
 
 /// A link's deliveries: the URL and values it was put with, and the tasks delivering its
@@ -45,6 +45,9 @@ struct Delivery {
     values: std::collections::BTreeMap<String, String>,
     tasks: Vec<JoinHandle<()>>,
 }
+
+/// Each link's deliveries, by (actor, link name).
+type Deliveries = HashMap<(String, String), Delivery>;
 
 /// Link value keys, preferred first.
 const SUBSCRIPTION_KEYS: [&str; 2] = ["subscription", "SUBSCRIPTION"];
@@ -61,8 +64,9 @@ pub struct NatsMessaging {
     invoker: OnceLock<Arc<dyn ActorInvoker>>,
     /// One client per NATS URL, shared by the links naming it.
     clients: Connections<async_nats::Client>,
-    /// Per (actor, link name): its URL and the tasks delivering its subscriptions.
-    links: Mutex<HashMap<(String, String), Delivery>>,
+    /// Per (actor, link name): its URL and the tasks delivering its subscriptions. Shared
+    /// with a replacement in the same process, which takes them over ([`Provider::take_over`]).
+    links: Arc<Mutex<Deliveries>>,
 }
 
 impl std::fmt::Debug for NatsMessaging {
@@ -92,7 +96,7 @@ impl NatsMessaging {
             clients: Connections::new(DEFAULT_MAX_URLS, Some(default_url.clone())),
             default_url,
             invoker: OnceLock::new(),
-            links: Mutex::new(HashMap::new()),
+            links: Arc::default(),
         }
     }
 
@@ -115,7 +119,7 @@ impl NatsMessaging {
         value(link, &URL_KEYS).map_or_else(|| self.default_url.clone(), str::to_string)
     }
 
-    fn lock_links(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Delivery>> {
+    fn lock_links(&self) -> std::sync::MutexGuard<'_, Deliveries> {
         self.links.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -293,10 +297,34 @@ impl Provider for NatsMessaging {
         }
     }
 
+    /// Its subscriptions' deliveries: a replacement takes them over rather than subscribing
+    /// again, so no message reaches the actor twice while both run.
+    fn held_state(&self) -> Option<HeldState> {
+        Some(self.links.clone())
+    }
+
+    async fn take_over(&self, state: HeldState) -> Result<(), ProviderError> {
+        let theirs = state.downcast::<Mutex<Deliveries>>().map_err(|_| {
+            ProviderError::Backend("the running provider's state is not NATS subscriptions".into())
+        })?;
+        let moved: Vec<_> = theirs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain()
+            .collect();
+        self.lock_links().extend(moved);
+        Ok(())
+    }
+
     async fn shutdown(&self) {
         let all: Vec<_> = self.lock_links().drain().collect();
         for (_, delivery) in all {
             self.stop(delivery).await;
+        }
+        // What its calls published may still sit in a client's buffer, and a client goes
+        // with its provider: sent before then.
+        for client in self.clients.made() {
+            let _ = weft_lattice::round_trip(&client, Duration::from_secs(5)).await;
         }
     }
 }

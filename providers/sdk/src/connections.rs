@@ -151,6 +151,15 @@ impl<C: Clone> Connections<C> {
         }
     }
 
+    /// The connections made so far (to flush them before they are dropped, say).
+    pub fn made(&self) -> Vec<C> {
+        self.lock()
+            .by_url
+            .values()
+            .filter_map(|cell| cell.get().cloned())
+            .collect()
+    }
+
     /// How many URLs it keeps connections (or cells for them) to.
     pub fn len(&self) -> usize {
         self.lock().by_url.len()

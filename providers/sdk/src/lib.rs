@@ -199,11 +199,18 @@ pub trait Provider: Send + Sync + 'static {
     /// Release everything; no call follows.
     async fn shutdown(&self) {}
 
-    /// The state it keeps in memory, if any: what is lost if it is replaced or restarted
-    /// without handing it over. `None` (the default) for a provider whose state lives
-    /// elsewhere (Redis, a NATS server) or that has none.
+    /// The state it keeps in memory, if any, for a replacement in the same process to take
+    /// over: data (an in-memory store) or live resources (subscriptions, which a replacement
+    /// opening its own would deliver twice). `None` (the default) for a provider that has
+    /// nothing to hand over.
     fn held_state(&self) -> Option<HeldState> {
         None
+    }
+
+    /// Whether what it holds in memory is data that a restart of its process loses (an
+    /// in-memory store), rather than what a restart rebuilds (subscriptions, connections).
+    fn keeps_data(&self) -> bool {
+        false
     }
 
     /// Takes over `state`, its predecessor's [`Provider::held_state`], before its first link

@@ -188,3 +188,67 @@ async fn the_same_link_put_again_delivers_each_message_once() {
     }
     assert_eq!(count, MESSAGES, "each message once");
 }
+
+/// Replacing the provider in the host's process delivers each message once (#16 item 6): the
+/// new instance takes the running subscriptions over instead of subscribing beside them. Five
+/// replacements while numbered messages arrive; each is answered exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaced_in_process_it_delivers_each_message_once() {
+    let nats = NatsServer::start().unwrap();
+    let (host, _actor) = msg_echo(&nats, &[("subscription", "work")]).await;
+    let user = client(&nats).await;
+    let mut answers = user.subscribe("answers").await.unwrap();
+    lattice::round_trip(&user, Duration::from_secs(5))
+        .await
+        .unwrap();
+    // Read as they come (a subscription holds only so many unread).
+    let counting = tokio::spawn(async move {
+        let mut seen = std::collections::BTreeMap::<u32, u32>::new();
+        while let Ok(Some(answer)) =
+            tokio::time::timeout(Duration::from_secs(3), answers.next()).await
+        {
+            let text = String::from_utf8_lossy(&answer.payload).into_owned();
+            let seq: u32 = text.trim_start_matches("echo: ").parse().unwrap();
+            *seen.entry(seq).or_default() += 1;
+        }
+        seen
+    });
+    // Numbered messages, steadily (about 5 a millisecond), until the replacements are done.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publisher = {
+        let (user, stop) = (user.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut sent = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                user.publish_with_reply("work", "answers", sent.to_string().into())
+                    .await
+                    .unwrap();
+                sent += 1;
+                if sent.is_multiple_of(5) {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+            user.flush().await.unwrap();
+            sent
+        })
+    };
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        host.replace_provider("nats", Arc::new(NatsMessaging::new(nats.url())))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let sent = publisher.await.unwrap();
+    let seen = counting.await.unwrap();
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "delivered more than once: {twice:?}");
+    eprintln!("in-process replacement: 5 replacements, {sent} messages, each answered once");
+    assert_eq!(
+        seen.len(),
+        sent as usize,
+        "messages lost across the replacements"
+    );
+    host.shutdown().await;
+}
