@@ -48,20 +48,20 @@ impl LogBudget {
 }
 
 /// One instance's meter for the call it is running: what that call has written so far, and
-/// the actor's budget. Cloned into each host call (two reference counts).
-#[derive(Debug, Clone)]
+/// the actor's budget. Shared (one reference count) with each host call the call makes.
+#[derive(Debug)]
 pub struct CallLog {
-    used: Arc<AtomicUsize>,
+    used: AtomicUsize,
     budget: Arc<LogBudget>,
 }
 
 impl CallLog {
     /// A meter for one instance of an actor with `budget`.
-    pub fn new(budget: Arc<LogBudget>) -> Self {
-        CallLog {
-            used: Arc::default(),
+    pub fn new(budget: Arc<LogBudget>) -> Arc<Self> {
+        Arc::new(CallLog {
+            used: AtomicUsize::new(0),
             budget,
-        }
+        })
     }
 
     /// A new call starts: nothing written in it yet.

@@ -47,7 +47,7 @@ pub struct GuestState {
     actor: Arc<str>,
     handler: Arc<dyn HostCalls>,
     /// What the call in progress has logged, against the actor's log budget.
-    log: CallLog,
+    log: Arc<CallLog>,
     memory: Option<Memory>,
     operation: String,
     request: Vec<u8>,

@@ -943,6 +943,42 @@ struct Gate {
     open: tokio::sync::Semaphore,
 }
 
+impl Gate {
+    /// Waits (up to `fill_within`) until `MESSAGES_IN_FLIGHT` calls wait at the gate, checks
+    /// a while later that no more ever did, then opens it: each of the `calls` waiting
+    /// answers.
+    async fn holds_the_bound_then_answers_all(
+        &self,
+        mut waiting: tokio::task::JoinSet<Result<Vec<u8>, weft_provider_sdk::Failure>>,
+        calls: usize,
+        fill_within: Duration,
+    ) {
+        use std::sync::atomic::Ordering;
+        let deadline = Instant::now() + fill_within;
+        while self.inside.load(Ordering::SeqCst) < lattice::MESSAGES_IN_FLIGHT {
+            assert!(
+                Instant::now() < deadline,
+                "only {} calls reached the provider",
+                self.inside.load(Ordering::SeqCst)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            self.most.load(Ordering::SeqCst),
+            lattice::MESSAGES_IN_FLIGHT,
+            "up to the bound at once, never past it"
+        );
+        self.open.add_permits(calls);
+        let mut answered = 0;
+        while let Some(answer) = waiting.join_next().await {
+            assert_eq!(answer.unwrap().unwrap(), b"through");
+            answered += 1;
+        }
+        assert_eq!(answered, calls, "every call answered once room was made");
+    }
+}
+
 impl Default for Gate {
     fn default() -> Self {
         Gate {
@@ -977,7 +1013,6 @@ impl weft_provider_sdk::Provider for Gate {
 /// each) to a provider whose calls all wait.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_process_serves_at_most_its_messages_in_flight_and_answers_the_rest() {
-    use std::sync::atomic::Ordering;
     let nats = NatsServer::start().unwrap();
     let gate = Arc::new(Gate::default());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -1041,29 +1076,8 @@ async fn a_provider_process_serves_at_most_its_messages_in_flight_and_answers_th
             answer
         });
     }
-    // Until as many wait inside as may, and a while longer.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while gate.inside.load(Ordering::SeqCst) < lattice::MESSAGES_IN_FLIGHT {
-        assert!(
-            Instant::now() < deadline,
-            "only {} calls reached the provider",
-            gate.inside.load(Ordering::SeqCst)
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        gate.most.load(Ordering::SeqCst),
-        lattice::MESSAGES_IN_FLIGHT,
-        "up to the bound at once, never past it"
-    );
-    gate.open.add_permits(calls);
-    let mut answered = 0;
-    while let Some(answer) = waiting.join_next().await {
-        assert_eq!(answer.unwrap().unwrap(), b"through");
-        answered += 1;
-    }
-    assert_eq!(answered, calls, "every call answered once room was made");
+    gate.holds_the_bound_then_answers_all(waiting, calls, Duration::from_secs(15))
+        .await;
     drop(stop);
 }
 
@@ -1073,7 +1087,6 @@ async fn a_provider_process_serves_at_most_its_messages_in_flight_and_answers_th
 /// wait at a gate in their provider.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_serves_at_most_its_messages_in_flight_of_an_actor_and_answers_the_rest() {
-    use std::sync::atomic::Ordering;
     let nats = NatsServer::start().unwrap();
     let host = member(&nats).await;
     let gate = Arc::new(Gate::default());
@@ -1107,29 +1120,6 @@ async fn a_host_serves_at_most_its_messages_in_flight_of_an_actor_and_answers_th
             lattice::invoke_actor(&caller, &actor, invocation, Duration::from_secs(5)).await
         });
     }
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while gate.inside.load(Ordering::SeqCst) < lattice::MESSAGES_IN_FLIGHT {
-        assert!(
-            Instant::now() < deadline,
-            "only {} calls reached the provider",
-            gate.inside.load(Ordering::SeqCst)
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        gate.most.load(Ordering::SeqCst),
-        lattice::MESSAGES_IN_FLIGHT,
-        "up to the bound at once, never past it"
-    );
-    gate.open.add_permits(calls);
-    let mut answered = 0;
-    while let Some(answer) = waiting.join_next().await {
-        assert_eq!(answer.unwrap().unwrap(), b"through");
-        answered += 1;
-    }
-    assert_eq!(
-        answered, calls,
-        "every invocation answered once room was made"
-    );
+    gate.holds_the_bound_then_answers_all(waiting, calls, Duration::from_secs(3))
+        .await;
 }

@@ -17,9 +17,10 @@
 //!   most [`DEFAULT_MAX_BUFFERED_BODY_BYTES`] of them at once: each request reserves its
 //!   `Content-Length` (or, sent chunked, its link's `max_body_bytes`) before a byte of it is
 //!   read, and past the budget is answered `503` with `Retry-After`; a `Content-Length` over
-//!   `max_body_bytes` is answered `413` before reading. A kept-alive connection idle between requests is closed after
-//!   `header_timeout_ms` too: hyper's header-read timer starts as soon as the connection waits
-//!   for a request. Link values past their ceilings are refused when the link is put.
+//!   `max_body_bytes` is answered `413` before reading. A kept-alive connection idle between
+//!   requests is closed after `header_timeout_ms` too: hyper's header-read timer starts as
+//!   soon as the connection waits for a request. Link values past their ceilings are refused
+//!   when the link is put.
 //! - A call that fails is answered by its kind, with the reason in the body: `403` (the
 //!   actor may not be called so), `404` (no such actor), `503` with `Retry-After` (the actor
 //!   is saturated or unreachable for now), `504` (past its deadline), else `500` (it trapped,
@@ -627,18 +628,13 @@ impl Route {
         // Held until the answer is made: the body is in memory (and copied into the call)
         // until then.
         let Some(_reserved) = self.reserve(declared.unwrap_or(self.max_body_bytes)) else {
-            let mut response = plain(
+            return retry_later(plain(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
                     "this server holds as many request bodies as it may ({} bytes); try again\n",
                     self.max_buffered_body_bytes
                 ),
-            );
-            response.headers_mut().insert(
-                hyper::header::RETRY_AFTER,
-                hyper::header::HeaderValue::from_static(RETRY_AFTER_SECS),
-            );
-            return response;
+            ));
         };
         let collected = tokio::time::timeout(
             self.body_timeout,
@@ -705,13 +701,20 @@ fn failed(actor_id: &str, failure: &Failure) -> Response<Full<Bytes>> {
     tracing::warn!(actor = %actor_id, kind = ?failure.kind, error = %failure, "actor failed an HTTP request");
     let status = StatusCode::from_u16(failure.kind.http_status())
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = plain(status, format!("{failure}\n"));
+    let response = plain(status, format!("{failure}\n"));
     if failure.kind.is_transient() {
-        response.headers_mut().insert(
-            hyper::header::RETRY_AFTER,
-            hyper::header::HeaderValue::from_static(RETRY_AFTER_SECS),
-        );
+        retry_later(response)
+    } else {
+        response
     }
+}
+
+/// `response` with `Retry-After`: what is refused for now is worth asking again.
+fn retry_later(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    response.headers_mut().insert(
+        hyper::header::RETRY_AFTER,
+        hyper::header::HeaderValue::from_static(RETRY_AFTER_SECS),
+    );
     response
 }
 

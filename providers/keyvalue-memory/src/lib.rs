@@ -163,6 +163,23 @@ impl Data {
         Ok(())
     }
 
+    /// Checks that `key`'s value may go from `old_len` to `new_len` bytes (`old_len` 0 for a
+    /// new key), before anything is stored; then counts the difference.
+    fn resize(
+        &mut self,
+        quota: &Quota,
+        op: &str,
+        key: &str,
+        old_len: usize,
+        new_len: usize,
+    ) -> Result<(), ProviderError> {
+        if new_len <= old_len && self.values.contains_key(key) {
+            self.shrink(old_len - new_len);
+            return Ok(());
+        }
+        self.grow(quota, op, key, new_len.saturating_sub(old_len))
+    }
+
     /// Counts `removed` bytes of `key`'s value as given back.
     fn shrink(&mut self, removed: usize) {
         self.bytes = self.bytes.saturating_sub(removed);
@@ -306,15 +323,10 @@ impl MemoryKeyValue {
                 let request: kv::SetRequest = args(op, payload)?;
                 let expires = (request.expires > 0)
                     .then(|| now + Duration::from_secs(u64::from(request.expires)));
-                // What the key holds now is given back only once the new value fits.
                 let held = data.values.get(&request.key).map_or(0, |old| {
                     weight(&request.key, old) - KEY_OVERHEAD - request.key.len()
                 });
-                data.shrink(held);
-                if let Err(refused) = data.grow(quota, op, &request.key, request.value.len()) {
-                    data.bytes += held;
-                    return Err(refused);
-                }
+                data.resize(quota, op, &request.key, held, request.value.len())?;
                 data.values.insert(
                     request.key,
                     Value::Text {
@@ -335,12 +347,12 @@ impl MemoryKeyValue {
             kv::INCREMENT => {
                 let request: kv::IncrementRequest = args(op, payload)?;
                 data.expire(&request.key, now);
-                let current = match data.values.get(&request.key) {
-                    None => "0",
-                    Some(Value::Text { value, .. }) => value.as_str(),
+                let (current, old_len) = match data.values.get(&request.key) {
+                    None => (Ok(0), 0),
+                    Some(Value::Text { value, .. }) => (value.parse::<i32>(), value.len()),
                     Some(other) => return Err(wrong_type(op, &request.key, other, "a number")),
                 };
-                let current: i32 = current.parse().map_err(|_| {
+                let current = current.map_err(|_| {
                     ProviderError::bad_request(
                         op,
                         format!("key {:?} is not an integer", request.key),
@@ -353,15 +365,7 @@ impl MemoryKeyValue {
                     )
                 })?;
                 let next_text = next.to_string();
-                let old_len = match data.values.get(&request.key) {
-                    Some(Value::Text { value, .. }) => value.len(),
-                    _ => 0,
-                };
-                data.shrink(old_len);
-                if let Err(refused) = data.grow(quota, op, &request.key, next_text.len()) {
-                    data.bytes += old_len;
-                    return Err(refused);
-                }
+                data.resize(quota, op, &request.key, old_len, next_text.len())?;
                 match data.values.get_mut(&request.key) {
                     Some(Value::Text { value, .. }) => *value = next_text,
                     _ => {

@@ -38,10 +38,10 @@ use weft_provider_sdk::{
     ActorInvoker, HeldState, LinkDefinition, Provider, ProviderCall, ProviderError, async_trait,
 };
 
-/// A link's deliveries: the URL and values it was put with, and the tasks delivering its
-/// subscriptions (each owns its subscriber).
+/// A link's deliveries: the client its subscriptions are on, the values it was put with, and
+/// the tasks delivering its subscriptions (each owns its subscriber).
 struct Delivery {
-    url: String,
+    client: async_nats::Client,
     values: std::collections::BTreeMap<String, String>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -125,7 +125,7 @@ impl NatsMessaging {
 
     /// Ends a link's deliveries: once this returns the server has dropped its subscriptions,
     /// so nothing more reaches the actor through them.
-    async fn stop(&self, Delivery { url, tasks, .. }: Delivery) {
+    async fn stop(&self, Delivery { client, tasks, .. }: Delivery) {
         for task in &tasks {
             task.abort();
         }
@@ -133,9 +133,9 @@ impl NatsMessaging {
             // Dropping the task drops its subscriber, which unsubscribes.
             let _ = task.await;
         }
-        if let Ok(client) = self.client(&url).await {
-            let _ = weft_lattice::round_trip(&client, Duration::from_secs(5)).await;
-        }
+        // On the client that sent the unsubscribes (a delivery taken over from a predecessor
+        // is on its client, not one of this instance's).
+        let _ = weft_lattice::round_trip(&client, Duration::from_secs(5)).await;
     }
 }
 
@@ -222,7 +222,7 @@ impl Provider for NatsMessaging {
         let replaced = self.lock_links().insert(
             (link.actor_id.clone(), link.link_name.clone()),
             Delivery {
-                url,
+                client: client.clone(),
                 values: link.values.clone(),
                 tasks,
             },

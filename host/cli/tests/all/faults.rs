@@ -5,7 +5,7 @@
 //! Both count increments through kvcounter on Redis: an increment acknowledged to a client
 //! must be in Redis at the end, whatever failed meanwhile.
 
-use crate::lattice::ProviderProcess;
+use crate::lattice::{ProviderProcess, lattice_app_of};
 use crate::up::{Up, try_request};
 use crate::{Weft, rss_kib, unsigned_actor};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,38 +81,6 @@ fn stored(redis: &RedisServer, counter: &str) -> i64 {
         .unwrap_or_else(|_| panic!("redis-cli said {text:?}"))
 }
 
-/// The kvcounter app for a lattice host: the actor (signed by this test's keys), its own
-/// HTTP listener, key-value from the `redis` provider process.
-fn app(weft: &Weft, actor: &std::path::Path, redis: &RedisServer) -> std::path::PathBuf {
-    let manifest = weft.path("faults-app.toml");
-    std::fs::write(
-        &manifest,
-        format!(
-            r#"
-[[actors]]
-path = {path:?}
-[[providers]]
-id = "http"
-kind = "http-server"
-[[links]]
-actor = "kvcounter"
-contract = "wasmcloud:httpserver"
-provider = "http"
-values = {{ address = "127.0.0.1:0" }}
-[[links]]
-actor = "kvcounter"
-contract = "wasmcloud:keyvalue"
-provider = "redis"
-values = {{ url = "{url}" }}
-"#,
-            path = actor.to_str().unwrap(),
-            url = redis.url()
-        ),
-    )
-    .unwrap();
-    manifest
-}
-
 #[test]
 fn a_killed_nats_server_fails_its_host_over_and_redis_keeps_every_acknowledged_increment() {
     let weft = Weft::new();
@@ -120,7 +88,7 @@ fn a_killed_nats_server_fails_its_host_over_and_redis_keeps_every_acknowledged_i
     let redis = RedisServer::start().unwrap();
     let actor = weft.path("kvcounter.wasm");
     weft.sign_kvcounter(&unsigned_actor("kvcounter"), &actor, "1");
-    let app = app(&weft, &actor, &redis);
+    let app = lattice_app_of(&weft, &actor, &redis);
     // The Redis provider on server 2, host A first on server 0, host B on server 1; each
     // given every server, as an operator would.
     let _provider =
@@ -227,7 +195,7 @@ fn soak_mixed_load_actor_swaps_and_provider_kills() {
         weft.sign_kvcounter(&unsigned, &path, &rev.to_string());
         path
     };
-    let app = app(&weft, &version(1), &redis);
+    let app = lattice_app_of(&weft, &version(1), &redis);
     let mut provider = ProviderProcess::start_at(&weft, "keyvalue-redis", "redis", &url, &[]);
     let host = || {
         Up::start_command(

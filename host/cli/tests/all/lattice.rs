@@ -92,7 +92,7 @@ impl Drop for ProviderProcess {
 
 /// kvcounter with its HTTP link (listening at `address`) to provider `http` and its
 /// key-value link to `redis`; neither provider is in it.
-fn counter_links(redis: &RedisServer, address: &str) -> String {
+fn counter_links(actor: &std::path::Path, redis: &RedisServer, address: &str) -> String {
     format!(
         r#"
 [[actors]]
@@ -108,7 +108,7 @@ contract = "wasmcloud:keyvalue"
 provider = "redis"
 values = {{ url = "{url}" }}
 "#,
-        path = signed_actor("kvcounter").to_str().unwrap(),
+        path = actor.to_str().unwrap(),
         url = redis.url()
     )
 }
@@ -116,8 +116,17 @@ values = {{ url = "{url}" }}
 /// The counter app for a lattice host: its own HTTP listener, key-value from `redis` on the
 /// lattice (a provider this host does not run).
 fn lattice_app(weft: &Weft, redis: &RedisServer) -> std::path::PathBuf {
+    lattice_app_of(weft, &signed_actor("kvcounter"), redis)
+}
+
+/// [`lattice_app`] with the actor at `actor`.
+pub(crate) fn lattice_app_of(
+    weft: &Weft,
+    actor: &std::path::Path,
+    redis: &RedisServer,
+) -> std::path::PathBuf {
     let manifest = weft.path("lattice-app.toml");
-    let links = counter_links(redis, "127.0.0.1:0");
+    let links = counter_links(actor, redis, "127.0.0.1:0");
     std::fs::write(
         &manifest,
         format!("{links}\n[[providers]]\nid = \"http\"\nkind = \"http-server\"\n"),
@@ -452,7 +461,11 @@ fn an_http_server_provider_process_serves_an_actor_running_on_two_hosts() {
     let _redis = ProviderProcess::start(&weft, "keyvalue-redis", "redis", &nats);
     let address = format!("127.0.0.1:{}", weft_testing::free_port().unwrap());
     let app = weft.path("behind-http-process.toml");
-    std::fs::write(&app, counter_links(&redis, &address)).unwrap();
+    std::fs::write(
+        &app,
+        counter_links(&signed_actor("kvcounter"), &redis, &address),
+    )
+    .unwrap();
     let url = nats.url();
     let lattice_args = [
         "--lattice",
