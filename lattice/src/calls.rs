@@ -9,7 +9,8 @@
 //! alone, at once, and a busy one sends fewer, larger messages. An answer is sent as soon as
 //! its call is done, never held back for the rest of its batch.
 //!
-//! The wire, on `weft.{lattice}.provider.{id}.call` (one queue group, as before):
+//! The wire, on the subject of one instance of the provider
+//! (`Subjects::provider_instance_calls`):
 //! - a request is a MessagePack array of `[call id, encoded ProviderInvocation]`, with the
 //!   reply subject `{caller's inbox}.{batch number}`;
 //! - an answer is a MessagePack array of `[call id, Answer]` sent to that reply subject, once
@@ -54,6 +55,8 @@ type Outcome = Result<Vec<u8>, Failure>;
 struct Waiting {
     calls: HashMap<u64, oneshot::Sender<Outcome>>,
     batches: HashMap<u64, Vec<u64>>,
+    /// The server said nothing subscribes to the subject: the instance it names is gone.
+    nothing_serves: bool,
 }
 
 type Shared = Arc<Mutex<Waiting>>;
@@ -104,7 +107,7 @@ impl Drop for ProviderCaller {
 }
 
 impl ProviderCaller {
-    /// Calls the provider serving `subject` (a `provider_calls` subject) as `member`, once
+    /// Calls the provider serving `subject` (a `provider_instance_calls` subject) as `member`, once
     /// its answer inbox is subscribed. A chunked answer's chunks may each take up to
     /// `chunk_deadline` to pull.
     pub async fn start(
@@ -180,6 +183,52 @@ impl ProviderCaller {
     }
 }
 
+/// The instance of `provider_id` that answers first that it serves (a member id), asked as
+/// `member` within `within`; the answer counts only sealed by the instance it names. Calls to
+/// that instance go to `Subjects::provider_instance_calls`.
+pub async fn find_instance(
+    member: &Member,
+    provider_id: &str,
+    within: Duration,
+) -> Result<String, Failure> {
+    let subject = member.subjects().provider_instances(provider_id);
+    let (body, from) = crate::request_from(member, subject.clone(), Vec::new(), within).await?;
+    let found: crate::ProviderInstance = crate::decode(&subject, &body)?;
+    if found.instance != from || found.provider_id != provider_id {
+        return Err(Failure::new(
+            FailureKind::Denied,
+            format!(
+                "member {from} answered for provider {provider_id} as instance {} of {}",
+                found.instance, found.provider_id
+            ),
+        ));
+    }
+    Ok(found.instance)
+}
+
+impl ProviderCaller {
+    /// Whether the server said that nothing subscribes to this caller's subject. A call that
+    /// failed so reached no one: it is safe to make again elsewhere.
+    pub fn nothing_serves(&self) -> bool {
+        lock(&self.waiting).nothing_serves
+    }
+
+    /// Waits until no call made through this caller awaits its answer, or `within` passes;
+    /// `false` if some still do then.
+    pub async fn settled(&self, within: Duration) -> bool {
+        let until = tokio::time::Instant::now() + within;
+        loop {
+            if lock(&self.waiting).calls.is_empty() {
+                return true;
+            }
+            if tokio::time::Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
+
 /// Waits for something in `queue`, lets the tasks that are ready to run add to it, and
 /// takes up to [`MOST_PER_MESSAGE`] of it into `batch`; `false` once the queue is closed and
 /// empty. The yield is what makes batches: without it this task, woken by the first item,
@@ -220,7 +269,7 @@ async fn send_batches(
         {
             let mut waiting = lock(&waiting);
             if waiting.batches.len() >= BATCHES_BEFORE_PRUNING {
-                let Waiting { calls, batches } = &mut *waiting;
+                let Waiting { calls, batches, .. } = &mut *waiting;
                 batches.retain(|_, ids| ids.iter().any(|id| calls.contains_key(id)));
             }
             waiting.batches.insert(batch, ids);
@@ -254,6 +303,7 @@ async fn dispatch_answers(
                 FailureKind::Unavailable,
                 format!("nothing serves {subject} on the lattice (no responders)"),
             );
+            lock(&waiting).nothing_serves = true;
             fail(&waiting, &batch_of_in(&waiting, &message), &error);
             continue;
         }

@@ -67,6 +67,10 @@ pub const MESSAGES_IN_FLIGHT: usize = 256;
 pub use chunks::{publish, receive, receive_at_most, respond};
 pub use connect::{LatticeError, NatsOptions, connect};
 pub use member::{Credentials, Member, Refusal};
-pub use request::{invoke_actor, refuse_while_disconnected, request, round_trip};
+pub use request::{
+    gather, invoke_actor, refuse_while_disconnected, request, request_from, round_trip,
+};
 pub use subjects::Subjects;
-pub use wire::{ActorInvocation, Answer, ProviderInvocation, decode, encode};
+pub use wire::{
+    ActorInvocation, Answer, ProviderInstance, ProviderInvocation, RouteSwitch, decode, encode,
+};

@@ -76,6 +76,19 @@ pub async fn request(
     request: Vec<u8>,
     deadline: Duration,
 ) -> Result<Vec<u8>, Failure> {
+    request_from(member, subject, request, deadline)
+        .await
+        .map(|(body, _)| body)
+}
+
+/// [`request()`], and which member sealed the answer (its seal was checked; empty for an
+/// answer that came chunked): for a request whose answer counts only from one member.
+pub async fn request_from(
+    member: &Member,
+    subject: String,
+    request: Vec<u8>,
+    deadline: Duration,
+) -> Result<(Vec<u8>, String), Failure> {
     use crate::member::Unanswered;
     let client = member.client();
     refuse_while_disconnected(client, &subject)?;
@@ -108,12 +121,75 @@ pub async fn request(
         .headers
         .as_ref()
         .is_some_and(|h| h.get(crate::chunks::CHUNKED_HEADER).is_some());
-    // An answer in one message was opened as it arrived ([`Member::ask`]).
+    // An answer in one message was opened as it arrived ([`Member::ask`]), so its sender is
+    // known; a chunked one is opened chunk by chunk as it is pulled, and names none here.
+    let from = message
+        .headers
+        .as_ref()
+        .filter(|_| !chunked)
+        .and_then(|h| h.get(crate::member::FROM_HEADER))
+        .map(|from| from.as_str().to_string())
+        .unwrap_or_default();
     let body = if chunked {
         receive(member, &message, deadline).await?
     } else {
         message.payload.to_vec()
     };
     let answer: Answer = decode(&subject, &body)?;
-    answer.into()
+    Result::<Vec<u8>, Failure>::from(answer).map(|body| (body, from))
+}
+
+/// Publishes `request` (sealed) on `subject`, which several members serve, and collects what
+/// they answer within `wait`: each answer's bytes and the member that sealed it. An answer no
+/// member sealed, one over `max_bytes`, or one that failed is left out (and a failure logged);
+/// so is the server's "no responders". Bounded: at most `most` answers are kept.
+pub async fn gather(
+    member: &Member,
+    subject: String,
+    request: Vec<u8>,
+    wait: Duration,
+    max_bytes: usize,
+    most: usize,
+) -> Result<Vec<(Vec<u8>, String)>, Failure> {
+    use futures_util::StreamExt;
+    let client = member.client();
+    refuse_while_disconnected(client, &subject)?;
+    let unreachable = |e: &dyn std::fmt::Display| {
+        Failure::new(FailureKind::Unavailable, format!("request on {subject}: {e}"))
+    };
+    let inbox = client.new_inbox();
+    let mut answers = client
+        .subscribe(inbox.clone())
+        .await
+        .map_err(|e| unreachable(&e))?;
+    crate::chunks::publish(member, subject.clone().into(), Some(inbox.into()), request).await?;
+    let until = tokio::time::Instant::now() + wait;
+    let mut gathered = Vec::new();
+    while gathered.len() < most {
+        let Ok(Some(message)) = tokio::time::timeout_at(until, answers.next()).await else {
+            break;
+        };
+        if message.status.is_some() {
+            continue;
+        }
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        let Ok(body) = crate::chunks::receive_at_most(member, &message, left, max_bytes).await
+        else {
+            continue;
+        };
+        let from = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(crate::member::FROM_HEADER))
+            .map(|from| from.as_str().to_string())
+            .unwrap_or_default();
+        let answered = decode::<Answer>(&subject, &body)
+            .map_err(Failure::from)
+            .and_then(Result::<Vec<u8>, Failure>::from);
+        match answered {
+            Ok(bytes) => gathered.push((bytes, from)),
+            Err(error) => tracing::warn!(%subject, %from, %error, "an answer was a failure"),
+        }
+    }
+    Ok(gathered)
 }

@@ -20,9 +20,34 @@ impl Subjects {
         format!("{}.actor.{actor_id}", self.prefix)
     }
 
-    /// Where a provider serves actors' calls (and its instances' queue group).
-    pub fn provider_calls(&self, provider_id: &str) -> String {
-        format!("{}.provider.{provider_id}.call", self.prefix)
+    /// Where one instance (a process, or a host serving its in-process provider) of provider
+    /// `provider_id` serves actors' calls. Each instance has its own: a host calls the one it
+    /// routes to, and switching instances is a host changing subject, never an instance
+    /// unsubscribing while calls may be on their way to it.
+    pub fn provider_instance_calls(&self, provider_id: &str, instance: &str) -> String {
+        format!("{}.provider.{provider_id}.instance.{instance}.call", self.prefix)
+    }
+
+    /// Where one instance of a provider is told of a link before calls are switched to it.
+    pub fn provider_instance_link_put(&self, provider_id: &str, instance: &str) -> String {
+        format!("{}.provider.{provider_id}.instance.{instance}.link.put", self.prefix)
+    }
+
+    /// Where one instance of a provider process is told to leave, once no host routes to it.
+    pub fn provider_instance_leave(&self, provider_id: &str, instance: &str) -> String {
+        format!("{}.provider.{provider_id}.instance.{instance}.leave", self.prefix)
+    }
+
+    /// Where every instance of a provider says that it serves (how a host finds one to route
+    /// to).
+    pub fn provider_instances(&self, provider_id: &str) -> String {
+        format!("{}.provider.{provider_id}.instances", self.prefix)
+    }
+
+    /// Where the host that is member `member_id` is told to route a provider's calls to
+    /// another instance.
+    pub fn routes(&self, member_id: &str) -> String {
+        format!("{}.routes.{member_id}", self.prefix)
     }
 
     /// Where a provider is told of a new link.

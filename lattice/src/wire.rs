@@ -39,6 +39,29 @@ pub struct ProviderInvocation {
     pub deadline_ms: u64,
 }
 
+/// An instance of a provider saying that it serves, and since when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderInstance {
+    /// The provider's id.
+    pub provider_id: String,
+    /// The instance: the member id of the process serving it.
+    pub instance: String,
+    /// When it started serving, milliseconds since the Unix epoch: of two instances, the
+    /// newer is the replacement.
+    pub serving_since_ms: u64,
+}
+
+/// A host told to route provider `provider_id`'s calls to `instance` from now on. The host
+/// answers once it does, and once every call it had sent to the previous instance is answered
+/// (so that instance can leave without a call on its way to it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteSwitch {
+    /// The provider's id.
+    pub provider_id: String,
+    /// The instance to route to (a member id).
+    pub instance: String,
+}
+
 /// The answer to any lattice request: the reply's bytes, or what went wrong and of what kind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Answer {

@@ -33,6 +33,8 @@ pub struct Supervised {
     stop: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     status: Arc<std::sync::Mutex<ProcessStatus>>,
+    /// The lattice member its child is, once that child said it serves.
+    instance: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Supervised {
@@ -63,6 +65,13 @@ impl ProviderProcess for Supervised {
 
     async fn stop(&self) {
         Supervised::stop(self).await;
+    }
+
+    fn instance(&self) -> Option<String> {
+        self.instance
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -148,6 +157,8 @@ pub async fn start(
     let (stop, mut stopped) = tokio::sync::oneshot::channel();
     let status = Arc::new(std::sync::Mutex::new(ProcessStatus::default()));
     let watched = status.clone();
+    let instance = Arc::new(std::sync::Mutex::new(None));
+    let announced = instance.clone();
     let (first_ready, first_served) = tokio::sync::oneshot::channel();
     let id = entry.id.clone();
     let task = tokio::spawn(async move {
@@ -191,7 +202,7 @@ pub async fn start(
                 s.running_since = Some(std::time::Instant::now());
             });
             let ended = tokio::select! {
-                ended = watch(&mut child, &member, &child_health, &mut ready, &mut first_ready) => ended,
+                ended = watch(&mut child, &member, &child_health, &mut ready, &mut first_ready, &announced) => ended,
                 _ = &mut stopped => {
                     terminate(&mut child).await;
                     return;
@@ -203,6 +214,9 @@ pub async fn start(
                 s.running_since = None;
                 s.restarts += 1;
             });
+            *announced
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
             if stateful {
                 // Never silence: what the process held in memory is gone.
                 let detail = format!(
@@ -229,6 +243,7 @@ pub async fn start(
         stop: std::sync::Mutex::new(Some(stop)),
         task: tokio::sync::Mutex::new(Some(task)),
         status,
+        instance,
     });
     match tokio::time::timeout(READY_WITHIN, first_served).await {
         Ok(Ok(())) => Ok(supervised),
@@ -243,7 +258,8 @@ pub async fn start(
 }
 
 /// Waits until the child exits or misses [`UNHEALTHY_AFTER`] health checks in a row (then
-/// kills it); says which. Meanwhile tells `first_ready` (once) when the child says it serves.
+/// kills it); says which. Meanwhile, when the child says it serves, records which member it
+/// is in `instance` and tells `first_ready` (once).
 ///
 /// Health is asked of the child itself: on `health`, a subject only it serves, and an answer
 /// counts only if it is sealed by the member that announced it was ready (a child not ready
@@ -254,6 +270,7 @@ async fn watch(
     health: &str,
     ready: &mut async_nats::Subscriber,
     first_ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
+    instance: &std::sync::Mutex<Option<String>>,
 ) -> String {
     use futures_util::StreamExt;
     let mut missed = 0;
@@ -271,6 +288,10 @@ async fn watch(
             Some(said) = ready.next(), if child_member.is_none() => {
                 if member.open(&said.subject, said.headers.as_ref(), &said.payload).await.is_ok() {
                     child_member = sender(&said);
+                    instance
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .clone_from(&child_member);
                     if let Some(first) = first_ready.take() {
                         let _ = first.send(());
                     }

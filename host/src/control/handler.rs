@@ -46,6 +46,9 @@ pub trait ProviderProcess: Send + Sync {
     fn status(&self) -> ProcessStatus;
     /// Stops it and its supervision; it finishes the calls it took first.
     async fn stop(&self);
+    /// The lattice member its process is now (the instance hosts route to); `None` while it
+    /// is being restarted.
+    fn instance(&self) -> Option<String>;
 }
 
 /// What a supervised provider process is doing.
@@ -80,12 +83,40 @@ pub enum ControlError {
     /// No provider with that id was started through this host's control plane or manifest.
     #[error("this host runs no provider {0}")]
     UnknownProvider(String),
-    /// The provider runs as a child process, which the control plane does not replace yet.
+    /// A provider process that no host supervises is replaced by starting its replacement
+    /// first; this many processes serve it now.
     #[error(
-        "provider {0} runs as a child process, which cannot be replaced live yet; stop it and \
-         start it again, or run it in the host's process to replace it live"
+        "no host supervises provider {id}, and {serving} process(es) of it answered: start its \
+         replacement first (`weft provider run KIND --id {id}`, with the new binary or \
+         settings), then run this again to move the lattice's calls to it and stop the old one"
     )]
-    ChildProcess(String),
+    NoReplacement {
+        /// The provider's id.
+        id: String,
+        /// How many of its processes answered.
+        serving: usize,
+    },
+    /// A process the host does not supervise takes its settings from whoever starts it.
+    #[error(
+        "provider {0} is a process this host does not supervise, so its settings are its own: \
+         start its replacement with the new ones, then update without --config"
+    )]
+    ConfigOfStandalone(String),
+    /// A provider process that keeps its data in memory would lose it to a new process.
+    #[error(
+        "provider {id} ({kind}) keeps its data in its process's memory, and a new process would \
+         start empty, so it is not replaced; run it in the host's process (process = false) to \
+         replace it with its data, or stop it and start it again to empty it"
+    )]
+    DataInProcess {
+        /// The provider's id.
+        id: String,
+        /// Its kind.
+        kind: String,
+    },
+    /// A supervised provider process's replacement did not come up as a member.
+    #[error("the replacement of provider {0} is not on the lattice; the old process keeps serving")]
+    ReplacementNotServing(String),
     /// A provider with that id runs here already.
     #[error("provider {0} runs on this host already; stop it first, or update it")]
     ProviderRunning(String),
@@ -183,6 +214,11 @@ impl Control {
     /// The host it controls.
     pub fn host(&self) -> &Host {
         &self.host
+    }
+
+    /// What makes its providers.
+    pub(super) fn factory(&self) -> &dyn ProviderFactory {
+        &*self.factory
     }
 
     /// Records a provider started outside a control request (by an app manifest, in process
@@ -296,6 +332,11 @@ impl Control {
             .collect();
         HostInventory {
             host_id: self.host_id.clone(),
+            member_id: self
+                .host
+                .lattice_member()
+                .map(|member| member.id().to_string())
+                .unwrap_or_default(),
             labels: self.labels.clone(),
             uptime_secs: self.started.elapsed().as_secs(),
             actors,
@@ -454,15 +495,19 @@ impl Control {
                 Ok(Done::Provider(summary))
             }
             ControlRequest::UpdateProvider { id, config } => {
-                let running = self
-                    .providers_lock()
-                    .get(&id)
-                    .cloned()
-                    .ok_or_else(|| ControlError::UnknownProvider(id.clone()))?;
-                if running.summary.process {
-                    return Err(ControlError::ChildProcess(id));
-                }
+                let running = self.providers_lock().get(&id).cloned();
+                let Some(running) = running else {
+                    if config.is_some() {
+                        return Err(ControlError::ConfigOfStandalone(id));
+                    }
+                    return self.replace_standalone(&id, by).await;
+                };
                 let config = config.unwrap_or(running.config);
+                if let Some(old) = running.process {
+                    return self
+                        .replace_process(running.summary, config, old, by)
+                        .await;
+                }
                 let provider = self
                     .factory
                     .provider(&running.summary.kind, &config)

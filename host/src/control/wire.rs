@@ -52,6 +52,9 @@ pub struct ProviderSummary {
 pub struct HostInventory {
     /// The host's id, a server nkey (`N…`).
     pub host_id: String,
+    /// The lattice member it is (`X…`): where it is told to route a provider's calls.
+    #[serde(default)]
+    pub member_id: String,
     /// Its labels: the operator's, plus `os` and `arch`.
     pub labels: BTreeMap<String, String>,
     /// Seconds since it started.

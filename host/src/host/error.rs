@@ -69,6 +69,14 @@ pub enum HostError {
     /// Serving on the lattice failed (a subscription, NATS down).
     #[error("over the lattice: {0}")]
     Lattice(String),
+    /// A provider's calls could not be handed over to its new instance on the lattice.
+    #[error("provider {provider_id} was not handed over to its new instance: {reason}")]
+    NotHandedOver {
+        /// The provider's id.
+        provider_id: String,
+        /// What failed (a link refused, hosts that did not confirm).
+        reason: String,
+    },
     /// The host is already a member of a lattice.
     #[error("this host already joined lattice {0}")]
     AlreadyJoined(String),

@@ -293,6 +293,11 @@ impl Host {
             }))
             .await
             .map_err(|failure| HostError::Lattice(failure.message))?;
+        self.state
+            .lattice
+            .serve_route_switches()
+            .await
+            .map_err(|failure| HostError::Lattice(failure.message))?;
         tracing::info!(%lattice, "joined the lattice");
         Ok(())
     }

@@ -88,6 +88,39 @@ impl Host {
         Ok(refused)
     }
 
+    /// Hands the lattice's calls to provider `provider_id` over to `instance`, a new
+    /// instance of it in another process (a member id): tells it of this host's links naming
+    /// `provider_id`, then has every host of `hosts` (member ids) and this one route to it and
+    /// confirm. Only then may the instance it replaces leave: see `crate::lattice`'s
+    /// `handover`. A link refused ends it before any host switched.
+    pub async fn hand_over_provider(
+        &self,
+        provider_id: &str,
+        instance: &str,
+        hosts: &[String],
+    ) -> Result<(), HostError> {
+        let membership = self.state.lattice.membership().ok_or_else(|| {
+            HostError::Lattice("this host is on no lattice, so it serves no provider process".into())
+        })?;
+        let links: Vec<LinkDefinition> = self
+            .links()
+            .into_iter()
+            .filter(|link| link.provider_id == provider_id)
+            .collect();
+        membership
+            .hand_over(provider_id, instance, &links, hosts)
+            .await
+            .map_err(|failure| HostError::NotHandedOver {
+                provider_id: provider_id.to_string(),
+                reason: failure.message,
+            })
+    }
+
+    /// The lattice member this host is, once on a lattice.
+    pub fn lattice_member(&self) -> Option<Arc<weft_lattice::Member>> {
+        self.state.lattice.membership().map(|m| m.member.clone())
+    }
+
     /// Replaces the provider running here as `provider_id` with `new` without a failed call:
     /// the new one takes over the old one's in-memory state if it has any (refused if it
     /// cannot), is started and told of its links, then takes every call from then on,

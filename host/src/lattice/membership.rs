@@ -1,5 +1,6 @@
 //! The host's membership: its NATS client, the subscriptions serving each actor and provider
-//! it has, and a batched caller for each provider in another process that its actors call.
+//! it has, and where it routes each provider in another process that its actors call: one
+//! instance of it, through a batched caller for that instance's subject.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -7,7 +8,9 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use weft_lattice::calls::ProviderCaller;
-use weft_lattice::{self as lattice, ActorInvocation, Member, ProviderInvocation, Subjects};
+use weft_lattice::{
+    self as lattice, ActorInvocation, Member, ProviderInvocation, RouteSwitch, Subjects,
+};
 use weft_provider_sdk::{Failure, LinkDefinition, ProviderCall};
 
 /// What a host serves on the lattice: an actor it runs, or a provider in its process.
@@ -17,7 +20,19 @@ pub(crate) enum Served {
     Provider(String),
     /// Provider processes' requests for links.
     LinkRequests,
+    /// Being told to route a provider's calls to another instance.
+    RouteSwitches,
 }
+
+/// Where this host sends one provider id's calls: one instance of it (a member id), through a
+/// caller for that instance's subject.
+pub(crate) struct Route {
+    pub(crate) instance: String,
+    caller: ProviderCaller,
+}
+
+/// How long a host waits for an instance of a provider to say that it serves.
+const FIND_WITHIN: Duration = Duration::from_secs(2);
 
 /// The task serving one actor or provider on the lattice. A provider's can drain: asked to
 /// stop, it unsubscribes and answers the calls already routed to it before it ends.
@@ -66,7 +81,10 @@ pub(crate) struct Membership {
     pub(crate) subjects: Subjects,
     pub(crate) name: String,
     serving: Mutex<HashMap<Served, Serving>>,
-    callers: Mutex<HashMap<String, Arc<ProviderCaller>>>,
+    routes: Mutex<HashMap<String, Arc<Route>>>,
+    /// One route found or switched at a time, so a route found from an answer that was
+    /// already stale never replaces one a switch just made.
+    routing: tokio::sync::Mutex<()>,
     /// The host's call deadline, which also bounds each pull of a chunked answer.
     pub(crate) call_deadline: Duration,
 }
@@ -80,7 +98,8 @@ impl Membership {
             member,
             name: lattice.to_string(),
             serving: Mutex::new(HashMap::new()),
-            callers: Mutex::new(HashMap::new()),
+            routes: Mutex::new(HashMap::new()),
+            routing: tokio::sync::Mutex::new(()),
             call_deadline,
         }
     }
@@ -104,49 +123,124 @@ impl Membership {
     }
 
     /// An actor's call to a provider in another process (coalesced with the calls other
-    /// actors here make to it at the same moment: `weft_lattice::calls`).
+    /// actors here make to it at the same moment: `weft_lattice::calls`), sent to the instance
+    /// this host routes the id to. If that instance is gone (the server says nothing
+    /// subscribes: the call reached no one), the host finds the one serving now and makes the
+    /// call there, once, within what is left of `deadline`.
     pub(crate) async fn call_provider(
         &self,
         call: &ProviderCall,
         deadline: Duration,
     ) -> Result<Vec<u8>, Failure> {
+        let started = tokio::time::Instant::now();
         let invocation = ProviderInvocation {
             link: call.link.key(),
             operation: call.operation.clone(),
             payload: call.payload.clone(),
             deadline_ms: u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX),
         };
-        self.caller(&call.link.provider_id)
-            .await?
-            .call(&invocation, deadline)
-            .await
+        let provider_id = &call.link.provider_id;
+        let route = self.route(provider_id, deadline).await?;
+        match route.caller.call(&invocation, deadline).await {
+            Err(_) if route.caller.nothing_serves() => {
+                self.forget_route(provider_id, &route);
+                let left = deadline.saturating_sub(started.elapsed());
+                let route = self.route(provider_id, left).await?;
+                route.caller.call(&invocation, left).await
+            }
+            answered => answered,
+        }
     }
 
-    /// The caller for `provider_id`, started at its first call.
-    async fn caller(&self, provider_id: &str) -> Result<Arc<ProviderCaller>, Failure> {
-        let started = self
-            .callers
+    /// The route for `provider_id`: the one this host has, or one to the instance that says
+    /// it serves (asked within `within`).
+    async fn route(&self, provider_id: &str, within: Duration) -> Result<Arc<Route>, Failure> {
+        if let Some(route) = self.routed(provider_id) {
+            return Ok(route);
+        }
+        let _one_at_a_time = self.routing.lock().await;
+        if let Some(route) = self.routed(provider_id) {
+            return Ok(route);
+        }
+        let instance = self.find_instance(provider_id, within).await?;
+        let route = Arc::new(self.route_to(provider_id, &instance).await?);
+        self.routes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(provider_id.to_string(), route.clone());
+        tracing::debug!(provider = provider_id, %instance, "calls routed to an instance");
+        Ok(route)
+    }
+
+    fn routed(&self, provider_id: &str) -> Option<Arc<Route>> {
+        self.routes
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(provider_id)
-            .cloned();
-        if let Some(caller) = started {
-            return Ok(caller);
+            .cloned()
+    }
+
+    /// Forgets `route` (not one that replaced it meanwhile).
+    fn forget_route(&self, provider_id: &str, route: &Arc<Route>) {
+        let mut routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
+        if routes.get(provider_id).is_some_and(|r| Arc::ptr_eq(r, route)) {
+            routes.remove(provider_id);
         }
+    }
+
+    /// A caller for instance `instance` of `provider_id`.
+    async fn route_to(&self, provider_id: &str, instance: &str) -> Result<Route, Failure> {
         let caller = ProviderCaller::start(
             self.member.clone(),
-            self.subjects.provider_calls(provider_id),
+            self.subjects.provider_instance_calls(provider_id, instance),
             self.call_deadline,
         )
         .await?;
-        // Two first calls at once may both start one; the first recorded is kept.
-        Ok(self
-            .callers
+        Ok(Route {
+            instance: instance.to_string(),
+            caller,
+        })
+    }
+
+    /// The instance of `provider_id` that answers first that it serves.
+    async fn find_instance(&self, provider_id: &str, within: Duration) -> Result<String, Failure> {
+        lattice::calls::find_instance(&self.member, provider_id, within.min(FIND_WITHIN))
+            .await
+            .map_err(|failure| {
+                Failure::new(
+                    failure.kind,
+                    format!(
+                        "no instance of provider {provider_id} serves on lattice {} ({failure}); \
+                         start it (`weft provider run KIND --id {provider_id}`, or \
+                         `weft ctl start provider --process`)",
+                        self.name
+                    ),
+                )
+            })
+    }
+
+    /// Routes `switch.provider_id`'s calls to `switch.instance` from now on, then waits (up
+    /// to the call deadline) until every call sent to the instance it replaces is answered;
+    /// `false` if some were not by then.
+    pub(crate) async fn switch_route(&self, switch: &RouteSwitch) -> Result<bool, Failure> {
+        let _one_at_a_time = self.routing.lock().await;
+        if self
+            .routed(&switch.provider_id)
+            .is_some_and(|route| route.instance == switch.instance)
+        {
+            return Ok(true);
+        }
+        let route = Arc::new(self.route_to(&switch.provider_id, &switch.instance).await?);
+        let replaced = self
+            .routes
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .entry(provider_id.to_string())
-            .or_insert_with(|| Arc::new(caller))
-            .clone())
+            .insert(switch.provider_id.clone(), route);
+        tracing::info!(provider = %switch.provider_id, instance = %switch.instance, "calls switched to a new instance");
+        Ok(match replaced {
+            Some(old) => old.caller.settled(self.call_deadline).await,
+            None => true,
+        })
     }
 
     /// Tells a provider in another process of a link put (`put`) or deleted.

@@ -11,6 +11,7 @@
 //! Invocations that arrive from the lattice are served only by local actors, never forwarded
 //! again, so a message cannot circle between hosts.
 
+mod handover;
 mod membership;
 pub(crate) mod proxies;
 pub(crate) mod serving;

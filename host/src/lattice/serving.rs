@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use weft_contracts::link::LinkKey;
 use weft_lattice::chunks::ReceiveError;
-use weft_lattice::{self as lattice, ActorInvocation, Answer};
-use weft_provider_sdk::{Failure, Provider, runner};
+use weft_lattice::{self as lattice, ActorInvocation, Answer, RouteSwitch};
+use weft_provider_sdk::{Failure, FailureKind, Provider, runner};
 
 /// How this host finds the local actor an invocation from the lattice is for.
 pub(crate) type LocalActors = Arc<dyn Fn(&str) -> Option<Arc<ActorPool>> + Send + Sync>;
@@ -89,7 +89,8 @@ impl Lattice {
         let Some(membership) = self.membership() else {
             return Ok(());
         };
-        let subscriptions = runner::subscribe_all(&membership.member, provider_id)
+        let subscriptions =
+            runner::subscribe_all(&membership.member, provider_id, runner::Leave::Never)
             .await
             .map_err(|e| {
                 Failure::new(weft_provider_sdk::FailureKind::Unavailable, e.to_string())
@@ -165,6 +166,64 @@ impl Lattice {
         });
         if let Some(replaced) =
             membership.serving(Served::LinkRequests, Serving::until_aborted(task))
+        {
+            replaced.abort();
+        }
+        Ok(lattice::round_trip(&membership.client, SUBSCRIBED_WITHIN).await?)
+    }
+}
+
+impl Lattice {
+    /// Routes a provider's calls to another instance when a member tells this host to
+    /// (`RouteSwitch`), answering once the calls sent to the old one are answered. Only
+    /// members' requests are obeyed.
+    pub(crate) async fn serve_route_switches(&self) -> Result<(), Failure> {
+        let Some(membership) = self.membership().cloned() else {
+            return Ok(());
+        };
+        let subject = membership.subjects.routes(membership.member.id());
+        let mut requests = membership
+            .client
+            .subscribe(subject.clone())
+            .await
+            .map_err(|e| cannot_subscribe(&subject, &e))?;
+        let serving = membership.clone();
+        let task = tokio::spawn(async move {
+            use futures_util::StreamExt;
+            let membership = serving;
+            while let Some(message) = requests.next().await {
+                let member = &membership.member;
+                let Ok(body) = lattice::receive_at_most(
+                    member,
+                    &message,
+                    SUBSCRIBED_WITHIN,
+                    lattice::chunks::MAX_SMALL_BODY_BYTES,
+                )
+                .await
+                else {
+                    continue;
+                };
+                let answer = match lattice::decode::<RouteSwitch>(&message.subject, &body) {
+                    Ok(switch) => match membership.switch_route(&switch).await {
+                        Ok(true) => Answer::Ok(Vec::new()),
+                        Ok(false) => Answer::failed(
+                            FailureKind::Deadline,
+                            format!(
+                                "switched, but calls sent to the old instance of {} were not \
+                                 answered within {} ms",
+                                switch.provider_id,
+                                membership.call_deadline.as_millis()
+                            ),
+                        ),
+                        Err(failure) => Answer::Err(failure),
+                    },
+                    Err(error) => Answer::Err(error.into()),
+                };
+                lattice::respond(member, &message, &answer).await;
+            }
+        });
+        if let Some(replaced) =
+            membership.serving(Served::RouteSwitches, Serving::until_aborted(task))
         {
             replaced.abort();
         }

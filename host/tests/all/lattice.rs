@@ -323,7 +323,7 @@ async fn five_mib_payloads_cross_the_lattice() {
         "a refused offer was pulled from: {pulled:?}"
     );
 
-    let subject = lattice::Subjects::new(LATTICE).provider_calls("redis");
+    let subject = crate::instance_calls(&client, "redis").await;
     let caller = ProviderCaller::start(client.clone(), subject, Duration::from_secs(10))
         .await
         .unwrap();
@@ -642,11 +642,15 @@ async fn concurrent_provider_calls_share_messages_but_not_answers() {
     let _redis_provider = redis_provider(&nats).await;
     let client = crate::join(&nats.url(), LATTICE, "test").await;
     let subjects = lattice::Subjects::new(LATTICE);
-    let seen = spy_on_calls(client.client(), subjects.provider_calls("redis")).await;
+    let seen = spy_on_calls(
+        client.client(),
+        subjects.provider_instance_calls("redis", "*"),
+    )
+    .await;
     let caller = Arc::new(
         ProviderCaller::start(
             client.clone(),
-            subjects.provider_calls("redis"),
+            crate::instance_calls(&client, "redis").await,
             Duration::from_secs(5),
         )
         .await
@@ -692,7 +696,7 @@ async fn concurrent_provider_calls_share_messages_but_not_answers() {
     );
 
     // A member's request the provider cannot read is answered saying so, not dropped.
-    let subject = subjects.provider_calls("redis");
+    let subject = crate::instance_calls(&client, "redis").await;
     let mut sealed = async_nats::HeaderMap::new();
     client.seal(&subject, b"not a batch", &mut sealed);
     let unreadable = client
@@ -719,7 +723,7 @@ async fn concurrent_provider_calls_share_messages_but_not_answers() {
     let nobody = Arc::new(
         ProviderCaller::start(
             client.clone(),
-            subjects.provider_calls("nobody"),
+            subjects.provider_instance_calls("nobody", "XGONE"),
             Duration::from_secs(5),
         )
         .await
@@ -740,7 +744,7 @@ async fn concurrent_provider_calls_share_messages_but_not_answers() {
     for error in failed {
         let error = error.await.unwrap().to_string();
         assert!(
-            error.contains("weft.test.provider.nobody.call") && error.contains("no responders"),
+            error.contains("weft.test.provider.nobody.instance.XGONE.call") && error.contains("no responders"),
             "{error}"
         );
     }
@@ -768,11 +772,15 @@ async fn concurrent_provider_calls_share_messages_but_not_answers() {
             let _ = stopped.await;
         },
     ));
-    let seen = spy_on_calls(client.client(), subjects.provider_calls("sleepy")).await;
+    let seen = spy_on_calls(
+        client.client(),
+        subjects.provider_instance_calls("sleepy", "*"),
+    )
+    .await;
     let sleepy = Arc::new(
         ProviderCaller::start(
             client.clone(),
-            subjects.provider_calls("sleepy"),
+            crate::instance_calls(&client, "sleepy").await,
             Duration::from_secs(5),
         )
         .await
@@ -1061,10 +1069,11 @@ async fn a_provider_process_serves_at_most_its_messages_in_flight_and_answers_th
     };
     let calls = 300;
     let mut waiting = tokio::task::JoinSet::new();
+    let gate_calls = crate::instance_calls(&member, "gate").await;
     for _ in 0..calls {
         let caller = ProviderCaller::start(
             member.clone(),
-            subjects.provider_calls("gate"),
+            gate_calls.clone(),
             Duration::from_secs(5),
         )
         .await

@@ -60,6 +60,29 @@ pub fn credentials() -> &'static weft_lattice::Credentials {
     CREDENTIALS.get_or_init(weft_lattice::Credentials::generate)
 }
 
+/// The call subject of the instance of provider `provider_id` serving now, asked as
+/// `member` until one answers (10 s at most).
+pub async fn instance_calls(member: &weft_lattice::Member, provider_id: &str) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        let within = std::time::Duration::from_millis(500);
+        match weft_lattice::calls::find_instance(member, provider_id, within).await {
+            Ok(instance) => {
+                return member
+                    .subjects()
+                    .provider_instance_calls(provider_id, &instance);
+            }
+            Err(error) => {
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(10),
+                    "no instance of {provider_id} came up: {error}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
 /// A member of `lattice` on the NATS server at `url`, signed by [`credentials`].
 pub async fn join(url: &str, lattice: &str, name: &str) -> std::sync::Arc<weft_lattice::Member> {
     let client = weft_lattice::connect(&weft_lattice::NatsOptions {

@@ -74,7 +74,7 @@ async fn strangers_on_the_wire_change_nothing_while_the_app_serves() {
     // The stranger sees everything (no NATS permissions here): the calls to the provider,
     // which it answers at once with forged results, unsealed and with a made-up seal.
     let mut calls = stranger
-        .subscribe(subjects.provider_calls("redis"))
+        .subscribe(subjects.provider_instance_calls("redis", "*"))
         .await
         .unwrap();
     let forger = stranger.clone();
@@ -251,13 +251,33 @@ async fn strangers_on_the_wire_change_nothing_while_the_app_serves() {
         .unwrap(),
         deadline_ms: 1000,
     };
-    let subject = subjects.provider_calls("redis");
+    let subject = crate::instance_calls(&control_member, "redis").await;
     let batch = rmp_serde::to_vec(&vec![(
         1u64,
         serde_bytes::ByteBuf::from(lattice::encode(&subject, &theft).unwrap()),
     )])
     .unwrap();
-    unanswered(&stranger, subject, async_nats::HeaderMap::new(), batch).await;
+    unanswered(&stranger, subject.clone(), async_nats::HeaderMap::new(), batch).await;
+
+    // 3b. Every host told to route the provider's calls to the stranger's own subject, and
+    // the provider process told to leave: neither obeyed (nor answered) without a seal.
+    let instance = subject.split('.').rev().nth(1).unwrap_or_default().to_string();
+    let switch = weft_lattice::RouteSwitch {
+        provider_id: "redis".into(),
+        instance: "XSTRANGER".into(),
+    };
+    let mut stolen = stranger
+        .subscribe(subjects.provider_instance_calls("redis", "XSTRANGER"))
+        .await
+        .unwrap();
+    for host in [&a, &b] {
+        let member = host.lattice_member().unwrap();
+        let routes = subjects.routes(member.id());
+        let body = lattice::encode(&routes, &switch).unwrap();
+        unanswered(&stranger, routes, async_nats::HeaderMap::new(), body).await;
+    }
+    let leave = subjects.provider_instance_leave("redis", &instance);
+    unanswered(&stranger, leave, async_nats::HeaderMap::new(), Vec::new()).await;
 
     // 4. Pings answered by a fake host, and with garbage.
     let mut pings = stranger.subscribe(subjects.ping()).await.unwrap();
@@ -270,6 +290,7 @@ async fn strangers_on_the_wire_change_nothing_while_the_app_serves() {
             let Some(reply) = ping.reply else { continue };
             let fake = weft_host::control::HostInventory {
                 host_id: "NFAKEHOSTLEASTLOADED".into(),
+                member_id: String::new(),
                 labels: BTreeMap::new(),
                 uptime_secs: 0,
                 actors: Vec::new(),
@@ -320,4 +341,6 @@ async fn strangers_on_the_wire_change_nothing_while_the_app_serves() {
     );
     assert_eq!(other_redis.get("stolen").unwrap(), None);
     assert_eq!(redis.get("stolen").unwrap(), None);
+    let rerouted = tokio::time::timeout(Duration::from_millis(100), stolen.next()).await;
+    assert!(rerouted.is_err(), "a call was routed to the stranger");
 }

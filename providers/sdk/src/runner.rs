@@ -2,12 +2,15 @@
 //! in-process, served over NATS (subjects and wire in `weft-lattice`).
 //!
 //! The runner connects, starts the provider with an [`ActorInvoker`] that reaches actors over
-//! the lattice, then serves calls (queue group: instances of one provider id share them), link
-//! puts and deletes, and health checks, each message in its own task, until `shutdown`
-//! resolves (SIGTERM, for `weft provider run`); then it drains (unsubscribes, answers the calls
-//! already routed to it) and shuts the provider down. Another instance of the same provider id
-//! that joined before takes the calls from then on: that is how a provider is replaced without
-//! a failed call.
+//! the lattice, then serves calls (on a subject of this instance's own, which hosts route to),
+//! link puts and deletes, and health checks, each message in its own task, until `shutdown`
+//! resolves (SIGTERM, for `weft provider run`) or a member tells it to leave; then it drains
+//! (unsubscribes, answers the calls already routed to it) and shuts the provider down.
+//!
+//! Replacing a provider process is done by the hosts, not here: a new instance of the id
+//! starts, is told of its links, every host switches its calls to it and confirms, and only
+//! then is the old one told to leave (`weft_host`'s `hand_over`), so no call is on its way to
+//! an instance as it unsubscribes.
 
 use crate::{ActorInvoker, Failure, FailureKind, LinkDefinition, Provider, ProviderError};
 use crate::{ProviderCall, async_trait};
@@ -20,7 +23,7 @@ use weft_lattice::calls::{AnswerQueue, serve_batch};
 use weft_lattice::chunks::ReceiveError;
 use weft_lattice::{
     self as lattice, ActorInvocation, Answer, Credentials, LatticeError, Member, NatsOptions,
-    ProviderInvocation,
+    ProviderInstance, ProviderInvocation,
 };
 
 /// Where and as what a provider runs.
@@ -109,7 +112,7 @@ pub async fn run(
             source,
         })?;
 
-    let subscriptions = subscribe_all(&member, &id).await?;
+    let subscriptions = subscribe_all(&member, &id, Leave::WhenTold).await?;
     let own_health = match options.own_health.clone() {
         Some(subject) => Some(answer_own_health(&member, &provider, subject).await?),
         None => None,
@@ -241,34 +244,74 @@ impl Links {
     }
 }
 
-/// A provider's subscriptions on the lattice: calls (in the queue group of every instance of
-/// the provider id), link puts and deletes, and health checks. The runner serves them for a
+/// A provider's subscriptions on the lattice, as one instance of its id: calls (on a subject
+/// of this instance's own, `Subjects::provider_instance_calls`), link puts (to every instance
+/// and to this one alone), link deletes, health checks, questions for the instances serving
+/// the id, and (for a provider process) being told to leave. The runner serves them for a
 /// provider in its own process; a host serves its in-process providers the same way, so
 /// actors on other hosts reach them.
 pub struct Subscriptions {
     provider_id: String,
+    serving_since_ms: u64,
     calls: async_nats::Subscriber,
     puts: async_nats::Subscriber,
+    own_puts: async_nats::Subscriber,
     dels: async_nats::Subscriber,
     health: async_nats::Subscriber,
+    instances: async_nats::Subscriber,
+    leave: Option<async_nats::Subscriber>,
 }
 
-/// Subscribes to `id`'s subjects and returns once the server has them.
-pub async fn subscribe_all(member: &Member, id: &str) -> Result<Subscriptions, RunnerError> {
-    let (client, subjects) = (member.client(), member.subjects());
-    let calls = subscribe(client, subjects.provider_calls(id), Group::Shared).await?;
-    let puts = subscribe(client, subjects.provider_link_put(id), Group::Each).await?;
-    let dels = subscribe(client, subjects.provider_link_del(id), Group::Each).await?;
-    let health = subscribe(client, subjects.provider_health(id), Group::Each).await?;
+/// Whether an instance obeys a member telling it to leave: a provider process does (its
+/// replacement's hosts tell it once none routes to it); a host's in-process provider does not
+/// (its host decides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leave {
+    /// Leaves when told.
+    WhenTold,
+    /// Only its owner stops it.
+    Never,
+}
+
+/// Subscribes to `id`'s subjects as this member's instance of it and returns once the server
+/// has them.
+pub async fn subscribe_all(
+    member: &Member,
+    id: &str,
+    leave: Leave,
+) -> Result<Subscriptions, RunnerError> {
+    let (client, subjects, instance) = (member.client(), member.subjects(), member.id());
+    let calls = subscribe(client, subjects.provider_instance_calls(id, instance)).await?;
+    let puts = subscribe(client, subjects.provider_link_put(id)).await?;
+    let own_puts = subscribe(client, subjects.provider_instance_link_put(id, instance)).await?;
+    let dels = subscribe(client, subjects.provider_link_del(id)).await?;
+    let health = subscribe(client, subjects.provider_health(id)).await?;
+    let instances = subscribe(client, subjects.provider_instances(id)).await?;
+    let leave = match leave {
+        Leave::WhenTold => {
+            Some(subscribe(client, subjects.provider_instance_leave(id, instance)).await?)
+        }
+        Leave::Never => None,
+    };
     lattice::round_trip(client, Duration::from_secs(5)).await?;
-    tracing::info!(provider = %id, "provider serving on the lattice");
+    tracing::info!(provider = %id, %instance, "provider serving on the lattice");
     Ok(Subscriptions {
         provider_id: id.to_string(),
+        serving_since_ms: now_ms(),
         calls,
         puts,
+        own_puts,
         dels,
         health,
+        instances,
+        leave,
     })
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl Subscriptions {
@@ -278,10 +321,13 @@ impl Subscriptions {
     /// drains: unsubscribes, serves the calls it had already received, and returns once every
     /// call it took has been answered (or `actor_call_deadline` has passed).
     ///
-    /// The drain is as good as async-nats 0.51's `Subscriber::drain`, which forgets the
+    /// A member telling this instance to leave (`Leave::WhenTold`) ends it as `shutdown`
+    /// does. The drain is as good as async-nats 0.51's `Subscriber::drain`, which forgets the
     /// subscription once its UNSUB is written, not once the server confirms it: a call the
-    /// server routed here in that sub-millisecond window is lost (its caller gets a timeout).
-    /// Hence replacement in a process swaps what `current` returns instead of resubscribing.
+    /// server routed here in that sub-millisecond window would be lost. So an instance is
+    /// replaced by hosts switching to another one's subject first (`RouteSwitch`), and told to
+    /// leave only once none routes to it; and an in-process replacement swaps what `current`
+    /// returns instead of resubscribing.
     pub async fn run(
         self,
         member: &Arc<Member>,
@@ -292,11 +338,22 @@ impl Subscriptions {
     ) {
         let Subscriptions {
             provider_id,
+            serving_since_ms,
             mut calls,
             mut puts,
+            mut own_puts,
             mut dels,
             mut health,
+            mut instances,
+            leave,
         } = self;
+        let told_to_leave = async move {
+            match leave {
+                Some(mut leave) => told_to_leave(member, &mut leave).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(told_to_leave);
         let mut in_flight = tokio::task::JoinSet::new();
         let (answers, answering) = AnswerQueue::start(member.clone());
         let serve = |in_flight: &mut tokio::task::JoinSet<()>, message, kind| {
@@ -331,15 +388,13 @@ impl Subscriptions {
                         serve_batch(&member, serve, message, actor_call_deadline, &answers).await
                     }
                     Kind::Other(other) => {
-                        serve_other(
-                            &member,
+                        let serving = Serving {
                             provider,
-                            &links,
-                            other,
-                            message,
-                            actor_call_deadline,
-                        )
-                        .await
+                            provider_id: &provider_id,
+                            since_ms: serving_since_ms,
+                        };
+                        serve_other(&member, serving, &links, other, message, actor_call_deadline)
+                            .await
                     }
                 }
             });
@@ -351,15 +406,21 @@ impl Subscriptions {
             let (message, kind) = tokio::select! {
                 Some(message) = calls.next(), if room => (message, Kind::Calls),
                 Some(message) = puts.next(), if room => (message, Kind::Other(Other::LinkPut)),
+                Some(message) = own_puts.next(), if room => (message, Kind::Other(Other::LinkPut)),
                 Some(message) = dels.next(), if room => (message, Kind::Other(Other::LinkDel)),
                 Some(message) = health.next(), if room => (message, Kind::Other(Other::Health)),
+                Some(message) = instances.next(), if room => (message, Kind::Other(Other::Instance)),
                 Some(_) = in_flight.join_next(), if !in_flight.is_empty() => continue,
                 () = &mut shutdown => break,
+                () = &mut told_to_leave => {
+                    tracing::info!(provider = %provider_id, "told to leave: no host routes calls here any more");
+                    break;
+                }
             };
             serve(&mut in_flight, message, kind);
         }
         // Other instances of this id (or none) take new calls from here on.
-        drop((puts, dels, health));
+        drop((puts, own_puts, dels, health, instances));
         let drained = async {
             if let Err(error) = calls.drain().await {
                 tracing::warn!(%error, "cannot drain the provider's call subscription");
@@ -419,33 +480,35 @@ async fn answer_own_health(
     }))
 }
 
-/// Who gets a message: one instance of the provider id (its calls), or each instance (link
-/// changes and health checks, which every instance must see or may answer).
-#[derive(Debug, Clone, Copy)]
-enum Group {
-    Shared,
-    Each,
-}
-
 async fn subscribe(
     client: &async_nats::Client,
     subject: String,
-    group: Group,
 ) -> Result<async_nats::Subscriber, RunnerError> {
-    let subscribed = match group {
-        Group::Shared => {
-            client
-                .queue_subscribe(subject.clone(), subject.clone())
-                .await
-        }
-        Group::Each => client.subscribe(subject.clone()).await,
-    };
-    subscribed.map_err(|e| {
+    client.subscribe(subject.clone()).await.map_err(|e| {
         RunnerError::Lattice(LatticeError::Subscribe {
             subject,
             reason: e.to_string(),
         })
     })
+}
+
+/// Resolves once a member tells this instance to leave (answered first, so the one telling
+/// knows it was heard); a message no member sealed is dropped.
+async fn told_to_leave(member: &Member, leave: &mut async_nats::Subscriber) {
+    while let Some(message) = leave.next().await {
+        let sealed = lattice::receive_at_most(
+            member,
+            &message,
+            Duration::from_secs(1),
+            lattice::chunks::MAX_SMALL_BODY_BYTES,
+        )
+        .await;
+        if sealed.is_ok() {
+            lattice::respond(member, &message, &Answer::Ok(Vec::new())).await;
+            return;
+        }
+    }
+    std::future::pending().await
 }
 
 /// What a message on one of the provider's subjects is.
@@ -462,13 +525,22 @@ enum Other {
     LinkPut,
     LinkDel,
     Health,
+    /// Which instances serve the id: this one answers with itself.
+    Instance,
+}
+
+/// What serves a message: the provider (`None`: gone), as which instance of which id.
+struct Serving<'a> {
+    provider: Option<Arc<dyn Provider>>,
+    provider_id: &'a str,
+    since_ms: u64,
 }
 
 /// Answers one link change or health check; a malformed one is answered with an error,
 /// one no member sealed is dropped (counted and logged by the member).
 async fn serve_other(
     member: &Member,
-    provider: Option<Arc<dyn Provider>>,
+    serving: Serving<'_>,
     links: &Links,
     kind: Other,
     message: async_nats::Message,
@@ -490,7 +562,7 @@ async fn serve_other(
             return;
         }
     };
-    let Some(provider) = provider else {
+    let Some(provider) = serving.provider else {
         let gone = Answer::failed(
             FailureKind::Unavailable,
             format!("nothing serves {subject} here any more; try again"),
@@ -519,6 +591,14 @@ async fn serve_other(
             Err(error) => Answer::Err(error.into()),
         },
         Other::Health => Answer::encoded(&subject, &provider.health().await),
+        Other::Instance => Answer::encoded(
+            &subject,
+            &ProviderInstance {
+                provider_id: serving.provider_id.to_string(),
+                instance: member.id().to_string(),
+                serving_since_ms: serving.since_ms,
+            },
+        ),
     };
     lattice::respond(member, &message, &answer).await;
 }

@@ -426,7 +426,14 @@ pub async fn run(args: CtlArgs) -> Result<()> {
         }
         CtlCommand::Update(UpdateCommand::Provider { id, host, config }) => {
             let hosts = lattice.inventories().await?;
-            let targets = chosen(host, &hosts, running_provider(&hosts, &id)?)?;
+            // A provider process no host supervises is handed over by any host.
+            let on = running_provider(&hosts, &id).or_else(|none| {
+                hosts
+                    .first()
+                    .map(|first| vec![first.host_id.clone()])
+                    .ok_or(none)
+            })?;
+            let targets = chosen(host, &hosts, on)?;
             let config = (!config.is_empty())
                 .then(|| key_values(&config, "--config"))
                 .transpose()?;

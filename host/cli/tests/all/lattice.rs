@@ -189,9 +189,10 @@ fn two_hosts_and_a_redis_provider_process_count_in_one_redis() {
     }
 
     // The provider process gone: a request fails with an error naming it within the call
-    // deadline (2 s here, plus slack for a loaded machine), not a hang. NATS usually knows at once that nothing serves the subject
-    // ("no responders"); a request that beats the server to the dropped connection waits for
-    // the deadline.
+    // deadline (2 s here, plus slack for a loaded machine), not a hang. NATS usually knows at
+    // once that nothing serves the instance's subject ("no responders"), and then that no other
+    // instance serves the id; a request that beats the server to the dropped connection waits
+    // for the deadline.
     provider.kill();
     let started = Instant::now();
     let (status, body) = get(&a.serving, "/counter/lattice");
@@ -203,8 +204,8 @@ fn two_hosts_and_a_redis_provider_process_count_in_one_redis() {
     // kvcounter answers 503 when its store is unavailable, with the host's reason.
     assert_eq!(status, 503, "{body}");
     assert!(
-        body.contains("provider redis: nothing serves weft.it.provider.redis.call")
-            || body.contains("provider redis: no answer on weft.it.provider.redis.call"),
+        body.contains("provider redis: no instance of provider redis serves on lattice it")
+            || body.contains("provider redis: no answer on weft.it.provider.redis.instance."),
         "{body}"
     );
 
