@@ -155,7 +155,10 @@ pub async fn gather(
     let client = member.client();
     refuse_while_disconnected(client, &subject)?;
     let unreachable = |e: &dyn std::fmt::Display| {
-        Failure::new(FailureKind::Unavailable, format!("request on {subject}: {e}"))
+        Failure::new(
+            FailureKind::Unavailable,
+            format!("request on {subject}: {e}"),
+        )
     };
     let inbox = client.new_inbox();
     let mut answers = client

@@ -25,17 +25,26 @@ impl Subjects {
     /// routes to, and switching instances is a host changing subject, never an instance
     /// unsubscribing while calls may be on their way to it.
     pub fn provider_instance_calls(&self, provider_id: &str, instance: &str) -> String {
-        format!("{}.provider.{provider_id}.instance.{instance}.call", self.prefix)
+        format!(
+            "{}.provider.{provider_id}.instance.{instance}.call",
+            self.prefix
+        )
     }
 
     /// Where one instance of a provider is told of a link before calls are switched to it.
     pub fn provider_instance_link_put(&self, provider_id: &str, instance: &str) -> String {
-        format!("{}.provider.{provider_id}.instance.{instance}.link.put", self.prefix)
+        format!(
+            "{}.provider.{provider_id}.instance.{instance}.link.put",
+            self.prefix
+        )
     }
 
     /// Where one instance of a provider process is told to leave, once no host routes to it.
     pub fn provider_instance_leave(&self, provider_id: &str, instance: &str) -> String {
-        format!("{}.provider.{provider_id}.instance.{instance}.leave", self.prefix)
+        format!(
+            "{}.provider.{provider_id}.instance.{instance}.leave",
+            self.prefix
+        )
     }
 
     /// Where every instance of a provider says that it serves (how a host finds one to route

@@ -191,6 +191,14 @@ pub async fn run(command: ProviderCommand) -> Result<()> {
     config.extend(crate::link::key_values(&args.config, "--config")?);
     let provider = by_kind(&args.kind, &config)?;
     let provider_id = args.id.clone().unwrap_or_else(|| args.kind.clone());
+    if args.kind == "http-server" {
+        // A process replacing this one listens on its sockets, and this one on those of the
+        // process it replaces: no port closes in a swap.
+        let dir = handover_dir();
+        let scope = format!("{lattice}.{provider_id}");
+        weft_http_server::share_sockets(&dir, &scope)
+            .with_context(|| format!("cannot share listening sockets in {}", dir.display()))?;
+    }
     let options = RunnerOptions {
         nats: args
             .lattice
@@ -219,6 +227,18 @@ pub async fn run(command: ProviderCommand) -> Result<()> {
     })
     .await
     .with_context(|| format!("provider {provider_id} ({}) stopped", args.kind))
+}
+
+/// Where HTTP server processes hand their listening sockets to their replacements: beside the
+/// local control socket (the user's own runtime directory).
+fn handover_dir() -> std::path::PathBuf {
+    match weft_host::control::local::Endpoint::default_socket() {
+        weft_host::control::local::Endpoint::Socket(path) => path
+            .parent()
+            .map_or_else(std::env::temp_dir, std::path::Path::to_path_buf)
+            .join("http-sockets"),
+        _ => std::env::temp_dir().join("weft-http-sockets"),
+    }
 }
 
 /// Set by a supervising host to the provider's config, a JSON object (never argv: it may hold

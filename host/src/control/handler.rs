@@ -504,9 +504,7 @@ impl Control {
                 };
                 let config = config.unwrap_or(running.config);
                 if let Some(old) = running.process {
-                    return self
-                        .replace_process(running.summary, config, old, by)
-                        .await;
+                    return self.replace_process(running.summary, config, old, by).await;
                 }
                 let provider = self
                     .factory

@@ -70,7 +70,11 @@ impl Control {
     /// Replaces a provider process no host supervises with the newest process of its id
     /// (which its operator started): hands the calls over to it, then tells the older ones
     /// to leave.
-    pub(super) async fn replace_standalone(&self, id: &str, by: &str) -> Result<Done, ControlError> {
+    pub(super) async fn replace_standalone(
+        &self,
+        id: &str,
+        by: &str,
+    ) -> Result<Done, ControlError> {
         let member = self.lattice_member()?;
         let subject = member.subjects().provider_instances(id);
         let answers = lattice::gather(
@@ -118,7 +122,8 @@ impl Control {
             newest.instance,
             instances.len()
         );
-        self.publish(EventKind::ProviderUpdated, id, detail, by).await;
+        self.publish(EventKind::ProviderUpdated, id, detail, by)
+            .await;
         Ok(Done::Provider(ProviderSummary {
             id: id.to_string(),
             kind: "process".into(),
@@ -140,7 +145,10 @@ impl Control {
             .map(|host| host.member_id)
             .filter(|member| !member.is_empty())
             .collect();
-        Ok(self.host().hand_over_provider(id, instance, &members).await?)
+        Ok(self
+            .host()
+            .hand_over_provider(id, instance, &members)
+            .await?)
     }
 
     fn lattice_member(&self) -> Result<Arc<lattice::Member>, ControlError> {

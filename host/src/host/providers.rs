@@ -100,7 +100,9 @@ impl Host {
         hosts: &[String],
     ) -> Result<(), HostError> {
         let membership = self.state.lattice.membership().ok_or_else(|| {
-            HostError::Lattice("this host is on no lattice, so it serves no provider process".into())
+            HostError::Lattice(
+                "this host is on no lattice, so it serves no provider process".into(),
+            )
         })?;
         let links: Vec<LinkDefinition> = self
             .links()

@@ -24,7 +24,9 @@ impl Membership {
         hosts: &[String],
     ) -> Result<(), Failure> {
         let deadline = self.call_deadline;
-        let subject = self.subjects.provider_instance_link_put(provider_id, instance);
+        let subject = self
+            .subjects
+            .provider_instance_link_put(provider_id, instance);
         for link in links {
             let body = lattice::encode(&subject, link)?;
             let (_, from) = lattice::request_from(&self.member, subject.clone(), body, deadline)

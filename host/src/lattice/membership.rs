@@ -183,7 +183,10 @@ impl Membership {
     /// Forgets `route` (not one that replaced it meanwhile).
     fn forget_route(&self, provider_id: &str, route: &Arc<Route>) {
         let mut routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
-        if routes.get(provider_id).is_some_and(|r| Arc::ptr_eq(r, route)) {
+        if routes
+            .get(provider_id)
+            .is_some_and(|r| Arc::ptr_eq(r, route))
+        {
             routes.remove(provider_id);
         }
     }

@@ -91,10 +91,10 @@ impl Lattice {
         };
         let subscriptions =
             runner::subscribe_all(&membership.member, provider_id, runner::Leave::Never)
-            .await
-            .map_err(|e| {
-                Failure::new(weft_provider_sdk::FailureKind::Unavailable, e.to_string())
-            })?;
+                .await
+                .map_err(|e| {
+                    Failure::new(weft_provider_sdk::FailureKind::Unavailable, e.to_string())
+                })?;
         let (member, deadline) = (membership.member.clone(), membership.call_deadline);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {

@@ -744,7 +744,8 @@ async fn concurrent_provider_calls_share_messages_but_not_answers() {
     for error in failed {
         let error = error.await.unwrap().to_string();
         assert!(
-            error.contains("weft.test.provider.nobody.instance.XGONE.call") && error.contains("no responders"),
+            error.contains("weft.test.provider.nobody.instance.XGONE.call")
+                && error.contains("no responders"),
             "{error}"
         );
     }
@@ -1071,13 +1072,10 @@ async fn a_provider_process_serves_at_most_its_messages_in_flight_and_answers_th
     let mut waiting = tokio::task::JoinSet::new();
     let gate_calls = crate::instance_calls(&member, "gate").await;
     for _ in 0..calls {
-        let caller = ProviderCaller::start(
-            member.clone(),
-            gate_calls.clone(),
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+        let caller =
+            ProviderCaller::start(member.clone(), gate_calls.clone(), Duration::from_secs(5))
+                .await
+                .unwrap();
         let invocation = invocation.clone();
         waiting.spawn(async move {
             let answer = caller.call(&invocation, Duration::from_secs(25)).await;

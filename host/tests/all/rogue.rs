@@ -257,11 +257,22 @@ async fn strangers_on_the_wire_change_nothing_while_the_app_serves() {
         serde_bytes::ByteBuf::from(lattice::encode(&subject, &theft).unwrap()),
     )])
     .unwrap();
-    unanswered(&stranger, subject.clone(), async_nats::HeaderMap::new(), batch).await;
+    unanswered(
+        &stranger,
+        subject.clone(),
+        async_nats::HeaderMap::new(),
+        batch,
+    )
+    .await;
 
     // 3b. Every host told to route the provider's calls to the stranger's own subject, and
     // the provider process told to leave: neither obeyed (nor answered) without a seal.
-    let instance = subject.split('.').rev().nth(1).unwrap_or_default().to_string();
+    let instance = subject
+        .split('.')
+        .rev()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
     let switch = weft_lattice::RouteSwitch {
         provider_id: "redis".into(),
         instance: "XSTRANGER".into(),

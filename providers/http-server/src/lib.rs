@@ -33,7 +33,8 @@
 //! - A listener on an address this process already listens on shares that socket instead of
 //!   binding a new one. That is how a replacement provider (or a link put again with changed
 //!   values) takes over a port: it never closes, and connections waiting to be accepted go
-//!   to the new listener instead of being reset.
+//!   to the new listener instead of being reset. A process that replaces another process
+//!   gets the old one's socket the same way, over a Unix socket ([`share_sockets`]).
 //!
 //! **What it is not:** TLS or HTTP/2 termination; put a proxy in front for those.
 //!
@@ -53,6 +54,9 @@
 //! # }
 //! ```
 #![deny(missing_docs)]
+
+mod handover;
+pub use handover::share_sockets;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -146,19 +150,29 @@ async fn listen(
     let mut last_error = None;
     for candidate in tokio::net::lookup_host(address).await? {
         let shared = (candidate.port() != 0)
-            .then(|| {
-                SOCKETS
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .get(&candidate)
-                    .filter(|(owner, _)| owner == link)
-                    .and_then(|(_, open)| open.upgrade())
-            })
+            .then(|| shared_socket(candidate, link))
             .flatten();
         let socket = match shared {
             Some(socket) => socket,
             None => match bind(candidate, link) {
                 Ok(socket) => socket,
+                Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => {
+                    // Taken: by the process this one replaces, which hands its socket over.
+                    let fetched = {
+                        let link = link.clone();
+                        tokio::task::spawn_blocking(move || handover::fetch(candidate, &link))
+                            .await
+                            .ok()
+                            .flatten()
+                    };
+                    match fetched {
+                        Some(socket) => register(Arc::new(socket), link)?,
+                        None => {
+                            last_error = Some(error);
+                            continue;
+                        }
+                    }
+                }
                 Err(error) => {
                     last_error = Some(error);
                     continue;
@@ -181,7 +195,14 @@ fn bind(address: SocketAddr, link: &LinkKey) -> std::io::Result<Arc<std::net::Tc
     };
     socket.set_reuseaddr(true)?;
     socket.bind(address)?;
-    let socket = Arc::new(socket.listen(BACKLOG)?.into_std()?);
+    register(Arc::new(socket.listen(BACKLOG)?.into_std()?), link)
+}
+
+/// Records `socket` as this process's listener for `link` on its address.
+fn register(
+    socket: Arc<std::net::TcpListener>,
+    link: &LinkKey,
+) -> std::io::Result<Arc<std::net::TcpListener>> {
     let mut sockets = SOCKETS.lock().unwrap_or_else(PoisonError::into_inner);
     sockets.retain(|_, (_, open)| open.strong_count() > 0);
     sockets.insert(
@@ -189,6 +210,16 @@ fn bind(address: SocketAddr, link: &LinkKey) -> std::io::Result<Arc<std::net::Tc
         (link.clone(), Arc::downgrade(&socket)),
     );
     Ok(socket)
+}
+
+/// The socket this process listens on at `address` for `link`, if it has one.
+fn shared_socket(address: SocketAddr, link: &LinkKey) -> Option<Arc<std::net::TcpListener>> {
+    SOCKETS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&address)
+        .filter(|(owner, _)| owner == link)
+        .and_then(|(_, open)| open.upgrade())
 }
 
 struct Listener {

@@ -393,8 +393,15 @@ impl Subscriptions {
                             provider_id: &provider_id,
                             since_ms: serving_since_ms,
                         };
-                        serve_other(&member, serving, &links, other, message, actor_call_deadline)
-                            .await
+                        serve_other(
+                            &member,
+                            serving,
+                            &links,
+                            other,
+                            message,
+                            actor_call_deadline,
+                        )
+                        .await
                     }
                 }
             });

@@ -7,8 +7,8 @@
 //!   host). Where it runs at a lower revision it is hot-swapped; where its instance cap
 //!   differs from `instances` it is scaled;
 //! - a provider runs on one such host: the one running it already, else the one running the
-//!   fewest providers. `process = true` providers are a host's own (`weft host APP.toml`):
-//!   apply refuses them rather than run them somewhere unexpected;
+//!   fewest providers; with `process = true`, that host starts and supervises it as a child
+//!   process;
 //! - every link is put on every host (a host that has it answers `unchanged`).
 
 use super::{Lattice, short, table};
@@ -40,16 +40,6 @@ fn labelled<'a>(
 
 pub(super) async fn apply(lattice: &Lattice, out: &mut Out, json: bool, file: &Path) -> Result<()> {
     let manifest = Manifest::load(file)?;
-    if let Some(entry) = manifest.providers.iter().find(|p| p.process) {
-        bail!(
-            "{}: provider {:?} has process = true; `weft ctl apply` starts providers in hosts' \
-             processes. Run it with `weft host {}` on the host that should supervise it, or drop \
-             `process = true`",
-            file.display(),
-            entry.id,
-            file.display()
-        );
-    }
     let hosts = lattice.inventories().await?;
     if hosts.is_empty() {
         bail!("no host answered on the lattice; start one with `weft host`");

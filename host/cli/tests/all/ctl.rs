@@ -35,7 +35,7 @@ impl Drop for Killed {
 
 /// `weft host` with no app (it waits for `weft ctl`), with `args` (lattice, NATS, labels),
 /// running actors of any issuer (the example actors are signed by the build's key store).
-fn bare_host(weft: &Weft, args: &[&str]) -> Up {
+pub(crate) fn bare_host(weft: &Weft, args: &[&str]) -> Up {
     let empty = weft.path("empty.toml");
     std::fs::write(&empty, "").unwrap();
     let args = [args, &["--trust-any-issuer"]].concat();
@@ -588,10 +588,6 @@ fn lattice_example_deploys_with_apply_and_swaps_as_its_readme_says() {
         "[[providers]]\nid = \"kv2\"\nkind = \"keyvalue-memory\"\non = { zone = \"mars\" }\n",
         "no host has the labels {\"zone\": \"mars\"} for provider kv2",
     );
-    refuse(
-        "[[providers]]\nid = \"kv2\"\nkind = \"keyvalue-memory\"\nprocess = true\n",
-        "provider \"kv2\" has process = true",
-    );
     let inventory = ctl(&["inventory"]);
     assert!(!inventory.contains("kv2"), "{inventory}");
 }
@@ -796,6 +792,14 @@ fn ctl_starts_supervises_and_stops_a_provider_process() {
     };
     let second = restarted["pid"].as_u64().unwrap() as u32;
     assert_ne!(second, pid);
+
+    // A new process would start empty: the replacement is refused, naming why.
+    let refused = ctl(&["update", "provider", "kv"]).refused();
+    assert!(
+        refused.contains("keeps its data in its process's memory"),
+        "{refused}"
+    );
+    assert_eq!(provider().unwrap()["pid"].as_u64(), Some(u64::from(second)));
 
     let stopped = ctl(&["stop", "provider", "kv"]).ok();
     assert!(stopped.contains("done"), "{stopped}");

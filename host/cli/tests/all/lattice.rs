@@ -16,7 +16,7 @@ pub(crate) struct ProviderProcess {
 
 impl ProviderProcess {
     /// Starts it and waits until it serves on the lattice.
-    fn start(weft: &Weft, kind: &str, id: &str, nats: &NatsServer) -> ProviderProcess {
+    pub(crate) fn start(weft: &Weft, kind: &str, id: &str, nats: &NatsServer) -> ProviderProcess {
         Self::start_with(weft, kind, id, nats, &[])
     }
 
@@ -81,6 +81,18 @@ impl ProviderProcess {
     pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Whether it exits by itself within `within`.
+    pub(crate) fn exits_within(&mut self, within: Duration) -> bool {
+        let until = Instant::now() + within;
+        while Instant::now() < until {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
     }
 }
 

@@ -12,6 +12,7 @@ mod embed;
 mod faults;
 mod hostile;
 mod lattice;
+mod replace;
 mod secure;
 mod up;
 
@@ -92,6 +93,19 @@ impl Run {
             self.stdout()
         );
         self.stdout()
+    }
+    /// Asserts that a `weft ctl` request was refused by a host (its reason is on stdout, one
+    /// line per host) with a clean error exit; returns stdout and stderr.
+    pub fn refused(&self) -> String {
+        let stderr = self.stderr();
+        assert_eq!(
+            self.output.status.code(),
+            Some(1),
+            "not refused: {stderr}\nstdout: {}",
+            self.stdout()
+        );
+        assert!(!stderr.contains("panicked"), "weft panicked: {stderr}");
+        format!("{}{stderr}", self.stdout())
     }
     /// Asserts a one-line error on stderr, non-zero exit and no panic; returns the line.
     pub fn fails(&self) -> String {
