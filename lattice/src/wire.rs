@@ -49,6 +49,10 @@ pub struct ProviderInstance {
     /// When it started serving, milliseconds since the Unix epoch: of two instances, the
     /// newer is the replacement.
     pub serving_since_ms: u64,
+    /// Why another process cannot take over from it, if one cannot (what it holds only a
+    /// replacement in its own process can take over).
+    #[serde(default)]
+    pub not_replaceable: Option<String>,
 }
 
 /// A host told to route provider `provider_id`'s calls to `instance` from now on. The host

@@ -102,17 +102,19 @@ pub enum ControlError {
          start its replacement with the new ones, then update without --config"
     )]
     ConfigOfStandalone(String),
-    /// A provider process that keeps its data in memory would lose it to a new process.
+    /// A provider process holds what a new process cannot take over (data in memory,
+    /// subscriptions).
     #[error(
-        "provider {id} ({kind}) keeps its data in its process's memory, and a new process would \
-         start empty, so it is not replaced; run it in the host's process (process = false) to \
-         replace it with its data, or stop it and start it again to empty it"
+        "provider {id} ({kind}) is not replaced by a new process: {reason}. Run it in the \
+         host's process (process = false) to replace it live, or stop it and start it again"
     )]
-    DataInProcess {
+    InProcessOnly {
         /// The provider's id.
         id: String,
         /// Its kind.
         kind: String,
+        /// What it holds.
+        reason: String,
     },
     /// A supervised provider process's replacement did not come up as a member.
     #[error("the replacement of provider {0} is not on the lattice; the old process keeps serving")]

@@ -24,8 +24,8 @@ const MOST_INSTANCES: usize = 64;
 
 impl Control {
     /// Replaces the supervised provider process `old` (of `summary`) with a new child
-    /// configured with `config`. A provider that keeps its data in its process's memory is
-    /// refused: a new process would start empty.
+    /// configured with `config`. A provider that holds what only a replacement in its own
+    /// process can take over (data in memory, subscriptions) is refused, saying so.
     pub(super) async fn replace_process(
         &self,
         summary: ProviderSummary,
@@ -34,12 +34,12 @@ impl Control {
         by: &str,
     ) -> Result<Done, ControlError> {
         let (id, kind) = (summary.id.clone(), summary.kind.clone());
-        if self
+        if let Err(reason) = self
             .factory()
             .provider(&kind, &config)
-            .is_ok_and(|provider| provider.keeps_data())
+            .map_or(Ok(()), |provider| provider.replaceable_by_process())
         {
-            return Err(ControlError::DataInProcess { id, kind });
+            return Err(ControlError::InProcessOnly { id, kind, reason });
         }
         let started = Instant::now();
         let new = self
@@ -107,6 +107,13 @@ impl Control {
                 serving: instances.len(),
             });
         };
+        if let Some(reason) = instances.iter().find_map(|i| i.not_replaceable.clone()) {
+            return Err(ControlError::InProcessOnly {
+                id: id.to_string(),
+                kind: "process".into(),
+                reason,
+            });
+        }
         self.hand_over(id, &newest.instance).await?;
         instances.retain(|i| i.instance != newest.instance);
         for old in &instances {

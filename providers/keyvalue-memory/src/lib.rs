@@ -554,6 +554,10 @@ impl Provider for MemoryKeyValue {
         true
     }
 
+    fn replaceable_by_process(&self) -> Result<(), String> {
+        Err("it keeps its data in its process's memory, and a new process would start empty".into())
+    }
+
     /// Shares its predecessor's store: the data, not a copy of it, so nothing written while
     /// the old instance finishes its calls is lost. Its own quota applies from now on.
     async fn take_over(&self, state: HeldState) -> Result<(), ProviderError> {

@@ -303,6 +303,18 @@ impl Provider for NatsMessaging {
         Some(self.links.clone())
     }
 
+    /// Subscriptions cannot move between processes: a new process subscribing beside the old
+    /// one would deliver a message twice, and one subscribing after the old one unsubscribed
+    /// could miss one (async-nats 0.51 forgets a subscription as its UNSUB is written, before
+    /// the server stops routing to it).
+    fn replaceable_by_process(&self) -> Result<(), String> {
+        Err(
+            "it holds its actors' NATS subscriptions, which a new process cannot take over \
+             without delivering a message twice or losing one"
+                .into(),
+        )
+    }
+
     async fn take_over(&self, state: HeldState) -> Result<(), ProviderError> {
         let theirs = state.downcast::<Mutex<Deliveries>>().map_err(|_| {
             ProviderError::Backend("the running provider's state is not NATS subscriptions".into())

@@ -213,6 +213,13 @@ pub trait Provider: Send + Sync + 'static {
         false
     }
 
+    /// Whether a new process of this provider can take over from a running process of it with
+    /// nothing lost or done twice; `Err` says why not (what it holds only a replacement in the
+    /// same process can take over).
+    fn replaceable_by_process(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Takes over `state`, its predecessor's [`Provider::held_state`], before its first link
     /// or call. A provider that cannot (the default: another kind, another layout) refuses,
     /// and then the replacement is refused and the running provider keeps serving.

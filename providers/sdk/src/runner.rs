@@ -604,6 +604,7 @@ async fn serve_other(
                 provider_id: serving.provider_id.to_string(),
                 instance: member.id().to_string(),
                 serving_since_ms: serving.since_ms,
+                not_replaceable: provider.replaceable_by_process().err(),
             },
         ),
     };
