@@ -14,7 +14,13 @@
 //!     provider without `process = true`; each under two Redis durability settings:
 //!     `appendfsync always` (the test harness's: a write is on disk before it is acknowledged)
 //!     and `everysec` (Redis's default with an append-only file). Rounds alternate Weft and
-//!     redis-benchmark; the median of the rounds' ratios is the figure, as in (f).
+//!     redis-benchmark; the median of the rounds' ratios is the figure, as in (f);
+//! (h) a provider process replaced under load: kvcounter increments through the Redis
+//!     provider process, 8 at a time, while a new process of it starts, the host's calls are
+//!     handed over to it and the old one is told to leave ([`Host::hand_over_provider`], what
+//!     `weft ctl update provider` does), [`SWAPS`] times: the time from starting the new
+//!     process to the old one's exit, and the p99 latency of the calls overlapping a swap
+//!     against the p99 of the calls in between, in the same run (target ≤ 2×).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use criterion::Criterion;
@@ -193,15 +199,7 @@ impl Drop for ProviderProcess {
 /// Starts the Redis provider in a process of its own on the lattice, as `provider_id`;
 /// returns once it answers health checks.
 async fn provider_in_its_own_process(nats: &NatsServer, provider_id: &str) -> ProviderProcess {
-    let child = std::process::Command::new(std::env::current_exe().unwrap())
-        .env(
-            PROVIDER_PROCESS_ENV,
-            format!("{} {provider_id}", nats.url()),
-        )
-        .env(ISSUER_ENV, credentials().issuer_seed().unwrap())
-        .spawn()
-        .unwrap();
-    let process = ProviderProcess(child);
+    let process = spawn_provider_process(nats, provider_id);
     let health = lattice::Subjects::new(LATTICE).provider_health(provider_id);
     let client = join(nats, "bench").await;
     while lattice::request(
@@ -216,6 +214,153 @@ async fn provider_in_its_own_process(nats: &NatsServer, provider_id: &str) -> Pr
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     process
+}
+
+/// Provider process replacements (h) makes, and the calls it keeps in flight meanwhile.
+const SWAPS: usize = 5;
+const SWAP_CONCURRENCY: usize = 8;
+
+/// The instances of `provider_id` that say they serve now, asked as `member`.
+async fn instances(member: &lattice::Member, provider_id: &str) -> Vec<String> {
+    let subject = member.subjects().provider_instances(provider_id);
+    lattice::gather(
+        member,
+        subject.clone(),
+        Vec::new(),
+        Duration::from_millis(50),
+        4096,
+        16,
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .filter_map(|(body, _)| lattice::decode::<lattice::ProviderInstance>(&subject, &body).ok())
+    .map(|instance| instance.instance)
+    .collect()
+}
+
+/// Starts the Redis provider in a process of its own on the lattice, as `provider_id`.
+fn spawn_provider_process(nats: &NatsServer, provider_id: &str) -> ProviderProcess {
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(
+            PROVIDER_PROCESS_ENV,
+            format!("{} {provider_id}", nats.url()),
+        )
+        .env(ISSUER_ENV, credentials().issuer_seed().unwrap())
+        .spawn()
+        .unwrap();
+    ProviderProcess(child)
+}
+
+/// What (h) measured.
+struct Replacement {
+    /// From starting the new process to the old one's exit, each swap, sorted.
+    took: Vec<Duration>,
+    steady_p99: Duration,
+    overlapping_p99: Duration,
+    steady_calls: usize,
+    overlapping_calls: usize,
+    failed: usize,
+}
+
+fn p99(latencies: &mut [Duration]) -> Duration {
+    latencies.sort_unstable();
+    latencies
+        .get(latencies.len().saturating_sub(1) * 99 / 100)
+        .copied()
+        .unwrap_or_default()
+}
+
+/// (h): see the top of this file.
+async fn replace_under_load(nats: &NatsServer, redis: &RedisServer) -> Replacement {
+    let provider_id = "redis-swap";
+    let observer = join(nats, "bench-swap").await;
+    let mut current = provider_in_its_own_process(nats, provider_id).await;
+    let mut current_instance = instances(&observer, provider_id).await.remove(0);
+    let host = member(nats).await;
+    let counter = start_counter(&host, provider_id, redis.url()).await;
+    let request = weft_contracts::encode(&HttpRequest {
+        method: "GET".into(),
+        path: "/counter/swap".into(),
+        ..HttpRequest::default()
+    })
+    .unwrap();
+    let base = Instant::now();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..SWAP_CONCURRENCY)
+        .map(|_| {
+            let (host, counter, request, stop) =
+                (host.clone(), counter.clone(), request.clone(), stop.clone());
+            tokio::spawn(async move {
+                let (mut calls, mut failed) = (Vec::new(), 0);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let started = Instant::now();
+                    match host.invoke(&counter, HANDLE_REQUEST, &request).await {
+                        Ok(_) => calls.push((started - base, started.elapsed())),
+                        Err(_) => failed += 1,
+                    }
+                }
+                (calls, failed)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut windows = Vec::new();
+    let mut took = Vec::new();
+    for _ in 0..SWAPS {
+        let started = Instant::now();
+        let next = spawn_provider_process(nats, provider_id);
+        let new = loop {
+            if let Some(new) = instances(&observer, provider_id)
+                .await
+                .into_iter()
+                .find(|i| *i != current_instance)
+            {
+                break new;
+            }
+        };
+        host.hand_over_provider(provider_id, &new, &[]).await.unwrap();
+        let leave = observer
+            .subjects()
+            .provider_instance_leave(provider_id, &current_instance);
+        lattice::request(&observer, leave, Vec::new(), Duration::from_secs(2))
+            .await
+            .unwrap();
+        while current.0.try_wait().unwrap().is_none() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        took.push(started.elapsed());
+        windows.push((started - base, base.elapsed()));
+        (current, current_instance) = (next, new);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut steady, mut overlapping, mut failed) = (Vec::new(), Vec::new(), 0);
+    for worker in load {
+        let (calls, failures) = worker.await.unwrap();
+        failed += failures;
+        for (at, latency) in calls {
+            let overlaps = windows
+                .iter()
+                .any(|(from, to)| at <= *to && at + latency >= *from);
+            // The first second warms up: not steady.
+            if overlaps {
+                overlapping.push(latency);
+            } else if at > Duration::from_secs(1) {
+                steady.push(latency);
+            }
+        }
+    }
+    drop(current);
+    took.sort_unstable();
+    Replacement {
+        took,
+        steady_calls: steady.len(),
+        overlapping_calls: overlapping.len(),
+        steady_p99: p99(&mut steady),
+        overlapping_p99: p99(&mut overlapping),
+        failed,
+    }
 }
 
 /// What (g) found under one durability setting: medians over the rounds.
@@ -362,6 +507,10 @@ fn main() {
             Throughput::of(durability, rounds)
         })
         .collect();
+
+    // (h) a provider process replaced under load.
+    let swap_redis = RedisServer::start_with(&["--appendfsync", "everysec"]).unwrap();
+    let replaced = runtime.block_on(replace_under_load(&nats, &swap_redis));
     c.final_summary();
 
     let mean = |bench: &str| weft_bench::mean_ns(&output, "lattice_call_100B", bench);
@@ -397,4 +546,16 @@ fn main() {
             t.in_ratio
         );
     }
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "(h) provider process replaced under load ({SWAP_CONCURRENCY} increments at a time, {SWAPS} swaps): new process started to old one gone median {:.0} ms (longest {:.0} ms); p99 of the {} calls overlapping a swap {:.2} ms vs {:.2} ms for the {} calls between swaps: ratio {:.2}× (target ≤ 2×); {} calls failed",
+        ms(replaced.took[replaced.took.len() / 2]),
+        ms(replaced.took[replaced.took.len() - 1]),
+        replaced.overlapping_calls,
+        ms(replaced.overlapping_p99),
+        ms(replaced.steady_p99),
+        replaced.steady_calls,
+        replaced.overlapping_p99.as_secs_f64() / replaced.steady_p99.as_secs_f64(),
+        replaced.failed
+    );
 }
