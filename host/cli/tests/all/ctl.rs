@@ -499,8 +499,9 @@ values = {{ url = "{redis}" }}
 }
 
 /// examples/lattice as its README runs it: two labelled hosts, `weft ctl apply` of the
-/// example's manifest (HTTP on the edge host, Redis on the core one), then the actor and both
-/// providers swapped and the actor scaled, the count going on across all of it.
+/// example's manifest (HTTP on the edge host, Redis on the core one, each a process its host
+/// supervises), then the actor and both provider processes swapped and the actor scaled, the
+/// count going on across all of it.
 #[test]
 fn lattice_example_deploys_with_apply_and_swaps_as_its_readme_says() {
     let weft = Weft::new();
@@ -565,6 +566,8 @@ fn lattice_example_deploys_with_apply_and_swaps_as_its_readme_says() {
     assert_eq!(scaled.lines().count(), 2, "{scaled}");
     let inventory = ctl(&["inventory"]);
     assert_eq!(inventory.matches("rev 2 max 48").count(), 2, "{inventory}");
+    // Both providers are processes their hosts supervise, replaced (not restarted).
+    assert_eq!(inventory.matches("0 restart(s)").count(), 2, "{inventory}");
     assert_eq!(count(), r#"{"counter":"a","count":2}"#);
     assert_eq!(redis.get("counter:a").unwrap().as_deref(), Some("2"));
 
