@@ -536,9 +536,10 @@ fn a_provider_process_needs_at_least_one_thread() {
     );
 }
 
-/// A supervised provider that keeps its data in memory, killed: the host says the data is
-/// lost (a line of output and a `provider_state_lost` event that `weft ctl watch` shows),
-/// never silently, and the restarted provider serves again from empty.
+/// A supervised provider that keeps its data in memory, killed mid-load (8 keep-alive
+/// clients): the host says the data is lost (a line of output and a `provider_state_lost`
+/// event that `weft ctl watch` shows), never silently; meanwhile requests get a 503 saying
+/// why, never a broken connection, and the restarted provider serves again from empty.
 #[test]
 fn a_restarted_in_memory_provider_process_reports_its_state_lost() {
     let weft = Weft::new();
@@ -575,6 +576,11 @@ fn a_restarted_in_memory_provider_process_reports_its_state_lost() {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let _ = tx.send(line);
         }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let load = crate::HttpLoad::start(8, || {
+        let mut client = crate::ctl::KeepAlive::new(&host.serving);
+        move || client.get("/counter/load")
     });
     std::thread::sleep(Duration::from_millis(500));
     assert!(
@@ -615,6 +621,21 @@ fn a_restarted_in_memory_provider_process_reports_its_state_lost() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    let (ok, failures) = load.finish();
+    assert!(ok > 0);
+    // While nothing served the store: 503s saying why (the store, or the actor's instances
+    // held by calls that were waiting on the killed process), never a broken connection.
+    for failure in &failures {
+        assert!(
+            failure.starts_with("Ok((503,")
+                && (failure.contains("provider kv") || failure.contains("is busy")),
+            "{failure}"
+        );
+    }
+    eprintln!(
+        "killed mid-load: {ok} requests served, {} answered 503 while the provider restarted",
+        failures.len()
+    );
 }
 
 /// Health is asked of the supervised child itself: hung (SIGSTOP) while another instance of
