@@ -319,7 +319,9 @@ async fn replace_under_load(nats: &NatsServer, redis: &RedisServer) -> Replaceme
                 break new;
             }
         };
-        host.hand_over_provider(provider_id, &new, &[]).await.unwrap();
+        host.hand_over_provider(provider_id, &new, &[])
+            .await
+            .unwrap();
         let leave = observer
             .subjects()
             .provider_instance_leave(provider_id, &current_instance);
