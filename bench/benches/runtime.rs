@@ -6,7 +6,10 @@
 //!     the start-up snapshot where there is one) vs bare wasmtime `InstancePre::instantiate` of
 //!     the same module on the same wasmtime engine (target ≤ 1.5×);
 //! (c) swap latency: `Host::update_actor` to a new version whose code is already compiled,
-//!     from new bytes to new calls on the new version (target ≤ 1 ms).
+//!     from new bytes to new calls on the new version (target ≤ 1 ms);
+//! (i) an actor-to-actor call between two local actors: invoking a relay actor that calls
+//!     echo by its module key and answers what echo said, vs invoking echo directly (target
+//!     ≤ 2×: the call from actor to actor costs at most one more invoke).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use criterion::Criterion;
@@ -184,6 +187,28 @@ fn main() {
         group.finish();
     }
 
+    // (i) actor to actor: a relay (no capabilities) calling echo by its module key.
+    let relay = sign_relay(&actor, &account);
+    let relay = runtime.block_on(host.start_actor(&relay)).unwrap().id;
+    assert_eq!(
+        runtime
+            .block_on(host.invoke(&relay, "relay", &payload))
+            .unwrap(),
+        payload
+    );
+    {
+        let mut group = c.benchmark_group("actor_to_actor_100B");
+        group.bench_function("direct_invoke_echo", |b| {
+            b.to_async(&runtime)
+                .iter(|| async { host.invoke(&actor, "echo", &payload).await.unwrap() })
+        });
+        group.bench_function("relay_calling_echo", |b| {
+            b.to_async(&runtime)
+                .iter(|| async { host.invoke(&relay, "relay", &payload).await.unwrap() })
+        });
+        group.finish();
+    }
+
     // (c) swap latency, compile excluded: the same code re-signed, revision not lower.
     let next = sign(&echo, 2, &account, &module_key);
     {
@@ -249,4 +274,51 @@ fn main() {
             swap / 1e6
         );
     }
+    if let (Some(relayed), Some(direct)) = (
+        mean("actor_to_actor_100B", "relay_calling_echo"),
+        mean("actor_to_actor_100B", "direct_invoke_echo"),
+    ) {
+        println!(
+            "(i) actor-to-actor call, 100 B: relay → echo {:.2} µs, echo invoked directly {:.2} µs, ratio {:.2}× (target ≤ 2×)",
+            relayed / 1e3,
+            direct / 1e3,
+            relayed / direct
+        );
+    }
+}
+
+/// A relay actor, signed with no capabilities by `account`: every call it gets, it makes to
+/// actor `target` (operation `echo`, by module key) and answers with what that said.
+fn sign_relay(target: &str, account: &wascap::KeyPair) -> Vec<u8> {
+    let wat = format!(
+        r#"(module
+  (import "wapc" "__guest_request" (func $req (param i32 i32)))
+  (import "wapc" "__guest_response" (func $resp (param i32 i32)))
+  (import "wapc" "__host_call" (func $call (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "wapc" "__host_response" (func $hresp (param i32)))
+  (import "wapc" "__host_response_len" (func $hresp_len (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "default")
+  (data (i32.const 16) "{target}")
+  (data (i32.const 80) "echo")
+  (func (export "__guest_call") (param $op_len i32) (param $msg_len i32) (result i32)
+    (call $req (i32.const 1024) (i32.const 2048))
+    (if (i32.eqz (call $call (i32.const 0) (i32.const 7) (i32.const 16) (i32.const {len})
+          (i32.const 80) (i32.const 4) (i32.const 2048) (local.get $msg_len)))
+      (then (return (i32.const 0))))
+    (call $hresp (i32.const 8192))
+    (call $resp (i32.const 8192) (call $hresp_len))
+    (i32.const 1)))"#,
+        len = target.len()
+    );
+    let code = wat::parse_str(&wat).unwrap();
+    let claims = Claims::new(
+        account.public_key(),
+        KeyRole::Module.generate().unwrap().public_key(),
+        Actor {
+            name: Some("relay".into()),
+            ..Actor::default()
+        },
+    );
+    wascap::embed_claims(&code, &claims, account).unwrap()
 }

@@ -93,6 +93,14 @@ impl ActorIdentity {
     pub fn may_call(&self, contract: &str) -> bool {
         self.unsigned || self.capabilities.iter().any(|c| c == contract)
     }
+
+    /// The alias other actors may call it by (`call_alias` in its claims), if it has one.
+    pub fn call_alias(&self) -> Option<&str> {
+        self.claims
+            .as_ref()
+            .and_then(|claims| claims.metadata.as_ref())
+            .and_then(|actor| actor.call_alias.as_deref())
+    }
 }
 
 /// How the host decides whether to load a module.

@@ -20,6 +20,20 @@ impl Subjects {
         format!("{}.actor.{actor_id}", self.prefix)
     }
 
+    /// Where an actor is invoked by its call alias (and the queue group of the hosts running
+    /// it); `None` for an alias that is not a valid subject (a space, a wildcard, an empty
+    /// token), which then reaches the actor only on its own host.
+    pub fn actor_alias(&self, alias: &str) -> Option<String> {
+        let valid = !alias.is_empty()
+            && alias.split('.').all(|token| {
+                !token.is_empty()
+                    && token
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-'))
+            });
+        valid.then(|| format!("{}.alias.{alias}", self.prefix))
+    }
+
     /// Where one instance (a process, or a host serving its in-process provider) of provider
     /// `provider_id` serves actors' calls. Each instance has its own: a host calls the one it
     /// routes to, and switching instances is a host changing subject, never an instance

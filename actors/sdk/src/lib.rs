@@ -2,9 +2,9 @@
 //!
 //! A thin layer over `wapc-guest`: register an HTTP handler with [`http::serve`], call the
 //! key-value store with [`keyvalue`], publish, request and receive messages with
-//! [`messaging`], log with [`logging`]. Payloads are the wasmCloud 0.x
-//! contract types from `weft-contracts`, so an actor written with this crate talks to any
-//! provider of those contracts.
+//! [`messaging`], log with [`logging`], call other actors with [`actor`]. Payloads are the
+//! wasmCloud 0.x contract types from `weft-contracts`, so an actor written with this crate
+//! talks to any provider of those contracts.
 //!
 //! **What it is not:** an async runtime or a second RPC layer; every call is one waPC host call.
 #![deny(missing_docs)]
@@ -53,6 +53,17 @@ where
     let answer = wapc_guest::host_call(link, contract, operation, &payload)
         .map_err(|e| Error::Host(e.to_string()))?;
     Ok(contracts::decode(&answer)?)
+}
+
+/// Calls to other actors (wasmCloud 0.x's actor-to-actor calls).
+pub mod actor {
+    /// Calls `operation` of the actor `target` (its call alias or its module key) with
+    /// `payload`, and returns its answer; the host runs it in process when it is local, over
+    /// the lattice when not, within this call's deadline.
+    pub fn call(target: &str, operation: &str, payload: &[u8]) -> super::Result<Vec<u8>> {
+        wapc_guest::host_call("default", target, operation, payload)
+            .map_err(|e| super::Error::Host(e.to_string()))
+    }
 }
 
 /// `wasmcloud:keyvalue` on the `default` link.

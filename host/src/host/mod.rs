@@ -17,7 +17,7 @@ use crate::IdMap;
 use crate::actor::{ActorIdentity, ActorPool, LoadPolicy};
 use crate::engine::{EngineConfig, WasmEngine};
 use crate::invoke::route::{Router, Routes};
-use crate::invoke::{CallPolicy, Deadline, HostCalls, InvokeError, Policy, claims};
+use crate::invoke::{CallPolicy, Deadline, HostCalls, InvokeActor, InvokeError, Policy, claims};
 use crate::lattice::Lattice;
 use crate::lattice::serving::LocalActors;
 use crate::links::LinkTable;
@@ -105,6 +105,37 @@ impl Routes for HostState {
             .get(provider_id)
             .cloned()
             .or_else(|| self.lattice.provider(provider_id))
+    }
+
+    /// Here by module key or call alias; else on the lattice, by either (whose hosts answer
+    /// "no responders" when none runs it).
+    fn actor(&self, target: &str) -> Option<Arc<dyn InvokeActor>> {
+        let local = {
+            let actors = read(&self.actors);
+            actors.get(target).cloned().or_else(|| {
+                actors
+                    .values()
+                    .find(|pool| pool.identity().call_alias() == Some(target))
+                    .cloned()
+            })
+        };
+        match local {
+            Some(pool) => Some(pool),
+            None if wascap::keys::public_key_with_role(
+                target,
+                wascap::KeyRole::Module,
+                "actor",
+            )
+            .is_ok() =>
+            {
+                self.lattice.actor(target)
+            }
+            None => self.lattice.actor_by_alias(target),
+        }
+    }
+
+    fn on_lattice(&self) -> bool {
+        self.lattice.membership().is_some()
     }
 }
 
@@ -253,7 +284,7 @@ impl Host {
         }
         self.state
             .lattice
-            .serve_actor(&identity.id, self.local_actors())
+            .serve_actor(&identity.id, identity.call_alias(), self.local_actors())
             .await
             .map_err(|failure| HostError::Lattice(failure.message))?;
         tracing::info!(actor = %identity.id, name = %identity.name, "actor started");
@@ -270,11 +301,14 @@ impl Host {
             .lattice
             .join(member, &lattice, self.state.call_deadline())
             .map_err(HostError::AlreadyJoined)?;
-        let actors: Vec<String> = read(&self.state.actors).keys().cloned().collect();
-        for actor_id in actors {
+        let actors: Vec<ActorIdentity> = read(&self.state.actors)
+            .values()
+            .map(|pool| pool.identity().clone())
+            .collect();
+        for identity in actors {
             self.state
                 .lattice
-                .serve_actor(&actor_id, self.local_actors())
+                .serve_actor(&identity.id, identity.call_alias(), self.local_actors())
                 .await
                 .map_err(|failure| HostError::Lattice(failure.message))?;
         }

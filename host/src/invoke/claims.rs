@@ -2,6 +2,12 @@
 //! unsigned under the development switch may call anything). Refused before any later layer
 //! sees the call.
 //!
+//! A call to another actor (by call alias or module key) needs no capability, on either side:
+//! wasmCloud 0.x allows actor-to-actor calls by default (its decision record "Actor-to-Actor
+//! Calls Allowed by Default"), and actors of that lineage are signed without one, so requiring
+//! one would refuse them. A host that must restrict who calls whom sets a `CallPolicy`, which
+//! sees every such call (the caller and the target) after this layer.
+//!
 //! The same claims decide the other direction ([`check_inbound`]): a provider of a contract
 //! may call only actors signed for that contract, so an HTTP server cannot drive an actor
 //! that was never meant to face HTTP.
@@ -28,7 +34,7 @@ impl ClaimsCheck {
 impl HostCalls for ClaimsCheck {
     async fn host_call(&self, call: HostCall<'_>) -> Result<Vec<u8>, InvokeError> {
         let identity = &self.identity;
-        if !identity.may_call(call.contract) {
+        if !super::names_an_actor(call.contract) && !identity.may_call(call.contract) {
             return Err(InvokeError::Denied {
                 actor: identity.id.clone(),
                 contract: call.contract.to_string(),

@@ -17,6 +17,20 @@ pub enum InvokeError {
         /// The actor asked for.
         actor: String,
     },
+    /// An actor called another that runs nowhere it can reach: not here by that call alias or
+    /// module key, nor (by module key) on the lattice.
+    #[error(
+        "actor {caller} called actor {target}, which runs neither on this host{lattice}; start \
+         it, or check the call alias or module key it is called by"
+    )]
+    NoActor {
+        /// The calling actor.
+        caller: String,
+        /// The call alias or module key it called.
+        target: String,
+        /// Where else it was looked for (`" nor on the lattice"`), if anywhere.
+        lattice: &'static str,
+    },
     /// The actor is being stopped or replaced and takes no new calls here.
     #[error("actor {actor} is stopping and takes no new calls")]
     Stopping {
@@ -106,7 +120,7 @@ impl InvokeError {
     /// The kind of failure, as it travels.
     pub fn kind(&self) -> FailureKind {
         match self {
-            InvokeError::NotFound { .. } => FailureKind::NotFound,
+            InvokeError::NotFound { .. } | InvokeError::NoActor { .. } => FailureKind::NotFound,
             InvokeError::Stopping { .. } => FailureKind::Unavailable,
             InvokeError::Busy { .. } => FailureKind::Busy,
             InvokeError::Guest { error, .. } => error.kind(),

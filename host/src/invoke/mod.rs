@@ -8,7 +8,7 @@
 //! | *the guest runs* | `crate::instance` | | `Guest` → 504 (deadline) / 500 (trap, its own error) |
 //! | claims | [`claims`] | may this actor call this contract (its signed claims) | `Denied` → 403 |
 //! | policy | [`policy`] | may it, by the host's own rules ([`CallPolicy`], an embedder's) | `Denied` → 403 |
-//! | route | [`route`] | who serves it: the host's logger, or the provider its link names, in this process or on the lattice | `NoLink`, `Provider` → 500 |
+//! | route | [`route`] | who serves it: the host's logger, the provider its link names, or the actor it names (its call alias or module key), in this process or on the lattice | `NoLink`, `Provider` → 500, `NoActor` → 404 |
 //!
 //! The first two run for every invocation of an actor, whoever makes it (a provider, the
 //! lattice, `Host::invoke`); the last three for every host call an actor makes, as a stack of
@@ -29,6 +29,13 @@ pub use policy::{CallPolicy, Policy};
 
 use weft_provider_sdk::async_trait;
 
+/// Whether a host call's namespace names an actor (its call alias or module key) rather than
+/// a capability contract: contract ids always hold a `:` (`wasmcloud:keyvalue`,
+/// `wascc:http_server`), module keys and call aliases never do (wasmCloud 0.x's rule).
+pub fn names_an_actor(namespace: &str) -> bool {
+    !namespace.is_empty() && !namespace.contains(':')
+}
+
 /// A guest's `__host_call`, on its way down the outbound layers.
 #[derive(Debug, Clone, Copy)]
 pub struct HostCall<'a> {
@@ -37,7 +44,8 @@ pub struct HostCall<'a> {
     /// The link name (waPC's "binding"); the claims layer turns an empty one into
     /// `default`.
     pub link_name: &'a str,
-    /// The contract id (waPC's "namespace").
+    /// The contract id (waPC's "namespace"), or the call alias or module key of the actor
+    /// called ([`names_an_actor`]).
     pub contract: &'a str,
     /// `Interface.Method`.
     pub operation: &'a str,

@@ -1,6 +1,10 @@
 //! The last layer: who serves a host call that the claims and the policy allowed.
 //!
 //! - `wasmcloud:builtin:logging` is the host's own: a line in its log.
+//! - A namespace that names an actor (its call alias or module key) goes to that actor: in
+//!   this process when it runs here (the payload passed as it is, no network), else over the
+//!   lattice; within what is left of the caller's deadline less [`ACTOR_MARGIN`], which
+//!   travels with the call.
 //! - Every other contract goes by the actor's link (actor, contract, link name) to the
 //!   provider the link names, with the link itself (a provider keeps its values; the call
 //!   carries no copy). That provider is in this process or, on a lattice, a proxy for the one
@@ -11,7 +15,7 @@
 //! actor still has time to handle the answer or the error instead of being stopped for its
 //! deadline.
 
-use super::{HostCall, HostCalls, InvokeError};
+use super::{HostCall, HostCalls, InvokeActor, InvokeError};
 use crate::limits::MIN_CALL_TIME_MS;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -35,6 +39,11 @@ pub trait Routes: Send + Sync {
     fn link(&self, actor: &str, contract: &str, link_name: &str) -> Option<Arc<LinkDefinition>>;
     /// The provider serving `provider_id` for this host, if any.
     fn provider(&self, provider_id: &str) -> Option<Arc<dyn Provider>>;
+    /// The actor `target` (a call alias or a module key) names: the one running here, else
+    /// (a module key, on a lattice) the hosts running it elsewhere.
+    fn actor(&self, target: &str) -> Option<Arc<dyn InvokeActor>>;
+    /// Whether this host is on a lattice (where else an actor is looked for).
+    fn on_lattice(&self) -> bool;
 }
 
 /// Routes the host calls of every actor of one host.
@@ -58,6 +67,27 @@ impl HostCalls for Router {
         let host = self.host.upgrade().ok_or_else(|| InvokeError::Stopping {
             actor: call.actor.to_string(),
         })?;
+        if super::names_an_actor(call.contract) {
+            let target = host
+                .actor(call.contract)
+                .ok_or_else(|| InvokeError::NoActor {
+                    caller: call.actor.to_string(),
+                    target: call.contract.to_string(),
+                    lattice: if host.on_lattice() {
+                        " nor on the lattice"
+                    } else {
+                        ""
+                    },
+                })?;
+            // As for a provider: the callee ends early enough for the caller to answer.
+            return target
+                .invoke(
+                    call.operation,
+                    call.payload,
+                    call.deadline.less(ACTOR_MARGIN),
+                )
+                .await;
+        }
         let link = host
             .link(call.actor, call.contract, call.link_name)
             .ok_or_else(|| InvokeError::NoLink {

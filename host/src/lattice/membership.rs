@@ -264,10 +264,11 @@ impl Membership {
             .map(|_| ())
     }
 
-    /// Invokes an actor some other host runs; it gets `deadline` for the whole call.
+    /// Invokes an actor some other host runs, on `subject` (`Subjects::actor` or
+    /// `Subjects::actor_alias`); it gets `deadline` for the whole call.
     pub(crate) async fn invoke_remote(
         &self,
-        actor_id: &str,
+        subject: &str,
         operation: &str,
         payload: &[u8],
         deadline: Duration,
@@ -278,6 +279,7 @@ impl Membership {
             origin: "host".into(),
             deadline_ms: u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX),
         };
-        lattice::invoke_actor(&self.member, actor_id, invocation, deadline).await
+        let body = lattice::encode(subject, &invocation)?;
+        lattice::request(&self.member, subject.to_string(), body, deadline).await
     }
 }

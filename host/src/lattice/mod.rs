@@ -59,6 +59,21 @@ impl Lattice {
     /// A proxy for actor `id` run by another host of the lattice; `None` until joined.
     pub(crate) fn actor(&self, id: &str) -> Option<Arc<dyn InvokeActor>> {
         let membership = self.joined.get()?;
-        Some(Arc::new(proxies::RemoteActor::new(membership.clone(), id)))
+        let subject = membership.subjects.actor(id);
+        Some(Arc::new(proxies::RemoteActor::new(
+            membership.clone(),
+            subject,
+        )))
+    }
+
+    /// A proxy for the actor whose call alias is `alias`, run by another host of the lattice;
+    /// `None` until joined, or for an alias no subject can carry.
+    pub(crate) fn actor_by_alias(&self, alias: &str) -> Option<Arc<dyn InvokeActor>> {
+        let membership = self.joined.get()?;
+        let subject = membership.subjects.actor_alias(alias)?;
+        Some(Arc::new(proxies::RemoteActor::new(
+            membership.clone(),
+            subject,
+        )))
     }
 }

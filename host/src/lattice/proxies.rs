@@ -76,17 +76,18 @@ impl Provider for RemoteProvider {
     }
 }
 
-/// An actor run by other hosts of the lattice, reached in their queue group.
+/// An actor run by other hosts of the lattice, reached in their queue group on `subject` (its
+/// module key's, or its call alias's).
 pub(crate) struct RemoteActor {
     membership: Arc<Membership>,
-    id: String,
+    subject: String,
 }
 
 impl RemoteActor {
-    pub(crate) fn new(membership: Arc<Membership>, id: &str) -> Self {
+    pub(crate) fn new(membership: Arc<Membership>, subject: String) -> Self {
         RemoteActor {
             membership,
-            id: id.to_string(),
+            subject,
         }
     }
 }
@@ -100,7 +101,7 @@ impl InvokeActor for RemoteActor {
         deadline: Deadline,
     ) -> Result<Vec<u8>, InvokeError> {
         self.membership
-            .invoke_remote(&self.id, operation, payload, deadline.remaining())
+            .invoke_remote(&self.subject, operation, payload, deadline.remaining())
             .await
             .map_err(InvokeError::Remote)
     }

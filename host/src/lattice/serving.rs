@@ -21,23 +21,44 @@ pub(crate) type LocalActors = Arc<dyn Fn(&str) -> Option<Arc<ActorPool>> + Send 
 const SUBSCRIBED_WITHIN: Duration = Duration::from_secs(5);
 
 impl Lattice {
-    /// Serves `actor_id` on its subject with the local actor `local` finds (only local
-    /// actors: an invocation from the lattice is never forwarded again). Returns once other
-    /// members can reach it.
+    /// Serves `actor_id` on its subject, and on its call alias's if it has one, with the
+    /// local actor `local` finds (only local actors: an invocation from the lattice is never
+    /// forwarded again). Returns once other members can reach it.
     pub(crate) async fn serve_actor(
         &self,
         actor_id: &str,
+        alias: Option<&str>,
         local: LocalActors,
     ) -> Result<(), Failure> {
         let Some(membership) = self.membership() else {
             return Ok(());
         };
         let subject = membership.subjects.actor(actor_id);
-        let mut subscription = membership
+        let by_key = membership
             .client
             .queue_subscribe(subject.clone(), subject.clone())
             .await
             .map_err(|e| cannot_subscribe(&subject, &e))?;
+        let by_alias = match alias.map(|alias| (alias, membership.subjects.actor_alias(alias))) {
+            Some((_, Some(subject))) => Some(
+                membership
+                    .client
+                    .queue_subscribe(subject.clone(), subject.clone())
+                    .await
+                    .map_err(|e| cannot_subscribe(&subject, &e))?,
+            ),
+            Some((alias, None)) => {
+                tracing::warn!(
+                    actor = actor_id,
+                    alias,
+                    "the call alias is not a valid NATS subject, so other hosts' actors cannot call it by its alias"
+                );
+                None
+            }
+            None => None,
+        };
+        let mut subscription =
+            futures_util::stream::select_all(std::iter::once(by_key).chain(by_alias));
         let (serving, actor) = (membership.clone(), actor_id.to_string());
         let task = tokio::spawn(async move {
             use futures_util::StreamExt;

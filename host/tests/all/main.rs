@@ -6,6 +6,7 @@
     clippy::indexing_slicing
 )]
 
+mod actor_calls;
 mod architecture;
 mod control;
 mod fuzz;

@@ -586,3 +586,21 @@ fn swap_under_http_load_fails_no_request_and_loses_no_increment() {
         "increments were lost or doubled"
     );
 }
+
+/// examples/pinger-ponger as its app.toml says: pinger calls ponger by its call alias, in the
+/// host's process; a call alias no actor has is answered with the host's reason.
+#[test]
+fn pinger_ponger_example_calls_an_actor_from_an_actor() {
+    signed_actor("pinger"); // built and signed by the test command
+    signed_actor("ponger");
+    let weft = Weft::new();
+    let up = Up::start(
+        &weft,
+        &example("pinger-ponger"),
+        &[("PINGER_ADDRESS", "127.0.0.1:0")],
+    );
+    assert_eq!(get(&up.serving, "/"), (200, "pong: ".into()));
+    let (status, body) = get(&up.serving, "/to/weft/examples/nobody");
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("runs neither on this host"), "{body}");
+}
