@@ -16,8 +16,8 @@ pub use update::UpdateOptions;
 use crate::IdMap;
 use crate::actor::{ActorIdentity, ActorPool, LoadPolicy};
 use crate::engine::{EngineConfig, WasmEngine};
-use crate::invoke::route::{Router, Routes};
-use crate::invoke::{CallPolicy, Deadline, HostCalls, InvokeActor, InvokeError, Policy, claims};
+use crate::invoke::route::{Callee, Router, Routes};
+use crate::invoke::{CallPolicy, Deadline, HostCalls, InvokeError, Policy, claims};
 use crate::lattice::Lattice;
 use crate::lattice::serving::LocalActors;
 use crate::links::LinkTable;
@@ -109,7 +109,7 @@ impl Routes for HostState {
 
     /// Here by module key or call alias; else on the lattice, by either (whose hosts answer
     /// "no responders" when none runs it).
-    fn actor(&self, target: &str) -> Option<Arc<dyn InvokeActor>> {
+    fn actor(&self, target: &str) -> Option<Callee> {
         let local = {
             let actors = read(&self.actors);
             actors.get(target).cloned().or_else(|| {
@@ -120,7 +120,7 @@ impl Routes for HostState {
             })
         };
         match local {
-            Some(pool) => Some(pool),
+            Some(pool) => Some(Callee::Local(pool)),
             None if wascap::keys::public_key_with_role(
                 target,
                 wascap::KeyRole::Module,
@@ -128,9 +128,9 @@ impl Routes for HostState {
             )
             .is_ok() =>
             {
-                self.lattice.actor(target)
+                self.lattice.actor(target).map(Callee::Remote)
             }
-            None => self.lattice.actor_by_alias(target),
+            None => self.lattice.actor_by_alias(target).map(Callee::Remote),
         }
     }
 

@@ -20,7 +20,7 @@ pub enum InvokeError {
     /// An actor called another that runs nowhere it can reach: not here by that call alias or
     /// module key, nor (by module key) on the lattice.
     #[error(
-        "actor {caller} called actor {target}, which runs neither on this host{lattice}; start \
+        "actor {caller} called actor {target}, which does not run on this host{lattice}; start \
          it, or check the call alias or module key it is called by"
     )]
     NoActor {
@@ -28,7 +28,7 @@ pub enum InvokeError {
         caller: String,
         /// The call alias or module key it called.
         target: String,
-        /// Where else it was looked for (`" nor on the lattice"`), if anywhere.
+        /// Where else it was looked for (`" or on the lattice"`), if anywhere.
         lattice: &'static str,
     },
     /// The actor is being stopped or replaced and takes no new calls here.

@@ -40,10 +40,19 @@ pub trait Routes: Send + Sync {
     /// The provider serving `provider_id` for this host, if any.
     fn provider(&self, provider_id: &str) -> Option<Arc<dyn Provider>>;
     /// The actor `target` (a call alias or a module key) names: the one running here, else
-    /// (a module key, on a lattice) the hosts running it elsewhere.
-    fn actor(&self, target: &str) -> Option<Arc<dyn InvokeActor>>;
+    /// (on a lattice) the hosts running it elsewhere.
+    fn actor(&self, target: &str) -> Option<Callee>;
     /// Whether this host is on a lattice (where else an actor is looked for).
     fn on_lattice(&self) -> bool;
+}
+
+/// An actor another actor calls: its pool here (called directly: no boxed future on the
+/// fast path), or the hosts running it elsewhere.
+pub enum Callee {
+    /// Running in this host.
+    Local(Arc<crate::actor::ActorPool>),
+    /// Run by other hosts of the lattice.
+    Remote(Arc<dyn InvokeActor>),
 }
 
 /// Routes the host calls of every actor of one host.
@@ -74,19 +83,22 @@ impl HostCalls for Router {
                     caller: call.actor.to_string(),
                     target: call.contract.to_string(),
                     lattice: if host.on_lattice() {
-                        " nor on the lattice"
+                        " or on the lattice"
                     } else {
                         ""
                     },
                 })?;
             // As for a provider: the callee ends early enough for the caller to answer.
-            return target
-                .invoke(
-                    call.operation,
-                    call.payload,
-                    call.deadline.less(ACTOR_MARGIN),
-                )
-                .await;
+            let deadline = call.deadline.less(ACTOR_MARGIN);
+            return match target {
+                Callee::Local(pool) => {
+                    pool.invoke_within(call.operation, call.payload, deadline)
+                        .await
+                }
+                Callee::Remote(remote) => {
+                    remote.invoke(call.operation, call.payload, deadline).await
+                }
+            };
         }
         let link = host
             .link(call.actor, call.contract, call.link_name)

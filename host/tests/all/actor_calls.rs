@@ -61,7 +61,7 @@ async fn actors_call_each_other_in_process_by_alias_or_module_key() {
     let (status, text) = ping(&host, &pinger, "/to/weft/examples/nobody", b"").await;
     assert_eq!(status, 502, "{text}");
     assert!(
-        text.contains("called actor weft/examples/nobody, which runs neither on this host"),
+        text.contains("called actor weft/examples/nobody, which does not run on this host"),
         "{text}"
     );
 
@@ -89,7 +89,7 @@ async fn actors_call_each_other_in_process_by_alias_or_module_key() {
     host.stop_actor(&ponger.id).unwrap();
     let (status, text) = ping(&host, &pinger, "/", b"").await;
     assert_eq!(status, 502, "{text}");
-    assert!(text.contains("runs neither on this host"), "{text}");
+    assert!(text.contains("does not run on this host"), "{text}");
     let (status, _) = ping(&host, &pinger, &by_key, b"").await;
     assert_eq!(status, 502);
 }

@@ -602,5 +602,5 @@ fn pinger_ponger_example_calls_an_actor_from_an_actor() {
     assert_eq!(get(&up.serving, "/"), (200, "pong: ".into()));
     let (status, body) = get(&up.serving, "/to/weft/examples/nobody");
     assert_eq!(status, 502, "{body}");
-    assert!(body.contains("runs neither on this host"), "{body}");
+    assert!(body.contains("does not run on this host"), "{body}");
 }

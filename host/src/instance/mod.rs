@@ -28,18 +28,15 @@
 use crate::clock;
 use crate::guest_log::{CallLog, LogBudget};
 use crate::invoke::{Deadline, GuestError, HostCall, HostCalls, InvokeError};
-use crate::limits::{Limits, MAX_LOG_LINE_BYTES, MAX_NAME_BYTES};
+use crate::limits::Limits;
 use std::sync::Arc;
-use std::time::Duration;
 use wapc::wapc_functions as wf;
-use wasmtime::{
-    Caller, Engine, InstancePre, Linker, Memory, ResourceLimiter, Store, Trap, TypedFunc,
-    UpdateDeadline,
-};
+use wasmtime::{InstancePre, Memory, ResourceLimiter, Store, Trap, TypedFunc, UpdateDeadline};
 use weft_provider_sdk::async_trait;
 
-/// Module names the waPC imports are linked under: waPC's own and wasmCloud 0.x's.
-pub const IMPORT_NAMESPACES: [&str; 2] = [wapc::HOST_NAMESPACE, "wasmbus"];
+mod imports;
+use imports::fault;
+pub use imports::{IMPORT_NAMESPACES, linker};
 
 /// The store's data: the waPC conversation of the call in progress, and the limits.
 pub struct GuestState {
@@ -55,6 +52,9 @@ pub struct GuestState {
     guest_error: Option<String>,
     host_response: Option<Vec<u8>>,
     host_error: Option<String>,
+    /// Where a `__host_call`'s names and payload are copied out of guest memory, kept between
+    /// calls so that a call from actor to actor allocates nothing for its arguments.
+    host_call_args: Vec<u8>,
     max_memory_bytes: usize,
     max_host_call_bytes: usize,
     max_response_bytes: usize,
@@ -89,249 +89,6 @@ impl ResourceLimiter for GuestState {
         // Tables hold function references; 100k is far beyond any real actor.
         Ok(desired <= 100_000)
     }
-}
-
-/// A linker with the nine waPC imports under both namespaces. Built once per engine.
-pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<GuestState>> {
-    let mut linker = Linker::new(engine);
-    for ns in IMPORT_NAMESPACES {
-        linker.func_wrap(ns, wf::GUEST_REQUEST_FN, guest_request)?;
-        linker.func_wrap(ns, wf::HOST_CONSOLE_LOG, console_log)?;
-        linker.func_wrap_async(
-            ns,
-            wf::HOST_CALL,
-            |caller, (bp, bl, np, nl, op, ol, ptr, len): HostCallArgs| {
-                Box::new(host_call(caller, [bp, bl, np, nl, op, ol], ptr, len))
-            },
-        )?;
-        linker.func_wrap(ns, wf::HOST_RESPONSE_FN, host_response)?;
-        linker.func_wrap(ns, wf::HOST_RESPONSE_LEN_FN, host_response_len)?;
-        linker.func_wrap(ns, wf::GUEST_RESPONSE_FN, guest_response)?;
-        linker.func_wrap(ns, wf::GUEST_ERROR_FN, guest_error)?;
-        linker.func_wrap(ns, wf::HOST_ERROR_FN, host_error)?;
-        linker.func_wrap(ns, wf::HOST_ERROR_LEN_FN, host_error_len)?;
-    }
-    Ok(linker)
-}
-
-/// wasm32 addresses and lengths travel as `i32`; they are unsigned.
-fn unsigned(v: i32) -> usize {
-    u32::from_ne_bytes(v.to_ne_bytes()) as usize
-}
-
-fn fault(error: GuestError) -> wasmtime::Error {
-    wasmtime::Error::new(error)
-}
-
-fn memory(caller: &Caller<'_, GuestState>) -> wasmtime::Result<Memory> {
-    caller.data().memory.ok_or_else(|| {
-        fault(GuestError::NotAnActor(
-            "it exports no memory named `memory`".into(),
-        ))
-    })
-}
-
-/// Copies `len` bytes at `ptr` out of guest memory, after checking the cap and the bounds.
-fn read(
-    caller: &Caller<'_, GuestState>,
-    ptr: i32,
-    len: i32,
-    limit: usize,
-    what: &'static str,
-) -> wasmtime::Result<Vec<u8>> {
-    let (ptr, len) = (unsigned(ptr), unsigned(len));
-    if len > limit {
-        return Err(fault(GuestError::TooLarge { what, len, limit }));
-    }
-    let data = memory(caller)?.data(caller);
-    ptr.checked_add(len)
-        .and_then(|end| data.get(ptr..end))
-        .map(<[u8]>::to_vec)
-        .ok_or_else(|| {
-            fault(GuestError::OutOfBounds {
-                what,
-                ptr,
-                len,
-                memory: data.len(),
-            })
-        })
-}
-
-fn read_name(
-    caller: &Caller<'_, GuestState>,
-    ptr: i32,
-    len: i32,
-    what: &'static str,
-) -> wasmtime::Result<String> {
-    String::from_utf8(read(caller, ptr, len, MAX_NAME_BYTES, what)?)
-        .map_err(|_| fault(GuestError::NotUtf8 { what }))
-}
-
-/// Copies `bytes` into guest memory at `ptr`, after checking the bounds.
-fn write(
-    caller: &mut Caller<'_, GuestState>,
-    ptr: i32,
-    bytes: &[u8],
-    what: &'static str,
-) -> wasmtime::Result<()> {
-    let data = memory(caller)?.data_mut(caller);
-    let start = unsigned(ptr);
-    match start
-        .checked_add(bytes.len())
-        .and_then(|end| data.get_mut(start..end))
-    {
-        Some(target) => {
-            target.copy_from_slice(bytes);
-            Ok(())
-        }
-        None => Err(fault(GuestError::OutOfBounds {
-            what,
-            ptr: start,
-            len: bytes.len(),
-            memory: data.len(),
-        })),
-    }
-}
-
-fn guest_request(
-    mut caller: Caller<'_, GuestState>,
-    op_ptr: i32,
-    ptr: i32,
-) -> wasmtime::Result<()> {
-    let request = std::mem::take(&mut caller.data_mut().request);
-    let operation = std::mem::take(&mut caller.data_mut().operation);
-    let written = write(&mut caller, ptr, &request, "request buffer").and_then(|()| {
-        write(
-            &mut caller,
-            op_ptr,
-            operation.as_bytes(),
-            "operation buffer",
-        )
-    });
-    // Put them back: a guest may ask twice, and a failed call must not lose them.
-    let state = caller.data_mut();
-    state.request = request;
-    state.operation = operation;
-    written
-}
-
-fn console_log(caller: Caller<'_, GuestState>, ptr: i32, len: i32) -> wasmtime::Result<()> {
-    let line = read(&caller, ptr, len, MAX_LOG_LINE_BYTES, "log line")?;
-    let state = caller.data();
-    if state.log.admit(&state.actor, line.len()) {
-        state
-            .handler
-            .console_log(&state.actor, &String::from_utf8_lossy(&line));
-    }
-    Ok(())
-}
-
-/// `__host_call`'s arguments as the waPC ABI passes them: (pointer, length) of the binding,
-/// the namespace and the operation, then of the payload.
-type HostCallArgs = (i32, i32, i32, i32, i32, i32, i32, i32);
-
-async fn host_call(
-    mut caller: Caller<'_, GuestState>,
-    [binding_ptr, binding_len, ns_ptr, ns_len, op_ptr, op_len]: [i32; 6],
-    ptr: i32,
-    len: i32,
-) -> wasmtime::Result<i32> {
-    let binding = read_name(&caller, binding_ptr, binding_len, "host call binding")?;
-    let namespace = read_name(&caller, ns_ptr, ns_len, "host call namespace")?;
-    let operation = read_name(&caller, op_ptr, op_len, "host call operation")?;
-    let limit = caller.data().max_host_call_bytes;
-    let payload = read(&caller, ptr, len, limit, "host call payload")?;
-    let state = caller.data();
-    let (actor, handler, log) = (
-        state.actor.clone(),
-        state.handler.clone(),
-        state.log.clone(),
-    );
-    let deadline = Deadline::after(Duration::from_millis(
-        caller.data().deadline_ms.saturating_sub(clock::now_ms()),
-    ));
-    let result = handler
-        .host_call(HostCall {
-            actor: &actor,
-            link_name: &binding,
-            contract: &namespace,
-            operation: &operation,
-            payload: &payload,
-            deadline,
-            log: &log,
-        })
-        .await;
-    let state = caller.data_mut();
-    match result {
-        Ok(response) => {
-            state.host_response = Some(response);
-            state.host_error = None;
-            Ok(1)
-        }
-        Err(error) => {
-            state.host_response = None;
-            state.host_error = Some(error.to_string());
-            Ok(0)
-        }
-    }
-}
-
-fn host_response(mut caller: Caller<'_, GuestState>, ptr: i32) -> wasmtime::Result<()> {
-    match caller.data_mut().host_response.take() {
-        Some(response) => {
-            let written = write(&mut caller, ptr, &response, "host response buffer");
-            caller.data_mut().host_response = Some(response);
-            written
-        }
-        None => Ok(()),
-    }
-}
-
-fn host_response_len(caller: Caller<'_, GuestState>) -> i32 {
-    let len = caller.data().host_response.as_ref().map_or(0, Vec::len);
-    i32::try_from(len).unwrap_or(i32::MAX)
-}
-
-fn guest_response(mut caller: Caller<'_, GuestState>, ptr: i32, len: i32) -> wasmtime::Result<()> {
-    let limit = caller.data().max_response_bytes;
-    let response = read(&caller, ptr, len, limit, "response")?;
-    caller.data_mut().guest_response = Some(response);
-    Ok(())
-}
-
-fn guest_error(mut caller: Caller<'_, GuestState>, ptr: i32, len: i32) -> wasmtime::Result<()> {
-    let limit = caller.data().max_response_bytes;
-    let message = read(&caller, ptr, len, limit, "error message")?;
-    caller.data_mut().guest_error = Some(cut(&message, crate::limits::MAX_GUEST_ERROR_BYTES));
-    Ok(())
-}
-
-/// `message` as text, at most `keep` bytes of it, saying how many were cut.
-fn cut(message: &[u8], keep: usize) -> String {
-    match message.get(..keep) {
-        Some(kept) if message.len() > keep => format!(
-            "{}… ({} more bytes cut)",
-            String::from_utf8_lossy(kept),
-            message.len() - keep
-        ),
-        _ => String::from_utf8_lossy(message).into_owned(),
-    }
-}
-
-fn host_error(mut caller: Caller<'_, GuestState>, ptr: i32) -> wasmtime::Result<()> {
-    match caller.data_mut().host_error.take() {
-        Some(error) => {
-            let written = write(&mut caller, ptr, error.as_bytes(), "host error buffer");
-            caller.data_mut().host_error = Some(error);
-            written
-        }
-        None => Ok(()),
-    }
-}
-
-fn host_error_len(caller: Caller<'_, GuestState>) -> i32 {
-    let len = caller.data().host_error.as_ref().map_or(0, String::len);
-    i32::try_from(len).unwrap_or(i32::MAX)
 }
 
 /// One instantiated guest, ready for calls one at a time.
@@ -443,6 +200,7 @@ impl WapcInstance {
             guest_error: None,
             host_response: None,
             host_error: None,
+            host_call_args: Vec::new(),
             max_memory_bytes: limits.max_memory_bytes,
             max_host_call_bytes: limits.max_host_call_bytes,
             max_response_bytes: limits.max_response_bytes,
