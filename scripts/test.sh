@@ -26,6 +26,9 @@ build_tests
 step "building and signing the example actors (weft build)"
 # A key store of its own, so a test run never writes keys into ~/.weft.
 WEFT_HOME="$PWD/target/weft-home" target/debug/weft build --workspace actors
+# Actors of the older ABI generations, from the SDK crates of their time (a workspace of its
+# own: see actors/legacy/Cargo.toml).
+WEFT_HOME="$PWD/target/weft-home" target/debug/weft build --workspace actors/legacy
 
 step "running the tests"
 run_tests
@@ -37,6 +40,7 @@ step "clippy and rustfmt"
 cargo clippy --locked --all-targets -- -D warnings
 cargo fmt --check
 (cd actors && cargo clippy --locked -- -D warnings && cargo fmt --check)
+(cd actors/legacy && cargo clippy --locked -- -D warnings && cargo fmt --check)
 # The benchmarks are a workspace of their own (see bench/Cargo.toml): formatted here, built
 # and run only by `cargo bench`, never in CI.
 (cd bench && cargo fmt --check)

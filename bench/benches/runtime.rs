@@ -311,7 +311,7 @@ fn sign_relay(target: Option<&str>, account: &wascap::KeyPair) -> Vec<u8> {
   (import "wapc" "__host_call" (func $call (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
   (import "wapc" "__host_response" (func $hresp (param i32)))
   (import "wapc" "__host_response_len" (func $hresp_len (result i32)))
-  (memory (export "memory") 1)
+  (memory (export "memory") 1) (func (export "__wasmbus_rpc_version") (result i32) i32.const 1)
   (data (i32.const 0) "default")
   (data (i32.const 16) "{target}")
   (data (i32.const 80) "echo")

@@ -54,6 +54,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     })
 }
 
+pub mod generations;
 pub mod invocation;
 pub mod link;
 pub mod secret;

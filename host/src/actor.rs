@@ -16,10 +16,12 @@ pub use crate::identity::{ActorIdentity, LoadError, LoadPolicy};
 use crate::instance::WapcInstance;
 use crate::invoke::claims::ClaimsCheck;
 use crate::invoke::concurrency::{Admission, Permit, Refused};
+use crate::invoke::generation::{OlderGeneration, bad_request};
 use crate::invoke::{Deadline, HostCalls, InvokeActor, InvokeError};
 use crate::limits::Limits;
 use std::sync::Arc;
 use std::time::Duration;
+use weft_contracts::generations::{self, Generation};
 use weft_provider_sdk::async_trait;
 
 /// A loaded actor and its instances.
@@ -32,7 +34,8 @@ pub struct ActorPool {
     /// Admission to its instances, which keeps the idle ones: boxed so that taking one out
     /// for a call and putting it back moves a pointer.
     admission: Admission<Box<WapcInstance>>,
-    calls: Arc<ClaimsCheck>,
+    /// Its outbound layers: the claims check, behind a translation for an older generation.
+    calls: Arc<dyn HostCalls>,
     /// Its log budget, shared by its instances.
     log: Arc<LogBudget>,
 }
@@ -73,7 +76,11 @@ impl ActorPool {
             .await?;
         let id: Arc<str> = identity.id.as_str().into();
         let identity = Arc::new(identity);
-        let calls = Arc::new(ClaimsCheck::new(identity.clone(), calls));
+        let claims = Arc::new(ClaimsCheck::new(identity.clone(), calls));
+        let calls: Arc<dyn HostCalls> = match identity.generation {
+            Generation::Wasmbus => claims,
+            older => Arc::new(OlderGeneration::new(older, claims)),
+        };
         let log = LogBudget::new(
             policy.limits.max_log_bytes_per_call,
             policy.limits.max_log_bytes_per_second,
@@ -140,8 +147,40 @@ impl ActorPool {
     }
 
     /// Calls `operation` on an instance of the actor, all of it (the wait for an instance
-    /// too) within `deadline`.
+    /// too) within `deadline`. The operation and payload are wasmbus's; an actor of an older
+    /// generation gets them (and answers) in its own SDK's terms.
     pub async fn invoke_within(
+        &self,
+        operation: &str,
+        payload: &[u8],
+        deadline: Deadline,
+    ) -> Result<Vec<u8>, InvokeError> {
+        if self.identity.generation == Generation::Wasmbus {
+            return self.run(operation, payload, deadline).await;
+        }
+        // Boxed: the fast path above should not carry this one's larger future.
+        Box::pin(self.invoke_older(operation, payload, deadline)).await
+    }
+
+    async fn invoke_older(
+        &self,
+        operation: &str,
+        payload: &[u8],
+        deadline: Deadline,
+    ) -> Result<Vec<u8>, InvokeError> {
+        let generation = self.identity.generation;
+        let bad = |e| bad_request(&self.identity.id, generation, e);
+        match generations::to_actor(generation, operation, payload).map_err(bad)? {
+            None => self.run(operation, payload, deadline).await,
+            Some(call) => {
+                let answer = self.run(call.operation, &call.payload, deadline).await?;
+                call.answer(answer).map_err(bad)
+            }
+        }
+    }
+
+    /// The call itself, in the actor's own terms.
+    async fn run(
         &self,
         operation: &str,
         payload: &[u8],

@@ -3,9 +3,11 @@
 //! modules), under the host's [`LoadPolicy`].
 
 use crate::engine::EngineError;
+use crate::generation::{self, GenerationError};
 use crate::invoke::GuestError;
 use crate::limits::Limits;
 use wascap::{Actor, Claims, ClaimsError, Verified, VerifyOptions};
+use weft_contracts::generations::{Generation, canonical_contract};
 
 /// Who an actor is, as far as the host is concerned.
 #[derive(Debug, Clone)]
@@ -18,8 +20,11 @@ pub struct ActorIdentity {
     pub issuer: Option<String>,
     /// The name in its claims, or "unsigned".
     pub name: String,
-    /// Capability contracts it may call.
+    /// Capability contracts it may call, by the ids Weft's providers and links use (a waSCC
+    /// `wascc:keyvalue` is `wasmcloud:keyvalue` here; its claims keep what was signed).
     pub capabilities: Vec<String>,
+    /// The generation of the lineage's ABI it was built for.
+    pub generation: Generation,
     /// Whether it was loaded unsigned under the development switch (it may call anything).
     pub unsigned: bool,
     /// SHA-256 of its code without claims (uppercase hex): what the module cache is keyed by.
@@ -44,11 +49,17 @@ impl ActorIdentity {
         match wascap::verify_module(bytes, &policy.verify) {
             Ok(verified) => {
                 let actor = verified.metadata.clone().unwrap_or_default();
+                let generation = generation::of_module(bytes, actor.capabilities())?;
                 Ok(ActorIdentity {
                     id: verified.subject.clone(),
                     issuer: Some(verified.issuer.clone()),
                     name: actor.name.clone().unwrap_or_else(|| "unnamed".into()),
-                    capabilities: actor.capabilities().to_vec(),
+                    capabilities: actor
+                        .capabilities()
+                        .iter()
+                        .map(|c| canonical_contract(c).to_string())
+                        .collect(),
+                    generation,
                     unsigned: false,
                     module_hash: actor.module_hash.clone(),
                     revision: actor.rev,
@@ -57,6 +68,7 @@ impl ActorIdentity {
             }
             Err(ClaimsError::Unsigned) if policy.allow_unsigned => {
                 let hash = wascap::module_hash(bytes)?;
+                let generation = generation::of_module(bytes, &[])?;
                 tracing::warn!(
                     "loading an UNSIGNED module ({hash}) with every capability: --allow-unsigned \
                      is for development only"
@@ -66,6 +78,7 @@ impl ActorIdentity {
                     issuer: None,
                     name: "unsigned".into(),
                     capabilities: Vec::new(),
+                    generation,
                     unsigned: true,
                     module_hash: hash,
                     revision: None,
@@ -130,6 +143,9 @@ pub enum LoadError {
     /// The claims did not verify.
     #[error("{0}")]
     Claims(#[from] ClaimsError),
+    /// Which ABI generation it was built for cannot be told.
+    #[error("{0}")]
+    Generation(#[from] GenerationError),
     /// The verification task itself failed (it panicked or the runtime is shutting down).
     #[error("verifying the module failed: {0}")]
     Verify(String),

@@ -41,7 +41,7 @@
 //! let echo = wat::parse_str(r#"(module
 //!     (import "wapc" "__guest_request" (func $request (param i32 i32)))
 //!     (import "wapc" "__guest_response" (func $respond (param i32 i32)))
-//!     (memory (export "memory") 1)
+//!     (memory (export "memory") 1) (func (export "__wasmbus_rpc_version") (result i32) i32.const 1)
 //!     (func (export "__guest_call") (param $op_len i32) (param $len i32) (result i32)
 //!       (call $request (i32.const 0) (i32.const 64))
 //!       (call $respond (i32.const 64) (local.get $len))
@@ -63,6 +63,7 @@ pub mod actor;
 mod clock;
 pub mod control;
 pub mod engine;
+pub mod generation;
 pub mod guest_log;
 mod host;
 mod identity;

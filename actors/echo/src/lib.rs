@@ -13,6 +13,15 @@ pub fn wapc_init() {
     register_function("Actor.HealthRequest", healthy);
 }
 
+/// Marks the module as speaking the wasmbus-rpc ABI (operations `Interface.Method`), so the
+/// host tells its generation as it tells wasmbus-rpc's own actors'.
+// The host looks the export up by this exact name, so the symbol must not be mangled.
+#[allow(unsafe_code)]
+#[unsafe(no_mangle)]
+pub extern "C" fn __wasmbus_rpc_version() -> u32 {
+    1
+}
+
 fn echo(payload: &[u8]) -> CallResult {
     Ok(payload.to_vec())
 }

@@ -37,6 +37,19 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// The version of the wasmbus-rpc ABI this crate speaks (operations `Interface.Method`,
+/// wasmbus payloads). Exported so that a host tells which generation of the lineage's ABI
+/// the actor was built for, as wasmbus-rpc's own SDK does.
+// The host looks the export up by this exact name, so the symbol must not be mangled.
+#[allow(unsafe_code)]
+#[unsafe(no_mangle)]
+pub extern "C" fn __wasmbus_rpc_version() -> u32 {
+    WASMBUS_RPC_VERSION
+}
+
+/// The wasmbus-rpc ABI version [`__wasmbus_rpc_version`] reports.
+pub const WASMBUS_RPC_VERSION: u32 = 1;
+
 impl From<CodecError> for Error {
     fn from(e: CodecError) -> Self {
         Error::Codec(e)

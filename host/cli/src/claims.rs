@@ -353,6 +353,10 @@ fn inspect(args: InspectArgs, out: &mut Out) -> Result<()> {
         .with_context(|| format!("{} does not verify", args.file.display()))?;
     let claims = &*verified;
     let actor = claims.metadata.clone().unwrap_or_default();
+    let generation = match weft_host::generation::of_module(&module, actor.capabilities()) {
+        Ok(generation) => generation.to_string(),
+        Err(error) => format!("unknown: {error}"),
+    };
     let expires = claims
         .expires
         .map_or("never".to_string(), wascap::human_time);
@@ -378,6 +382,7 @@ fn inspect(args: InspectArgs, out: &mut Out) -> Result<()> {
             "tags": actor.tags.clone().unwrap_or_default(),
             "hash": actor.module_hash,
             "wascap_revision": claims.wascap_revision,
+            "generation": generation,
             "id": claims.id,
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
@@ -401,6 +406,7 @@ fn inspect(args: InspectArgs, out: &mut Out) -> Result<()> {
         ("Capabilities", friendly_list(actor.capabilities())),
         ("Tags", or_none(tags)),
         ("Hash", actor.module_hash.clone()),
+        ("ABI", generation),
     ];
     let title = format!(
         "{} - Module (verified)",

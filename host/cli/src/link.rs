@@ -157,7 +157,11 @@ pub async fn actors(args: ControlArgs) -> Result<()> {
     for a in actors {
         let revision = revision(a.revision);
         let caps = a.capabilities.join(", ");
-        writeln!(out, "{:<16} {} rev {revision} [{caps}]", a.name, a.id)?;
+        writeln!(
+            out,
+            "{:<16} {} rev {revision} {} [{caps}]",
+            a.name, a.id, a.generation
+        )?;
     }
     Ok(())
 }

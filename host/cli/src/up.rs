@@ -449,7 +449,7 @@ fn to_definition(host: &Host, entry: &LinkEntry) -> Result<weft_provider_sdk::Li
     let names = actors.iter().map(|a| (a.id.as_str(), a.name.as_str()));
     Ok(weft_provider_sdk::LinkDefinition {
         actor_id: control::resolve_actor(names, &entry.actor)?,
-        contract_id: entry.contract.clone(),
+        contract_id: weft_contracts::generations::canonical_contract(&entry.contract).to_string(),
         link_name: entry
             .link_name
             .clone()

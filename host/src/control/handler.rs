@@ -385,6 +385,7 @@ impl Control {
             name: identity.name,
             revision: identity.revision,
             capabilities: identity.capabilities,
+            generation: identity.generation.short_name().to_string(),
             max_instances,
             changed_by,
         }

@@ -16,6 +16,9 @@ pub struct ActorSummary {
     pub revision: Option<i32>,
     /// The contracts it is signed for.
     pub capabilities: Vec<String>,
+    /// The ABI generation it was built for (`wascc`, `wasmcloud-0.18`, `wasmbus`).
+    #[serde(default)]
+    pub generation: String,
     /// How many of its calls run at once.
     pub max_instances: usize,
     /// Who made the last change to it through the control interface: an operator's key,

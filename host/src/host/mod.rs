@@ -383,7 +383,13 @@ impl Host {
     /// Puts a link: the provider (here or on the lattice) is told first and may refuse; a
     /// link replaced for the same (actor, contract, link name) is deleted from its provider
     /// when that is another one.
-    pub async fn put_link(&self, link: LinkDefinition) -> Result<(), HostError> {
+    /// A waSCC contract id (`wascc:keyvalue`) is put as the one providers serve
+    /// (`wasmcloud:keyvalue`).
+    pub async fn put_link(&self, mut link: LinkDefinition) -> Result<(), HostError> {
+        let canonical = weft_contracts::generations::canonical_contract(&link.contract_id);
+        if canonical != link.contract_id {
+            link.contract_id = canonical.to_string();
+        }
         let limits = &self.state.link_limits;
         if let Some(reason) = limits.too_large(&link) {
             return Err(HostError::LinkTooLarge {
@@ -438,6 +444,7 @@ impl Host {
         contract_id: &str,
         link_name: &str,
     ) -> Result<(), HostError> {
+        let contract_id = weft_contracts::generations::canonical_contract(contract_id);
         let old = self
             .state
             .links

@@ -6,12 +6,13 @@
 //! | deadline | [`deadline`] | when the call must be over: the caller's remaining time, else the actor's call deadline. It covers everything below, the wait for an instance included | `Deadline` → 504 |
 //! | concurrency | [`concurrency`] | whether the call runs now, waits for one of the actor's instances (in a bounded queue, within its deadline), or is shed | `Busy` → 503 + `Retry-After` |
 //! | *the guest runs* | `crate::instance` | | `Guest` → 504 (deadline) / 500 (trap, its own error) |
+//! | generation | [`generation`] | for an actor of an older ABI generation (waSCC, wasmCloud 0.15–0.18): its call as the wasmbus call providers serve, and the answer back in its SDK's shape | `BadRequest` → 400 |
 //! | claims | [`claims`] | may this actor call this contract (its signed claims) | `Denied` → 403 |
 //! | policy | [`policy`] | may it, by the host's own rules ([`CallPolicy`], an embedder's) | `Denied` → 403 |
 //! | route | [`route`] | who serves it: the host's logger, the provider its link names, or the actor it names (its call alias or module key), in this process or on the lattice | `NoLink`, `Provider` → 500, `NoActor` → 404 |
 //!
 //! The first two run for every invocation of an actor, whoever makes it (a provider, the
-//! lattice, `Host::invoke`); the last three for every host call an actor makes, as a stack of
+//! lattice, `Host::invoke`); the last three (four for an older-generation actor) for every host call an actor makes, as a stack of
 //! [`HostCalls`], each holding the next. A provider or actor on the lattice sits behind the
 //! same traits as a local one (`crate::lattice`), so this path has one shape whether or not a
 //! lattice is joined.
@@ -20,6 +21,7 @@ pub mod claims;
 pub mod concurrency;
 pub mod deadline;
 mod error;
+pub mod generation;
 pub mod policy;
 pub mod route;
 

@@ -23,7 +23,7 @@
   (import "wapc" "__host_error" (func $herr (param i32)))
   (import "wapc" "__host_error_len" (func $herr_len (result i32)))
   (import "wapc" "__console_log" (func $log (param i32 i32)))
-  (memory (export "memory") 1)
+  (memory (export "memory") 1) (func (export "__wasmbus_rpc_version") (result i32) i32.const 1)
   (global $calls (mut i32) (i32.const 0))
   (data (i32.const 0) "wasmcloud:keyvalue")
   (data (i32.const 32) "default")

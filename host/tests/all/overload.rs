@@ -21,7 +21,7 @@ const RELAY: &str = r#"(module
   (import "wapc" "__host_response_len" (func $hresp_len (result i32)))
   (import "wapc" "__guest_response" (func $resp (param i32 i32)))
   (import "wapc" "__guest_error" (func $err (param i32 i32)))
-  (memory (export "memory") 1)
+  (memory (export "memory") 1) (func (export "__wasmbus_rpc_version") (result i32) i32.const 1)
   (data (i32.const 0) "wasmcloud:keyvalue")
   (data (i32.const 32) "KeyValue.Get")
   (data (i32.const 64) "the provider failed")
@@ -35,7 +35,7 @@ const RELAY: &str = r#"(module
 
 /// An actor that never returns.
 const LOOPING: &str = r#"(module
-  (memory (export "memory") 1)
+  (memory (export "memory") 1) (func (export "__wasmbus_rpc_version") (result i32) i32.const 1)
   (func (export "__guest_call") (param i32 i32) (result i32)
     (loop $forever (br $forever))
     (i32.const 0)))"#;

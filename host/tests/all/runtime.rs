@@ -513,7 +513,7 @@ async fn tampered_and_untrusted_modules_are_refused() {
 #[tokio::test]
 async fn modules_that_are_not_actors_or_cannot_start_are_refused() {
     let no_call = sign(
-        &wat::parse_str("(module (memory (export \"memory\") 1))").unwrap(),
+        &wat::parse_str("(module (memory (export \"memory\") 1) (func (export \"__wasmbus_rpc_version\") (result i32) i32.const 1))").unwrap(),
         &[],
     );
     let err = load_err(&no_call, LoadPolicy::default()).await;
@@ -537,17 +537,34 @@ async fn modules_that_are_not_actors_or_cannot_start_are_refused() {
     );
 
     let foreign = sign(
-        &wat::parse_str("(module (import \"env\" \"f\" (func)) (memory (export \"memory\") 1))")
+        &wat::parse_str("(module (import \"env\" \"f\" (func)) (memory (export \"memory\") 1) (func (export \"__wasmbus_rpc_version\") (result i32) i32.const 1))")
             .unwrap(),
         &[],
     );
     let err = load_err(&foreign, LoadPolicy::default()).await;
     assert!(err.to_string().contains("cannot be linked"), "{err}");
+
+    // A bare waPC guest that shows no sign of the ABI generation it was built for.
+    let unmarked = sign(
+        &wat::parse_str(
+            r#"(module (memory (export "memory") 1)
+                 (func (export "__guest_call") (param i32 i32) (result i32) i32.const 1))"#,
+        )
+        .unwrap(),
+        &["wasmcloud:keyvalue"],
+    );
+    let err = load_err(&unmarked, LoadPolicy::default()).await;
+    assert!(matches!(err, LoadError::Generation(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("cannot tell which ABI generation the actor was built for"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn same_code_is_compiled_once() {
-    let plain = wat::parse_str("(module (memory (export \"memory\") 1) (func (export \"__guest_call\") (param i32 i32) (result i32) i32.const 1) (func (export \"unique_for_cache_test\")))").unwrap();
+    let plain = wat::parse_str("(module (memory (export \"memory\") 1) (func (export \"__wasmbus_rpc_version\") (result i32) i32.const 1) (func (export \"__guest_call\") (param i32 i32) (result i32) i32.const 1) (func (export \"unique_for_cache_test\")))").unwrap();
     // An engine of its own: other tests load modules into the shared one concurrently.
     let engine = WasmEngine::new(EngineConfig {
         instance_slots: 4,

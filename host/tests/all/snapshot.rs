@@ -47,7 +47,7 @@ fn counting_guest(start: &str, init_extra: &str) -> Vec<u8> {
           (import "wapc" "__console_log" (func $log (param i32 i32)))
           (import "wapc" "__host_call"
             (func $host_call (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
-          (memory (export "memory") 1)
+          (memory (export "memory") 1) (func (export "__wasmbus_rpc_version") (result i32) i32.const 1)
           (global $start_ups (mut i32) (i32.const 0))
           (global $answer_at i32 (i32.const 100))
           (data (i32.const 300) "wasmcloud:keyvalue")

@@ -385,7 +385,7 @@ async fn refused_updates_leave_the_old_version_serving() {
 
     // A module that cannot be compiled and linked (it imports something the host lacks).
     let foreign = wat::parse_str(
-        r#"(module (import "env" "missing" (func)) (memory (export "memory") 1)
+        r#"(module (import "env" "missing" (func)) (memory (export "memory") 1) (func (export "__wasmbus_rpc_version") (result i32) i32.const 1)
              (func (export "__guest_call") (param i32 i32) (result i32) i32.const 1))"#,
     )
     .unwrap();
@@ -400,7 +400,7 @@ async fn refused_updates_leave_the_old_version_serving() {
 
     // A module whose wapc_init traps.
     let bad_init = wat::parse_str(
-        r#"(module (memory (export "memory") 1) (func (export "wapc_init") unreachable)
+        r#"(module (memory (export "memory") 1) (func (export "__wasmbus_rpc_version") (result i32) i32.const 1) (func (export "wapc_init") unreachable)
              (func (export "__guest_call") (param i32 i32) (result i32) i32.const 1))"#,
     )
     .unwrap();

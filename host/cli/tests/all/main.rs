@@ -10,6 +10,7 @@ mod claims_cli;
 mod ctl;
 mod embed;
 mod faults;
+mod generations;
 mod hostile;
 mod lattice;
 mod replace;

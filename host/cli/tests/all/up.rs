@@ -188,7 +188,7 @@ pub(crate) fn get(address: &str, path: &str) -> (u16, String) {
 }
 
 /// A plain HTTP/1.1 request; returns status and body.
-fn request(address: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+pub(crate) fn request(address: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
     let mut stream = TcpStream::connect(address).unwrap();
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",

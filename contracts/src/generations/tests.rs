@@ -1,0 +1,208 @@
+use super::*;
+use std::collections::BTreeMap;
+
+/// A MessagePack value read without a schema.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(untagged)]
+enum Value {
+    Bool(bool),
+    Int(i64),
+    Text(String),
+    Map(BTreeMap<String, Value>),
+    Other(serde::de::IgnoredAny),
+}
+
+impl Value {
+    fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+    fn as_bool(&self) -> Option<bool> {
+        match self {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// A MessagePack map's fields, keys sorted.
+fn fields(bytes: &[u8]) -> BTreeMap<String, Value> {
+    decode(bytes).unwrap()
+}
+
+#[test]
+fn an_http_request_reaches_older_actors_as_handle_request_with_string_headers() {
+    let request = httpserver::HttpRequest {
+        method: "GET".into(),
+        path: "/a".into(),
+        query_string: "x=1".into(),
+        header: [("accept".to_string(), vec!["a".to_string(), "b".to_string()])].into(),
+        body: b"hi".to_vec(),
+    };
+    for generation in [Generation::Wascc, Generation::WasmCloud018] {
+        let call = to_actor(
+            generation,
+            httpserver::HANDLE_REQUEST,
+            &encode(&request).unwrap(),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(call.operation, "HandleRequest");
+        let sent = fields(&call.payload);
+        assert_eq!(
+            sent.keys().collect::<Vec<_>>(),
+            ["body", "header", "method", "path", "queryString"]
+        );
+        let Value::Map(header) = &sent["header"] else {
+            panic!("header is not a map: {sent:?}")
+        };
+        assert_eq!(header["accept"].as_str(), Some("a, b"));
+
+        let old = old::HttpResponse {
+            status_code: 201,
+            status: "Created".into(),
+            header: [("x".to_string(), "y".to_string())].into(),
+            body: b"ok".to_vec(),
+        };
+        let answer: httpserver::HttpResponse =
+            decode(&call.answer(encode(&old).unwrap()).unwrap()).unwrap();
+        assert_eq!(answer.status_code, 201);
+        assert_eq!(answer.header["x"], ["y"]);
+        assert_eq!(answer.body, b"ok");
+    }
+}
+
+#[test]
+fn wasmbus_actors_and_their_own_operations_pass_as_they_are() {
+    assert!(
+        to_actor(Generation::Wasmbus, httpserver::HANDLE_REQUEST, b"")
+            .unwrap()
+            .is_none()
+    );
+    assert!(to_actor(Generation::Wascc, "Ping", b"x").unwrap().is_none());
+    assert!(
+        from_actor(Generation::Wasmbus, keyvalue::CONTRACT_ID, "Add", b"")
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        from_actor(Generation::Wascc, "acme:thing", "Do", b"")
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn an_old_add_is_an_increment_answered_as_add_response() {
+    for generation in [Generation::Wascc, Generation::WasmCloud018] {
+        let payload = encode(&old::AddRequest {
+            key: "k".into(),
+            value: 3,
+        })
+        .unwrap();
+        let call = from_actor(generation, keyvalue::CONTRACT_ID, "Add", &payload)
+            .unwrap()
+            .unwrap();
+        assert_eq!(call.operation, keyvalue::INCREMENT);
+        let request: keyvalue::IncrementRequest = decode(&call.payload).unwrap();
+        assert_eq!((request.key.as_str(), request.value), ("k", 3));
+        let answer = fields(&call.answer(encode(&7i32).unwrap()).unwrap());
+        assert_eq!(answer["value"].as_i64(), Some(7));
+    }
+}
+
+#[test]
+fn set_counts_are_spelled_as_each_generation_spelled_them() {
+    let payload = encode(&old::KeyValue {
+        key: "s".into(),
+        value: "v".into(),
+    })
+    .unwrap();
+    for (generation, field) in [
+        (Generation::Wascc, "newCount"),
+        (Generation::WasmCloud018, "new_count"),
+    ] {
+        let call = from_actor(generation, keyvalue::CONTRACT_ID, "SetAdd", &payload)
+            .unwrap()
+            .unwrap();
+        assert_eq!(call.operation, keyvalue::SET_ADD);
+        let answer = fields(&call.answer(encode(&1u32).unwrap()).unwrap());
+        assert_eq!(answer[field].as_i64(), Some(1), "{generation}");
+    }
+}
+
+#[test]
+fn an_operation_the_generation_lacks_is_named_with_those_it_has() {
+    let err = from_actor(
+        Generation::WasmCloud018,
+        keyvalue::CONTRACT_ID,
+        "Increment",
+        b"",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("wasmCloud 0.15–0.18 actors have no operation \"Increment\""),
+        "{err}"
+    );
+    assert!(err.contains("Get, Add, Set"), "{err}");
+}
+
+#[test]
+fn old_log_lines_become_log_entries() {
+    let wascc = encode(&old::WasccLogRequest {
+        level: 1,
+        body: "boom".into(),
+    })
+    .unwrap();
+    let call = from_actor(Generation::Wascc, logging::CONTRACT_ID, "WriteLog", &wascc)
+        .unwrap()
+        .unwrap();
+    let entry: logging::LogEntry = decode(&call.payload).unwrap();
+    assert_eq!(
+        (entry.level.as_str(), entry.text.as_str()),
+        ("error", "boom")
+    );
+    assert_eq!(canonical_contract("wascc:logging"), logging::CONTRACT_ID);
+    assert_eq!(
+        canonical_contract("wasmcloud:logging"),
+        logging::CONTRACT_ID
+    );
+    assert_eq!(
+        canonical_contract("wascc:http_server"),
+        httpserver::CONTRACT_ID
+    );
+    assert_eq!(canonical_contract("acme:x"), "acme:x");
+}
+
+#[test]
+fn health_answers_are_read_per_generation() {
+    let call = to_actor(Generation::WasmCloud018, actor::HEALTH_REQUEST, &[0x80])
+        .unwrap()
+        .unwrap();
+    assert_eq!(call.operation, "HealthRequest");
+    assert_eq!(fields(&call.payload)["placeholder"].as_bool(), Some(true));
+    let sick = encode(&old::HealthCheckResponse {
+        healthy: false,
+        message: "db down".into(),
+    })
+    .unwrap();
+    let answer: actor::HealthCheckResponse = decode(&call.answer(sick).unwrap()).unwrap();
+    assert!(!answer.healthy);
+    assert_eq!(answer.message.as_deref(), Some("db down"));
+
+    // waSCC actors answer `()`: any answer is healthy.
+    let call = to_actor(Generation::Wascc, actor::HEALTH_REQUEST, &[0x80])
+        .unwrap()
+        .unwrap();
+    let answer: actor::HealthCheckResponse = decode(&call.answer(vec![0xc0]).unwrap()).unwrap();
+    assert!(answer.healthy);
+}
