@@ -49,6 +49,15 @@ impl ActorIdentity {
         match wascap::verify_module(bytes, &policy.verify) {
             Ok(verified) => {
                 let actor = verified.metadata.clone().unwrap_or_default();
+                if !verified.hash_checked() {
+                    tracing::warn!(
+                        module = %verified.subject,
+                        "its claims (wascap_revision {}) predate module hash checks and its \
+                         hash does not match: loaded as wascap would load it; re-sign it with \
+                         `weft claims sign` to have its code bound to its claims",
+                        verified.wascap_revision.unwrap_or(0)
+                    );
+                }
                 let generation = generation::of_module(bytes, actor.capabilities())?;
                 Ok(ActorIdentity {
                     id: verified.subject.clone(),

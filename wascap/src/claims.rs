@@ -4,8 +4,11 @@
 //! Decisions:
 //! - `caps` is written although wascap 0.14+ dropped it: Weft enforces capabilities from it, and
 //!   wascap ignores unknown fields, so both sides still read the token.
-//! - `wascap_revision` is always written as [`WASCAP_REVISION`] (3): below 3, wascap skips the hash
-//!   check. Weft checks the hash whatever the revision says.
+//! - `wascap_revision` is always written as [`WASCAP_REVISION`] (3). A module hash matches if it
+//!   is that of the module less its claims either as wascap re-encodes it or byte for byte (a
+//!   tool that padded its section sizes hashed the latter). Below revision 3, as in wascap, a
+//!   hash that matches neither is not held against the token (older wascap hashed another way),
+//!   unless `VerifyOptions::require_module_hash`; `Verified::hash_checked` says which.
 //! - Provider claims always carry `capid`: wascap 0.13 requires it, 0.16 ignores it.
 
 use serde::{Deserialize, Serialize};

@@ -17,11 +17,28 @@ pub const DEFAULT_CLOCK_SKEW_SECS: u64 = 30;
 pub struct Verified<T> {
     value: T,
     token: String,
+    hash_checked: bool,
 }
 
 impl<T> Verified<T> {
     pub(crate) fn new(value: T, token: String) -> Self {
-        Verified { value, token }
+        Verified {
+            value,
+            token,
+            hash_checked: true,
+        }
+    }
+
+    /// For a module: whether its hash was checked against its claims. `false` only for a
+    /// token of `wascap_revision` below 3 whose hash matches neither way of stripping the
+    /// claims (wascap does not check those; see [`VerifyOptions::require_module_hash`]).
+    pub fn hash_checked(&self) -> bool {
+        self.hash_checked
+    }
+
+    pub(crate) fn hash_not_checked(mut self) -> Self {
+        self.hash_checked = false;
+        self
     }
 
     /// The raw token (JWT text) the value was verified from.
@@ -48,6 +65,7 @@ pub struct VerifyOptions {
     now: Option<u64>,
     clock_skew_secs: u64,
     allowed_issuers: Option<BTreeSet<String>>,
+    require_module_hash: bool,
 }
 
 impl Default for VerifyOptions {
@@ -56,6 +74,7 @@ impl Default for VerifyOptions {
             now: None,
             clock_skew_secs: DEFAULT_CLOCK_SKEW_SECS,
             allowed_issuers: None,
+            require_module_hash: false,
         }
     }
 }
@@ -87,6 +106,18 @@ impl VerifyOptions {
     {
         self.allowed_issuers = Some(issuers.into_iter().map(Into::into).collect());
         self
+    }
+
+    /// Refuses a module whose hash does not match its claims whatever their
+    /// `wascap_revision`. By default a token older than revision 3 is taken without its hash
+    /// matching, as wascap does (its hashes from before then are computed differently).
+    pub fn require_module_hash(mut self) -> Self {
+        self.require_module_hash = true;
+        self
+    }
+
+    pub(crate) fn requires_module_hash(&self) -> bool {
+        self.require_module_hash
     }
 
     fn now(&self) -> u64 {

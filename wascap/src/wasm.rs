@@ -26,6 +26,9 @@ const WASM_MAGIC: &[u8; 4] = b"\0asm";
 struct SplitModule<'a> {
     /// The module without claims sections, as wascap re-encodes it.
     stripped: Vec<u8>,
+    /// The module without claims sections, every other byte as it was: what a tool that
+    /// wrote padded (valid, non-minimal) LEB128 section sizes hashed.
+    verbatim: Vec<u8>,
     /// The contents of each claims section, in order.
     tokens: Vec<&'a [u8]>,
 }
@@ -48,9 +51,18 @@ fn split(module: &[u8]) -> Result<SplitModule<'_>, ClaimsError> {
         return Err(ClaimsError::NotWasm);
     }
     let mut stripped = Vec::with_capacity(module.len());
+    let mut verbatim = Vec::with_capacity(module.len());
     let mut tokens = Vec::new();
+    // Where the next section's header starts: sections follow each other with nothing between.
+    let mut next = 0;
     for payload in Parser::new(0).parse_all(module) {
         let payload = payload.map_err(ClaimsError::MalformedWasm)?;
+        let whole = |end: usize| {
+            let len = module.len();
+            module
+                .get(next..end)
+                .ok_or(ClaimsError::Truncated { end, len })
+        };
         match &payload {
             Payload::Version {
                 encoding: Encoding::Component,
@@ -58,15 +70,22 @@ fn split(module: &[u8]) -> Result<SplitModule<'_>, ClaimsError> {
             } => {
                 return Err(ClaimsError::NotACoreModule);
             }
-            Payload::Version { .. } => stripped.extend_from_slice(&wasm_encoder::Module::HEADER),
+            Payload::Version { range, .. } => {
+                stripped.extend_from_slice(&wasm_encoder::Module::HEADER);
+                verbatim.extend_from_slice(whole(range.end)?);
+                next = range.end;
+            }
             Payload::CustomSection(section)
                 if section.name() == CLAIMS_SECTION || section.name() == LEGACY_CLAIMS_SECTION =>
             {
                 tokens.push(section.data());
+                next = section.range().end;
             }
             other => {
                 if let Some((id, range)) = other.as_section() {
                     let (end, len) = (range.end, module.len());
+                    verbatim.extend_from_slice(whole(end)?);
+                    next = end;
                     let data = module
                         .get(range)
                         .ok_or(ClaimsError::Truncated { end, len })?;
@@ -75,7 +94,11 @@ fn split(module: &[u8]) -> Result<SplitModule<'_>, ClaimsError> {
             }
         }
     }
-    Ok(SplitModule { stripped, tokens })
+    Ok(SplitModule {
+        stripped,
+        verbatim,
+        tokens,
+    })
 }
 
 fn sha256_hex_upper(bytes: &[u8]) -> String {
@@ -137,13 +160,18 @@ pub fn verify_module(
         .map(|a| a.module_hash.as_str())
         .unwrap_or_default();
     let actual = sha256_hex_upper(&split.stripped);
-    if claimed != actual {
-        return Err(ClaimsError::HashMismatch {
-            claimed: claimed.to_string(),
-            actual,
-        });
+    if claimed == actual || claimed == sha256_hex_upper(&split.verbatim) {
+        return Ok(verified);
     }
-    Ok(verified)
+    // wascap's rule: hashes signed before revision 3 were computed another way, and are not
+    // checked.
+    if verified.wascap_revision.unwrap_or(0) < WASCAP_REVISION && !options.requires_module_hash() {
+        return Ok(verified.hash_not_checked());
+    }
+    Err(ClaimsError::HashMismatch {
+        claimed: claimed.to_string(),
+        actual,
+    })
 }
 
 #[cfg(test)]
@@ -185,6 +213,82 @@ mod tests {
             module_hash(&plain).unwrap(),
             "93A44BBB96C751218E4C00D479E4C14358122A389ACCA16205B1E4D0DC5F9476"
         );
+    }
+
+    /// `module` with its first section's size written in five bytes: valid LEB128, not the
+    /// minimal one wascap writes.
+    fn padded(module: &[u8]) -> Vec<u8> {
+        let (id, size) = (module[8], module[9]);
+        assert!(size < 0x80, "a one-byte size to pad");
+        let mut out = module[..8].to_vec();
+        out.push(id);
+        out.extend_from_slice(&[size | 0x80, 0x80, 0x80, 0x80, 0x00]);
+        out.extend_from_slice(&module[10..]);
+        out
+    }
+
+    /// `module` signed by a tool that recorded `hash` at `revision`.
+    fn signed_with(module: &[u8], hash: String, revision: Option<u32>) -> Vec<u8> {
+        let (account, subject) = (KeyPair::new_account(), KeyPair::new_module());
+        let mut claims = Claims::new(
+            account.public_key(),
+            subject.public_key(),
+            Actor {
+                module_hash: hash,
+                ..Actor::default()
+            },
+        );
+        claims.wascap_revision = revision;
+        let token = jwt::encode(&claims, &account).unwrap();
+        let mut signed = module.to_vec();
+        wasm_encoder::CustomSection {
+            name: CLAIMS_SECTION.into(),
+            data: token.as_bytes().into(),
+        }
+        .append_to(&mut signed);
+        signed
+    }
+
+    #[test]
+    fn a_module_with_padded_section_sizes_verifies_against_the_hash_of_its_own_bytes() {
+        let plain = padded(&module("(module (func (export \"f\")))"));
+        assert_ne!(
+            split(&plain).unwrap().stripped,
+            plain,
+            "wascap re-encodes the size"
+        );
+        let verbatim = sha256_hex_upper(&plain);
+        for revision in [Some(3), Some(2), None] {
+            let signed = signed_with(&plain, verbatim.clone(), revision);
+            let verified = verify_module(&signed, &VerifyOptions::new()).unwrap();
+            assert!(verified.hash_checked(), "{revision:?}");
+        }
+        // A byte changed after signing is still caught, by either way of stripping.
+        let mut changed = signed_with(&plain, verbatim, Some(3));
+        let last_code_byte = plain.len() - 1;
+        changed[last_code_byte] ^= 0xff;
+        assert!(matches!(
+            verify_module(&changed, &VerifyOptions::new()),
+            Err(ClaimsError::HashMismatch { .. }) | Err(ClaimsError::MalformedWasm(_))
+        ));
+    }
+
+    #[test]
+    fn hashes_before_revision_3_are_not_checked_unless_required_as_wascap_does() {
+        let plain = module("(module (func (export \"f\")))");
+        let other_hash = sha256_hex_upper(b"computed some older way");
+        let old = signed_with(&plain, other_hash.clone(), Some(2));
+        let verified = verify_module(&old, &VerifyOptions::new()).unwrap();
+        assert!(!verified.hash_checked());
+        assert!(matches!(
+            verify_module(&old, &VerifyOptions::new().require_module_hash()),
+            Err(ClaimsError::HashMismatch { .. })
+        ));
+        let current = signed_with(&plain, other_hash, Some(3));
+        assert!(matches!(
+            verify_module(&current, &VerifyOptions::new()),
+            Err(ClaimsError::HashMismatch { .. })
+        ));
     }
 
     #[test]

@@ -381,6 +381,7 @@ fn inspect(args: InspectArgs, out: &mut Out) -> Result<()> {
             "capabilities": actor.capabilities(),
             "tags": actor.tags.clone().unwrap_or_default(),
             "hash": actor.module_hash,
+            "hash_checked": verified.hash_checked(),
             "wascap_revision": claims.wascap_revision,
             "generation": generation,
             "id": claims.id,
@@ -405,7 +406,18 @@ fn inspect(args: InspectArgs, out: &mut Out) -> Result<()> {
         ("Call Alias", or_none(actor.call_alias.clone())),
         ("Capabilities", friendly_list(actor.capabilities())),
         ("Tags", or_none(tags)),
-        ("Hash", actor.module_hash.clone()),
+        (
+            "Hash",
+            if verified.hash_checked() {
+                actor.module_hash.clone()
+            } else {
+                format!(
+                    "{} (not checked: wascap_revision {} < 3)",
+                    actor.module_hash,
+                    claims.wascap_revision.unwrap_or(0)
+                )
+            },
+        ),
         ("ABI", generation),
     ];
     let title = format!(
