@@ -106,6 +106,48 @@ pub mod httpserver {
     }
 }
 
+/// `wasmcloud:httpclient`: the actor calls the provider (`wasmcloud-interface-httpclient`).
+pub mod httpclient {
+    use crate::httpserver::HeaderMap;
+    use serde::{Deserialize, Serialize};
+
+    /// The contract id.
+    pub const CONTRACT_ID: &str = "wasmcloud:httpclient";
+    /// [`HttpRequest`] → [`HttpResponse`].
+    pub const REQUEST: &str = "HttpClient.Request";
+
+    /// A request to send.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct HttpRequest {
+        /// `GET`, `POST`, ...
+        #[serde(default)]
+        pub method: String,
+        /// The absolute URL, `http://HOST[:PORT]/PATH[?QUERY]`.
+        #[serde(default)]
+        pub url: String,
+        /// Header name → its values.
+        #[serde(default)]
+        pub headers: HeaderMap,
+        /// The body.
+        #[serde(with = "serde_bytes", default)]
+        pub body: Vec<u8>,
+    }
+
+    /// What the server answered.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct HttpResponse {
+        /// HTTP status code.
+        #[serde(rename = "statusCode", default)]
+        pub status_code: u16,
+        /// Response headers.
+        #[serde(default)]
+        pub header: HeaderMap,
+        /// The body.
+        #[serde(with = "serde_bytes", default)]
+        pub body: Vec<u8>,
+    }
+}
+
 /// `wasmcloud:keyvalue`: the actor calls the provider.
 pub mod keyvalue {
     use serde::{Deserialize, Serialize};
@@ -328,6 +370,34 @@ pub mod logging {
         /// The message.
         #[serde(default)]
         pub text: String,
+    }
+}
+
+/// `wasmcloud:builtin:numbergen`: served by the host itself (`wasmcloud-interface-numbergen`).
+pub mod numbergen {
+    use serde::{Deserialize, Serialize};
+
+    /// The contract id.
+    pub const CONTRACT_ID: &str = "wasmcloud:builtin:numbergen";
+    /// Nothing → `String`: a v4 GUID, `nnnnnnnn-nnnn-nnnn-nnnn-nnnnnnnnnnnn`.
+    pub const GENERATE_GUID: &str = "NumberGen.GenerateGuid";
+    /// [`RangeLimit`] → `u32` within it, both ends included.
+    pub const RANDOM_IN_RANGE: &str = "NumberGen.RandomInRange";
+    /// Nothing → a random `u32`.
+    pub const RANDOM_32: &str = "NumberGen.Random32";
+    /// Nothing → `u64`: the calling actor's next sequence number, from 0. Weft's own, for the
+    /// older generations' `RequestSequence` (`wascc:extras`, `wasmcloud:extras`).
+    pub const NEXT_SEQUENCE: &str = "NumberGen.NextSequence";
+
+    /// `RandomInRange`'s bounds, inclusive.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RangeLimit {
+        /// Least value.
+        #[serde(default)]
+        pub min: u32,
+        /// Greatest value.
+        #[serde(default)]
+        pub max: u32,
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! A thin layer over `wapc-guest`: register an HTTP handler with [`http::serve`], call the
 //! key-value store with [`keyvalue`], publish, request and receive messages with
-//! [`messaging`], log with [`logging`], call other actors with [`actor`]. Payloads are the
+//! [`messaging`], log with [`logging`], call other actors with [`actor`], make HTTP requests with [`httpclient`], ask the host for GUIDs
+//! and random numbers with [`numbergen`]. Payloads are the
 //! wasmCloud 0.x contract types from `weft-contracts`, so an actor written with this crate
 //! talks to any provider of those contracts.
 //!
@@ -137,6 +138,49 @@ pub mod logging {
         if let Ok(payload) = weft_contracts::encode(&entry) {
             let _ = wapc_guest::host_call("default", CONTRACT_ID, WRITE_LOG, &payload);
         }
+    }
+}
+
+/// `wasmcloud:httpclient`: HTTP requests out, through the provider the actor's link names
+/// (which also says which hosts it may reach).
+pub mod httpclient {
+    use weft_contracts::httpclient::*;
+
+    /// Sends `method` `url` with `body`, no headers; the whole answer, whatever its status.
+    pub fn request(method: &str, url: &str, body: &[u8]) -> super::Result<HttpResponse> {
+        let request = HttpRequest {
+            method: method.into(),
+            url: url.into(),
+            headers: Default::default(),
+            body: body.to_vec(),
+        };
+        super::call("default", CONTRACT_ID, REQUEST, &request)
+    }
+}
+
+/// `wasmcloud:builtin:numbergen`: GUIDs and random numbers from the host (an actor has no
+/// randomness of its own). The actor must be signed for the contract; no link is needed.
+pub mod numbergen {
+    use weft_contracts::numbergen::*;
+
+    /// A v4 GUID.
+    pub fn generate_guid() -> super::Result<String> {
+        super::call("default", CONTRACT_ID, GENERATE_GUID, &())
+    }
+
+    /// A random number from `min` to `max`, both included.
+    pub fn random_in_range(min: u32, max: u32) -> super::Result<u32> {
+        super::call(
+            "default",
+            CONTRACT_ID,
+            RANDOM_IN_RANGE,
+            &RangeLimit { min, max },
+        )
+    }
+
+    /// A random `u32`.
+    pub fn random_32() -> super::Result<u32> {
+        super::call("default", CONTRACT_ID, RANDOM_32, &())
     }
 }
 

@@ -16,7 +16,7 @@
 mod old;
 
 use crate::{CodecError, decode, encode};
-use crate::{actor, httpserver, keyvalue, logging, messaging};
+use crate::{actor, httpclient, httpserver, keyvalue, logging, messaging, numbergen};
 use serde::Serialize;
 use std::fmt;
 
@@ -70,9 +70,11 @@ pub fn is_wascc_contract(contract: &str) -> bool {
 pub fn canonical_contract(contract: &str) -> &str {
     match contract {
         "wascc:http_server" => httpserver::CONTRACT_ID,
+        "wascc:http_client" => httpclient::CONTRACT_ID,
         "wascc:keyvalue" => keyvalue::CONTRACT_ID,
         "wascc:messaging" => messaging::CONTRACT_ID,
         "wascc:logging" | "wasmcloud:logging" => logging::CONTRACT_ID,
+        "wascc:extras" | "wasmcloud:extras" => numbergen::CONTRACT_ID,
         other => other,
     }
 }
@@ -109,6 +111,8 @@ enum Answer {
     Empty,
     /// An old `Response` into an [`httpserver::HttpResponse`].
     HttpResponse,
+    /// An [`httpclient::HttpResponse`] into an old `Response`.
+    ClientResponse,
     /// A wasmCloud 0.15–0.18 `HealthCheckResponse` into today's.
     Health,
     /// Any answer at all means healthy (waSCC's rule).
@@ -131,6 +135,17 @@ enum Answer {
     Published,
     /// A [`messaging::ReplyMessage`] into an old `BrokerMessage`.
     Reply,
+    /// A GUID, random number or sequence number into the older generations' `GeneratorResult`,
+    /// its fields spelled as the generation spelled them.
+    Generated(Generated, Generation),
+}
+
+/// Which of the `GeneratorResult` fields an answer fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Generated {
+    Guid,
+    Random,
+    Sequence,
 }
 
 impl Answer {
@@ -148,6 +163,19 @@ impl Answer {
                         .map(|(name, value)| (name, vec![value]))
                         .collect(),
                     body: old.body,
+                })
+            }
+            Answer::ClientResponse => {
+                let response: httpclient::HttpResponse = decode(&bytes)?;
+                encode(&old::HttpResponse {
+                    status_code: u32::from(response.status_code),
+                    status: String::new(),
+                    header: response
+                        .header
+                        .into_iter()
+                        .map(|(name, values)| (name, values.join(", ")))
+                        .collect(),
+                    body: response.body,
                 })
             }
             Answer::Health => {
@@ -186,6 +214,19 @@ impl Answer {
                 values: decode(&bytes)?,
             }),
             Answer::Published => encode(&old::PublishResponse { published: true }),
+            Answer::Generated(what, generation) => {
+                let mut result = old::GeneratorResult::default();
+                match what {
+                    Generated::Guid => result.guid = Some(decode(&bytes)?),
+                    Generated::Random => result.random_number = decode(&bytes)?,
+                    Generated::Sequence => result.sequence_number = decode(&bytes)?,
+                }
+                if *generation == Generation::Wascc {
+                    encode(&result)
+                } else {
+                    encode(&old::WasmCloudGeneratorResult::from(result))
+                }
+            }
             Answer::Reply => {
                 let reply: messaging::ReplyMessage = decode(&bytes)?;
                 encode(&old::BrokerMessage {
@@ -365,6 +406,54 @@ pub fn from_actor(
             }
             _ => return Err(unknown(old::LOGGING_OPERATIONS)),
         },
+        httpclient::CONTRACT_ID => {
+            let (method, url, header, body) = match (generation, operation) {
+                (Generation::Wascc, "PerformRequest") => {
+                    let request: old::HttpRequest = decode(payload)?;
+                    let url = if request.query_string.is_empty() {
+                        request.path
+                    } else {
+                        format!("{}?{}", request.path, request.query_string)
+                    };
+                    (request.method, url, request.header, request.body)
+                }
+                (Generation::WasmCloud018, "Request") => {
+                    let request: old::ClientRequest = decode(payload)?;
+                    (request.method, request.url, request.headers, request.body)
+                }
+                (Generation::Wascc, _) => return Err(unknown("PerformRequest")),
+                _ => return Err(unknown("Request")),
+            };
+            call(
+                httpclient::REQUEST,
+                &httpclient::HttpRequest {
+                    method,
+                    url,
+                    headers: header.into_iter().map(|(k, v)| (k, vec![v])).collect(),
+                    body,
+                },
+                Answer::ClientResponse,
+            )?
+        }
+        numbergen::CONTRACT_ID => {
+            let (operation, what) = match operation {
+                "RequestGuid" => (numbergen::GENERATE_GUID, Generated::Guid),
+                "RequestRandom" => (numbergen::RANDOM_IN_RANGE, Generated::Random),
+                "RequestSequence" => (numbergen::NEXT_SEQUENCE, Generated::Sequence),
+                _ => return Err(unknown(old::EXTRAS_OPERATIONS)),
+            };
+            let answer = Answer::Generated(what, generation);
+            if what == Generated::Random {
+                let range: old::RandomRequest = decode(payload)?;
+                let limit = numbergen::RangeLimit {
+                    min: range.min,
+                    max: range.max,
+                };
+                call(operation, &limit, answer)?
+            } else {
+                call(operation, &(), answer)?
+            }
+        }
         _ => return Ok(None),
     };
     Ok(Some(translated))

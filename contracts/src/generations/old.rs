@@ -30,6 +30,8 @@ pub const KEYVALUE_OPERATIONS: &str = "Get, Add, Set, Del, Clear, Range, Push, L
 pub const MESSAGING_OPERATIONS: &str = "Publish, Request";
 /// For errors.
 pub const LOGGING_OPERATIONS: &str = "WriteLog";
+/// For errors.
+pub const EXTRAS_OPERATIONS: &str = "RequestGuid, RequestRandom, RequestSequence";
 
 /// An HTTP request: header values are single strings (the wasmbus one has lists).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,4 +239,57 @@ pub fn wascc_level(level: u32) -> &'static str {
         4 | 5 => "debug",
         _ => "info",
     }
+}
+
+/// The extras request of both older generations (`GeneratorRequest`): flags saying what the
+/// operation name already says, and a random number's bounds.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct RandomRequest {
+    #[serde(default)]
+    pub min: u32,
+    #[serde(default)]
+    pub max: u32,
+}
+
+/// waSCC's answer to every extras request: the field asked for filled, the others empty.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GeneratorResult {
+    pub guid: Option<String>,
+    #[serde(rename = "sequenceNumber")]
+    pub sequence_number: u64,
+    #[serde(rename = "randomNumber")]
+    pub random_number: u32,
+}
+
+/// wasmCloud 0.15–0.18's (`wasmcloud-actor-extras` 0.1): `random_number` in snake case.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WasmCloudGeneratorResult {
+    pub guid: Option<String>,
+    #[serde(rename = "sequenceNumber")]
+    pub sequence_number: u64,
+    pub random_number: u32,
+}
+
+impl From<GeneratorResult> for WasmCloudGeneratorResult {
+    fn from(result: GeneratorResult) -> Self {
+        WasmCloudGeneratorResult {
+            guid: result.guid,
+            sequence_number: result.sequence_number,
+            random_number: result.random_number,
+        }
+    }
+}
+
+/// wasmCloud 0.15–0.18's outbound request, `Request(method, url, headers, body)`. (waSCC's
+/// is its HTTP `Request`, the URL in `path`.)
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ClientRequest {
+    #[serde(default)]
+    pub method: String,
+    #[serde(default)]
+    pub url: String,
+    #[serde(default)]
+    pub headers: HashMap<String, String>,
+    #[serde(with = "serde_bytes", default)]
+    pub body: Vec<u8>,
 }

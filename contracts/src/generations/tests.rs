@@ -206,3 +206,102 @@ fn health_answers_are_read_per_generation() {
     let answer: actor::HealthCheckResponse = decode(&call.answer(vec![0xc0]).unwrap()).unwrap();
     assert!(answer.healthy);
 }
+
+#[test]
+fn extras_become_numbergen_answered_in_each_generations_result() {
+    assert_eq!(canonical_contract("wascc:extras"), numbergen::CONTRACT_ID);
+    assert_eq!(
+        canonical_contract("wasmcloud:extras"),
+        numbergen::CONTRACT_ID
+    );
+    let request = encode(&old::RandomRequest { min: 1, max: 6 }).unwrap();
+    for (generation, random_field) in [
+        (Generation::Wascc, "randomNumber"),
+        (Generation::WasmCloud018, "random_number"),
+    ] {
+        let call = from_actor(
+            generation,
+            numbergen::CONTRACT_ID,
+            "RequestRandom",
+            &request,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(call.operation, numbergen::RANDOM_IN_RANGE);
+        let limit: numbergen::RangeLimit = decode(&call.payload).unwrap();
+        assert_eq!((limit.min, limit.max), (1, 6));
+        let answer = fields(&call.answer(encode(&4u32).unwrap()).unwrap());
+        assert_eq!(answer[random_field].as_i64(), Some(4), "{generation}");
+
+        let call = from_actor(generation, numbergen::CONTRACT_ID, "RequestGuid", &request)
+            .unwrap()
+            .unwrap();
+        assert_eq!(call.operation, numbergen::GENERATE_GUID);
+        let answer = fields(&call.answer(encode("g-u-i-d").unwrap()).unwrap());
+        assert_eq!(answer["guid"].as_str(), Some("g-u-i-d"), "{generation}");
+
+        let call = from_actor(
+            generation,
+            numbergen::CONTRACT_ID,
+            "RequestSequence",
+            &request,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(call.operation, numbergen::NEXT_SEQUENCE);
+        let answer = fields(&call.answer(encode(&7u64).unwrap()).unwrap());
+        assert_eq!(answer["sequenceNumber"].as_i64(), Some(7), "{generation}");
+    }
+}
+
+#[test]
+fn outbound_http_requests_of_both_older_generations_become_http_client_requests() {
+    let wascc = encode(&old::HttpRequest {
+        method: "GET".into(),
+        path: "http://example.com/a".into(),
+        query_string: "b=1".into(),
+        header: [("accept".to_string(), "text/plain".to_string())].into(),
+        body: Vec::new(),
+    })
+    .unwrap();
+    let wasmcloud = encode(&old::ClientRequest {
+        method: "GET".into(),
+        url: "http://example.com/a?b=1".into(),
+        headers: [("accept".to_string(), "text/plain".to_string())].into(),
+        body: Vec::new(),
+    })
+    .unwrap();
+    for (generation, operation, payload) in [
+        (Generation::Wascc, "PerformRequest", wascc),
+        (Generation::WasmCloud018, "Request", wasmcloud),
+    ] {
+        let call = from_actor(generation, httpclient::CONTRACT_ID, operation, &payload)
+            .unwrap()
+            .unwrap();
+        assert_eq!(call.operation, httpclient::REQUEST);
+        let request: httpclient::HttpRequest = decode(&call.payload).unwrap();
+        assert_eq!(request.url, "http://example.com/a?b=1", "{generation}");
+        assert_eq!(request.headers["accept"], ["text/plain"]);
+        let answer = fields(
+            &call
+                .answer(
+                    encode(&httpclient::HttpResponse {
+                        status_code: 200,
+                        header: [("x".to_string(), vec!["1".to_string(), "2".to_string()])].into(),
+                        body: b"ok".to_vec(),
+                    })
+                    .unwrap(),
+                )
+                .unwrap(),
+        );
+        assert_eq!(answer["statusCode"].as_i64(), Some(200));
+        let Value::Map(header) = &answer["header"] else {
+            panic!("{answer:?}")
+        };
+        assert_eq!(header["x"].as_str(), Some("1, 2"));
+    }
+    assert_eq!(
+        canonical_contract("wascc:http_client"),
+        httpclient::CONTRACT_ID
+    );
+}

@@ -22,7 +22,8 @@ pub enum ProviderCommand {
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// The provider: keyvalue-redis, keyvalue-memory, http-server or messaging-nats
+    /// The provider: keyvalue-redis, keyvalue-memory, http-server, httpclient or
+    /// messaging-nats
     kind: String,
     /// Its id on the lattice (links name it); default: its kind
     #[arg(long)]
@@ -66,6 +67,7 @@ pub fn by_kind(kind: &str, config: &BTreeMap<String, String>) -> Result<Arc<dyn 
                     .unwrap_or(default.max_buffered_body_bytes),
             }))
         }
+        "httpclient" => Arc::new(weft_httpclient::HttpClient::new()),
         "messaging-nats" => Arc::new(NatsMessaging::new(
             config
                 .get("url")
@@ -74,7 +76,7 @@ pub fn by_kind(kind: &str, config: &BTreeMap<String, String>) -> Result<Arc<dyn 
         )),
         other => bail!(
             "there is no provider of kind {other:?}; the kinds are keyvalue-redis, \
-             keyvalue-memory, http-server and messaging-nats"
+             keyvalue-memory, http-server, httpclient and messaging-nats"
         ),
     })
 }

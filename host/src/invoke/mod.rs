@@ -9,7 +9,7 @@
 //! | generation | [`generation`] | for an actor of an older ABI generation (waSCC, wasmCloud 0.15–0.18): its call as the wasmbus call providers serve, and the answer back in its SDK's shape | `BadRequest` → 400 |
 //! | claims | [`claims`] | may this actor call this contract (its signed claims) | `Denied` → 403 |
 //! | policy | [`policy`] | may it, by the host's own rules ([`CallPolicy`], an embedder's) | `Denied` → 403 |
-//! | route | [`route`] | who serves it: the host's logger, the provider its link names, or the actor it names (its call alias or module key), in this process or on the lattice | `NoLink`, `Provider` → 500, `NoActor` → 404 |
+//! | route | [`route`] | who serves it: the host itself ([`builtins`]: logging, numbergen), the provider its link names, or the actor it names (its call alias or module key), in this process or on the lattice | `NoLink`, `Provider` → 500, `NoActor` → 404 |
 //!
 //! The first two run for every invocation of an actor, whoever makes it (a provider, the
 //! lattice, `Host::invoke`); the last three (four for an older-generation actor) for every host call an actor makes, as a stack of
@@ -17,6 +17,7 @@
 //! same traits as a local one (`crate::lattice`), so this path has one shape whether or not a
 //! lattice is joined.
 
+pub mod builtins;
 pub mod claims;
 pub mod concurrency;
 pub mod deadline;

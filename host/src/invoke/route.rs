@@ -1,6 +1,7 @@
 //! The last layer: who serves a host call that the claims and the policy allowed.
 //!
-//! - `wasmcloud:builtin:logging` is the host's own: a line in its log.
+//! - `wasmcloud:builtin:logging` and `wasmcloud:builtin:numbergen` are the host's own
+//!   ([`super::builtins`]).
 //! - A namespace that names an actor (its call alias or module key) goes to that actor: in
 //!   this process when it runs here (the payload passed as it is, no network), else over the
 //!   lattice; within what is left of the caller's deadline less [`ACTOR_MARGIN`], which
@@ -15,11 +16,11 @@
 //! actor still has time to handle the answer or the error instead of being stopped for its
 //! deadline.
 
+use super::builtins::{self, Builtins};
 use super::{HostCall, HostCalls, InvokeActor, InvokeError};
 use crate::limits::MIN_CALL_TIME_MS;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
-use weft_contracts::logging;
 use weft_provider_sdk::{
     Failure, FailureKind, LinkDefinition, Provider, ProviderCall, async_trait,
 };
@@ -58,20 +59,24 @@ pub enum Callee {
 /// Routes the host calls of every actor of one host.
 pub struct Router {
     host: Weak<dyn Routes>,
+    builtins: Builtins,
 }
 
 impl Router {
     /// The router of the host `host` (held weakly: the host holds its router).
     pub fn new(host: Weak<dyn Routes>) -> Self {
-        Router { host }
+        Router {
+            host,
+            builtins: Builtins::default(),
+        }
     }
 }
 
 #[async_trait]
 impl HostCalls for Router {
     async fn host_call(&self, call: HostCall<'_>) -> Result<Vec<u8>, InvokeError> {
-        if call.contract == logging::CONTRACT_ID {
-            return write_log(&call);
+        if builtins::serves(call.contract) {
+            return self.builtins.call(&call);
         }
         let host = self.host.upgrade().ok_or_else(|| InvokeError::Stopping {
             actor: call.actor.to_string(),
@@ -144,29 +149,4 @@ impl HostCalls for Router {
             }),
         }
     }
-}
-
-fn write_log(call: &HostCall<'_>) -> Result<Vec<u8>, InvokeError> {
-    if call.operation != logging::WRITE_LOG {
-        return Err(InvokeError::BadRequest(format!(
-            "{} has no operation {}",
-            logging::CONTRACT_ID,
-            call.operation
-        )));
-    }
-    let entry: logging::LogEntry =
-        weft_contracts::decode(call.payload).map_err(|e| InvokeError::BadRequest(e.to_string()))?;
-    let actor = call.actor;
-    // Over the actor's log budget the line is dropped (and counted), not refused: the
-    // guest's call goes on.
-    if !call.log.admit(actor, entry.text.len()) {
-        return Ok(Vec::new());
-    }
-    match entry.level.as_str() {
-        "error" => tracing::error!(actor, "{}", entry.text),
-        "warn" => tracing::warn!(actor, "{}", entry.text),
-        "debug" => tracing::debug!(actor, "{}", entry.text),
-        _ => tracing::info!(actor, "{}", entry.text),
-    }
-    Ok(Vec::new())
 }

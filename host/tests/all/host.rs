@@ -661,3 +661,63 @@ async fn links_per_host_and_bytes_per_link_obeyed_and_enforced() {
         .unwrap();
     host.put_link(link("MA4", &[])).await.unwrap();
 }
+
+/// An actor of wasmCloud 0.15–0.18's generation (a `wapc_init`, no wasmbus mark) that asks for
+/// an operation its generation did not have is told the ones it had, naming its ABI; its waSCC
+/// link id reaches the same provider; and an actor of today's generation is served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_actor_asking_for_an_operation_its_generation_lacks_is_told_which_it_has() {
+    let host = host(Limits::default());
+    host.add_provider("kv", Arc::new(Echoing::default()))
+        .await
+        .unwrap();
+    let older = crate::GUEST.replace(
+        r#"(func (export "__wasmbus_rpc_version") (result i32) i32.const 1)"#,
+        r#"(func (export "wapc_init"))"#,
+    );
+    assert_ne!(older, crate::GUEST);
+    let older = host
+        .start_actor(&crate::sign(
+            &wat::parse_str(&older).unwrap(),
+            &[contracts::KEYVALUE],
+        ))
+        .await
+        .unwrap()
+        .id;
+    // Linked by waSCC's contract id: the same provider, under today's id.
+    host.put_link(LinkDefinition {
+        contract_id: "wascc:keyvalue".into(),
+        ..kv_link(&older)
+    })
+    .await
+    .unwrap();
+    assert!(
+        host.links().contains(&kv_link(&older)),
+        "{:?}",
+        host.links()
+    );
+
+    let err = host
+        .invoke(&older, "run", &cmd(b'h', 1))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "(wasmCloud 0.15–0.18 ABI): wasmCloud 0.15–0.18 actors have no operation \
+             \"KeyValue.Get\" on wasmcloud:keyvalue; the operations it has are Get, Add"
+        ),
+        "{err}"
+    );
+
+    let current = host
+        .start_actor(&guest(&[contracts::KEYVALUE]))
+        .await
+        .unwrap()
+        .id;
+    host.put_link(kv_link(&current)).await.unwrap();
+    assert_eq!(
+        host.invoke(&current, "run", &cmd(b'h', 1)).await.unwrap(),
+        b"KeyValue.Get via kv"
+    );
+}

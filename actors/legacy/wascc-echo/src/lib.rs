@@ -1,6 +1,6 @@
 //! waSCC's echo, as its SDK wrote actors: `actor_handlers!` maps `HandleRequest` and
-//! `HealthRequest`; the answer is the request itself as JSON, and each request is logged
-//! through `wascc:logging`.
+//! `HealthRequest`; the answer is the request itself as JSON with a GUID and a random number
+//! from `wascc:extras`, and each request is logged through `wascc:logging`.
 
 extern crate wascc_actor as actor;
 
@@ -19,6 +19,8 @@ fn echo(request: codec::http::Request) -> HandlerResult<codec::http::Response> {
         "query_string": request.query_string,
         "header": request.header,
         "body": String::from_utf8_lossy(&request.body),
+        "guid": extras::default().get_guid()?,
+        "random": extras::default().get_random(1, 6)?,
     });
     Ok(codec::http::Response::json(body, 200, "OK"))
 }

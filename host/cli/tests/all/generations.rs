@@ -3,7 +3,7 @@
 //! 0.15–0.18; `actors/kvcounter-wasmbus` for wasmbus-rpc), run unmodified side by side by one
 //! `weft up` with the in-process providers, and answering as their own hosts did.
 
-use crate::up::{Up, get, request};
+use crate::up::{Up, get, request, served_at as address};
 use crate::{Weft, signed_actor};
 
 /// One app: every generation's echo and kvcounter, each on its own port, one shared store.
@@ -48,18 +48,6 @@ fn app(weft: &Weft) -> std::path::PathBuf {
     manifest
 }
 
-/// Where `weft up` said it serves `actor`.
-fn address(up: &Up, actor: &str) -> String {
-    up.startup
-        .iter()
-        .find_map(|line| {
-            let rest = line.strip_prefix("serving   http://")?;
-            rest.ends_with(&format!("→ {actor}"))
-                .then(|| rest.split('/').next().unwrap().to_string())
-        })
-        .unwrap_or_else(|| panic!("no serving line for {actor}: {:?}", up.startup))
-}
-
 #[test]
 fn echo_and_kvcounter_of_every_generation_answer_as_their_hosts_did() {
     let weft = Weft::new();
@@ -81,6 +69,14 @@ fn echo_and_kvcounter_of_every_generation_answer_as_their_hosts_did() {
         assert_eq!(echoed["query_string"], "x=1&y=2", "{actor}: {body}");
         assert_eq!(echoed["body"], "ping", "{actor}: {body}");
         assert_eq!(echoed["header"]["content-length"], "4", "{actor}: {body}");
+        // From the extras contract of its generation, served by the host's number generator.
+        assert_eq!(
+            echoed["guid"].as_str().map(str::len),
+            Some(36),
+            "{actor}: {body}"
+        );
+        let random = echoed["random"].as_u64().unwrap_or_default();
+        assert!((1..=6).contains(&random), "{actor}: {body}");
     }
 
     // kvcounter: the three generations add to one counter in one store, in turn.

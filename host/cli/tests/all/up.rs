@@ -604,3 +604,72 @@ fn pinger_ponger_example_calls_an_actor_from_an_actor() {
     assert_eq!(status, 502, "{body}");
     assert!(body.contains("does not run on this host"), "{body}");
 }
+
+/// examples/dice as its app.toml says: the actor asks the host's built-in number generator,
+/// which it is signed for and never linked to.
+#[test]
+fn dice_example_rolls_with_the_hosts_number_generator() {
+    signed_actor("dice");
+    let weft = Weft::new();
+    let up = Up::start(&weft, &example("dice"), &[("DICE_ADDRESS", "127.0.0.1:0")]);
+    let mut guids = std::collections::BTreeSet::new();
+    let mut rolls = std::collections::BTreeSet::new();
+    for _ in 0..120 {
+        let (status, body) = get(&up.serving, "/");
+        assert_eq!(status, 200, "{body}");
+        let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+        guids.insert(answer["guid"].as_str().unwrap().to_string());
+        rolls.insert(answer["roll"].as_u64().unwrap());
+    }
+    assert_eq!(guids.len(), 120, "every GUID differs");
+    assert_eq!(rolls.into_iter().collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
+    let (status, body) = get(&up.serving, "/sides/1");
+    assert_eq!((status, body.contains("\"roll\":1")), (200, true), "{body}");
+}
+
+/// Where `weft up` said it serves `actor`.
+pub(crate) fn served_at(up: &Up, actor: &str) -> String {
+    up.startup
+        .iter()
+        .find_map(|line| {
+            let rest = line.strip_prefix("serving   http://")?;
+            rest.ends_with(&format!("→ {actor}"))
+                .then(|| rest.split('/').next().unwrap().to_string())
+        })
+        .unwrap_or_else(|| panic!("no serving line for {actor}: {:?}", up.startup))
+}
+
+/// examples/fetch as its app.toml says: an actor's HTTP request out reaches the host its
+/// link allows (hello, served by the same `weft up`), and no other.
+#[test]
+fn fetch_example_reaches_only_the_hosts_its_link_allows() {
+    signed_actor("fetch");
+    signed_actor("hello");
+    let hello = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hello_address = hello.local_addr().unwrap().to_string();
+    drop(hello);
+    let weft = Weft::new();
+    let up = Up::start(
+        &weft,
+        &example("fetch"),
+        &[
+            ("FETCH_ADDRESS", "127.0.0.1:0"),
+            ("HELLO_ADDRESS", hello_address.as_str()),
+        ],
+    );
+    let fetch = served_at(&up, "fetch");
+    let (status, body) = get(&fetch, &format!("/?url=http://{hello_address}/"));
+    assert_eq!((status, body.as_str()), (200, "Hello, world!\n"));
+
+    // Not on the link's allowed_hosts: refused, saying how to allow it; fetch serves on.
+    let (status, body) = get(&fetch, "/?url=http://127.0.0.1:1/");
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body.contains(
+            "the link does not allow 127.0.0.1:1; add it to the link value allowed_hosts"
+        ),
+        "{body}"
+    );
+    let (status, _) = get(&fetch, &format!("/?url=http://{hello_address}/"));
+    assert_eq!(status, 200);
+}
