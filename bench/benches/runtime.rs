@@ -10,7 +10,10 @@
 //! (i) an actor-to-actor call between two local actors: invoking a relay actor that calls
 //!     echo by its module key and answers what echo said, less invoking the same relay
 //!     answering its request itself (what the call from actor to actor adds), vs invoking echo
-//!     directly (target ≤ 2×).
+//!     directly (target ≤ 2×);
+//! (j) serving an older-generation actor: `HttpServer.HandleRequest` on a hello actor built
+//!     with waSCC's and with wasmCloud 0.15–0.18's SDK (the host translating the request and
+//!     the answer) vs the same hello built with Weft's wasmbus SDK, paired (target ≤ 1.1×).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use criterion::Criterion;
@@ -216,6 +219,79 @@ fn main() {
         group.finish();
     }
 
+    // (j) older generations: the same hello in each generation's SDK, called as the HTTP
+    // server provider calls it.
+    let request = weft_contracts::encode(&weft_contracts::httpserver::HttpRequest {
+        method: "GET".into(),
+        path: "/".into(),
+        query_string: String::new(),
+        header: [("host".to_string(), vec!["localhost".to_string()])].into(),
+        body: Vec::new(),
+    })
+    .unwrap();
+    let hellos: Vec<(&str, String)> = ["hello", "wasmcloud-hello", "wascc-hello"]
+        .into_iter()
+        .map(|name| {
+            let bytes = std::fs::read(weft_bench::target_dir().join("actors").join(format!("{name}.wasm")))
+                .unwrap_or_else(|e| {
+                    eprintln!("{name}: {e}; build the actors first (scripts/test.sh, or weft build --workspace actors/legacy)");
+                    std::process::exit(2)
+                });
+            let id = runtime.block_on(host.start_actor(&bytes)).unwrap().id;
+            let answer = runtime
+                .block_on(host.invoke(&id, weft_contracts::httpserver::HANDLE_REQUEST, &request))
+                .unwrap();
+            let answer: weft_contracts::httpserver::HttpResponse =
+                weft_contracts::decode(&answer).unwrap();
+            assert_eq!((answer.status_code, answer.body.as_slice()), (200, &b"Hello, world!\n"[..]), "{name}");
+            (name, id)
+        })
+        .collect();
+    let older: Vec<_> = hellos[1..]
+        .iter()
+        .map(|(name, older)| {
+            let wasmbus = &hellos[0].1;
+            let paired = runtime.block_on(weft_bench::paired_ratio(
+                PAIRED_ROUNDS / 2,
+                PAIRED_CALLS / 2,
+                || async {
+                    host.invoke(
+                        wasmbus,
+                        weft_contracts::httpserver::HANDLE_REQUEST,
+                        &request,
+                    )
+                    .await
+                    .unwrap();
+                },
+                || async {
+                    host.invoke(older, weft_contracts::httpserver::HANDLE_REQUEST, &request)
+                        .await
+                        .unwrap();
+                },
+            ));
+            // The same actor called in its own terms, as if the provider spoke its generation:
+            // what the translation itself costs.
+            let own = weft_contracts::encode(&serde_json::json!({
+                "method": "GET", "path": "/", "queryString": "",
+                "header": {"host": "localhost"}, "body": [],
+            }))
+            .unwrap();
+            let untranslated = runtime.block_on(weft_bench::paired_ratio(
+                PAIRED_ROUNDS / 2,
+                PAIRED_CALLS / 2,
+                || async {
+                    host.invoke(older, "HandleRequest", &own).await.unwrap();
+                },
+                || async {
+                    host.invoke(older, weft_contracts::httpserver::HANDLE_REQUEST, &request)
+                        .await
+                        .unwrap();
+                },
+            ));
+            (*name, paired, untranslated)
+        })
+        .collect();
+
     // (c) swap latency, compile excluded: the same code re-signed, revision not lower.
     let next = sign(&echo, 2, &account, &module_key);
     {
@@ -294,6 +370,22 @@ fn main() {
             direct / 1e3,
             (relayed - alone) / direct,
             relayed / direct
+        );
+    }
+    for (name, paired, untranslated) in &older {
+        println!(
+            "(j) {name} vs the same hello as a wasmbus actor, HttpServer.HandleRequest, paired ({} rounds of {} calls): {:.2} µs vs {:.2} µs, median ratio {:.2}× (rounds {:.2}–{:.2}×; target ≤ 1.1×)",
+            PAIRED_ROUNDS / 2,
+            PAIRED_CALLS / 2,
+            paired.weft_us,
+            paired.raw_us,
+            paired.ratio,
+            paired.lowest,
+            paired.highest
+        );
+        println!(
+            "    of which the host's translation: {name} called in its own terms {:.2} µs, through the translation {:.2} µs, ratio {:.2}×",
+            untranslated.raw_us, untranslated.weft_us, untranslated.ratio
         );
     }
 }
