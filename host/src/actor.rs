@@ -155,28 +155,17 @@ impl ActorPool {
         payload: &[u8],
         deadline: Deadline,
     ) -> Result<Vec<u8>, InvokeError> {
-        if self.identity.generation == Generation::Wasmbus {
-            return self.run(operation, payload, deadline).await;
-        }
-        // Boxed: the fast path above should not carry this one's larger future.
-        Box::pin(self.invoke_older(operation, payload, deadline)).await
-    }
-
-    async fn invoke_older(
-        &self,
-        operation: &str,
-        payload: &[u8],
-        deadline: Deadline,
-    ) -> Result<Vec<u8>, InvokeError> {
         let generation = self.identity.generation;
-        let bad = |e| bad_request(&self.identity.id, generation, e);
-        match generations::to_actor(generation, operation, payload).map_err(bad)? {
-            None => self.run(operation, payload, deadline).await,
-            Some(call) => {
+        if generation != Generation::Wasmbus {
+            let bad = |e| bad_request(&self.identity.id, generation, e);
+            if let Some(call) =
+                generations::to_actor(generation, operation, payload).map_err(bad)?
+            {
                 let answer = self.run(call.operation, &call.payload, deadline).await?;
-                call.answer(answer).map_err(bad)
+                return call.answer(answer).map_err(bad);
             }
         }
+        self.run(operation, payload, deadline).await
     }
 
     /// The call itself, in the actor's own terms.

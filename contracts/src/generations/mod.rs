@@ -13,6 +13,7 @@
 //! `actor-interfaces`' widl (wasmCloud 0.15–0.18). Both write MessagePack maps with field
 //! names (`with_struct_map`), and both name operations without an interface prefix.
 
+mod fast;
 mod old;
 
 use crate::{CodecError, decode, encode};
@@ -154,6 +155,9 @@ impl Answer {
             Answer::Same => Ok(bytes),
             Answer::Empty => Ok(Vec::new()),
             Answer::HttpResponse => {
+                if let Some(response) = fast::old_response_to_http(&bytes) {
+                    return Ok(response);
+                }
                 let old: old::HttpResponse = decode(&bytes)?;
                 encode(&httpserver::HttpResponse {
                     status_code: u16::try_from(old.status_code).unwrap_or(500),
@@ -267,14 +271,17 @@ pub fn to_actor(
         return Ok(None);
     }
     let call = match operation {
-        httpserver::HANDLE_REQUEST => {
-            let request: httpserver::HttpRequest = decode(payload)?;
-            ToActor {
-                operation: old::HANDLE_REQUEST,
-                payload: encode(&old::HttpRequest::from(request))?,
-                answer: Answer::HttpResponse,
-            }
-        }
+        httpserver::HANDLE_REQUEST => ToActor {
+            operation: old::HANDLE_REQUEST,
+            payload: match fast::http_request_to_old(payload) {
+                Some(old) => old,
+                None => {
+                    let request: httpserver::HttpRequest = decode(payload)?;
+                    encode(&old::HttpRequest::from(request))?
+                }
+            },
+            answer: Answer::HttpResponse,
+        },
         messaging::HANDLE_MESSAGE => {
             let message: messaging::SubMessage = decode(payload)?;
             ToActor {

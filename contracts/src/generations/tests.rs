@@ -305,3 +305,101 @@ fn outbound_http_requests_of_both_older_generations_become_http_client_requests(
         httpclient::CONTRACT_ID
     );
 }
+
+#[test]
+fn the_direct_http_transcoding_agrees_with_decoding_and_encoding() {
+    let header = |pairs: &[(&str, &[&str])]| -> httpserver::HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, vs)| (k.to_string(), vs.iter().map(|v| v.to_string()).collect()))
+            .collect()
+    };
+    for request in [
+        httpserver::HttpRequest::default(),
+        httpserver::HttpRequest {
+            method: "POST".into(),
+            path: "/a/b".into(),
+            query_string: "x=1&y=é".into(),
+            header: header(&[("accept", &["a", "b"]), ("host", &["h"]), ("empty", &[])]),
+            body: vec![0, 1, 2, 255],
+        },
+    ] {
+        let payload = encode(&request).unwrap();
+        let direct = fast::http_request_to_old(&payload).unwrap();
+        let general = encode(&old::HttpRequest::from(request.clone())).unwrap();
+        assert_eq!(
+            decode::<old::HttpRequest>(&direct).unwrap(),
+            decode::<old::HttpRequest>(&general).unwrap()
+        );
+    }
+    // A request that leaves fields out gets them empty, as the general path gives them.
+    #[derive(serde::Serialize)]
+    struct Partial {
+        header: httpserver::HeaderMap,
+    }
+    let partial = encode(&Partial {
+        header: header(&[("a", &["1"])]),
+    })
+    .unwrap();
+    let direct: old::HttpRequest = decode(&fast::http_request_to_old(&partial).unwrap()).unwrap();
+    assert_eq!((direct.method.as_str(), direct.body.len()), ("", 0));
+    // What it does not expect goes the general way: no header, an array, an unknown field.
+    assert!(
+        fast::http_request_to_old(
+            &encode(&Partial {
+                header: Default::default()
+            })
+            .unwrap()
+        )
+        .is_some()
+    );
+    assert!(
+        fast::http_request_to_old(&rmp_serde::to_vec(&httpserver::HttpRequest::default()).unwrap())
+            .is_none()
+    );
+    #[derive(serde::Serialize)]
+    struct Extra {
+        header: httpserver::HeaderMap,
+        extra: u8,
+    }
+    let extra = encode(&Extra {
+        header: Default::default(),
+        extra: 1,
+    })
+    .unwrap();
+    assert!(fast::http_request_to_old(&extra).is_none());
+
+    for response in [
+        old::HttpResponse::default(),
+        old::HttpResponse {
+            status_code: 404,
+            status: "Not Found".into(),
+            header: [("x".to_string(), "y".to_string())].into(),
+            body: b"gone".to_vec(),
+        },
+        old::HttpResponse {
+            status_code: 70_000,
+            ..old::HttpResponse::default()
+        },
+    ] {
+        let bytes = encode(&response).unwrap();
+        let direct = fast::old_response_to_http(&bytes).unwrap();
+        let general = Answer::HttpResponse.shape(bytes);
+        // The general path is the fast one now; compare with what it did before.
+        let before = encode(&httpserver::HttpResponse {
+            status_code: u16::try_from(response.status_code).unwrap_or(500),
+            header: response
+                .header
+                .iter()
+                .map(|(k, v)| (k.clone(), vec![v.clone()]))
+                .collect(),
+            body: response.body.clone(),
+        })
+        .unwrap();
+        assert_eq!(
+            decode::<httpserver::HttpResponse>(&direct).unwrap(),
+            decode::<httpserver::HttpResponse>(&before).unwrap()
+        );
+        assert_eq!(general.unwrap(), direct);
+    }
+}
