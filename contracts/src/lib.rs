@@ -148,6 +148,205 @@ pub mod httpclient {
     }
 }
 
+/// `wasmcloud:blobstore`: containers of objects (`wasmcloud-interface-blobstore`). Objects go
+/// whole in one chunk each way here: `PutChunk` and chunked downloads are not served.
+pub mod blobstore {
+    use serde::{Deserialize, Serialize};
+
+    /// The contract id.
+    pub const CONTRACT_ID: &str = "wasmcloud:blobstore";
+    /// Container name → `bool`.
+    pub const CONTAINER_EXISTS: &str = "Blobstore.ContainerExists";
+    /// Container name → nothing.
+    pub const CREATE_CONTAINER: &str = "Blobstore.CreateContainer";
+    /// Container name → [`ContainerMetadata`].
+    pub const GET_CONTAINER_INFO: &str = "Blobstore.GetContainerInfo";
+    /// Nothing → `Vec<ContainerMetadata>`.
+    pub const LIST_CONTAINERS: &str = "Blobstore.ListContainers";
+    /// `Vec<String>` container names → `Vec<ItemResult>` (the failures).
+    pub const REMOVE_CONTAINERS: &str = "Blobstore.RemoveContainers";
+    /// [`ContainerObject`] → `bool`.
+    pub const OBJECT_EXISTS: &str = "Blobstore.ObjectExists";
+    /// [`ListObjectsRequest`] → [`ListObjectsResponse`].
+    pub const LIST_OBJECTS: &str = "Blobstore.ListObjects";
+    /// [`RemoveObjectsRequest`] → `Vec<ItemResult>` (the failures).
+    pub const REMOVE_OBJECTS: &str = "Blobstore.RemoveObjects";
+    /// [`PutObjectRequest`] → [`PutObjectResponse`].
+    pub const PUT_OBJECT: &str = "Blobstore.PutObject";
+    /// [`GetObjectRequest`] → [`GetObjectResponse`].
+    pub const GET_OBJECT: &str = "Blobstore.GetObject";
+
+    /// A container.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ContainerMetadata {
+        /// Its name.
+        #[serde(rename = "containerId")]
+        pub container_id: String,
+    }
+
+    /// An object in a container.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ContainerObject {
+        /// The container.
+        #[serde(rename = "containerId", default)]
+        pub container_id: String,
+        /// The object.
+        #[serde(rename = "objectId", default)]
+        pub object_id: String,
+    }
+
+    /// An object's name and size.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ObjectMetadata {
+        /// Its container.
+        #[serde(rename = "containerId")]
+        pub container_id: String,
+        /// Its name.
+        #[serde(rename = "objectId")]
+        pub object_id: String,
+        /// Bytes.
+        #[serde(default)]
+        pub size: u64,
+    }
+
+    /// A part of an object; here always the whole of it.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Chunk {
+        /// The object.
+        #[serde(rename = "objectId", default)]
+        pub object_id: String,
+        /// Its container.
+        #[serde(rename = "containerId", default)]
+        pub container_id: String,
+        /// The bytes.
+        #[serde(with = "serde_bytes", default)]
+        pub bytes: Vec<u8>,
+        /// Where in the object they start.
+        #[serde(default)]
+        pub offset: u64,
+        /// Whether this is the last chunk.
+        #[serde(rename = "isLast", default)]
+        pub is_last: bool,
+    }
+
+    /// `PutObject`.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct PutObjectRequest {
+        /// The object's name, container and bytes.
+        pub chunk: Chunk,
+        /// Its MIME type.
+        #[serde(
+            rename = "contentType",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
+        pub content_type: Option<String>,
+        /// Its content encoding.
+        #[serde(
+            rename = "contentEncoding",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
+        pub content_encoding: Option<String>,
+    }
+
+    /// `PutObject`'s answer: a stream id only for chunked uploads, never given here.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct PutObjectResponse {
+        /// For `PutChunk`; `None`.
+        #[serde(rename = "streamId", default, skip_serializing_if = "Option::is_none")]
+        pub stream_id: Option<String>,
+    }
+
+    /// `GetObject`: the whole object, or `rangeStart..=rangeEnd` of it.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct GetObjectRequest {
+        /// The container.
+        #[serde(rename = "containerId", default)]
+        pub container_id: String,
+        /// The object.
+        #[serde(rename = "objectId", default)]
+        pub object_id: String,
+        /// First byte, inclusive.
+        #[serde(
+            rename = "rangeStart",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
+        pub range_start: Option<u64>,
+        /// Last byte, inclusive.
+        #[serde(rename = "rangeEnd", default, skip_serializing_if = "Option::is_none")]
+        pub range_end: Option<u64>,
+    }
+
+    /// `GetObject`'s answer.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct GetObjectResponse {
+        /// Whether it was found and read.
+        #[serde(default)]
+        pub success: bool,
+        /// Why not.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub error: Option<String>,
+        /// The bytes.
+        #[serde(
+            rename = "initialChunk",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
+        pub initial_chunk: Option<Chunk>,
+        /// The object's whole length.
+        #[serde(rename = "contentLength", default)]
+        pub content_length: u64,
+    }
+
+    /// `ListObjects`.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ListObjectsRequest {
+        /// The container.
+        #[serde(rename = "containerId", default)]
+        pub container_id: String,
+        /// At most this many (the provider's bound applies too).
+        #[serde(rename = "maxItems", default, skip_serializing_if = "Option::is_none")]
+        pub max_items: Option<u32>,
+    }
+
+    /// `ListObjects`' answer, sorted by name.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ListObjectsResponse {
+        /// The objects.
+        pub objects: Vec<ObjectMetadata>,
+        /// Whether that is all of them.
+        #[serde(rename = "isLast", default)]
+        pub is_last: bool,
+    }
+
+    /// `RemoveObjects`.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RemoveObjectsRequest {
+        /// The container.
+        #[serde(rename = "containerId", default)]
+        pub container_id: String,
+        /// The objects.
+        #[serde(default)]
+        pub objects: Vec<String>,
+    }
+
+    /// One item that an operation on many could not do.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ItemResult {
+        /// The item.
+        #[serde(default)]
+        pub key: String,
+        /// Always `false` in the lists answered.
+        #[serde(default)]
+        pub success: bool,
+        /// Why.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub error: Option<String>,
+    }
+}
+
 /// `wasmcloud:keyvalue`: the actor calls the provider.
 pub mod keyvalue {
     use serde::{Deserialize, Serialize};

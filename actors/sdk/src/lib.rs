@@ -2,7 +2,7 @@
 //!
 //! A thin layer over `wapc-guest`: register an HTTP handler with [`http::serve`], call the
 //! key-value store with [`keyvalue`], publish, request and receive messages with
-//! [`messaging`], log with [`logging`], call other actors with [`actor`], make HTTP requests with [`httpclient`], ask the host for GUIDs
+//! [`messaging`], log with [`logging`], call other actors with [`actor`], make HTTP requests with [`httpclient`], store blobs with [`blobstore`], ask the host for GUIDs
 //! and random numbers with [`numbergen`]. Payloads are the
 //! wasmCloud 0.x contract types from `weft-contracts`, so an actor written with this crate
 //! talks to any provider of those contracts.
@@ -155,6 +155,46 @@ pub mod httpclient {
             body: body.to_vec(),
         };
         super::call("default", CONTRACT_ID, REQUEST, &request)
+    }
+}
+
+/// `wasmcloud:blobstore`: objects in containers, whole, through the provider the actor's link
+/// names.
+pub mod blobstore {
+    use weft_contracts::blobstore::*;
+
+    /// Makes container `name` (nothing happens if it exists).
+    pub fn create_container(name: &str) -> super::Result<()> {
+        super::call("default", CONTRACT_ID, CREATE_CONTAINER, name)
+    }
+
+    /// Stores `bytes` as `object` in `container`, replacing what was there.
+    pub fn put(container: &str, object: &str, bytes: &[u8]) -> super::Result<()> {
+        let request = PutObjectRequest {
+            chunk: Chunk {
+                object_id: object.into(),
+                container_id: container.into(),
+                bytes: bytes.to_vec(),
+                offset: 0,
+                is_last: true,
+            },
+            ..PutObjectRequest::default()
+        };
+        super::call::<_, PutObjectResponse>("default", CONTRACT_ID, PUT_OBJECT, &request)
+            .map(|_| ())
+    }
+
+    /// The bytes of `object` in `container`; `None` if there is no such object.
+    pub fn get(container: &str, object: &str) -> super::Result<Option<Vec<u8>>> {
+        let request = GetObjectRequest {
+            container_id: container.into(),
+            object_id: object.into(),
+            ..GetObjectRequest::default()
+        };
+        let answer: GetObjectResponse = super::call("default", CONTRACT_ID, GET_OBJECT, &request)?;
+        Ok(answer
+            .success
+            .then(|| answer.initial_chunk.map(|c| c.bytes).unwrap_or_default()))
     }
 }
 

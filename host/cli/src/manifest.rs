@@ -15,7 +15,7 @@
 //!
 //! [[providers]]
 //! id = "http"
-//! kind = "http-server"         # or keyvalue-memory, keyvalue-redis, httpclient, messaging-nats
+//! kind = "http-server"         # or keyvalue-memory, keyvalue-redis, httpclient, blobstore-fs, messaging-nats
 //!
 //! [[links]]
 //! actor = "kvcounter"          # the actor's name in its claims, or its module key

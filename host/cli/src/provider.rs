@@ -22,8 +22,8 @@ pub enum ProviderCommand {
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// The provider: keyvalue-redis, keyvalue-memory, http-server, httpclient or
-    /// messaging-nats
+    /// The provider: keyvalue-redis, keyvalue-memory, http-server, httpclient, blobstore-fs
+    /// or messaging-nats
     kind: String,
     /// Its id on the lattice (links name it); default: its kind
     #[arg(long)]
@@ -68,6 +68,7 @@ pub fn by_kind(kind: &str, config: &BTreeMap<String, String>) -> Result<Arc<dyn 
             }))
         }
         "httpclient" => Arc::new(weft_httpclient::HttpClient::new()),
+        "blobstore-fs" => Arc::new(weft_blobstore_fs::FsBlobstore::new()),
         "messaging-nats" => Arc::new(NatsMessaging::new(
             config
                 .get("url")
@@ -76,7 +77,7 @@ pub fn by_kind(kind: &str, config: &BTreeMap<String, String>) -> Result<Arc<dyn 
         )),
         other => bail!(
             "there is no provider of kind {other:?}; the kinds are keyvalue-redis, \
-             keyvalue-memory, http-server, httpclient and messaging-nats"
+             keyvalue-memory, http-server, httpclient, blobstore-fs and messaging-nats"
         ),
     })
 }

@@ -673,3 +673,38 @@ fn fetch_example_reaches_only_the_hosts_its_link_allows() {
     let (status, _) = get(&fetch, &format!("/?url=http://{hello_address}/"));
     assert_eq!(status, 200);
 }
+
+/// examples/notes as its app.toml says: notes stored as files under the link's root and read
+/// back; a name that would leave the root is refused and nothing outside it is touched.
+#[test]
+fn notes_example_keeps_blobs_under_its_links_root() {
+    signed_actor("notes");
+    let weft = Weft::new();
+    let root = weft.path("notes-root");
+    let up = Up::start(
+        &weft,
+        &example("notes"),
+        &[
+            ("NOTES_ADDRESS", "127.0.0.1:0"),
+            ("NOTES_ROOT", root.to_str().unwrap()),
+        ],
+    );
+    let (status, body) = request(&up.serving, "PUT", "/todo", b"buy milk");
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(get(&up.serving, "/todo"), (200, "buy milk".to_string()));
+    assert_eq!(std::fs::read(root.join("notes/todo")).unwrap(), b"buy milk");
+    assert_eq!(get(&up.serving, "/nothing").0, 404);
+
+    let (status, body) = request(&up.serving, "PUT", "/../escaped", b"x");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("use one path component"), "{body}");
+    assert!(!root.join("escaped").exists() && !root.parent().unwrap().join("escaped").exists());
+    let big = vec![b'x'; 65_537];
+    let (status, body) = request(&up.serving, "PUT", "/big", &big);
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("over the link's max_object_bytes (65536)"),
+        "{body}"
+    );
+    assert_eq!(get(&up.serving, "/todo").0, 200);
+}
