@@ -3,7 +3,10 @@
 //!     world (target ≥ 0.5×);
 //! (e) the same load on Weft while the actor is swapped every 100 ms: failed requests (must
 //!     be 0), throughput, and p99 latency of requests that overlap a swap vs steady state
-//!     (target ≤ 2×).
+//!     (target ≤ 2×);
+//! (j″) the same load on hello built with wasmCloud 0.15–0.18's SDK and with waSCC's (the host
+//!     translating each request and answer) vs the wasmbus hello, rounds alternating the three
+//!     (what serving an older generation costs: target ≤ 1.1×).
 //! The load client is a tokio task per keep-alive connection (hyper's HTTP/1 client), each
 //! sending one request at a time for a fixed duration; client and servers share the process.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
@@ -207,5 +210,48 @@ fn main() {
         if let Some(first) = swapping.failed.first() {
             println!("    first failure: {first}");
         }
+
+        // (j″) older generations, served through the same provider.
+        let mut servers = vec![("hello", weft)];
+        for name in ["wasmcloud-hello", "wascc-hello"] {
+            let bytes = std::fs::read(weft_bench::target_dir().join("actors").join(format!("{name}.wasm")))
+                .unwrap_or_else(|e| {
+                    eprintln!("{name}: {e}; build the actors first (scripts/test.sh)");
+                    std::process::exit(2)
+                });
+            let id = host.start_actor(&bytes).await.unwrap().id;
+            host.put_link(LinkDefinition {
+                actor_id: id.clone(),
+                contract_id: contracts::HTTP_SERVER.into(),
+                link_name: "default".into(),
+                provider_id: "http".into(),
+                values: [("address".to_string(), "127.0.0.1:0".to_string())].into(),
+            })
+            .await
+            .unwrap();
+            servers.push((name, http.bound_address(&id, "default").unwrap()));
+        }
+        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
+        for _ in 0..OLDER_ROUNDS {
+            for ((name, address), rate) in servers.iter().zip(rates.iter_mut()) {
+                let (run, _, _) = load(*address).await;
+                assert!(run.failed.is_empty(), "{name} failed: {:?}", run.failed.first());
+                rate.push(run.ok as f64 / secs);
+            }
+        }
+        for (index, (name, _)) in servers.iter().enumerate().skip(1) {
+            let mut ratios: Vec<f64> = rates[0].iter().zip(&rates[index]).map(|(w, o)| w / o).collect();
+            println!(
+                "(j″) http-server → {name} vs → hello (wasmbus), {OLDER_ROUNDS} alternating rounds: {:.0} vs {:.0} req/s (medians), cost ratio {:.2}× (rounds {:.2}–{:.2}×; target ≤ 1.1×)",
+                weft_bench::median(&mut rates[index].clone()),
+                weft_bench::median(&mut rates[0].clone()),
+                weft_bench::median(&mut ratios),
+                ratios.iter().copied().fold(f64::INFINITY, f64::min),
+                ratios.iter().copied().fold(0.0, f64::max),
+            );
+        }
     });
 }
+
+/// Rounds of (j″), each loading the three hellos in turn.
+const OLDER_ROUNDS: usize = 3;

@@ -10,6 +10,7 @@ mod actor_calls;
 mod architecture;
 mod control;
 mod fuzz;
+mod generations;
 mod host;
 mod lattice;
 mod logs;
