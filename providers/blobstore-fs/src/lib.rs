@@ -370,13 +370,9 @@ impl Provider for FsBlobstore {
                         ),
                     ));
                 }
-                let bytes = tokio::fs::read(&path)
+                let bytes = read_range(path, start, end - start)
                     .await
                     .map_err(io(format!("could not read object {}", request.object_id)))?;
-                let bytes = bytes
-                    .get(usize::try_from(start).unwrap_or(0)..usize::try_from(end).unwrap_or(0))
-                    .unwrap_or_default()
-                    .to_vec();
                 answer(&GetObjectResponse {
                     success: true,
                     error: None,
@@ -393,6 +389,21 @@ impl Provider for FsBlobstore {
             _ => Err(ProviderError::unknown_operation(CONTRACT_ID, op)),
         }
     }
+}
+
+/// `len` bytes of the file at `path` from `start`: only the range asked for is read into
+/// memory, never the whole object.
+async fn read_range(path: PathBuf, start: u64, len: u64) -> std::io::Result<Vec<u8>> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = std::fs::File::open(path)?;
+        file.seek(SeekFrom::Start(start))?;
+        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        file.take(len).read_to_end(&mut bytes)?;
+        Ok(bytes)
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 /// The request of `operation`, decoded.

@@ -298,6 +298,37 @@ async fn the_object_bound_is_obeyed_and_enforced() {
     );
     assert!(!root.path().join("c/big").exists());
 
+    // An object over the bound (here put there by someone else) is refused whole, and read
+    // by range.
+    std::fs::write(root.path().join("c/large"), vec![7u8; 4096]).unwrap();
+    let whole = GetObjectRequest {
+        container_id: "c".into(),
+        object_id: "large".into(),
+        ..GetObjectRequest::default()
+    };
+    let err = call(&store, &link, GET_OBJECT, &whole).await.unwrap_err();
+    assert!(err.contains("ask for a range"), "{err}");
+    let part: GetObjectResponse = decode(
+        &call(
+            &store,
+            &link,
+            GET_OBJECT,
+            &GetObjectRequest {
+                range_start: Some(4000),
+                range_end: Some(4095),
+                ..whole
+            },
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    let chunk = part.initial_chunk.unwrap();
+    assert_eq!(
+        (chunk.bytes.len(), chunk.offset, part.content_length),
+        (96, 4000, 4096)
+    );
+
     // Chunked uploads are refused, saying how to send it.
     let mut partial = put("c", "part", b"x");
     partial.chunk.is_last = false;
