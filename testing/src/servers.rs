@@ -57,6 +57,29 @@ pub fn free_port() -> Result<u16, ServerError> {
     Ok(listener.local_addr()?.port())
 }
 
+/// How many times a server is started on fresh ports when one it was given was taken first.
+const PORT_ATTEMPTS: usize = 3;
+
+impl ServerError {
+    /// Whether the server exited because a port it was given was taken: [`free_port`] finds
+    /// a port free, and another test may bind it before the server does.
+    fn port_taken(&self) -> bool {
+        matches!(self, ServerError::NotReady { detail, .. }
+            if detail.to_ascii_lowercase().contains("address already in use"))
+    }
+}
+
+/// `start` again, on fresh ports, while the ports it picked were taken before it bound them.
+fn on_free_ports<T>(mut start: impl FnMut() -> Result<T, ServerError>) -> Result<T, ServerError> {
+    let mut attempt = 1;
+    loop {
+        match start() {
+            Err(error) if error.port_taken() && attempt < PORT_ATTEMPTS => attempt += 1,
+            result => return result,
+        }
+    }
+}
+
 /// One child server process, how to start it again, and what a test does to it: kill,
 /// pause, resume, restart. [`NatsServer`] and [`RedisServer`] are this, started their way.
 pub struct Process {
@@ -226,7 +249,10 @@ impl NatsServer {
 
     /// Starts one with extra command-line arguments (`--max_payload`, auth, ...).
     pub fn start_with(extra_args: &[&str]) -> Result<Self, ServerError> {
-        let port = free_port()?;
+        on_free_ports(|| Self::start_on(free_port()?, extra_args))
+    }
+
+    fn start_on(port: u16, extra_args: &[&str]) -> Result<Self, ServerError> {
         let mut args = vec![
             "--addr".to_string(),
             "127.0.0.1".to_string(),
@@ -262,6 +288,10 @@ impl NatsCluster {
     /// Starts `size` servers routed to each other, and waits until a message published on
     /// each reaches a subscriber on every other (the routes are up).
     pub fn start(size: usize) -> Result<Self, ServerError> {
+        on_free_ports(|| Self::start_once(size))
+    }
+
+    fn start_once(size: usize) -> Result<Self, ServerError> {
         let cluster_ports = (0..size)
             .map(|_| free_port())
             .collect::<Result<Vec<_>, _>>()?;
@@ -404,7 +434,10 @@ impl RedisServer {
     /// Starts one with extra command-line arguments, which override the defaults above
     /// (`--appendfsync everysec`, ...).
     pub fn start_with(extra_args: &[&str]) -> Result<Self, ServerError> {
-        let port = free_port()?;
+        on_free_ports(|| Self::start_on(free_port()?, extra_args))
+    }
+
+    fn start_on(port: u16, extra_args: &[&str]) -> Result<Self, ServerError> {
         let data = tempfile::tempdir()?;
         let dir: PathBuf = data.path().to_path_buf();
         let args = [
@@ -496,6 +529,35 @@ impl std::ops::DerefMut for RedisServer {
 mod tests {
     use super::*;
     use std::io::{Read, Write};
+
+    #[test]
+    fn a_port_taken_before_the_server_binds_it_is_told_apart_and_another_is_tried() {
+        // The cluster port is the one that clashed in a CI run: taken, the server exits.
+        let taken = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let cluster = |port: u16| format!("nats://127.0.0.1:{port}");
+        let busy = cluster(taken.local_addr().unwrap().port());
+        let err = NatsServer::start_on(free_port().unwrap(), &["--cluster", &busy])
+            .err()
+            .unwrap();
+        assert!(err.port_taken(), "{err}");
+
+        let mut attempts = 0;
+        let nats = on_free_ports(|| {
+            attempts += 1;
+            let port = if attempts < 3 {
+                busy.clone()
+            } else {
+                cluster(free_port()?)
+            };
+            NatsServer::start_on(free_port()?, &["--cluster", &port])
+        })
+        .unwrap();
+        assert_eq!(
+            attempts, 3,
+            "two on the taken port, the third on a free one"
+        );
+        assert!(TcpStream::connect(nats.url().trim_start_matches("nats://")).is_ok());
+    }
 
     fn redis_command(port: u16, command: &str) -> String {
         let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
