@@ -36,6 +36,11 @@ impl Deadline {
         Deadline::after(caller.map_or(within, |caller| caller.min(within)))
     }
 
+    /// The deadline at `at_ms` on the coarse clock (what [`Deadline::at_ms`] gave).
+    pub(crate) fn at_ms_of(at_ms: u64) -> Self {
+        Deadline { at_ms }
+    }
+
     /// Where it falls on the coarse clock, milliseconds.
     pub(crate) fn at_ms(self) -> u64 {
         self.at_ms

@@ -30,6 +30,8 @@ pub use deadline::Deadline;
 pub use error::{GuestError, InvokeError};
 pub use policy::{CallPolicy, Policy};
 
+use std::future::Future;
+use std::pin::Pin;
 use weft_provider_sdk::async_trait;
 
 /// Whether a host call's namespace names an actor (its call alias or module key) rather than
@@ -60,6 +62,16 @@ pub struct HostCall<'a> {
     /// The calling instance's log meter: a line written through the logging capability
     /// counts against the same budget as its console lines.
     pub log: &'a crate::guest_log::CallLog,
+}
+
+/// A host call's answer to come: what [`HostCalls::host_call`] returns (written out, where a
+/// layer hands a call on without waiting, so that it adds no future of its own).
+pub type HostCallFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<u8>, InvokeError>> + Send + 'a>>;
+
+/// A host call refused before it went anywhere, as a [`HostCallFuture`].
+pub fn refused<'a>(error: InvokeError) -> HostCallFuture<'a> {
+    Box::pin(std::future::ready(Err(error)))
 }
 
 /// Answers a guest's host calls: every outbound layer is one, holding the next.

@@ -4,9 +4,8 @@
 //! refused). A host runs with none unless its embedder sets one in `HostConfig`; a refusal is
 //! a "denied" error naming the policy's reason.
 
-use super::{HostCall, HostCalls, InvokeError};
+use super::{HostCall, HostCallFuture, HostCalls, InvokeError, refused};
 use std::sync::Arc;
-use weft_provider_sdk::async_trait;
 
 /// Decides whether a host call that the claims allowed may go ahead.
 pub trait CallPolicy: Send + Sync + std::fmt::Debug {
@@ -27,11 +26,19 @@ impl Policy {
     }
 }
 
-#[async_trait]
 impl HostCalls for Policy {
-    async fn host_call(&self, call: HostCall<'_>) -> Result<Vec<u8>, InvokeError> {
+    // Not `async fn`, as the claims check: an allowed call goes on as the next layer's future.
+    fn host_call<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        call: HostCall<'life1>,
+    ) -> HostCallFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
         if let Err(reason) = self.policy.check(&call) {
-            return Err(InvokeError::Denied {
+            return refused(InvokeError::Denied {
                 actor: call.actor.to_string(),
                 contract: call.contract.to_string(),
                 operation: call.operation.to_string(),
@@ -41,7 +48,7 @@ impl HostCalls for Policy {
                 ),
             });
         }
-        self.next.host_call(call).await
+        self.next.host_call(call)
     }
 
     fn console_log(&self, actor: &str, line: &str) {

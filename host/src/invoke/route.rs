@@ -17,13 +17,11 @@
 //! deadline.
 
 use super::builtins::{self, Builtins};
-use super::{HostCall, HostCalls, InvokeActor, InvokeError};
+use super::{HostCall, HostCallFuture, HostCalls, InvokeActor, InvokeError, refused};
 use crate::limits::MIN_CALL_TIME_MS;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
-use weft_provider_sdk::{
-    Failure, FailureKind, LinkDefinition, Provider, ProviderCall, async_trait,
-};
+use weft_provider_sdk::{Failure, FailureKind, LinkDefinition, Provider, ProviderCall};
 
 /// What a provider leaves the calling actor: the actor's deadline is checked at epoch ticks,
 /// so a provider that times out this much before it lets the actor answer.
@@ -72,81 +70,97 @@ impl Router {
     }
 }
 
-#[async_trait]
 impl HostCalls for Router {
-    async fn host_call(&self, call: HostCall<'_>) -> Result<Vec<u8>, InvokeError> {
+    // Not `async fn`: where the call goes is decided without waiting, and a call to an actor
+    // here then runs as its pool's own future, with no routing future around it.
+    fn host_call<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        call: HostCall<'life1>,
+    ) -> HostCallFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
         if builtins::serves(call.contract) {
-            return self.builtins.call(&call);
+            return Box::pin(std::future::ready(self.builtins.call(&call)));
         }
-        let host = self.host.upgrade().ok_or_else(|| InvokeError::Stopping {
-            actor: call.actor.to_string(),
-        })?;
-        if super::names_an_actor(call.contract) {
-            let target = host
-                .actor(call.contract)
-                .ok_or_else(|| InvokeError::NoActor {
-                    caller: call.actor.to_string(),
-                    target: call.contract.to_string(),
-                    lattice: if host.on_lattice() {
-                        " or on the lattice"
-                    } else {
-                        ""
-                    },
-                })?;
-            // As for a provider: the callee ends early enough for the caller to answer.
-            let deadline = call.deadline.less(ACTOR_MARGIN);
-            return match target {
-                Callee::Local(pool) => {
-                    pool.invoke_within(call.operation, call.payload, deadline)
-                        .await
-                }
-                Callee::Remote(remote) => {
-                    remote.invoke(call.operation, call.payload, deadline).await
-                }
-            };
-        }
-        let link = host
-            .link(call.actor, call.contract, call.link_name)
-            .ok_or_else(|| InvokeError::NoLink {
+        let Some(host) = self.host.upgrade() else {
+            return refused(InvokeError::Stopping {
                 actor: call.actor.to_string(),
-                contract: call.contract.to_string(),
-                link_name: call.link_name.to_string(),
-            })?;
-        let provider_id = link.provider_id.clone();
-        let failed = |failure: Failure| InvokeError::Provider {
-            provider: provider_id.clone(),
-            failure,
+            });
         };
-        let provider = host.provider(&link.provider_id).ok_or_else(|| {
-            failed(Failure::new(
-                FailureKind::Unavailable,
-                format!(
-                    "actor {}'s link for {} names it, and it is not running on this host",
-                    call.actor, call.contract
-                ),
-            ))
-        })?;
-        let time_left = call
-            .deadline
-            .less(ACTOR_MARGIN)
-            .remaining()
-            .max(Duration::from_millis(1));
-        let request = ProviderCall {
-            actor_id: call.actor.to_string(),
-            link,
-            operation: call.operation.to_string(),
-            payload: call.payload.to_vec(),
-            time_left,
-        };
-        let cut_off = time_left + PROVIDER_GRACE;
-        match tokio::time::timeout(cut_off, provider.handle_call(request)).await {
-            Ok(Ok(bytes)) => Ok(bytes),
-            Ok(Err(error)) => Err(failed(error.into())),
-            Err(_) => Err(InvokeError::ProviderTimeout {
-                provider: provider_id,
-                operation: call.operation.to_string(),
-                within_ms: time_left.as_millis(),
-            }),
+        if !super::names_an_actor(call.contract) {
+            return Box::pin(call_provider(host, call));
         }
+        let Some(target) = host.actor(call.contract) else {
+            return refused(InvokeError::NoActor {
+                caller: call.actor.to_string(),
+                target: call.contract.to_string(),
+                lattice: if host.on_lattice() {
+                    " or on the lattice"
+                } else {
+                    ""
+                },
+            });
+        };
+        // As for a provider: the callee ends early enough for the caller to answer.
+        let deadline = call.deadline.less(ACTOR_MARGIN);
+        match target {
+            Callee::Local(pool) => Box::pin(async move {
+                pool.invoke_within(call.operation, call.payload, deadline)
+                    .await
+            }),
+            Callee::Remote(remote) => {
+                Box::pin(async move { remote.invoke(call.operation, call.payload, deadline).await })
+            }
+        }
+    }
+}
+
+/// A call to a capability: by the calling actor's link to the provider it names.
+async fn call_provider(host: Arc<dyn Routes>, call: HostCall<'_>) -> Result<Vec<u8>, InvokeError> {
+    let link = host
+        .link(call.actor, call.contract, call.link_name)
+        .ok_or_else(|| InvokeError::NoLink {
+            actor: call.actor.to_string(),
+            contract: call.contract.to_string(),
+            link_name: call.link_name.to_string(),
+        })?;
+    let provider_id = link.provider_id.clone();
+    let failed = |failure: Failure| InvokeError::Provider {
+        provider: provider_id.clone(),
+        failure,
+    };
+    let provider = host.provider(&link.provider_id).ok_or_else(|| {
+        failed(Failure::new(
+            FailureKind::Unavailable,
+            format!(
+                "actor {}'s link for {} names it, and it is not running on this host",
+                call.actor, call.contract
+            ),
+        ))
+    })?;
+    let time_left = call
+        .deadline
+        .less(ACTOR_MARGIN)
+        .remaining()
+        .max(Duration::from_millis(1));
+    let request = ProviderCall {
+        actor_id: call.actor.to_string(),
+        link,
+        operation: call.operation.to_string(),
+        payload: call.payload.to_vec(),
+        time_left,
+    };
+    let cut_off = time_left + PROVIDER_GRACE;
+    match tokio::time::timeout(cut_off, provider.handle_call(request)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(error)) => Err(failed(error.into())),
+        Err(_) => Err(InvokeError::ProviderTimeout {
+            provider: provider_id,
+            operation: call.operation.to_string(),
+            within_ms: time_left.as_millis(),
+        }),
     }
 }
