@@ -168,6 +168,35 @@ impl ActorPool {
         self.run(operation, payload, deadline).await
     }
 
+    /// As [`ActorPool::invoke_within`], only on an instance idle now: `None`, and nothing
+    /// called, when none is (every one busy). For the host's own checks, which must take no
+    /// place a caller needs and start no instance.
+    pub async fn invoke_if_idle(
+        &self,
+        operation: &str,
+        payload: &[u8],
+        deadline: Deadline,
+    ) -> Option<Result<Vec<u8>, InvokeError>> {
+        let running = self.admission.try_idle()?;
+        let generation = self.identity.generation;
+        if generation != Generation::Wasmbus {
+            let bad = |e| bad_request(&self.identity.id, generation, e);
+            match generations::to_actor(generation, operation, payload) {
+                Err(e) => return Some(Err(bad(e))),
+                Ok(Some(call)) => {
+                    let answer =
+                        self.run_admitted(running, call.operation, &call.payload, deadline);
+                    return Some(answer.await.and_then(|a| call.answer(a).map_err(bad)));
+                }
+                Ok(None) => {}
+            }
+        }
+        Some(
+            self.run_admitted(running, operation, payload, deadline)
+                .await,
+        )
+    }
+
     /// The call itself, in the actor's own terms.
     async fn run(
         &self,
@@ -175,7 +204,19 @@ impl ActorPool {
         payload: &[u8],
         deadline: Deadline,
     ) -> Result<Vec<u8>, InvokeError> {
-        let mut running = self.admit(deadline).await?;
+        let running = self.admit(deadline).await?;
+        self.run_admitted(running, operation, payload, deadline)
+            .await
+    }
+
+    /// The call on the place `running` holds (with its idle instance, if it has one).
+    async fn run_admitted(
+        &self,
+        mut running: Permit<'_, Box<WapcInstance>>,
+        operation: &str,
+        payload: &[u8],
+        deadline: Deadline,
+    ) -> Result<Vec<u8>, InvokeError> {
         let failed = |error| InvokeError::Guest {
             actor: self.identity.id.clone(),
             name: self.identity.name.clone(),

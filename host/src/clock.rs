@@ -1,7 +1,7 @@
 //! The coarse clock deadlines are measured on: milliseconds since the first engine started,
 //! advanced by every engine's epoch ticker (`crate::engine`). Reading it costs one atomic
 //! load; reading the system clock on every call was 4% of an invoke, and deadlines are checked
-//! at tick granularity anyway.
+//! at tick granularity anyway. And the wall clock ([`unix_ms`]), for records of when.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,4 +21,12 @@ pub(crate) fn advance() {
     let start = CLOCK_START.get_or_init(Instant::now);
     let now = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
     COARSE_CLOCK_MS.fetch_max(now, Ordering::Relaxed);
+}
+
+/// The wall clock, Unix milliseconds: for what records when something happened (events,
+/// health), never for deadlines.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

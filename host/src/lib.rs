@@ -60,11 +60,12 @@
 #![deny(missing_docs)]
 
 pub mod actor;
-mod clock;
+pub mod clock;
 pub mod control;
 pub mod engine;
 pub mod generation;
 pub mod guest_log;
+pub mod health;
 mod host;
 mod identity;
 pub mod instance;

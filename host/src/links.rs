@@ -139,6 +139,12 @@ impl LinkTable {
             .cloned()
     }
 
+    /// Every link of `actor_id`.
+    pub fn of_actor(&self, actor_id: &str) -> Vec<Arc<LinkDefinition>> {
+        let table = self.by_actor.read().unwrap_or_else(PoisonError::into_inner);
+        table.get(actor_id).cloned().unwrap_or_default()
+    }
+
     /// Whether the table has a link in (actor, contract, link name).
     pub fn has(&self, link: &LinkDefinition) -> bool {
         self.get(&link.actor_id, &link.contract_id, &link.link_name)

@@ -159,8 +159,11 @@ pub async fn actors(args: ControlArgs) -> Result<()> {
         let caps = a.capabilities.join(", ");
         writeln!(
             out,
-            "{:<16} {} rev {revision} {} [{caps}]",
-            a.name, a.id, a.generation
+            "{:<16} {} rev {revision} {} [{caps}] {}",
+            a.name,
+            a.id,
+            a.generation,
+            crate::ctl::health_text(a.health.as_ref())
         )?;
     }
     Ok(())

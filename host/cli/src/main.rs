@@ -12,6 +12,7 @@ mod manifest;
 mod nats_config;
 mod operator;
 mod output;
+mod probes;
 mod provider;
 mod signal;
 mod supervise;

@@ -9,6 +9,7 @@ use crate::control;
 use crate::lattice_args::LatticeArgs;
 use crate::manifest::{LinkEntry, Manifest, ProviderEntry};
 use crate::output::Out;
+use crate::probes;
 use crate::provider::Kinds;
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -19,6 +20,7 @@ use wascap::VerifyOptions;
 use weft_contracts::httpserver;
 use weft_host::actor::LoadPolicy;
 use weft_host::control::{Control, ProviderSummary, local, nats};
+use weft_host::health::HealthConfig;
 use weft_host::limits::Limits;
 use weft_host::{Host, HostConfig, HostError, UpdateOptions};
 use weft_http_server::HttpServer;
@@ -65,6 +67,14 @@ pub struct UpArgs {
     /// On a lattice: seconds between this host's heartbeat events
     #[arg(long, default_value_t = 30)]
     heartbeat_secs: u64,
+    /// Serve health probes (/livez, /readyz, /readyz/ACTOR) on HOST:PORT, or on a bare PORT
+    /// of loopback [default: not served]
+    #[arg(long, value_name = "ADDR")]
+    health: Option<String>,
+    /// Milliseconds between rounds of health checks (providers, links, each actor's
+    /// Actor.HealthRequest on an idle instance), jittered by ±10%
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..))]
+    health_interval_ms: u64,
     #[command(flatten)]
     lattice: LatticeArgs,
 }
@@ -346,6 +356,26 @@ pub async fn run(args: UpArgs) -> Result<()> {
         )?;
     }
     let control_task = tokio::spawn(local::serve(control.clone(), listener));
+    // Health is checked whether or not probes are served: the inventory and the events
+    // show it too.
+    let health = HealthConfig {
+        interval: std::time::Duration::from_millis(args.health_interval_ms),
+        ..HealthConfig::default()
+    };
+    let health_events = control.publish_health_changes();
+    let health_rounds = host.watch_health(health);
+    let probes_task = match &args.health {
+        Some(address) => {
+            let listener = probes::bind(address).await?;
+            let address = listener.local_addr()?;
+            writeln!(
+                out,
+                "health    http://{address}/readyz (and /livez, /readyz/ACTOR)"
+            )?;
+            Some(tokio::spawn(probes::serve(listener, host.clone(), health)))
+        }
+        None => None,
+    };
     // Served once the manifest is applied, so an inventory never shows it half started, and
     // before "Weft is up", so a `weft ctl` command run the moment that line appears finds
     // this host (regression: one sent a second after it answered "0 host(s) answered").
@@ -371,6 +401,11 @@ pub async fn run(args: UpArgs) -> Result<()> {
 
     crate::signal::shutdown_signal().await?;
     control_task.abort();
+    health_rounds.abort();
+    health_events.abort();
+    if let Some(task) = probes_task {
+        task.abort();
+    }
     if let Some(member) = &joined {
         nats::stopping(&control, member).await;
     }

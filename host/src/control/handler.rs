@@ -4,6 +4,8 @@
 use super::wire::{
     ActorSummary, ControlRequest, Done, Event, EventKind, HostInventory, ProviderSummary,
 };
+use crate::clock::unix_ms;
+use crate::health::Part;
 use crate::{ActorIdentity, Host, HostError, UpdateOptions};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -160,12 +162,6 @@ impl std::fmt::Debug for Control {
     }
 }
 
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 /// Refuses a module with no claims before the host sees it (the host verifies the claims of
 /// one that has them, as for any other module).
 fn require_claims(module: &[u8]) -> Result<(), ControlError> {
@@ -277,6 +273,40 @@ impl Control {
         let _ = self.events.set(member);
     }
 
+    /// Publishes each change of health the host finds as an event (by the host itself),
+    /// until the host is gone.
+    pub fn publish_health_changes(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let mut changes = self.host.health_changes();
+        let control = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let change = match changes.recv().await {
+                    Ok(change) => change,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "health changes not published: too many at once");
+                        continue;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                };
+                let Some(control) = control.upgrade() else {
+                    return;
+                };
+                let kind = match (change.part, change.status.healthy) {
+                    (Part::Actor, true) => EventKind::ActorHealthy,
+                    (Part::Actor, false) => EventKind::ActorUnhealthy,
+                    (Part::Provider, true) => EventKind::ProviderHealthy,
+                    (Part::Provider, false) => EventKind::ProviderUnhealthy,
+                    (Part::Lattice, true) => EventKind::LatticeHealthy,
+                    (Part::Lattice, false) => EventKind::LatticeUnhealthy,
+                };
+                let by = control.host_id.clone();
+                control
+                    .publish(kind, &change.id, change.status.problems.join("; "), &by)
+                    .await;
+            }
+        })
+    }
+
     /// Publishes an event made by `by` (an operator's key, `local`, or the host itself), if
     /// the host is on a lattice; a lost event is logged, never an error for the request that
     /// caused it.
@@ -356,6 +386,7 @@ impl Control {
                         pid: status.pid,
                         restarts: status.restarts,
                         uptime_secs: status.running_since.map(|at| at.elapsed().as_secs()),
+                        health: self.host.health_of(Part::Provider, &running.summary.id),
                         ..running.summary.clone()
                     }
                 })
@@ -380,6 +411,7 @@ impl Control {
             .actor_pool(&identity.id)
             .map_or(0, |pool| pool.limits().max_instances);
         let changed_by = self.changed_by(&identity.id);
+        let health = self.host.health_of(Part::Actor, &identity.id);
         ActorSummary {
             id: identity.id,
             name: identity.name,
@@ -388,6 +420,7 @@ impl Control {
             generation: identity.generation.short_name().to_string(),
             max_instances,
             changed_by,
+            health,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The control interface's messages: requests, answers, inventories and events, MessagePack
 //! like the rest of the lattice, the same on both transports (NATS and the local endpoint).
 
+use crate::health::HealthStatus;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use weft_provider_sdk::LinkDefinition;
@@ -25,6 +26,9 @@ pub struct ActorSummary {
     /// `local` (the host's socket), or none (the host's own manifest).
     #[serde(default)]
     pub changed_by: Option<String>,
+    /// Its health as the host's last round of checks found it (none before the first).
+    #[serde(default)]
+    pub health: Option<HealthStatus>,
 }
 
 /// A provider a host runs, in its process or as a supervised child process.
@@ -48,6 +52,9 @@ pub struct ProviderSummary {
     /// As a child process: seconds the current process has run.
     #[serde(default)]
     pub uptime_secs: Option<u64>,
+    /// Its health as the host's last round of checks found it (none before the first).
+    #[serde(default)]
+    pub health: Option<HealthStatus>,
 }
 
 /// What one host runs. Never carries a provider's config (it may hold secrets).
@@ -186,6 +193,19 @@ pub enum EventKind {
     ProviderStateLost,
     LinkPut,
     LinkDeleted,
+    /// An actor's health check found something wrong (a capability with no link, an
+    /// unhealthy provider behind a link, its own health request failing); the detail says what.
+    ActorUnhealthy,
+    /// An actor is healthy again.
+    ActorHealthy,
+    /// A provider reports itself unhealthy, does not answer, or is gone.
+    ProviderUnhealthy,
+    /// A provider is healthy again.
+    ProviderHealthy,
+    /// The host's connection to the lattice is down (published once it is back up).
+    LatticeUnhealthy,
+    /// The host's connection to the lattice is up again.
+    LatticeHealthy,
 }
 
 impl EventKind {
@@ -205,6 +225,12 @@ impl EventKind {
             EventKind::ProviderStateLost => "provider_state_lost",
             EventKind::LinkPut => "link_put",
             EventKind::LinkDeleted => "link_deleted",
+            EventKind::ActorUnhealthy => "actor_unhealthy",
+            EventKind::ActorHealthy => "actor_healthy",
+            EventKind::ProviderUnhealthy => "provider_unhealthy",
+            EventKind::ProviderHealthy => "provider_healthy",
+            EventKind::LatticeUnhealthy => "lattice_unhealthy",
+            EventKind::LatticeHealthy => "lattice_healthy",
         }
     }
 }

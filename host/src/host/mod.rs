@@ -6,6 +6,7 @@
 //! facade: actors, links and calls; [`update`] replaces a running actor; [`providers`] starts,
 //! replaces and stops providers.
 
+mod checks;
 mod error;
 mod providers;
 mod update;
@@ -50,6 +51,10 @@ pub(crate) struct HostState {
     outbound: Arc<dyn HostCalls>,
     /// One update at a time: two racing updates of one actor must not both win.
     updates: tokio::sync::Mutex<()>,
+    /// What the last round of health checks found (`checks.rs`).
+    health: std::sync::Mutex<crate::health::Book>,
+    /// Where the parts that turned healthy or unhealthy are told.
+    health_changes: tokio::sync::broadcast::Sender<crate::health::HealthChange>,
 }
 
 impl HostState {
@@ -202,6 +207,8 @@ impl Host {
                 lattice: Lattice::default(),
                 outbound,
                 updates: tokio::sync::Mutex::new(()),
+                health: std::sync::Mutex::default(),
+                health_changes: tokio::sync::broadcast::channel(checks::CHANGES_KEPT).0,
             }
         });
         Ok(Host { state })

@@ -144,6 +144,16 @@ impl<T> Admission<T> {
         None
     }
 
+    /// Takes a place only with an idle instance, now: `None` when every instance is busy (or
+    /// none was kept) or no place is free. Never waits.
+    pub fn try_idle(&self) -> Option<Permit<'_, T>> {
+        let mut counts = self.lock();
+        if counts.closed || counts.idle.is_empty() {
+            return None;
+        }
+        self.take_place(&mut counts)?.ok()
+    }
+
     /// Takes a place, waiting (in the bounded queue, until `deadline`) if none is free.
     pub async fn admit(&self, deadline: Deadline) -> Result<Permit<'_, T>, Refused> {
         let _queued = {

@@ -11,6 +11,7 @@ mod architecture;
 mod control;
 mod fuzz;
 mod generations;
+mod health;
 mod host;
 mod lattice;
 mod logs;

@@ -23,7 +23,9 @@ use std::time::Duration;
 use weft_contracts::keyvalue::{self as kv, GetResponse};
 use weft_contracts::{decode, encode};
 use weft_provider_sdk::connections::{Connections, DEFAULT_MAX_URLS};
-use weft_provider_sdk::{LinkDefinition, Provider, ProviderCall, ProviderError, async_trait};
+use weft_provider_sdk::{
+    Health, LinkDefinition, Provider, ProviderCall, ProviderError, async_trait,
+};
 
 /// Link value keys that name the Redis URL, in order of preference.
 pub const URL_KEYS: [&str; 2] = ["url", "URL"];
@@ -34,6 +36,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Reconnect attempts per outage before calls fail (each call after that tries again).
 const RECONNECT_ATTEMPTS: usize = 3;
+/// How long a health check waits for each server's `PING`: inside the host's check timeout.
+const HEALTH_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// `INCRBY` within `i32`, as the contract's answer type: an increment that would leave the
 /// range is refused before anything changes. Atomic, as every Lua script in Redis.
@@ -297,6 +301,36 @@ impl RedisKeyValue {
 impl Provider for RedisKeyValue {
     fn contract_id(&self) -> &str {
         kv::CONTRACT_ID
+    }
+
+    /// Healthy when every Redis server a link names answers `PING` (connecting first to one
+    /// no call has needed yet).
+    async fn health(&self) -> Health {
+        let mut problems = Vec::new();
+        for (url, made) in self.connections.named() {
+            let shown = weft_contracts::secret::scrub(&url);
+            let ping = async {
+                let mut connection = match made {
+                    Some(connection) => connection,
+                    None => self.connection("(health check)", &url).await?,
+                };
+                redis::cmd("PING")
+                    .query_async::<String>(&mut connection)
+                    .await
+                    .map_err(|e| ProviderError::Backend(e.to_string()))
+            };
+            match tokio::time::timeout(HEALTH_TIMEOUT, ping).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => {
+                    problems.push(format!("Redis at {shown} does not answer PING: {error}"));
+                }
+                Err(_) => problems.push(format!(
+                    "Redis at {shown} did not answer PING within {} ms",
+                    HEALTH_TIMEOUT.as_millis()
+                )),
+            }
+        }
+        Health::from_problems(problems)
     }
 
     async fn put_link(&self, link: &LinkDefinition) -> Result<(), ProviderError> {

@@ -35,7 +35,8 @@ use weft_contracts::{decode, encode};
 use weft_lattice::NatsOptions;
 use weft_provider_sdk::connections::{Connections, DEFAULT_MAX_URLS};
 use weft_provider_sdk::{
-    ActorInvoker, HeldState, LinkDefinition, Provider, ProviderCall, ProviderError, async_trait,
+    ActorInvoker, Health, HeldState, LinkDefinition, Provider, ProviderCall, ProviderError,
+    async_trait,
 };
 
 /// A link's deliveries: the client its subscriptions are on, the values it was put with, and
@@ -143,6 +144,25 @@ impl NatsMessaging {
 impl Provider for NatsMessaging {
     fn contract_id(&self) -> &str {
         msg::CONTRACT_ID
+    }
+
+    /// Healthy when the connection to every NATS server a link names is up.
+    async fn health(&self) -> Health {
+        let problems: Vec<String> = self
+            .clients
+            .named()
+            .into_iter()
+            .filter_map(|(url, client)| {
+                let state = client?.connection_state();
+                (state != async_nats::connection::State::Connected).then(|| {
+                    format!(
+                        "the connection to NATS at {} is {state}",
+                        weft_contracts::secret::scrub(&url)
+                    )
+                })
+            })
+            .collect();
+        Health::from_problems(problems)
     }
 
     async fn start(&self, host: Arc<dyn ActorInvoker>) -> Result<(), ProviderError> {

@@ -120,6 +120,19 @@ impl<C: Clone> Connections<C> {
         Ok(cell)
     }
 
+    /// The URLs links name now, each once, with the connection made to each so far (none
+    /// before a call needed it): what a health check looks at.
+    pub fn named(&self) -> Vec<(String, Option<C>)> {
+        let state = self.lock();
+        let urls: std::collections::BTreeSet<&String> = state.named_by.values().collect();
+        urls.into_iter()
+            .map(|url| {
+                let made = state.by_url.get(url).and_then(|cell| cell.get().cloned());
+                (url.clone(), made)
+            })
+            .collect()
+    }
+
     /// Records that `link` uses `url`, keeping its connection while the link stands. Refused
     /// if that would take the provider past its number of URLs.
     pub fn name(&self, link: &LinkDefinition, url: &str) -> Result<(), ProviderError> {

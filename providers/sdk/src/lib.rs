@@ -139,6 +139,17 @@ impl Health {
             message: None,
         }
     }
+
+    /// Healthy when nothing is wrong, else unhealthy with every problem in its message.
+    pub fn from_problems(problems: Vec<String>) -> Self {
+        if problems.is_empty() {
+            return Health::ok();
+        }
+        Health {
+            healthy: false,
+            message: Some(problems.join("; ")),
+        }
+    }
 }
 
 /// What a provider may ask of the host: call an actor. Nothing else of the host is reachable.

@@ -646,6 +646,7 @@ fn print_inventory(out: &mut Out, json: bool, hosts: &[HostInventory]) -> Result
                         a.max_instances,
                         changed_by(a.changed_by.as_deref())
                     ),
+                    health_text(a.health.as_ref()),
                 ]
             })
             .collect();
@@ -667,6 +668,7 @@ fn print_inventory(out: &mut Out, json: bool, hosts: &[HostInventory]) -> Result
                     },
                     changed_by(p.changed_by.as_deref())
                 ),
+                health_text(p.health.as_ref()),
             ]
         }));
         rows.extend(host.links.iter().map(|l| {
@@ -675,15 +677,35 @@ fn print_inventory(out: &mut Out, json: bool, hosts: &[HostInventory]) -> Result
                 format!("{} → {}", short(&l.actor_id), l.provider_id),
                 l.contract_id.clone(),
                 format!("{} {:?}", l.link_name, l.values),
+                String::new(),
             ]
         }));
-        table(out, &["  KIND", "NAME", "ID", "DETAIL"], &indent(rows))?;
+        table(
+            out,
+            &["  KIND", "NAME", "ID", "DETAIL", "HEALTH"],
+            &indent(rows),
+        )?;
         writeln!(out)?;
     }
     Ok(())
 }
 
 /// "  by KEY" for the last change's author, shortened; nothing for the host's own manifest.
+/// An actor's or provider's health as a column: `healthy 40 s`, `UNHEALTHY 3 s: why`, or
+/// `unchecked` before the host's first round of checks.
+pub(crate) fn health_text(status: Option<&weft_host::health::HealthStatus>) -> String {
+    let Some(status) = status else {
+        return "unchecked".into();
+    };
+    let now = weft_host::clock::unix_ms();
+    let for_secs = now.saturating_sub(status.since_unix_ms) / 1000;
+    if status.healthy {
+        format!("healthy {for_secs} s")
+    } else {
+        format!("UNHEALTHY {for_secs} s: {}", status.problems.join("; "))
+    }
+}
+
 fn changed_by(by: Option<&str>) -> String {
     by.map(|by| format!("  by {}", short(by)))
         .unwrap_or_default()

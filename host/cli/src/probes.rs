@@ -1,0 +1,215 @@
+//! The health endpoint of `weft up` / `weft host` (`--health ADDR`): what a load balancer, a
+//! Kubernetes probe or a circuit breaker asks.
+//!
+//! - `GET /livez`: 200 while the host's runtime turns: its rounds of health checks keep
+//!   coming (a stalled runtime stops them); 503 naming how long since the last one otherwise.
+//! - `GET /readyz`: 200 when the last round found every actor, provider and (on a lattice)
+//!   the NATS connection healthy, else 503; either way a JSON body naming each part, whether
+//!   it is healthy, since when, and what is wrong (`weft_host::health`).
+//! - `GET /readyz/ACTOR` (name, module key or call alias): the same for one actor: 404 when
+//!   none runs here.
+//!
+//! Probes hold no key, so the endpoint is read-only and says no more than `weft actors` and
+//! `weft ctl inventory` do (names, ids, what is unhealthy); it listens on loopback unless
+//! given another address. Every request is answered from what the last round found: a probe
+//! never causes a check, however often it comes. Bounded like every input: at most
+//! [`MAX_CONNECTIONS`] connections (more are closed unread), a request head of at most
+//! [`MAX_HEAD_BYTES`] read within [`HEAD_TIMEOUT`], no request body, each connection closed
+//! after [`CONNECTION_LIFETIME`].
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use weft_host::Host;
+use weft_host::clock::unix_ms;
+use weft_host::health::HealthConfig;
+
+/// Connections served at once; more are closed without being read.
+pub const MAX_CONNECTIONS: usize = 64;
+/// The most a request's head (request line and headers) may take: hyper's smallest buffer.
+pub const MAX_HEAD_BYTES: usize = 8192;
+/// How long a client has to send its request head.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one connection is kept, however busy: a client holding one does not hold it long.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
+
+/// The address `--health` names: `HOST:PORT`, or a bare port on loopback.
+pub fn address(given: &str) -> String {
+    if given.parse::<u16>().is_ok() {
+        format!("127.0.0.1:{given}")
+    } else {
+        given.to_string()
+    }
+}
+
+/// Listens on `address` (see [`address`]).
+pub async fn bind(given: &str) -> Result<TcpListener> {
+    let address = address(given);
+    TcpListener::bind(&address).await.with_context(|| {
+        format!("cannot listen for health probes on {address}; give --health a free HOST:PORT")
+    })
+}
+
+/// What the endpoint answers from.
+struct Probes {
+    host: Host,
+    config: HealthConfig,
+    started: Instant,
+}
+
+/// Serves probes on `listener` until the task is aborted.
+pub async fn serve(listener: TcpListener, host: Host, config: HealthConfig) {
+    let probes = Arc::new(Probes {
+        host,
+        config,
+        started: Instant::now(),
+    });
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(%error, "health endpoint: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Full: the connection is dropped unread (a probe retries; a flood gains nothing).
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            continue;
+        };
+        let probes = probes.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let probes = probes.clone();
+                async move { Ok::<_, std::convert::Infallible>(probes.answer(&request)) }
+            });
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEAD_TIMEOUT)
+                .max_buf_size(MAX_HEAD_BYTES)
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+            drop(slot);
+        });
+    }
+}
+
+impl Probes {
+    fn answer<B: hyper::body::Body>(&self, request: &Request<B>) -> Response<Full<Bytes>> {
+        if request.method() != Method::GET && request.method() != Method::HEAD {
+            let mut response = text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "the health endpoint answers GET and HEAD only\n",
+            );
+            response.headers_mut().insert(
+                hyper::header::ALLOW,
+                hyper::header::HeaderValue::from_static("GET, HEAD"),
+            );
+            return response;
+        }
+        // A body is not read: say so rather than leave it unread on a kept connection.
+        if request.body().size_hint().lower() > 0 || request.body().size_hint().upper().is_none() {
+            let mut response = text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the health endpoint takes no request body\n",
+            );
+            response.headers_mut().insert(
+                hyper::header::CONNECTION,
+                hyper::header::HeaderValue::from_static("close"),
+            );
+            return response;
+        }
+        match request.uri().path() {
+            "/livez" => self.livez(),
+            "/readyz" => readiness(&self.host.readiness()),
+            path => match path.strip_prefix("/readyz/") {
+                Some(actor) => self.actor_readiness(actor),
+                None => text(
+                    StatusCode::NOT_FOUND,
+                    "the health endpoint serves /livez, /readyz and /readyz/ACTOR\n",
+                ),
+            },
+        }
+    }
+
+    /// Alive while rounds of checks keep coming: a round starts at least every interval
+    /// (plus jitter) and lasts at most about two check timeouts.
+    fn livez(&self) -> Response<Full<Bytes>> {
+        let stalled_after = self.config.interval * 2 + self.config.timeout * 3;
+        let checked = self.host.readiness().checked_unix_ms;
+        let since = if checked == 0 {
+            self.started.elapsed()
+        } else {
+            Duration::from_millis(unix_ms().saturating_sub(checked))
+        };
+        if since <= stalled_after {
+            text(StatusCode::OK, "alive\n")
+        } else {
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!(
+                    "no round of health checks for {} ms (one is due every {} ms): the host's \
+                     runtime is stalled; restart it\n",
+                    since.as_millis(),
+                    self.config.interval.as_millis()
+                ),
+            )
+        }
+    }
+
+    fn actor_readiness(&self, actor: &str) -> Response<Full<Bytes>> {
+        let found = self.host.actors().into_iter().find(|identity| {
+            identity.id == actor || identity.name == actor || identity.call_alias() == Some(actor)
+        });
+        let report = found.and_then(|identity| self.host.readiness().of_actor(&identity.id));
+        match report {
+            Some(report) => readiness(&report),
+            None => json(
+                StatusCode::NOT_FOUND,
+                &serde_json::json!({
+                    "error": format!(
+                        "no actor named, keyed or aliased {actor:?} runs on this host (or the \
+                         health checks have not seen it yet); `weft actors` lists them"
+                    )
+                }),
+            ),
+        }
+    }
+}
+
+fn readiness(report: &weft_host::health::Readiness) -> Response<Full<Bytes>> {
+    let status = if report.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json(status, report)
+}
+
+fn json(status: StatusCode, body: &impl serde::Serialize) -> Response<Full<Bytes>> {
+    let mut bytes = serde_json::to_vec_pretty(body).unwrap_or_default();
+    bytes.push(b'\n');
+    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response
+}
