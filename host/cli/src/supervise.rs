@@ -298,11 +298,11 @@ async fn watch(
                 }
             }
             _ = every.tick() => {
-                let healthy = match &child_member {
-                    Some(child_member) => asked_healthy(member, health, child_member).await,
+                let answered = match &child_member {
+                    Some(child_member) => answers_health(member, health, child_member).await,
                     None => false,
                 };
-                missed = if healthy { 0 } else { missed + 1 };
+                missed = if answered { 0 } else { missed + 1 };
                 if missed >= UNHEALTHY_AFTER {
                     let _ = child.kill().await;
                     return format!("missed {missed} health checks");
@@ -321,8 +321,10 @@ fn sender(message: &async_nats::Message) -> Option<String> {
         .map(|from| from.as_str().to_string())
 }
 
-/// Whether the child, member `child_member`, answers on `health` that it is healthy.
-async fn asked_healthy(member: &weft_lattice::Member, health: &str, child_member: &str) -> bool {
+/// Whether the child, member `child_member`, answers on `health` at all: one that answers
+/// "unhealthy" is alive, its backend (a Redis server, say) is what is down, and a restart
+/// would not bring that back; readiness reports it instead (`weft_host::health`).
+async fn answers_health(member: &weft_lattice::Member, health: &str, child_member: &str) -> bool {
     let mut headers = async_nats::HeaderMap::new();
     member.seal(health, &[], &mut headers);
     let Ok(answer) = member
@@ -344,7 +346,7 @@ async fn asked_healthy(member: &weft_lattice::Member, health: &str, child_member
         .ok()
         .and_then(|answer| Result::<Vec<u8>, _>::from(answer).ok())
         .and_then(|bytes| lattice::decode::<weft_provider_sdk::Health>(health, &bytes).ok())
-        .is_some_and(|h| h.healthy)
+        .is_some()
 }
 
 /// SIGTERM, then SIGKILL after [`STOP_WITHIN`].

@@ -101,6 +101,22 @@ impl Host {
         let mut changes = Vec::new();
         let readiness = {
             let mut book = self.book();
+            // Providers first: a change's cause is told before its effects on actors.
+            let mut providers = BTreeMap::new();
+            for (id, problems) in &provider_problems {
+                let (status, changed) =
+                    health::next_status(book.providers.get(id), problems.clone(), now);
+                if changed {
+                    changes.push(HealthChange {
+                        part: Part::Provider,
+                        id: id.clone(),
+                        status: status.clone(),
+                    });
+                }
+                providers.insert(id.clone(), status);
+            }
+            book.providers = providers;
+
             let mut actors = BTreeMap::new();
             for (pool, (id, answer)) in pools.iter().zip(answers) {
                 let identity = pool.identity();
@@ -128,20 +144,6 @@ impl Host {
             }
             book.own_answers.retain(|id, _| actors.contains_key(id));
             book.actors = actors;
-
-            let mut providers = BTreeMap::new();
-            for (id, problems) in provider_problems {
-                let (status, changed) = health::next_status(book.providers.get(&id), problems, now);
-                if changed {
-                    changes.push(HealthChange {
-                        part: Part::Provider,
-                        id: id.clone(),
-                        status: status.clone(),
-                    });
-                }
-                providers.insert(id, status);
-            }
-            book.providers = providers;
 
             book.lattice = match (lattice_problems, self.state.lattice.membership()) {
                 (Some(problems), Some(membership)) => {

@@ -11,6 +11,7 @@ mod ctl;
 mod embed;
 mod faults;
 mod generations;
+mod health;
 mod hostile;
 mod lattice;
 mod replace;

@@ -48,6 +48,8 @@ pub(crate) struct Up {
     lines: mpsc::Receiver<String>,
     pub(crate) serving: String,
     pub(crate) control: String,
+    /// Where it serves health probes, if it was asked to (`--health`).
+    pub(crate) health: String,
     /// What it printed up to "Weft is up".
     pub(crate) startup: Vec<String>,
 }
@@ -57,7 +59,7 @@ impl Up {
         Self::start_with(weft, manifest, &[], env)
     }
 
-    fn start_with(
+    pub(crate) fn start_with(
         weft: &Weft,
         manifest: &std::path::Path,
         args: &[&str],
@@ -103,7 +105,7 @@ impl Up {
                 }
             }
         });
-        let (mut serving, mut control) = (String::new(), String::new());
+        let (mut serving, mut control, mut health) = (String::new(), String::new(), String::new());
         let mut startup = Vec::new();
         // `--build` compiles the actors first: in a fresh clone, with `-p` selecting other
         // features than the test command's full build, that is a release build of their
@@ -122,6 +124,9 @@ impl Up {
             if let Some(rest) = line.strip_prefix("control   ") {
                 control = rest.split(' ').next().unwrap().to_string();
             }
+            if let Some(rest) = line.strip_prefix("health    http://") {
+                health = rest.split('/').next().unwrap().to_string();
+            }
             if line == "Weft is up. Ctrl-C stops it." {
                 break;
             }
@@ -131,6 +136,7 @@ impl Up {
             lines,
             serving,
             control,
+            health,
             startup,
         }
     }
