@@ -85,6 +85,11 @@ fn a_deleted_link_fails_readiness_naming_it_while_everything_else_serves() {
     let (kvcounter, hello) = (served_at(&up, "kvcounter"), served_at(&up, "hello"));
     assert_eq!(get(&kvcounter, "/counter/a").0, 200);
 
+    // hello under load all along: nothing that still works stops serving.
+    let load = crate::HttpLoad::start(4, || {
+        let mut client = crate::ctl::KeepAlive::new(&hello);
+        move || client.get("/")
+    });
     let control = ["--control", up.control.as_str()];
     weft.run(
         &[
@@ -147,6 +152,14 @@ fn a_deleted_link_fails_readiness_naming_it_while_everything_else_serves() {
         get(&kvcounter, "/counter/a").1,
         r#"{"counter":"a","count":2}"#
     );
+    let (served, failed) = load.finish();
+    assert!(
+        failed.is_empty(),
+        "hello failed {} requests: {failed:?}",
+        failed.len()
+    );
+    assert!(served > 0);
+    println!("hello served {served} requests under the link's removal and return, 0 failed");
 }
 
 #[test]
@@ -250,6 +263,21 @@ fn on_a_lattice_redis_and_nats_going_away_fail_readiness_and_coming_back_restore
             .contains("does not answer PING"),
         "{event}"
     );
+    let inventory = weft
+        .run(&["ctl", "--lattice", "it", "--nats", &url, "inventory"])
+        .ok();
+    let line = |kind: &str, name: &str| {
+        inventory
+            .lines()
+            .find(|l| l.trim_start().starts_with(kind) && l.contains(name))
+            .unwrap_or_else(|| panic!("no {kind} {name} in {inventory}"))
+            .to_string()
+    };
+    assert!(
+        line("actor", "kvcounter").contains("UNHEALTHY"),
+        "{inventory}"
+    );
+    assert!(line("provider", "http").contains("healthy"), "{inventory}");
     let event = events.next_of("actor_unhealthy");
     assert!(
         event["detail"]
