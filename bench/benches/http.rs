@@ -7,6 +7,8 @@
 //! (j″) the same load on hello built with wasmCloud 0.15–0.18's SDK and with waSCC's (the host
 //!     translating each request and answer) vs the wasmbus hello, rounds alternating the three
 //!     (what serving an older generation costs: target ≤ 1.1×).
+//! (k) what keeping metrics costs: the same hello on a second host that keeps them
+//!     (`HostConfig::metrics`) vs the first, rounds alternating (target ≥ 0.95×).
 //! The load client is a tokio task per keep-alive connection (hyper's HTTP/1 client), each
 //! sending one request at a time for a fixed duration; client and servers share the process.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
@@ -163,6 +165,7 @@ fn main() {
         let (steady, _, _) = load(weft).await;
         assert!(steady.failed.is_empty(), "weft failed: {:?}", steady.failed.first());
 
+        let signed_for_metrics = signed.clone();
         // (e) the same load while the actor is swapped every 100 ms.
         let windows = Arc::new(Mutex::new(Vec::new()));
         let swapper = {
@@ -250,6 +253,46 @@ fn main() {
                 ratios.iter().copied().fold(0.0, f64::max),
             );
         }
+
+        // (k) the same hello on a host keeping metrics, rounds alternating with the first.
+        let counted = Host::new(HostConfig {
+            metrics: Some(Arc::new(weft_host::metrics::Metrics::new().unwrap())),
+            ..HostConfig::default()
+        })
+        .unwrap();
+        let counted_http = Arc::new(HttpServer::new());
+        counted.add_provider("http", counted_http.clone()).await.unwrap();
+        let id = counted.start_actor(&signed_for_metrics).await.unwrap().id;
+        counted
+            .put_link(LinkDefinition {
+                actor_id: id.clone(),
+                contract_id: contracts::HTTP_SERVER.into(),
+                link_name: "default".into(),
+                provider_id: "http".into(),
+                values: [("address".to_string(), "127.0.0.1:0".to_string())].into(),
+            })
+            .await
+            .unwrap();
+        let with_metrics = counted_http.bound_address(&id, "default").unwrap();
+        let (mut off, mut on, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..OLDER_ROUNDS {
+            let (plain, _, _) = load(weft).await;
+            let (metered, _, _) = load(with_metrics).await;
+            assert!(metered.failed.is_empty(), "with metrics failed: {:?}", metered.failed.first());
+            off.push(plain.ok as f64 / secs);
+            on.push(metered.ok as f64 / secs);
+            ratios.push(metered.ok as f64 / plain.ok as f64);
+        }
+        let scraped = counted.metrics_text().unwrap();
+        assert!(String::from_utf8_lossy(&scraped).contains("weft_actor_invocations_total"));
+        println!(
+            "(k) metrics on vs off, {OLDER_ROUNDS} alternating rounds: {:.0} vs {:.0} req/s (medians), ratio {:.2}× (rounds {:.2}–{:.2}×; target ≥ 0.95×)",
+            weft_bench::median(&mut on),
+            weft_bench::median(&mut off),
+            weft_bench::median(&mut ratios.clone()),
+            ratios.iter().copied().fold(f64::INFINITY, f64::min),
+            ratios.iter().copied().fold(0.0, f64::max),
+        );
     });
 }
 

@@ -19,8 +19,9 @@ use crate::invoke::concurrency::{Admission, Permit, Refused};
 use crate::invoke::generation::{OlderGeneration, bad_request};
 use crate::invoke::{Deadline, HostCalls, InvokeActor, InvokeError};
 use crate::limits::Limits;
+use crate::metrics::{ActorMetrics, ActorMetricsLabels, Metrics};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use weft_contracts::generations::{self, Generation};
 use weft_provider_sdk::async_trait;
 
@@ -38,6 +39,8 @@ pub struct ActorPool {
     calls: Arc<dyn HostCalls>,
     /// Its log budget, shared by its instances.
     log: Arc<LogBudget>,
+    /// Its metrics' handles, when the host keeps metrics.
+    metrics: Option<ActorMetrics>,
 }
 
 impl std::fmt::Debug for ActorPool {
@@ -108,7 +111,27 @@ impl ActorPool {
             ),
             calls,
             log,
+            metrics: None,
         })
+    }
+
+    /// The same pool, counting its calls in `metrics` (its first instance as started).
+    pub fn with_metrics(mut self, metrics: &Metrics) -> Self {
+        let handles = metrics.actor(
+            &self.identity.id,
+            &self.identity.name,
+            self.identity.revision,
+        );
+        handles.instance_started();
+        self.metrics = Some(handles);
+        self
+    }
+
+    /// Its instances idle now and busy now, with its metrics' labels (when it has metrics).
+    pub(crate) fn instances_for_metrics(&self) -> Option<(ActorMetricsLabels, usize, usize)> {
+        let labels = self.metrics.as_ref()?.labels.clone();
+        let (idle, running) = self.admission.idle_and_running();
+        Some((labels, idle, running))
     }
 
     /// Who this actor is.
@@ -150,6 +173,25 @@ impl ActorPool {
     /// too) within `deadline`. The operation and payload are wasmbus's; an actor of an older
     /// generation gets them (and answers) in its own SDK's terms.
     pub async fn invoke_within(
+        &self,
+        operation: &str,
+        payload: &[u8],
+        deadline: Deadline,
+    ) -> Result<Vec<u8>, InvokeError> {
+        let Some(metrics) = &self.metrics else {
+            return self.invoke_translated(operation, payload, deadline).await;
+        };
+        let started = Instant::now();
+        let result = self.invoke_translated(operation, payload, deadline).await;
+        metrics.call(
+            started.elapsed(),
+            result.as_ref().err().map(InvokeError::kind),
+        );
+        result
+    }
+
+    /// [`ActorPool::invoke_within`], uncounted.
+    async fn invoke_translated(
         &self,
         operation: &str,
         payload: &[u8],
@@ -227,18 +269,7 @@ impl ActorPool {
             Some(instance) => instance,
             // Boxed: starting an instance is a future of over a kilobyte, which every call
             // would otherwise carry (and move) though few calls start one.
-            None => Box::new(
-                Box::pin(WapcInstance::new(
-                    &self.prepared.pre,
-                    self.limits,
-                    self.id.clone(),
-                    self.calls.clone(),
-                    self.log.clone(),
-                    self.prepared.start_up,
-                ))
-                .await
-                .map_err(failed)?,
-            ),
+            None => Box::new(Box::pin(self.start_instance()).await.map_err(failed)?),
         };
         let result = instance.call(operation, payload, deadline).await;
         // Only an instance that did not trap (or run out of time, or break a limit) is reused.
@@ -246,6 +277,23 @@ impl ActorPool {
             running.reusable = Some(instance);
         }
         result.map_err(failed)
+    }
+
+    /// A new instance (counted, with metrics).
+    async fn start_instance(&self) -> Result<WapcInstance, crate::GuestError> {
+        let instance = WapcInstance::new(
+            &self.prepared.pre,
+            self.limits,
+            self.id.clone(),
+            self.calls.clone(),
+            self.log.clone(),
+            self.prepared.start_up,
+        )
+        .await?;
+        if let Some(metrics) = &self.metrics {
+            metrics.instance_started();
+        }
+        Ok(instance)
     }
 
     /// A place among the running calls, with an idle instance if there is one.

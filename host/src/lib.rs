@@ -73,6 +73,7 @@ pub mod invoke;
 mod lattice;
 pub mod limits;
 pub mod links;
+pub mod metrics;
 mod snapshot;
 
 pub use actor::{ActorIdentity, ActorPool, LoadError, LoadPolicy};

@@ -1,5 +1,6 @@
-//! The health endpoint of `weft up` / `weft host` (`--health ADDR`): what a load balancer, a
-//! Kubernetes probe or a circuit breaker asks.
+//! The HTTP endpoint of `weft up` / `weft host` for operators' tools: health probes
+//! (`--health ADDR`), what a load balancer, a Kubernetes probe or a circuit breaker asks, and
+//! Prometheus metrics (`--metrics ADDR`); one listener serves both when the addresses match.
 //!
 //! - `GET /livez`: 200 while the host's runtime turns: its rounds of health checks keep
 //!   coming (a stalled runtime stops them); 503 naming how long since the last one otherwise.
@@ -8,14 +9,15 @@
 //!   it is healthy, since when, and what is wrong (`weft_host::health`).
 //! - `GET /readyz/ACTOR` (name, module key or call alias): the same for one actor: 404 when
 //!   none runs here.
+//! - `GET /metrics`: every metric in Prometheus' text format (`weft_host::metrics`).
 //!
-//! Probes hold no key, so the endpoint is read-only and says no more than `weft actors` and
-//! `weft ctl inventory` do (names, ids, what is unhealthy); it listens on loopback unless
-//! given another address. Every request is answered from what the last round found: a probe
-//! never causes a check, however often it comes. Bounded like every input: at most
-//! [`MAX_CONNECTIONS`] connections (more are closed unread), a request head of at most
-//! [`MAX_HEAD_BYTES`] read within [`HEAD_TIMEOUT`], no request body, each connection closed
-//! after [`CONNECTION_LIFETIME`].
+//! Probes and scrapes hold no key, so the endpoint is read-only and says no more than
+//! `weft actors` and `weft ctl inventory` do (names, ids, counts, what is unhealthy); it
+//! listens on loopback unless given another address. A probe is answered from what the last
+//! round of checks found: it never causes a check, however often it comes. Bounded like every
+//! input: at most [`MAX_CONNECTIONS`] connections (more are closed unread), a request head of
+//! at most [`MAX_HEAD_BYTES`] read within [`HEAD_TIMEOUT`], no request body, each connection
+//! closed after [`CONNECTION_LIFETIME`].
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -30,6 +32,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use weft_host::Host;
 use weft_host::clock::unix_ms;
+use weft_host::control::Control;
 use weft_host::health::HealthConfig;
 
 /// Connections served at once; more are closed without being read.
@@ -58,18 +61,60 @@ pub async fn bind(given: &str) -> Result<TcpListener> {
     })
 }
 
+/// What one listener serves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Serves {
+    /// `/livez`, `/readyz`, `/readyz/ACTOR`.
+    pub health: bool,
+    /// `/metrics`.
+    pub metrics: bool,
+}
+
+/// The listeners `--health` and `--metrics` ask for: one per distinct address.
+pub fn listeners(health: Option<&str>, metrics: Option<&str>) -> Vec<(String, Serves)> {
+    let mut all: Vec<(String, Serves)> = Vec::new();
+    for (given, is_health) in [(health, true), (metrics, false)] {
+        let Some(given) = given else { continue };
+        let at = address(given);
+        let index = match all.iter().position(|(a, _)| *a == at) {
+            Some(index) => index,
+            None => {
+                all.push((at, Serves::default()));
+                all.len() - 1
+            }
+        };
+        if let Some((_, serves)) = all.get_mut(index) {
+            if is_health {
+                serves.health = true;
+            } else {
+                serves.metrics = true;
+            }
+        }
+    }
+    all
+}
+
 /// What the endpoint answers from.
 struct Probes {
     host: Host,
+    control: Arc<Control>,
     config: HealthConfig,
+    serves: Serves,
     started: Instant,
 }
 
-/// Serves probes on `listener` until the task is aborted.
-pub async fn serve(listener: TcpListener, host: Host, config: HealthConfig) {
+/// Serves `serves` on `listener` until the task is aborted.
+pub async fn serve(
+    listener: TcpListener,
+    control: Arc<Control>,
+    config: HealthConfig,
+    serves: Serves,
+) {
     let probes = Arc::new(Probes {
-        host,
+        host: control.host().clone(),
+        control,
         config,
+        serves,
         started: Instant::now(),
     });
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -109,7 +154,7 @@ impl Probes {
         if request.method() != Method::GET && request.method() != Method::HEAD {
             let mut response = text(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "the health endpoint answers GET and HEAD only\n",
+                "this endpoint answers GET and HEAD only\n",
             );
             response.headers_mut().insert(
                 hyper::header::ALLOW,
@@ -121,7 +166,7 @@ impl Probes {
         if request.body().size_hint().lower() > 0 || request.body().size_hint().upper().is_none() {
             let mut response = text(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "the health endpoint takes no request body\n",
+                "this endpoint takes no request body\n",
             );
             response.headers_mut().insert(
                 hyper::header::CONNECTION,
@@ -129,17 +174,40 @@ impl Probes {
             );
             return response;
         }
-        match request.uri().path() {
-            "/livez" => self.livez(),
-            "/readyz" => readiness(&self.host.readiness()),
-            path => match path.strip_prefix("/readyz/") {
-                Some(actor) => self.actor_readiness(actor),
-                None => text(
-                    StatusCode::NOT_FOUND,
-                    "the health endpoint serves /livez, /readyz and /readyz/ACTOR\n",
-                ),
-            },
+        let path = request.uri().path();
+        match (path, self.serves) {
+            ("/metrics", Serves { metrics: true, .. }) => self.metrics(),
+            ("/livez", Serves { health: true, .. }) => self.livez(),
+            ("/readyz", Serves { health: true, .. }) => readiness(&self.host.readiness()),
+            (path, Serves { health: true, .. }) if path.starts_with("/readyz/") => {
+                self.actor_readiness(path.trim_start_matches("/readyz/"))
+            }
+            _ => text(StatusCode::NOT_FOUND, &self.paths()),
         }
+    }
+
+    /// What this listener serves, for a path it does not.
+    fn paths(&self) -> String {
+        let mut paths = Vec::new();
+        if self.serves.health {
+            paths.extend(["/livez", "/readyz", "/readyz/ACTOR"]);
+        }
+        if self.serves.metrics {
+            paths.push("/metrics");
+        }
+        format!("this endpoint serves {}\n", paths.join(", "))
+    }
+
+    fn metrics(&self) -> Response<Full<Bytes>> {
+        let Some(body) = self.control.metrics_text() else {
+            return text(StatusCode::NOT_FOUND, "this host keeps no metrics\n");
+        };
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        response.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
+        response
     }
 
     /// Alive while rounds of checks keep coming: a round starts at least every interval

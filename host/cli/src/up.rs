@@ -22,6 +22,7 @@ use weft_host::actor::LoadPolicy;
 use weft_host::control::{Control, ProviderSummary, local, nats};
 use weft_host::health::HealthConfig;
 use weft_host::limits::Limits;
+use weft_host::metrics::Metrics;
 use weft_host::{Host, HostConfig, HostError, UpdateOptions};
 use weft_http_server::HttpServer;
 use weft_provider_sdk::Provider;
@@ -71,6 +72,10 @@ pub struct UpArgs {
     /// of loopback [default: not served]
     #[arg(long, value_name = "ADDR")]
     health: Option<String>,
+    /// Serve Prometheus metrics (/metrics) on HOST:PORT, or on a bare PORT of loopback; the
+    /// same address as --health serves both on one listener [default: no metrics kept]
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
     /// Milliseconds between rounds of health checks (providers, links, each actor's
     /// Actor.HealthRequest on an idle instance), jittered by ±10%
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..))]
@@ -144,12 +149,17 @@ pub async fn run(args: UpArgs) -> Result<()> {
         call_deadline_ms: args.deadline_ms,
         ..Limits::default()
     };
+    let metrics = match &args.metrics {
+        Some(_) => Some(Arc::new(Metrics::new()?)),
+        None => None,
+    };
     let host = Host::new(HostConfig {
         policy: LoadPolicy {
             verify,
             allow_unsigned: args.allow_unsigned,
             limits: base_limits,
         },
+        metrics,
         ..HostConfig::default()
     })?;
 
@@ -364,18 +374,26 @@ pub async fn run(args: UpArgs) -> Result<()> {
     };
     let health_events = control.publish_health_changes();
     let health_rounds = host.watch_health(health);
-    let probes_task = match &args.health {
-        Some(address) => {
-            let listener = probes::bind(address).await?;
-            let address = listener.local_addr()?;
+    let mut endpoints = Vec::new();
+    for (address, serves) in probes::listeners(args.health.as_deref(), args.metrics.as_deref()) {
+        let listener = probes::bind(&address).await?;
+        let address = listener.local_addr()?;
+        if serves.health {
             writeln!(
                 out,
                 "health    http://{address}/readyz (and /livez, /readyz/ACTOR)"
             )?;
-            Some(tokio::spawn(probes::serve(listener, host.clone(), health)))
         }
-        None => None,
-    };
+        if serves.metrics {
+            writeln!(out, "metrics   http://{address}/metrics")?;
+        }
+        endpoints.push(tokio::spawn(probes::serve(
+            listener,
+            control.clone(),
+            health,
+            serves,
+        )));
+    }
     // Served once the manifest is applied, so an inventory never shows it half started, and
     // before "Weft is up", so a `weft ctl` command run the moment that line appears finds
     // this host (regression: one sent a second after it answered "0 host(s) answered").
@@ -403,7 +421,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     control_task.abort();
     health_rounds.abort();
     health_events.abort();
-    if let Some(task) = probes_task {
+    for task in endpoints {
         task.abort();
     }
     if let Some(member) = &joined {

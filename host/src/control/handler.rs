@@ -273,6 +273,19 @@ impl Control {
         let _ = self.events.set(member);
     }
 
+    /// The host's metrics in Prometheus' text format (with its provider processes' restarts
+    /// read now); `None` when it keeps none.
+    pub fn metrics_text(&self) -> Option<Vec<u8>> {
+        if let Some(metrics) = self.host.metrics() {
+            for running in self.providers_lock().values() {
+                if let Some(process) = &running.process {
+                    metrics.provider_restarts(&running.summary.id, process.status().restarts);
+                }
+            }
+        }
+        self.host.metrics_text()
+    }
+
     /// Publishes each change of health the host finds as an event (by the host itself),
     /// until the host is gone.
     pub fn publish_health_changes(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {

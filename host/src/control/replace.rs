@@ -58,6 +58,9 @@ impl Control {
         let pid = new.status().pid.unwrap_or_default();
         self.record_process(summary.clone(), config, new);
         old.stop().await;
+        if let Some(metrics) = self.host().metrics() {
+            metrics.provider_replaced(&id);
+        }
         let detail = format!(
             "{kind} now process {pid}; the old one left after {} ms",
             started.elapsed().as_millis()

@@ -37,6 +37,8 @@ pub struct HostConfig {
     pub call_policy: Option<Arc<dyn CallPolicy>>,
     /// How many links it holds, and how large each may be.
     pub links: crate::links::LinkLimits,
+    /// Where it counts what its actors and providers serve (none by default: no cost).
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 pub(crate) struct HostState {
@@ -51,6 +53,8 @@ pub(crate) struct HostState {
     outbound: Arc<dyn HostCalls>,
     /// One update at a time: two racing updates of one actor must not both win.
     updates: tokio::sync::Mutex<()>,
+    /// Its metrics, if it keeps them.
+    metrics: Option<Arc<crate::metrics::Metrics>>,
     /// What the last round of health checks found (`checks.rs`).
     health: std::sync::Mutex<crate::health::Book>,
     /// Where the parts that turned healthy or unhealthy are told.
@@ -192,7 +196,7 @@ impl Host {
         let engine = WasmEngine::new(config.engine)?;
         let state = Arc::new_cyclic(|host: &Weak<HostState>| {
             let host: Weak<dyn Routes> = host.clone();
-            let router: Arc<dyn HostCalls> = Arc::new(Router::new(host));
+            let router: Arc<dyn HostCalls> = Arc::new(Router::new(host, config.metrics.clone()));
             let outbound = match config.call_policy {
                 Some(policy) => Arc::new(Policy::new(policy, router)),
                 None => router,
@@ -207,11 +211,41 @@ impl Host {
                 lattice: Lattice::default(),
                 outbound,
                 updates: tokio::sync::Mutex::new(()),
+                metrics: config.metrics,
                 health: std::sync::Mutex::default(),
                 health_changes: tokio::sync::broadcast::channel(checks::CHANGES_KEPT).0,
             }
         });
         Ok(Host { state })
+    }
+
+    /// `pool`, counting its calls if the host keeps metrics.
+    fn counted(&self, pool: ActorPool) -> ActorPool {
+        match &self.state.metrics {
+            Some(metrics) => pool.with_metrics(metrics),
+            None => pool,
+        }
+    }
+
+    /// The host's metrics, if it keeps them.
+    pub fn metrics(&self) -> Option<&Arc<crate::metrics::Metrics>> {
+        self.state.metrics.as_ref()
+    }
+
+    /// Every metric in Prometheus' text format, its gauges read now; `None` when the host
+    /// keeps no metrics.
+    pub fn metrics_text(&self) -> Option<Vec<u8>> {
+        let metrics = self.state.metrics.as_ref()?;
+        let instances: Vec<_> = read(&self.state.actors)
+            .values()
+            .filter_map(|pool| pool.instances_for_metrics())
+            .collect();
+        let refused = self
+            .state
+            .lattice
+            .membership()
+            .map(|membership| membership.member.refusals());
+        Some(metrics.render(&instances, refused))
     }
 
     /// How this host's lattice serving finds its local actors.
@@ -281,6 +315,7 @@ impl Host {
             self.state.outbound.clone(),
         )
         .await?;
+        let pool = self.counted(pool);
         let identity = pool.identity().clone();
         {
             let mut actors = write(&self.state.actors);

@@ -162,6 +162,9 @@ impl Host {
             old.shutdown().await;
         }
         tracing::info!(provider = provider_id, "provider replaced");
+        if let Some(metrics) = &self.state.metrics {
+            metrics.provider_replaced(provider_id);
+        }
         Ok(())
     }
 

@@ -209,6 +209,12 @@ impl<T> Admission<T> {
         self.lock().idle.len()
     }
 
+    /// Instances idle now, and calls running (each on an instance of its own).
+    pub fn idle_and_running(&self) -> (usize, usize) {
+        let counts = self.lock();
+        (counts.idle.len(), counts.running)
+    }
+
     /// How many calls may run at once.
     pub fn max_running(&self) -> usize {
         self.lock().max_running

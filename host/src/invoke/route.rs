@@ -19,6 +19,7 @@
 use super::builtins::{self, Builtins};
 use super::{HostCall, HostCallFuture, HostCalls, InvokeActor, InvokeError, refused};
 use crate::limits::MIN_CALL_TIME_MS;
+use crate::metrics::Metrics;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use weft_provider_sdk::{Failure, FailureKind, LinkDefinition, Provider, ProviderCall};
@@ -58,14 +59,17 @@ pub enum Callee {
 pub struct Router {
     host: Weak<dyn Routes>,
     builtins: Builtins,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Router {
-    /// The router of the host `host` (held weakly: the host holds its router).
-    pub fn new(host: Weak<dyn Routes>) -> Self {
+    /// The router of the host `host` (held weakly: the host holds its router), counting
+    /// provider calls in `metrics` if given.
+    pub fn new(host: Weak<dyn Routes>, metrics: Option<Arc<Metrics>>) -> Self {
         Router {
             host,
             builtins: Builtins::default(),
+            metrics,
         }
     }
 }
@@ -91,7 +95,7 @@ impl HostCalls for Router {
             });
         };
         if !super::names_an_actor(call.contract) {
-            return Box::pin(call_provider(host, call));
+            return Box::pin(call_provider(host, call, self.metrics.clone()));
         }
         let Some(target) = host.actor(call.contract) else {
             return refused(InvokeError::NoActor {
@@ -118,8 +122,13 @@ impl HostCalls for Router {
     }
 }
 
-/// A call to a capability: by the calling actor's link to the provider it names.
-async fn call_provider(host: Arc<dyn Routes>, call: HostCall<'_>) -> Result<Vec<u8>, InvokeError> {
+/// A call to a capability: by the calling actor's link to the provider it names; counted in
+/// `metrics` once it reaches a provider.
+async fn call_provider(
+    host: Arc<dyn Routes>,
+    call: HostCall<'_>,
+    metrics: Option<Arc<Metrics>>,
+) -> Result<Vec<u8>, InvokeError> {
     let link = host
         .link(call.actor, call.contract, call.link_name)
         .ok_or_else(|| InvokeError::NoLink {
@@ -154,13 +163,19 @@ async fn call_provider(host: Arc<dyn Routes>, call: HostCall<'_>) -> Result<Vec<
         time_left,
     };
     let cut_off = time_left + PROVIDER_GRACE;
-    match tokio::time::timeout(cut_off, provider.handle_call(request)).await {
+    let started = metrics.as_ref().map(|_| std::time::Instant::now());
+    let answer = match tokio::time::timeout(cut_off, provider.handle_call(request)).await {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(error)) => Err(failed(error.into())),
         Err(_) => Err(InvokeError::ProviderTimeout {
-            provider: provider_id,
+            provider: provider_id.clone(),
             operation: call.operation.to_string(),
             within_ms: time_left.as_millis(),
         }),
+    };
+    if let (Some(metrics), Some(started)) = (metrics, started) {
+        let failed = answer.as_ref().err().map(InvokeError::kind);
+        metrics.provider_call(&provider_id, call.contract, started.elapsed(), failed);
     }
+    answer
 }

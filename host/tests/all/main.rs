@@ -15,6 +15,7 @@ mod health;
 mod host;
 mod lattice;
 mod logs;
+mod metrics;
 mod overload;
 mod rogue;
 mod runtime;

@@ -3,7 +3,8 @@
 //! putting it back makes it ready again; on a lattice, Redis stopped under the Redis provider
 //! (a process of its own) and NATS stopped under the host each turn readiness red with the
 //! reason, and back.
-//! The endpoint's bounds: method, body, head size and time, connections.
+//! The endpoint's bounds: method, body, head size and time, connections. Metrics on the same
+//! listener, read with a Prometheus text-format parser.
 
 use crate::up::{Up, get, request, served_at, try_request};
 use crate::{Weft, signed_actor};
@@ -363,4 +364,114 @@ impl Drop for Events {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+#[test]
+fn metrics_count_calls_per_actor_and_provider_in_prometheus_text_format() {
+    let weft = Weft::new();
+    // One listener for both: the same address.
+    let args = [
+        "--health",
+        "127.0.0.1:0",
+        "--metrics",
+        "127.0.0.1:0",
+        "--health-interval-ms",
+        "200",
+    ];
+    let up = Up::start_with(&weft, &two_actor_app(&weft), &args, &[]);
+    let metrics_line = up
+        .startup
+        .iter()
+        .find(|l| l.starts_with("metrics   http://"))
+        .unwrap_or_else(|| panic!("no metrics line: {:?}", up.startup));
+    assert!(
+        metrics_line.contains(&up.health),
+        "{metrics_line} vs {}",
+        up.health
+    );
+    let kvcounter = served_at(&up, "kvcounter");
+    for _ in 0..3 {
+        assert_eq!(get(&kvcounter, "/counter/m").0, 200);
+    }
+
+    let (status, text) = get(&up.health, "/metrics");
+    assert_eq!(status, 200, "{text}");
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        let found: Vec<_> = scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .collect();
+        assert_eq!(found.len(), 1, "{name} {labels:?} in:\n{text}");
+        match found[0].value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            ref other => panic!("{name}: {other:?}"),
+        }
+    };
+    assert_eq!(
+        value(
+            "weft_actor_invocations_total",
+            &[("name", "kvcounter"), ("revision", "1")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        value(
+            "weft_provider_calls_total",
+            &[("provider", "kv"), ("contract", "wasmcloud:keyvalue")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        value("weft_actor_instance_starts_total", &[("name", "kvcounter")]),
+        1.0,
+        "one instance served three calls one after another"
+    );
+    assert_eq!(
+        value(
+            "weft_actor_instances",
+            &[("name", "kvcounter"), ("state", "idle")]
+        ),
+        1.0
+    );
+    assert!(value("weft_process_resident_memory_bytes", &[]) > 1e6);
+    let histogram = scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "weft_actor_invocation_duration_seconds"
+                && s.labels.get("name") == Some("kvcounter")
+        })
+        .unwrap_or_else(|| panic!("no duration histogram:\n{text}"));
+    match &histogram.value {
+        prometheus_parse::Value::Histogram(buckets) => {
+            let all = buckets.iter().map(|b| b.count).fold(0.0, f64::max);
+            assert_eq!(all, 3.0, "{buckets:?}");
+        }
+        other => panic!("not a histogram: {other:?}"),
+    }
+    // Errors by kind: the key-value link deleted, kvcounter's calls to its store fail before
+    // any provider; an actor's failure is what the actor answers, not an invoke error, so its
+    // invocations go on counting as served.
+    let control = ["--control", up.control.as_str()];
+    weft.run(
+        &[
+            &["link", "del", "kvcounter", "wasmcloud:keyvalue"][..],
+            &control,
+        ]
+        .concat(),
+    )
+    .ok();
+    assert_eq!(get(&kvcounter, "/counter/m").0, 503);
+    let (_, text) = get(&up.health, "/metrics");
+    assert!(
+        text.contains("weft_actor_invocations_total{actor=\"")
+            && text.contains("name=\"kvcounter\",revision=\"1\"} 4"),
+        "{text}"
+    );
+    // The probes are served beside the metrics.
+    assert_eq!(get(&up.health, "/livez").0, 200);
 }

@@ -1,0 +1,331 @@
+//! Prometheus metrics of one host: how many calls each actor version serves, how many fail
+//! and why, how long they take, its instances, and the same for the providers its actors
+//! call; and the host's own memory and the lattice messages it refused.
+//!
+//! Off unless the host is given a [`Metrics`] (`HostConfig::metrics`), and then cheap on the
+//! call path: an actor version resolves its handles once, when it starts, so a call pays two
+//! atomic adds and a histogram observation, with no label lookup and no lock; a failure looks
+//! its kind's counter up (failures are the rare case). Gauges (instances, memory) are read
+//! when scraped, not kept up to date per call.
+//!
+//! Names follow Prometheus' conventions: `weft_` prefix, `_total` counters, `_seconds`
+//! histograms, labels `actor` (module key), `name`, `revision`, `provider`, `contract`, `kind`
+//! (a `FailureKind`, snake case).
+//!
+//! Not here: serving them over HTTP (the `weft` binary's `/metrics`).
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use std::time::Duration;
+use weft_contracts::invocation::FailureKind;
+
+/// A call's duration buckets, seconds: from a bare invoke (µs) to the default deadline (5 s).
+const BUCKETS: &[f64] = &[
+    0.000_01, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// A metrics family could not be made or registered (a name clash: a bug, not an input).
+#[derive(Debug, thiserror::Error)]
+#[error("metrics: {0}")]
+pub struct MetricsError(#[from] prometheus::Error);
+
+/// Every metric of one host, in one registry.
+pub struct Metrics {
+    registry: Registry,
+    actor_invocations: IntCounterVec,
+    actor_errors: IntCounterVec,
+    actor_seconds: HistogramVec,
+    actor_instance_starts: IntCounterVec,
+    actor_shed: IntCounterVec,
+    actor_instances: IntGaugeVec,
+    provider_calls: IntCounterVec,
+    provider_errors: IntCounterVec,
+    provider_seconds: HistogramVec,
+    provider_replacements: IntCounterVec,
+    provider_restarts: IntGaugeVec,
+    lattice_refused: IntGauge,
+    resident_bytes: IntGauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+const ACTOR: &[&str] = &["actor", "name", "revision"];
+
+fn counter(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntCounterVec, MetricsError> {
+    let family = IntCounterVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(family.clone()))?;
+    Ok(family)
+}
+
+fn gauge(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntGaugeVec, MetricsError> {
+    let family = IntGaugeVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(family.clone()))?;
+    Ok(family)
+}
+
+fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<HistogramVec, MetricsError> {
+    let family = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(BUCKETS.to_vec()),
+        labels,
+    )?;
+    registry.register(Box::new(family.clone()))?;
+    Ok(family)
+}
+
+fn single(registry: &Registry, name: &str, help: &str) -> Result<IntGauge, MetricsError> {
+    let one = IntGauge::new(name, help)?;
+    registry.register(Box::new(one.clone()))?;
+    Ok(one)
+}
+
+/// A failure kind as a label value.
+pub fn kind_label(kind: FailureKind) -> &'static str {
+    match kind {
+        FailureKind::Denied => "denied",
+        FailureKind::NoLink => "no_link",
+        FailureKind::Busy => "busy",
+        FailureKind::Deadline => "deadline",
+        FailureKind::Trapped => "trapped",
+        FailureKind::ActorFailed => "actor_failed",
+        FailureKind::ProviderFailed => "provider_failed",
+        FailureKind::NotFound => "not_found",
+        FailureKind::Unavailable => "unavailable",
+        FailureKind::BadRequest => "bad_request",
+        _ => "other",
+    }
+}
+
+impl Metrics {
+    /// Every family, registered.
+    pub fn new() -> Result<Self, MetricsError> {
+        let r = Registry::new();
+        let provider = &["provider", "contract"];
+        Ok(Metrics {
+            actor_invocations: counter(
+                &r,
+                "weft_actor_invocations_total",
+                "Calls to the actor version, finished (served or failed).",
+                ACTOR,
+            )?,
+            actor_errors: counter(
+                &r,
+                "weft_actor_errors_total",
+                "Calls to the actor version that failed, by kind.",
+                &["actor", "name", "revision", "kind"],
+            )?,
+            actor_seconds: histogram(
+                &r,
+                "weft_actor_invocation_duration_seconds",
+                "How long calls to the actor version took, the wait for an instance included.",
+                ACTOR,
+            )?,
+            actor_instance_starts: counter(
+                &r,
+                "weft_actor_instance_starts_total",
+                "Instances started for the actor version (the first one included).",
+                ACTOR,
+            )?,
+            actor_shed: counter(
+                &r,
+                "weft_actor_shed_calls_total",
+                "Calls refused as busy: every instance taken and the queue full, or no place in time.",
+                ACTOR,
+            )?,
+            actor_instances: gauge(
+                &r,
+                "weft_actor_instances",
+                "The actor version's instances, idle or busy, when scraped.",
+                &["actor", "name", "revision", "state"],
+            )?,
+            provider_calls: counter(
+                &r,
+                "weft_provider_calls_total",
+                "Calls from actors of this host to the provider, finished.",
+                provider,
+            )?,
+            provider_errors: counter(
+                &r,
+                "weft_provider_errors_total",
+                "Calls to the provider that failed, by kind.",
+                &["provider", "contract", "kind"],
+            )?,
+            provider_seconds: histogram(
+                &r,
+                "weft_provider_call_duration_seconds",
+                "How long calls to the provider took.",
+                provider,
+            )?,
+            provider_replacements: counter(
+                &r,
+                "weft_provider_replacements_total",
+                "Times the provider was replaced by a new instance while serving.",
+                &["provider"],
+            )?,
+            provider_restarts: gauge(
+                &r,
+                "weft_provider_process_restarts",
+                "Times the provider's supervised process was restarted, when scraped.",
+                &["provider"],
+            )?,
+            lattice_refused: single(
+                &r,
+                "weft_lattice_refused_messages",
+                "Lattice messages this host refused (unsealed, sealed by an untrusted member, malformed), when scraped.",
+            )?,
+            resident_bytes: single(
+                &r,
+                "weft_process_resident_memory_bytes",
+                "The host process's resident memory, when scraped.",
+            )?,
+            registry: r,
+        })
+    }
+
+    /// The handles for one actor version's calls.
+    pub(crate) fn actor(&self, id: &str, name: &str, revision: Option<i32>) -> ActorMetrics {
+        let revision = revision.map_or_else(|| "none".to_string(), |r| r.to_string());
+        let labels = [id, name, revision.as_str()];
+        ActorMetrics {
+            invocations: self.actor_invocations.with_label_values(&labels),
+            seconds: self.actor_seconds.with_label_values(&labels),
+            instance_starts: self.actor_instance_starts.with_label_values(&labels),
+            shed: self.actor_shed.with_label_values(&labels),
+            errors: self.actor_errors.clone(),
+            labels: [id.to_string(), name.to_string(), revision],
+        }
+    }
+
+    /// One provider call, finished: `failed` with its kind when it failed.
+    pub(crate) fn provider_call(
+        &self,
+        provider: &str,
+        contract: &str,
+        took: Duration,
+        failed: Option<FailureKind>,
+    ) {
+        let labels = [provider, contract];
+        self.provider_calls.with_label_values(&labels).inc();
+        self.provider_seconds
+            .with_label_values(&labels)
+            .observe(took.as_secs_f64());
+        if let Some(kind) = failed {
+            self.provider_errors
+                .with_label_values(&[provider, contract, kind_label(kind)])
+                .inc();
+        }
+    }
+
+    /// A provider was replaced while serving.
+    pub fn provider_replaced(&self, provider: &str) {
+        self.provider_replacements
+            .with_label_values(&[provider])
+            .inc();
+    }
+
+    /// A supervised provider process has been restarted `restarts` times so far.
+    pub fn provider_restarts(&self, provider: &str, restarts: u32) {
+        self.provider_restarts
+            .with_label_values(&[provider])
+            .set(i64::from(restarts));
+    }
+
+    /// Sets the gauges read when scraped and renders every family in Prometheus' text format.
+    pub(crate) fn render(
+        &self,
+        instances: &[(ActorMetricsLabels, usize, usize)],
+        lattice_refused: Option<u64>,
+    ) -> Vec<u8> {
+        self.actor_instances.reset();
+        for (labels, idle, busy) in instances {
+            let [id, name, revision] = labels;
+            for (state, count) in [("idle", idle), ("busy", busy)] {
+                self.actor_instances
+                    .with_label_values(&[id.as_str(), name.as_str(), revision.as_str(), state])
+                    .set(i64::try_from(*count).unwrap_or(i64::MAX));
+            }
+        }
+        self.lattice_refused
+            .set(i64::try_from(lattice_refused.unwrap_or(0)).unwrap_or(i64::MAX));
+        if let Some(bytes) = resident_bytes() {
+            self.resident_bytes
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        }
+        let mut text = Vec::new();
+        // Encoding into a Vec fails only on a family the encoder cannot write; say so in the
+        // output rather than fail the scrape.
+        if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut text) {
+            text.extend_from_slice(format!("# error encoding metrics: {error}\n").as_bytes());
+        }
+        text
+    }
+}
+
+/// An actor version's labels: module key, name, revision.
+pub(crate) type ActorMetricsLabels = [String; 3];
+
+/// One actor version's handles.
+pub(crate) struct ActorMetrics {
+    invocations: IntCounter,
+    seconds: Histogram,
+    instance_starts: IntCounter,
+    shed: IntCounter,
+    errors: IntCounterVec,
+    pub(crate) labels: ActorMetricsLabels,
+}
+
+impl ActorMetrics {
+    /// One call, finished: `failed` with its kind when it failed.
+    pub(crate) fn call(&self, took: Duration, failed: Option<FailureKind>) {
+        self.invocations.inc();
+        self.seconds.observe(took.as_secs_f64());
+        if let Some(kind) = failed {
+            if kind == FailureKind::Busy {
+                self.shed.inc();
+            }
+            let [id, name, revision] = &self.labels;
+            self.errors
+                .with_label_values(&[
+                    id.as_str(),
+                    name.as_str(),
+                    revision.as_str(),
+                    kind_label(kind),
+                ])
+                .inc();
+        }
+    }
+
+    /// An instance started.
+    pub(crate) fn instance_started(&self) {
+        self.instance_starts.inc();
+    }
+}
+
+/// This process's resident memory, from `/proc/self/status` (Linux), bytes.
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
