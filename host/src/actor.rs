@@ -6,9 +6,12 @@
 //! a bounded queue beyond, "busy" past either bound); the guest's host calls go through the
 //! claims check to the host's outbound layers.
 //!
-//! Instances are kept for reuse only after a clean call: one that trapped, ran out of time or
-//! broke a limit is dropped, and the next call gets a fresh one. The pool is shaped for hot
-//! swap: a new version is a new `ActorPool`; in-flight calls hold the old one until they end.
+//! Instances start on demand (from the start-up snapshot where there is one: microseconds)
+//! and are kept for reuse only after a clean call: one that trapped, ran out of time or broke
+//! a limit is dropped, and the next call gets a fresh one. An actor holds none until called,
+//! and the host reaps instances idle for long ([`ActorPool::reap_idle`]), so idle actors hold
+//! no instance slot. The pool is shaped for hot swap: a new version is a new `ActorPool`;
+//! in-flight calls hold the old one until they end.
 
 use crate::engine::{PreparedModule, WasmEngine};
 use crate::guest_log::LogBudget;
@@ -21,9 +24,17 @@ use crate::invoke::{Deadline, HostCalls, InvokeActor, InvokeError};
 use crate::limits::Limits;
 use crate::metrics::{ActorMetrics, ActorMetricsLabels, Metrics};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use weft_contracts::generations::{self, Generation};
 use weft_provider_sdk::async_trait;
+
+/// How many idle instances one instance start may drop to free a slot.
+const RECLAIM_TRIES: usize = 4;
+
+/// Frees an instance slot held by an idle instance of any actor, when every slot of the
+/// engine is taken; whether it freed one.
+pub type ReclaimSlot = Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// A loaded actor and its instances.
 pub struct ActorPool {
@@ -41,6 +52,8 @@ pub struct ActorPool {
     log: Arc<LogBudget>,
     /// Its metrics' handles, when the host keeps metrics.
     metrics: Option<ActorMetrics>,
+    /// How it frees a slot held by another actor's idle instance, when it needs one.
+    reclaim: Option<ReclaimSlot>,
 }
 
 impl std::fmt::Debug for ActorPool {
@@ -88,43 +101,67 @@ impl ActorPool {
             policy.limits.max_log_bytes_per_call,
             policy.limits.max_log_bytes_per_second,
         );
-        let first = WapcInstance::new(
-            &prepared.pre,
-            policy.limits,
-            id.clone(),
-            calls.clone(),
-            log.clone(),
-            prepared.start_up,
-        )
-        .await
-        .map_err(LoadError::Start)?;
+        // Code is started once, by the first actor of it, so a module that cannot start is
+        // refused when loaded, not on its first call; that instance is not kept. An actor holds no instance
+        // until it is called, and its idle instances are reaped (`reap_idle`).
+        if !prepared.started.load(Ordering::Acquire) {
+            WapcInstance::new(
+                &prepared.pre,
+                policy.limits,
+                id.clone(),
+                calls.clone(),
+                log.clone(),
+                prepared.start_up,
+            )
+            .await
+            .map_err(LoadError::Start)?;
+            prepared.started.store(true, Ordering::Release);
+        }
         let limits = policy.limits;
         Ok(ActorPool {
             identity,
             id,
             prepared,
             limits,
-            admission: Admission::new(
-                limits.max_instances,
-                limits.max_queued_calls,
-                vec![Box::new(first)],
-            ),
+            admission: Admission::new(limits.max_instances, limits.max_queued_calls, Vec::new()),
             calls,
             log,
             metrics: None,
+            reclaim: None,
         })
     }
 
-    /// The same pool, counting its calls in `metrics` (its first instance as started).
+    /// The same pool, counting its calls in `metrics`.
     pub fn with_metrics(mut self, metrics: &Metrics) -> Self {
-        let handles = metrics.actor(
+        self.metrics = Some(metrics.actor(
             &self.identity.id,
             &self.identity.name,
             self.identity.revision,
-        );
-        handles.instance_started();
-        self.metrics = Some(handles);
+        ));
         self
+    }
+
+    /// The same pool, freeing a slot with `reclaim` when it needs one and the engine has none.
+    pub fn with_slot_reclaim(mut self, reclaim: ReclaimSlot) -> Self {
+        self.reclaim = Some(reclaim);
+        self
+    }
+
+    /// When its longest-idle instance was last used (coarse clock), if it has one idle.
+    pub(crate) fn oldest_idle(&self) -> Option<u64> {
+        self.admission.oldest_idle()
+    }
+
+    /// Drops its longest-idle instance; whether it had one.
+    pub(crate) fn drop_oldest_idle(&self) -> bool {
+        self.admission.drop_oldest()
+    }
+
+    /// Drops its instances idle for longer than `idle_for`; returns how many.
+    pub fn reap_idle(&self, idle_for: Duration) -> usize {
+        let idle_ms = u64::try_from(idle_for.as_millis()).unwrap_or(u64::MAX);
+        self.admission
+            .reap(crate::clock::now_ms().saturating_sub(idle_ms))
     }
 
     /// Its instances idle now and busy now, with its metrics' labels (when it has metrics).
@@ -279,21 +316,37 @@ impl ActorPool {
         result.map_err(failed)
     }
 
-    /// A new instance (counted, with metrics).
+    /// A new instance (counted, with metrics). When every slot of the engine is taken, an
+    /// idle instance (of any actor, the longest idle) is dropped for it; only when every slot
+    /// is busy with a call does the call fail, as busy.
     async fn start_instance(&self) -> Result<WapcInstance, crate::GuestError> {
-        let instance = WapcInstance::new(
-            &self.prepared.pre,
-            self.limits,
-            self.id.clone(),
-            self.calls.clone(),
-            self.log.clone(),
-            self.prepared.start_up,
-        )
-        .await?;
-        if let Some(metrics) = &self.metrics {
-            metrics.instance_started();
+        let mut reclaimed = 0;
+        loop {
+            let started = WapcInstance::new(
+                &self.prepared.pre,
+                self.limits,
+                self.id.clone(),
+                self.calls.clone(),
+                self.log.clone(),
+                self.prepared.start_up,
+            )
+            .await;
+            match started {
+                // Another call may take the freed slot first: try a few times.
+                Err(crate::GuestError::NoSlot(_))
+                    if reclaimed < RECLAIM_TRIES && self.reclaim.as_ref().is_some_and(|r| r()) =>
+                {
+                    reclaimed += 1;
+                }
+                Ok(instance) => {
+                    if let Some(metrics) = &self.metrics {
+                        metrics.instance_started();
+                    }
+                    return Ok(instance);
+                }
+                Err(error) => return Err(error),
+            }
         }
-        Ok(instance)
     }
 
     /// A place among the running calls, with an idle instance if there is one.

@@ -35,13 +35,37 @@ const MEMORY_KEEP_RESIDENT_BYTES: usize = 2 << 20;
 /// The same for its function table.
 const TABLE_KEEP_RESIDENT_BYTES: usize = 64 << 10;
 
-/// Default number of instance slots (and linear memories) in the pool, across all actors.
+/// Instance slots where the machine's memory cannot be read.
 pub const DEFAULT_INSTANCE_SLOTS: u32 = 1_000;
+/// The memory one instance slot is sized for by default: an instance keeps
+/// [`MEMORY_KEEP_RESIDENT_BYTES`] resident in its slot, and a typical actor's heap and stack
+/// use a few MiB more.
+pub const MEMORY_PER_SLOT_BYTES: u64 = 16 << 20;
+/// The fewest and the most slots sized from memory (each slot reserves address space: its
+/// memory's reservation and guard, about 4 GiB).
+const SLOTS_FROM_MEMORY: (u64, u64) = (256, 10_000);
+
+/// Instance slots for a machine of `memory_bytes`: one per [`MEMORY_PER_SLOT_BYTES`], within
+/// 256 and 10,000.
+pub fn slots_for_memory(memory_bytes: u64) -> u32 {
+    let (least, most) = SLOTS_FROM_MEMORY;
+    u32::try_from((memory_bytes / MEMORY_PER_SLOT_BYTES).clamp(least, most))
+        .unwrap_or(DEFAULT_INSTANCE_SLOTS)
+}
+
+/// This machine's memory (`MemTotal` in `/proc/meminfo`), if it can be read.
+fn machine_memory_bytes() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
 
 /// Engine-wide settings; fixed for the life of the engine.
 #[derive(Debug, Clone, Copy)]
 pub struct EngineConfig {
-    /// Instances that can exist at once, across all actors.
+    /// Instances that can exist at once, across all actors (by default sized from the
+    /// machine's memory: [`slots_for_memory`]).
     pub instance_slots: u32,
     /// The largest memory any actor may be allowed, bytes (per-actor limits are lower or equal).
     pub max_memory_bytes: usize,
@@ -52,7 +76,9 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
-            instance_slots: DEFAULT_INSTANCE_SLOTS,
+            // Instances start on demand and idle ones are reaped, so slots bound the instances
+            // alive at once (calls running, and instances kept warm), not the actors.
+            instance_slots: machine_memory_bytes().map_or(DEFAULT_INSTANCE_SLOTS, slots_for_memory),
             max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
             max_stack_bytes: DEFAULT_MAX_STACK_BYTES,
         }
@@ -82,6 +108,8 @@ pub enum EngineError {
 struct CompiledModule {
     module: Module,
     start_up: StartUp,
+    /// Shared by every [`PreparedModule`] of it.
+    started: Arc<AtomicBool>,
 }
 
 /// An actor's module, compiled and pre-linked: what its instances start from.
@@ -91,6 +119,9 @@ pub struct PreparedModule {
     pub pre: wasmtime::InstancePre<GuestState>,
     /// Whether its instances run start-up ([`StartUp::AlreadyDone`] for a snapshot).
     pub start_up: StartUp,
+    /// Whether an instance of its code has started once: each code is started once (by
+    /// the first actor of it), so a module that cannot start is refused when loaded.
+    pub started: Arc<AtomicBool>,
 }
 
 /// The shared engine, its linker, its epoch ticker and its module cache.
@@ -172,12 +203,14 @@ impl WasmEngine {
                 CompiledModule {
                     module: self.compile(bytes).await?,
                     start_up: StartUp::Run,
+                    started: Arc::default(),
                 }
             }
             Ok(plan) => {
                 let instrumented = CompiledModule {
                     module: self.compile(&plan.instrumented).await?,
                     start_up: StartUp::Run,
+                    started: Arc::default(),
                 };
                 self.snapshot(bytes, &plan, &instrumented, limits)
                     .await
@@ -212,6 +245,7 @@ impl WasmEngine {
         Some(CompiledModule {
             module,
             start_up: StartUp::AlreadyDone,
+            started: Arc::default(),
         })
     }
 
@@ -241,6 +275,7 @@ impl WasmEngine {
         Ok(PreparedModule {
             pre,
             start_up: compiled.start_up,
+            started: compiled.started,
         })
     }
 

@@ -12,7 +12,8 @@
 //!   built-ins, has a link, and the provider each of its links names is healthy; and its own
 //!   `Actor.HealthRequest` answers healthy. That call goes only to an instance idle at the
 //!   time (never one started for it, never waiting for one), so checks take no place a caller
-//!   needs; an actor busy on every instance keeps its last answer.
+//!   needs and no slot; an actor busy on every instance keeps its last answer, and one that
+//!   holds no instance (not called yet, or idle long enough to be reaped) is not asked.
 //!
 //! What a round found is kept, with since when each part has been as it is; readiness is read
 //! from it, never computed per probe, so probes cost nothing however often they come. A part

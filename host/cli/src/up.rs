@@ -20,6 +20,7 @@ use wascap::VerifyOptions;
 use weft_contracts::httpserver;
 use weft_host::actor::LoadPolicy;
 use weft_host::control::{Control, ProviderSummary, local, nats};
+use weft_host::engine::EngineConfig;
 use weft_host::health::HealthConfig;
 use weft_host::limits::Limits;
 use weft_host::metrics::Metrics;
@@ -76,6 +77,15 @@ pub struct UpArgs {
     /// same address as --health serves both on one listener [default: no metrics kept]
     #[arg(long, value_name = "ADDR")]
     metrics: Option<String>,
+    /// Instances that may exist at once across all actors (calls running and instances kept
+    /// warm; idle actors hold none) [default: one per 16 MiB of the machine's memory, within
+    /// 256 and 10,000]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    instance_slots: Option<u32>,
+    /// Seconds an instance may stay idle before it is dropped (its actor starts another on
+    /// its next call)
+    #[arg(long, default_value_t = 60)]
+    instance_idle_secs: u64,
     /// Milliseconds between rounds of health checks (providers, links, each actor's
     /// Actor.HealthRequest on an idle instance), jittered by ±10%
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..))]
@@ -160,6 +170,12 @@ pub async fn run(args: UpArgs) -> Result<()> {
             limits: base_limits,
         },
         metrics,
+        engine: EngineConfig {
+            instance_slots: args
+                .instance_slots
+                .unwrap_or(EngineConfig::default().instance_slots),
+            ..EngineConfig::default()
+        },
         ..HostConfig::default()
     })?;
 
@@ -374,6 +390,11 @@ pub async fn run(args: UpArgs) -> Result<()> {
     };
     let health_events = control.publish_health_changes();
     let health_rounds = host.watch_health(health);
+    let idle_for = std::time::Duration::from_secs(args.instance_idle_secs.max(1));
+    let reaper = host.watch_idle_instances(
+        (idle_for / 4).max(std::time::Duration::from_secs(1)),
+        idle_for,
+    );
     let mut endpoints = Vec::new();
     for (address, serves) in probes::listeners(args.health.as_deref(), args.metrics.as_deref()) {
         let listener = probes::bind(&address).await?;
@@ -420,6 +441,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     crate::signal::shutdown_signal().await?;
     control_task.abort();
     health_rounds.abort();
+    reaper.abort();
     health_events.abort();
     for task in endpoints {
         task.abort();

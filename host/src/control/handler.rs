@@ -132,11 +132,11 @@ pub enum ControlError {
 /// A provider this host runs, as started: its kind, and the config it was started with
 /// (kept here for a replacement; never in an inventory, since it may hold secrets).
 #[derive(Clone)]
-struct RunningProvider {
-    summary: ProviderSummary,
+pub(super) struct RunningProvider {
+    pub(super) summary: ProviderSummary,
     config: BTreeMap<String, String>,
     /// As a child process: its supervision.
-    process: Option<Arc<dyn ProviderProcess>>,
+    pub(super) process: Option<Arc<dyn ProviderProcess>>,
 }
 
 /// A host's control plane: what it runs, and how a request changes that.
@@ -262,7 +262,9 @@ impl Control {
         }
     }
 
-    fn providers_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, RunningProvider>> {
+    pub(super) fn providers_lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, BTreeMap<String, RunningProvider>> {
         self.providers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -271,53 +273,6 @@ impl Control {
     /// Sends events to `client` on `subjects` from now on.
     pub(super) fn publish_events_to(&self, member: Arc<weft_lattice::Member>) {
         let _ = self.events.set(member);
-    }
-
-    /// The host's metrics in Prometheus' text format (with its provider processes' restarts
-    /// read now); `None` when it keeps none.
-    pub fn metrics_text(&self) -> Option<Vec<u8>> {
-        if let Some(metrics) = self.host.metrics() {
-            for running in self.providers_lock().values() {
-                if let Some(process) = &running.process {
-                    metrics.provider_restarts(&running.summary.id, process.status().restarts);
-                }
-            }
-        }
-        self.host.metrics_text()
-    }
-
-    /// Publishes each change of health the host finds as an event (by the host itself),
-    /// until the host is gone.
-    pub fn publish_health_changes(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let mut changes = self.host.health_changes();
-        let control = Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                let change = match changes.recv().await {
-                    Ok(change) => change,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::warn!(missed, "health changes not published: too many at once");
-                        continue;
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                };
-                let Some(control) = control.upgrade() else {
-                    return;
-                };
-                let kind = match (change.part, change.status.healthy) {
-                    (Part::Actor, true) => EventKind::ActorHealthy,
-                    (Part::Actor, false) => EventKind::ActorUnhealthy,
-                    (Part::Provider, true) => EventKind::ProviderHealthy,
-                    (Part::Provider, false) => EventKind::ProviderUnhealthy,
-                    (Part::Lattice, true) => EventKind::LatticeHealthy,
-                    (Part::Lattice, false) => EventKind::LatticeUnhealthy,
-                };
-                let by = control.host_id.clone();
-                control
-                    .publish(kind, &change.id, change.status.problems.join("; "), &by)
-                    .await;
-            }
-        })
     }
 
     /// Publishes an event made by `by` (an operator's key, `local`, or the host itself), if

@@ -34,6 +34,7 @@
 mod handler;
 pub mod local;
 pub mod nats;
+mod observe;
 mod replace;
 mod wire;
 

@@ -72,6 +72,15 @@ impl HostState {
             .get(&key.actor_id, &key.contract_id, &key.link_name)
     }
 
+    /// Drops the longest-idle instance of all actors, freeing its slot; whether there was one.
+    fn reclaim_idle_slot(&self) -> bool {
+        let oldest = read(&self.actors)
+            .values()
+            .filter_map(|pool| pool.oldest_idle().map(|since| (since, pool.clone())))
+            .min_by_key(|(since, _)| *since);
+        oldest.is_some_and(|(_, pool)| pool.drop_oldest_idle())
+    }
+
     fn local_actor(&self, actor_id: &str) -> Option<Arc<ActorPool>> {
         read(&self.actors).get(actor_id).cloned()
     }
@@ -219,8 +228,14 @@ impl Host {
         Ok(Host { state })
     }
 
-    /// `pool`, counting its calls if the host keeps metrics.
-    fn counted(&self, pool: ActorPool) -> ActorPool {
+    /// `pool` as this host runs it: counting its calls if the host keeps metrics, and freeing
+    /// a slot held by an idle instance of another actor when it needs one.
+    fn hosted(&self, pool: ActorPool) -> ActorPool {
+        let host = Arc::downgrade(&self.state);
+        let pool = pool.with_slot_reclaim(Arc::new(move || {
+            host.upgrade()
+                .is_some_and(|state| state.reclaim_idle_slot())
+        }));
         match &self.state.metrics {
             Some(metrics) => pool.with_metrics(metrics),
             None => pool,
@@ -246,6 +261,34 @@ impl Host {
             .membership()
             .map(|membership| membership.member.refusals());
         Some(metrics.render(&instances, refused))
+    }
+
+    /// Drops every actor's instances idle for longer than `idle_for`; returns how many.
+    pub fn reap_idle_instances(&self, idle_for: Duration) -> usize {
+        let pools: Vec<_> = read(&self.state.actors).values().cloned().collect();
+        pools.iter().map(|pool| pool.reap_idle(idle_for)).sum()
+    }
+
+    /// Reaps instances idle for longer than `idle_for` every `every`, until the host is
+    /// dropped.
+    pub fn watch_idle_instances(
+        &self,
+        every: Duration,
+        idle_for: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let host = Arc::downgrade(&self.state);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let Some(state) = host.upgrade() else { return };
+                let reaped = Host { state }.reap_idle_instances(idle_for);
+                if reaped > 0 {
+                    tracing::debug!(reaped, "idle instances dropped");
+                }
+            }
+        })
     }
 
     /// How this host's lattice serving finds its local actors.
@@ -315,7 +358,7 @@ impl Host {
             self.state.outbound.clone(),
         )
         .await?;
-        let pool = self.counted(pool);
+        let pool = self.hosted(pool);
         let identity = pool.identity().clone();
         {
             let mut actors = write(&self.state.actors);

@@ -65,7 +65,7 @@ impl Host {
         )
         .await
         .map_err(|e| refused(e.into()))?;
-        let pool = self.counted(pool);
+        let pool = self.hosted(pool);
         if options.health_check {
             check_health(&pool)
                 .await

@@ -310,6 +310,9 @@ fn classify(error: wasmtime::Error, limits: &Limits) -> GuestError {
     if let Some(known) = error.downcast_ref::<GuestError>() {
         return known.clone();
     }
+    if let Some(full) = error.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+        return GuestError::NoSlot(full.to_string());
+    }
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => GuestError::DeadlineExceeded {
             deadline_ms: limits.call_deadline_ms,

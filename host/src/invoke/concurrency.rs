@@ -62,7 +62,9 @@ struct Counts<T> {
     max_waiting: usize,
     closed: bool,
     /// Instances ready for a call.
-    idle: Vec<T>,
+    /// Each with when it was last put back, on the coarse clock: pushed and popped at the end,
+    /// so the front holds the longest idle.
+    idle: Vec<(T, u64)>,
 }
 
 /// Admission to one actor's instances (`T`, kept while idle).
@@ -89,7 +91,7 @@ impl<T> Drop for Permit<'_, T> {
         let mut counts = self.admission.lock();
         counts.running = counts.running.saturating_sub(1);
         if let Some(instance) = self.reusable.take() {
-            counts.idle.push(instance);
+            counts.idle.push((instance, crate::clock::now_ms()));
         }
         drop(counts);
         self.admission.freed.notify_one();
@@ -119,7 +121,10 @@ impl<T> Admission<T> {
                 waiting: 0,
                 max_waiting,
                 closed: false,
-                idle,
+                idle: idle
+                    .into_iter()
+                    .map(|t| (t, crate::clock::now_ms()))
+                    .collect(),
             }),
             freed: tokio::sync::Notify::new(),
         }
@@ -138,7 +143,7 @@ impl<T> Admission<T> {
             counts.running += 1;
             return Some(Ok(Permit {
                 admission: self,
-                reusable: counts.idle.pop(),
+                reusable: counts.idle.pop().map(|(instance, _)| instance),
             }));
         }
         None
@@ -202,6 +207,31 @@ impl<T> Admission<T> {
         drop(counts);
         // Callers waiting for a place may now have one.
         self.freed.notify_waiters();
+    }
+
+    /// Drops the instances idle since before `cutoff_ms` (coarse clock); returns how many.
+    pub fn reap(&self, cutoff_ms: u64) -> usize {
+        let reaped: Vec<(T, u64)> = {
+            let mut counts = self.lock();
+            let stale = counts.idle.partition_point(|(_, since)| *since < cutoff_ms);
+            counts.idle.drain(..stale).collect()
+        };
+        // Dropped outside the lock: freeing an instance returns its slot to the engine.
+        reaped.len()
+    }
+
+    /// When the longest-idle instance was put back (coarse clock), if any is idle.
+    pub fn oldest_idle(&self) -> Option<u64> {
+        self.lock().idle.first().map(|(_, since)| *since)
+    }
+
+    /// Drops the longest-idle instance; whether there was one.
+    pub fn drop_oldest(&self) -> bool {
+        let oldest = {
+            let mut counts = self.lock();
+            (!counts.idle.is_empty()).then(|| counts.idle.remove(0))
+        };
+        oldest.is_some()
     }
 
     /// Instances idle now.

@@ -214,6 +214,13 @@ pub enum GuestError {
     /// The guest reported success but set no response.
     #[error("the actor reported success but set no response")]
     NoResponse,
+    /// No instance could start: every one of the host's instance slots is in use.
+    #[error(
+        "no instance could start: {0}; every instance slot of this host is in use by other \
+         calls: try again shortly, or give the host more (`weft up --instance-slots N`, \
+         `EngineConfig::instance_slots`)"
+    )]
+    NoSlot(String),
 }
 
 impl GuestError {
@@ -228,6 +235,7 @@ impl GuestError {
         match self {
             GuestError::DeadlineExceeded { .. } => FailureKind::Deadline,
             GuestError::Guest(_) | GuestError::NoResponse => FailureKind::ActorFailed,
+            GuestError::NoSlot(_) => FailureKind::Busy,
             _ => FailureKind::Trapped,
         }
     }

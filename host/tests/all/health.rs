@@ -146,6 +146,13 @@ async fn an_actor_reporting_itself_unhealthy_or_failing_its_check_is_not_ready()
     let failing = host.start_actor(&failing).await.unwrap().id;
     let garbled = answering("garbled", &[], "not msgpack", false);
     let garbled = host.start_actor(&garbled).await.unwrap().id;
+    // Not asked before they serve: an actor holds no instance until called, and checks take
+    // only idle ones.
+    let unasked = host.check_health(CONFIG).await;
+    assert!(unasked.ready, "{unasked:#?}");
+    for actor in [&sick, &failing, &garbled] {
+        let _ = host.invoke(actor, "Anything.At", b"").await;
+    }
 
     let found = host.check_health(CONFIG).await;
     assert!(!found.ready);

@@ -13,6 +13,7 @@ mod fuzz;
 mod generations;
 mod health;
 mod host;
+mod instances;
 mod lattice;
 mod logs;
 mod metrics;
