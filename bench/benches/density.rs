@@ -1,0 +1,137 @@
+//! (l) density: N distinct signed actors (the hello actor, each signed with a module key of
+//! its own; N = 10,000, or `WEFT_DENSITY_ACTORS`) on one host:
+//! - start time per actor, its code already compiled (the first actor compiles it, untimed):
+//!   target ≤ 100 µs;
+//! - resident memory per idle actor (after all started, over after the first): target
+//!   ≤ 32 KiB;
+//! - the same with each linked to an HTTP listener of its own, and after each was called once
+//!   through the http-server provider (every call must answer 200), and after the idle
+//!   instances were reaped.
+//! Signing is not timed (done before the host starts).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wascap::{Actor, Claims, KeyRole, contracts};
+use weft_host::{Host, HostConfig};
+use weft_http_server::HttpServer;
+use weft_provider_sdk::LinkDefinition;
+
+/// Resident memory of this process, KiB.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// GET / on `address` over a fresh connection; the status.
+async fn get(address: std::net::SocketAddr) -> u16 {
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let request = Request::get("/")
+        .header("host", "localhost")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let _ = response.into_body().collect().await;
+    status
+}
+
+fn main() {
+    let actors: usize = std::env::var("WEFT_DENSITY_ACTORS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000);
+    let code = weft_bench::unsigned_actor("hello").unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(2)
+    });
+    let account = KeyRole::Account.generate().unwrap();
+    let signed: Vec<Vec<u8>> = (0..actors)
+        .map(|i| {
+            let claims = Claims::new(
+                account.public_key(),
+                KeyRole::Module.generate().unwrap().public_key(),
+                Actor {
+                    name: Some(format!("hello-{i}")),
+                    caps: Some(vec![contracts::HTTP_SERVER.to_string()]),
+                    ..Actor::default()
+                },
+            );
+            wascap::embed_claims(&code, &claims, &account).unwrap()
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let host = Host::new(HostConfig::default()).unwrap();
+        let http = Arc::new(HttpServer::new());
+        host.add_provider("http", http.clone()).await.unwrap();
+        let mut ids = vec![host.start_actor(&signed[0]).await.unwrap().id];
+        let base = rss_kib();
+        let started = Instant::now();
+        for bytes in &signed[1..] {
+            ids.push(host.start_actor(bytes).await.unwrap().id);
+        }
+        let start_each = started.elapsed() / (actors as u32 - 1).max(1);
+        let per = |now: u64| (now.saturating_sub(base)) as f64 / (actors - 1).max(1) as f64;
+        let idle = per(rss_kib());
+
+        let linking = Instant::now();
+        let mut addresses = Vec::with_capacity(actors);
+        for id in &ids {
+            host.put_link(LinkDefinition {
+                actor_id: id.clone(),
+                contract_id: contracts::HTTP_SERVER.into(),
+                link_name: "default".into(),
+                provider_id: "http".into(),
+                values: [("address".to_string(), "127.0.0.1:0".to_string())].into(),
+            })
+            .await
+            .unwrap();
+            addresses.push(http.bound_address(id, "default").unwrap());
+        }
+        let link_each = linking.elapsed() / actors as u32;
+        let linked = per(rss_kib());
+
+        let calling = Instant::now();
+        for address in &addresses {
+            assert_eq!(get(*address).await, 200, "a hello did not answer 200");
+        }
+        let call_each = calling.elapsed() / actors as u32;
+        let called = per(rss_kib());
+        let warm: usize = ids
+            .iter()
+            .map(|id| host.actor_pool(id).unwrap().idle_instances())
+            .sum();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let reaped = host.reap_idle_instances(Duration::from_millis(10));
+        let after_reap = per(rss_kib());
+
+        println!("\n== density: {actors} distinct signed hello actors on one host (same run) ==");
+        println!(
+            "(l) start, code compiled: {:.1} µs per actor (target ≤ 100 µs); RSS per idle actor {idle:.1} KiB (target ≤ 32 KiB)",
+            start_each.as_secs_f64() * 1e6
+        );
+        println!(
+            "    each linked to an HTTP listener of its own: {:.1} µs per link, {linked:.1} KiB per actor",
+            link_each.as_secs_f64() * 1e6
+        );
+        println!(
+            "    each called once through the http-server provider (a fresh connection each, all 200): {:.1} µs per call, {called:.1} KiB per actor, {warm} instances kept warm",
+            call_each.as_secs_f64() * 1e6
+        );
+        println!("    after reaping the {reaped} idle instances: {after_reap:.1} KiB per actor");
+    });
+}
