@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use wascap::{Actor, Claims, KeyRole, contracts};
 use weft_host::{Host, HostConfig};
 use weft_http_server::HttpServer;
-use weft_provider_sdk::LinkDefinition;
 
 /// Resident memory of this process, KiB.
 fn rss_kib() -> u64 {
@@ -91,16 +90,7 @@ fn main() {
         let linking = Instant::now();
         let mut addresses = Vec::with_capacity(actors);
         for id in &ids {
-            host.put_link(LinkDefinition {
-                actor_id: id.clone(),
-                contract_id: contracts::HTTP_SERVER.into(),
-                link_name: "default".into(),
-                provider_id: "http".into(),
-                values: [("address".to_string(), "127.0.0.1:0".to_string())].into(),
-            })
-            .await
-            .unwrap();
-            addresses.push(http.bound_address(id, "default").unwrap());
+            addresses.push(weft_bench::serve_http(&host, &http, id).await);
         }
         let link_each = linking.elapsed() / actors as u32;
         let linked = per(rss_kib());

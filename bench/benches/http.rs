@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 use wascap::{Actor, Claims, KeyRole, contracts};
 use weft_host::{Host, HostConfig, UpdateOptions};
 use weft_http_server::HttpServer;
-use weft_provider_sdk::LinkDefinition;
 
 const CONNECTIONS: usize = 16;
 const RUN: Duration = Duration::from_secs(4);
@@ -152,16 +151,7 @@ fn main() {
         let http = Arc::new(HttpServer::new());
         host.add_provider("http", http.clone()).await.unwrap();
         let actor = host.start_actor(&signed).await.unwrap().id;
-        host.put_link(LinkDefinition {
-            actor_id: actor.clone(),
-            contract_id: contracts::HTTP_SERVER.into(),
-            link_name: "default".into(),
-            provider_id: "http".into(),
-            values: [("address".to_string(), "127.0.0.1:0".to_string())].into(),
-        })
-        .await
-        .unwrap();
-        let weft = http.bound_address(&actor, "default").unwrap();
+        let weft = weft_bench::serve_http(&host, &http, &actor).await;
         let (steady, _, _) = load(weft).await;
         assert!(steady.failed.is_empty(), "weft failed: {:?}", steady.failed.first());
 
@@ -223,16 +213,7 @@ fn main() {
                     std::process::exit(2)
                 });
             let id = host.start_actor(&bytes).await.unwrap().id;
-            host.put_link(LinkDefinition {
-                actor_id: id.clone(),
-                contract_id: contracts::HTTP_SERVER.into(),
-                link_name: "default".into(),
-                provider_id: "http".into(),
-                values: [("address".to_string(), "127.0.0.1:0".to_string())].into(),
-            })
-            .await
-            .unwrap();
-            servers.push((name, http.bound_address(&id, "default").unwrap()));
+            servers.push((name, weft_bench::serve_http(&host, &http, &id).await));
         }
         let mut rates: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
         for _ in 0..OLDER_ROUNDS {
@@ -263,17 +244,7 @@ fn main() {
         let counted_http = Arc::new(HttpServer::new());
         counted.add_provider("http", counted_http.clone()).await.unwrap();
         let id = counted.start_actor(&signed_for_metrics).await.unwrap().id;
-        counted
-            .put_link(LinkDefinition {
-                actor_id: id.clone(),
-                contract_id: contracts::HTTP_SERVER.into(),
-                link_name: "default".into(),
-                provider_id: "http".into(),
-                values: [("address".to_string(), "127.0.0.1:0".to_string())].into(),
-            })
-            .await
-            .unwrap();
-        let with_metrics = counted_http.bound_address(&id, "default").unwrap();
+        let with_metrics = weft_bench::serve_http(&counted, &counted_http, &id).await;
         let (mut off, mut on, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..OLDER_ROUNDS {
             let (plain, _, _) = load(weft).await;

@@ -1,5 +1,5 @@
-//! Shared pieces of Weft's benchmarks: where the built actors are, and how to read a
-//! criterion estimate back to print a ratio against its baseline.
+//! Shared pieces of Weft's benchmarks: where the built actors are, how to serve one over
+//! HTTP, and how to read a criterion estimate back to print a ratio against its baseline.
 
 use std::path::{Path, PathBuf};
 
@@ -91,4 +91,24 @@ where
         lowest: ratios.first().copied().unwrap_or(f64::NAN),
         highest: ratios.last().copied().unwrap_or(f64::NAN),
     }
+}
+
+/// Links `actor` to the http-server provider `http` (added to `host` as "http") on a free
+/// loopback port; where it listens.
+pub async fn serve_http(
+    host: &weft_host::Host,
+    http: &weft_http_server::HttpServer,
+    actor: &str,
+) -> std::net::SocketAddr {
+    host.put_link(weft_provider_sdk::LinkDefinition {
+        actor_id: actor.to_string(),
+        contract_id: wascap::contracts::HTTP_SERVER.into(),
+        link_name: "default".into(),
+        provider_id: "http".into(),
+        values: [("address".to_string(), "127.0.0.1:0".to_string())].into(),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("linking {actor} to HTTP: {e}"));
+    http.bound_address(actor, "default")
+        .unwrap_or_else(|| panic!("{actor} has no HTTP listener"))
 }
