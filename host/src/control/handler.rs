@@ -1,8 +1,9 @@
 //! The one control handler: a [`ControlRequest`] in, what the host did ([`Done`]) out, and
 //! an event for each change once the host is on a lattice. Both transports call it.
 
+use super::audit::{self, AuditEntry, AuditLog};
 use super::wire::{
-    ActorSummary, ControlRequest, Done, Event, EventKind, HostInventory, ProviderSummary,
+    ActorSummary, ControlRequest, Done, EventKind, HostInventory, ProviderSummary, revision,
 };
 use crate::clock::unix_ms;
 use crate::health::Part;
@@ -149,9 +150,11 @@ pub struct Control {
     providers: Mutex<BTreeMap<String, RunningProvider>>,
     /// Who made the last change to each actor or provider (by id): the audit trail that
     /// inventories show.
-    changed_by: Mutex<BTreeMap<String, String>>,
+    pub(super) changed_by: Mutex<BTreeMap<String, String>>,
     /// The lattice member events are published as, once on a lattice.
-    events: OnceLock<Arc<weft_lattice::Member>>,
+    pub(super) events: OnceLock<Arc<weft_lattice::Member>>,
+    /// The changes it was asked for, and how each ended.
+    pub(super) audit: AuditLog,
 }
 
 impl std::fmt::Debug for Control {
@@ -171,11 +174,6 @@ fn require_claims(module: &[u8]) -> Result<(), ControlError> {
         Err(_) => Ok(()),
         Ok(None) => Err(ControlError::Unsigned),
     }
-}
-
-/// A revision as printed: its number, or `-`.
-pub fn revision(revision: Option<i32>) -> String {
-    revision.map_or("-".into(), |r| r.to_string())
 }
 
 impl Control {
@@ -201,6 +199,7 @@ impl Control {
             providers: Mutex::new(BTreeMap::new()),
             changed_by: Mutex::new(BTreeMap::new()),
             events: OnceLock::new(),
+            audit: AuditLog::default(),
         }
     }
 
@@ -273,53 +272,6 @@ impl Control {
     /// Sends events to `client` on `subjects` from now on.
     pub(super) fn publish_events_to(&self, member: Arc<weft_lattice::Member>) {
         let _ = self.events.set(member);
-    }
-
-    /// Publishes an event made by `by` (an operator's key, `local`, or the host itself), if
-    /// the host is on a lattice; a lost event is logged, never an error for the request that
-    /// caused it.
-    pub async fn publish(&self, kind: EventKind, subject: &str, detail: String, by: &str) {
-        // Kept for what runs here only, so the record ends with what it records.
-        {
-            let mut changed_by = self
-                .changed_by
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            match kind {
-                EventKind::ActorStarted
-                | EventKind::ActorUpdated
-                | EventKind::ActorScaled
-                | EventKind::ProviderStarted
-                | EventKind::ProviderUpdated => {
-                    changed_by.insert(subject.to_string(), by.to_string());
-                }
-                EventKind::ActorStopped | EventKind::ProviderStopped => {
-                    changed_by.remove(subject);
-                }
-                _ => {}
-            }
-        }
-        let Some(member) = self.events.get() else {
-            return;
-        };
-        let event = Event {
-            kind,
-            host_id: self.host_id.clone(),
-            at_unix_ms: unix_ms(),
-            subject: subject.to_string(),
-            detail,
-            by: by.to_string(),
-        };
-        let topic = member.subjects().event(kind.as_str());
-        let sent = match weft_lattice::encode(&topic, &event) {
-            Ok(body) => weft_lattice::publish(member, topic.clone().into(), None, body)
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(error) = sent {
-            tracing::warn!(%topic, %error, "event not published");
-        }
     }
 
     /// What this host runs now.
@@ -402,10 +354,45 @@ impl Control {
     }
 
     /// Carries out one request made by `by`: the operator key that signed it, or `local` for
-    /// the local endpoint (which its socket authenticates). Events name it.
+    /// the local endpoint (which its socket authenticates). Events name it; a change is kept
+    /// in the audit trail however it ended, and one refused is a `change_refused` event.
     pub async fn handle(&self, request: ControlRequest, by: &str) -> Result<Done, ControlError> {
+        let Some((action, target)) = audit::describe(&request) else {
+            return self.carry_out(request, by).await;
+        };
+        let at_unix_ms = unix_ms();
+        let result = self.carry_out(request, by).await;
+        let (ok, said) = match &result {
+            Ok(done) => (true, audit::done_in_words(done)),
+            Err(error) => (false, error.to_string()),
+        };
+        if !ok {
+            let detail = format!("{action} {target}: {said}");
+            self.publish(EventKind::ChangeRefused, &target, detail, by)
+                .await;
+        }
+        self.audit.record(AuditEntry {
+            at_unix_ms,
+            host_id: self.host_id().to_string(),
+            by: by.to_string(),
+            action: action.to_string(),
+            target,
+            ok,
+            result: said,
+        });
+        result
+    }
+
+    /// The host's audit trail, oldest first.
+    pub fn audit_trail(&self) -> Vec<AuditEntry> {
+        self.audit.entries()
+    }
+
+    /// Carries `request` out (what [`Control::handle`] records in the audit trail).
+    async fn carry_out(&self, request: ControlRequest, by: &str) -> Result<Done, ControlError> {
         let host = &self.host;
         match request {
+            ControlRequest::Audit => Ok(Done::Audit(self.audit.entries())),
             ControlRequest::Inventory => Ok(Done::Inventory(Box::new(self.inventory()))),
             ControlRequest::StartActor {
                 module,

@@ -31,6 +31,7 @@
 //! # }
 //! ```
 
+pub mod audit;
 mod handler;
 pub mod local;
 pub mod nats;
@@ -38,9 +39,7 @@ mod observe;
 mod replace;
 mod wire;
 
-pub use handler::{
-    Control, ControlError, ProcessStatus, ProviderFactory, ProviderProcess, revision,
-};
+pub use handler::{Control, ControlError, ProcessStatus, ProviderFactory, ProviderProcess};
 pub use wire::{
-    ActorSummary, ControlRequest, Done, Event, EventKind, HostInventory, ProviderSummary,
+    ActorSummary, ControlRequest, Done, Event, EventKind, HostInventory, ProviderSummary, revision,
 };

@@ -152,6 +152,8 @@ pub enum ControlRequest {
         /// The link name.
         link_name: String,
     },
+    /// The host's audit trail: the changes it was asked for, and how each ended.
+    Audit,
 }
 
 /// What a host did, when it worked.
@@ -171,6 +173,8 @@ pub enum Done {
     Unlinked,
     /// Nothing to do: the host already was as asked (a link put again unchanged).
     Unchanged,
+    /// Its audit trail, oldest first.
+    Audit(Vec<super::audit::AuditEntry>),
 }
 
 /// What happened on a host.
@@ -206,6 +210,9 @@ pub enum EventKind {
     LatticeUnhealthy,
     /// The host's connection to the lattice is up again.
     LatticeHealthy,
+    /// A change the host was asked for was refused (the detail says what and why; a change
+    /// done is an event of its own kind).
+    ChangeRefused,
 }
 
 impl EventKind {
@@ -231,6 +238,7 @@ impl EventKind {
             EventKind::ProviderHealthy => "provider_healthy",
             EventKind::LatticeUnhealthy => "lattice_unhealthy",
             EventKind::LatticeHealthy => "lattice_healthy",
+            EventKind::ChangeRefused => "change_refused",
         }
     }
 }
@@ -253,4 +261,9 @@ pub struct Event {
     /// or the host's own id.
     #[serde(default)]
     pub by: String,
+}
+
+/// A revision as printed: its number, or `-`.
+pub fn revision(revision: Option<i32>) -> String {
+    revision.map_or("-".into(), |r| r.to_string())
 }

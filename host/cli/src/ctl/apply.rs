@@ -182,7 +182,7 @@ fn outcome(done: &Done) -> &'static str {
         Done::Stopped => "stopped",
         Done::Linked => "linked",
         Done::Unlinked => "unlinked",
-        Done::Unchanged | Done::Inventory(_) => "unchanged",
+        Done::Unchanged | Done::Inventory(_) | Done::Audit(_) => "unchanged",
     }
 }
 

@@ -51,6 +51,9 @@ enum CtlCommand {
     Inventory,
     /// Print the lattice's events as they happen (Ctrl-C stops)
     Watch,
+    /// Every host's audit trail: the changes it was asked for (who signed each, what, when,
+    /// and how it ended), oldest first
+    Audit,
     /// Start an actor or a provider on a host
     #[command(subcommand)]
     Start(StartCommand),
@@ -295,6 +298,7 @@ fn report(out: &mut Out, json: bool, results: Vec<(String, Result<Done>)>) -> Re
                 Ok(Done::Linked) => writeln!(out, "{host}  linked")?,
                 Ok(Done::Unlinked) => writeln!(out, "{host}  unlinked")?,
                 Ok(Done::Unchanged) => writeln!(out, "{host}  unchanged")?,
+                Ok(Done::Audit(trail)) => writeln!(out, "{host}  {} audit entries", trail.len())?,
                 Ok(Done::Inventory(inventory)) => writeln!(
                     out,
                     "{host}  {} actor(s), {} provider(s)",
@@ -353,6 +357,7 @@ pub async fn run(args: CtlArgs) -> Result<()> {
             print_inventory(&mut out, json, &hosts)
         }
         CtlCommand::Watch => watch(&lattice, &mut out, json).await,
+        CtlCommand::Audit => audit(&lattice, &mut out, json).await,
         CtlCommand::Start(StartCommand::Actor {
             file,
             host,
@@ -609,6 +614,52 @@ fn event_time(at_unix_ms: u64) -> String {
 /// A key shortened for a table: its first 12 characters.
 fn short(key: &str) -> String {
     key.chars().take(12).collect()
+}
+
+/// `weft ctl audit`: every host's trail, merged, oldest first.
+async fn audit(lattice: &Lattice, out: &mut Out, json: bool) -> Result<()> {
+    let hosts = lattice.inventories().await?;
+    if hosts.is_empty() {
+        bail!("no host answered on the lattice; start one with `weft host`");
+    }
+    let mut entries = Vec::new();
+    for host in &hosts {
+        match lattice.ask(&host.host_id, &ControlRequest::Audit).await? {
+            Done::Audit(trail) => entries.extend(trail),
+            other => bail!("host {} answered an audit with {other:?}", host.host_id),
+        }
+    }
+    entries.sort_by_key(|e| e.at_unix_ms);
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&entries)?)?;
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            vec![
+                event_time(e.at_unix_ms),
+                short(&e.host_id),
+                if e.by.len() > 12 {
+                    short(&e.by)
+                } else {
+                    e.by.clone()
+                },
+                e.action.clone(),
+                e.target.clone(),
+                if e.ok {
+                    format!("done: {}", e.result)
+                } else {
+                    format!("REFUSED: {}", e.result)
+                },
+            ]
+        })
+        .collect();
+    table(
+        out,
+        &["WHEN", "HOST", "BY", "ACTION", "TARGET", "RESULT"],
+        &rows,
+    )
 }
 
 fn print_inventory(out: &mut Out, json: bool, hosts: &[HostInventory]) -> Result<()> {

@@ -263,8 +263,53 @@ fn weft_ctl_deploys_links_updates_and_stops_across_two_hosts() {
             "link_put",
             "host_started",
             "actor_updated",
+            "change_refused",
             "actor_stopped"
         ],
+    );
+
+    // The audit trail: every change each host was asked for, who signed it, how it ended.
+    let trail: serde_json::Value = serde_json::from_str(&ctl(&["audit", "--json"]).ok()).unwrap();
+    let entries = trail.as_array().unwrap();
+    let of = |action: &str| -> Vec<&serde_json::Value> {
+        entries.iter().filter(|e| e["action"] == action).collect()
+    };
+    assert_eq!(of("start_actor").len(), 1, "{trail}");
+    assert_eq!(
+        of("put_link").len(),
+        6,
+        "three puts on each of two hosts: {trail}"
+    );
+    let updates = of("update_actor");
+    assert_eq!(updates.len(), 2, "{trail}");
+    assert_eq!(
+        (updates[0]["ok"].as_bool(), updates[1]["ok"].as_bool()),
+        (Some(true), Some(false))
+    );
+    assert!(
+        updates[1]["result"].as_str().unwrap().contains("revision"),
+        "the refusal says why: {}",
+        updates[1]
+    );
+    let signer = entries[0]["by"].as_str().unwrap();
+    assert!(
+        signer.starts_with('O') && entries.iter().all(|e| e["by"] == signer),
+        "{trail}"
+    );
+    assert!(
+        entries
+            .windows(2)
+            .all(|w| w[0]["at_unix_ms"].as_u64() <= w[1]["at_unix_ms"].as_u64()),
+        "oldest first"
+    );
+    assert!(
+        !trail.to_string().contains("127.0.0.1:0"),
+        "link values are not recorded: {trail}"
+    );
+    let table = ctl(&["audit"]).ok();
+    assert!(
+        table.contains("REFUSED") && table.contains("update_actor"),
+        "{table}"
     );
 }
 
