@@ -215,36 +215,18 @@ impl ActorPool {
         payload: &[u8],
         deadline: Deadline,
     ) -> Result<Vec<u8>, InvokeError> {
-        let Some(metrics) = &self.metrics else {
-            return self.invoke_translated(operation, payload, deadline).await;
+        let started = self.metrics.as_ref().map(|_| Instant::now());
+        let result = match self.admit(deadline).await {
+            Ok(running) => self.run(running, operation, payload, deadline).await,
+            Err(refused) => Err(refused),
         };
-        let started = Instant::now();
-        let result = self.invoke_translated(operation, payload, deadline).await;
-        metrics.call(
-            started.elapsed(),
-            result.as_ref().err().map(InvokeError::kind),
-        );
-        result
-    }
-
-    /// [`ActorPool::invoke_within`], uncounted.
-    async fn invoke_translated(
-        &self,
-        operation: &str,
-        payload: &[u8],
-        deadline: Deadline,
-    ) -> Result<Vec<u8>, InvokeError> {
-        let generation = self.identity.generation;
-        if generation != Generation::Wasmbus {
-            let bad = |e| bad_request(&self.identity.id, generation, e);
-            if let Some(call) =
-                generations::to_actor(generation, operation, payload).map_err(bad)?
-            {
-                let answer = self.run(call.operation, &call.payload, deadline).await?;
-                return call.answer(answer).map_err(bad);
-            }
+        if let (Some(metrics), Some(started)) = (&self.metrics, started) {
+            metrics.call(
+                started.elapsed(),
+                result.as_ref().err().map(InvokeError::kind),
+            );
         }
-        self.run(operation, payload, deadline).await
+        result
     }
 
     /// As [`ActorPool::invoke_within`], only on an instance idle now: `None`, and nothing
@@ -257,49 +239,29 @@ impl ActorPool {
         deadline: Deadline,
     ) -> Option<Result<Vec<u8>, InvokeError>> {
         let running = self.admission.try_idle()?;
-        let generation = self.identity.generation;
-        if generation != Generation::Wasmbus {
-            let bad = |e| bad_request(&self.identity.id, generation, e);
-            match generations::to_actor(generation, operation, payload) {
-                Err(e) => return Some(Err(bad(e))),
-                Ok(Some(call)) => {
-                    let answer =
-                        self.run_admitted(running, call.operation, &call.payload, deadline);
-                    return Some(answer.await.and_then(|a| call.answer(a).map_err(bad)));
-                }
-                Ok(None) => {}
-            }
-        }
-        Some(
-            self.run_admitted(running, operation, payload, deadline)
-                .await,
-        )
+        Some(self.run(running, operation, payload, deadline).await)
     }
 
-    /// The call itself, in the actor's own terms.
+    /// The call on the place `running` holds (with its idle instance, if it has one): in
+    /// wasmbus terms, translated to and from the actor's own for an older generation.
     async fn run(
-        &self,
-        operation: &str,
-        payload: &[u8],
-        deadline: Deadline,
-    ) -> Result<Vec<u8>, InvokeError> {
-        let running = self.admit(deadline).await?;
-        self.run_admitted(running, operation, payload, deadline)
-            .await
-    }
-
-    /// The call on the place `running` holds (with its idle instance, if it has one).
-    async fn run_admitted(
         &self,
         mut running: Permit<'_, Box<WapcInstance>>,
         operation: &str,
         payload: &[u8],
         deadline: Deadline,
     ) -> Result<Vec<u8>, InvokeError> {
+        let generation = self.identity.generation;
+        let bad = |e| bad_request(&self.identity.id, generation, e);
+        let translated = generations::to_actor(generation, operation, payload).map_err(bad)?;
+        let (own_operation, own_payload) = match &translated {
+            Some(call) => (call.operation, call.payload.as_slice()),
+            None => (operation, payload),
+        };
         let failed = |error| InvokeError::Guest {
             actor: self.identity.id.clone(),
             name: self.identity.name.clone(),
-            operation: operation.to_string(),
+            operation: own_operation.to_string(),
             error,
         };
         let mut instance = match running.reusable.take() {
@@ -308,12 +270,16 @@ impl ActorPool {
             // would otherwise carry (and move) though few calls start one.
             None => Box::new(Box::pin(self.start_instance()).await.map_err(failed)?),
         };
-        let result = instance.call(operation, payload, deadline).await;
+        let result = instance.call(own_operation, own_payload, deadline).await;
         // Only an instance that did not trap (or run out of time, or break a limit) is reused.
         if result.as_ref().err().is_none_or(|e| !e.poisons_instance()) {
             running.reusable = Some(instance);
         }
-        result.map_err(failed)
+        let answer = result.map_err(failed)?;
+        match translated {
+            Some(call) => call.answer(answer).map_err(bad),
+            None => Ok(answer),
+        }
     }
 
     /// A new instance (counted, with metrics). When every slot of the engine is taken, an

@@ -31,8 +31,23 @@ use std::process::ExitCode;
     about = "Weft: a host for signed WebAssembly actors"
 )]
 struct Cli {
+    /// More log lines on stderr (results go to stdout, logs never do): -v shows the
+    /// libraries' notices, -vv debugging, -vvv everything. RUST_LOG, when set, decides instead
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The log level `verbose` steps above `base` (`warn` for a command that prints a result,
+/// `info` for a host or provider that runs until stopped).
+fn log_level(base: &str, verbose: u8) -> &'static str {
+    const LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+    let at = LEVELS.iter().position(|l| *l == base).unwrap_or(1);
+    LEVELS
+        .get(at + usize::from(verbose))
+        .copied()
+        .unwrap_or("trace")
 }
 
 #[derive(Subcommand)]
@@ -85,18 +100,22 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let (serving, result_only) = (
+        log_level("info", cli.verbose),
+        log_level("warn", cli.verbose),
+    );
     let result = match cli.command {
         Command::Claims(command) => claims::run(command),
         Command::Build(args) => build_actors::run(args),
-        Command::Up(args) => run_async(up::run(args)),
-        Command::Host(args) => run_async(up::run_host(args)),
-        Command::Link { command, control } => run_async(link::run(command, control)),
-        Command::Actors(control) => run_async(link::actors(control)),
+        Command::Up(args) => run_async(up::run(args), serving),
+        Command::Host(args) => run_async(up::run_host(args), serving),
+        Command::Link { command, control } => run_async(link::run(command, control), result_only),
+        Command::Actors(control) => run_async(link::actors(control), result_only),
         Command::Provider(command) => {
             let threads = command.threads();
-            run_async_on(provider::run(command), "info", Some(threads))
+            run_async_on(provider::run(command), serving, Some(threads))
         }
-        Command::Ctl(args) => run_async_logging(ctl::run(args), "warn"),
+        Command::Ctl(args) => run_async(ctl::run(args), result_only),
         Command::NatsConfig(args) => nats_config::run(args),
         Command::Update {
             actor,
@@ -104,15 +123,18 @@ fn main() -> ExitCode {
             allow_new_capabilities,
             allow_new_issuer,
             control,
-        } => run_async(link::update(
-            actor,
-            file,
-            UpdateFlags {
-                allow_new_capabilities,
-                allow_new_issuer,
-            },
-            control,
-        )),
+        } => run_async(
+            link::update(
+                actor,
+                file,
+                UpdateFlags {
+                    allow_new_capabilities,
+                    allow_new_issuer,
+                },
+                control,
+            ),
+            result_only,
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -125,14 +147,9 @@ fn main() -> ExitCode {
 }
 
 /// Runs an async command on a thread per core (actors compute on all of them), with logs
-/// to stderr (`RUST_LOG` to change what is shown; default `info`).
-fn run_async(command: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
-    run_async_logging(command, "info")
-}
-
-/// [`run_async`], logging at `default_level` unless `RUST_LOG` says otherwise (`weft ctl`
-/// prints results, not the NATS client's connection notices).
-fn run_async_logging(
+/// to stderr at `default_level` unless `RUST_LOG` says otherwise (a command that prints a
+/// result shows warnings only, not the NATS client's connection notices).
+fn run_async(
     command: impl std::future::Future<Output = anyhow::Result<()>>,
     default_level: &str,
 ) -> anyhow::Result<()> {
@@ -167,4 +184,17 @@ fn run_async_on(
         .build()
         .context("failed to start the async runtime")?
         .block_on(command)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_level;
+
+    #[test]
+    fn each_v_shows_one_level_more() {
+        assert_eq!(log_level("warn", 0), "warn");
+        assert_eq!(log_level("warn", 1), "info");
+        assert_eq!(log_level("info", 1), "debug");
+        assert_eq!(log_level("info", 9), "trace");
+    }
 }

@@ -864,3 +864,24 @@ fn ctl_starts_supervises_and_stops_a_provider_process() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// `weft ctl` prints its result on stdout and, unless asked with `-v`, nothing else: not the
+/// NATS client's connection notices (regression: they were mixed into its output).
+#[test]
+fn weft_ctl_prints_its_result_and_client_notices_only_with_v() {
+    let weft = Weft::new();
+    let nats = NatsServer::start().unwrap();
+    let url = nats.url();
+    let host = bare_host(&weft, &["--lattice", "it", "--nats", &url]);
+    let id = host_id(&host);
+    let quiet = weft.run(&["ctl", "--lattice", "it", "--nats", &url, "inventory"]);
+    assert!(quiet.ok().contains(&id));
+    assert_eq!(quiet.stderr(), "", "log lines on a quiet command");
+    let told = weft.run(&["ctl", "-v", "--lattice", "it", "--nats", &url, "inventory"]);
+    assert!(told.ok().contains(&id));
+    assert!(
+        told.stderr().contains("INFO") && !told.stdout().contains("INFO"),
+        "-v shows notices, on stderr only: {}",
+        told.stderr()
+    );
+}
