@@ -129,7 +129,8 @@ pub struct WasmEngine {
     engine: Engine,
     instance_slots: usize,
     linker: Linker<GuestState>,
-    modules: Mutex<HashMap<String, CompiledModule>>,
+    /// Compiled and pre-linked, so an actor of code already loaded pays neither.
+    modules: Mutex<HashMap<String, PreparedModule>>,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -195,7 +196,7 @@ impl WasmEngine {
         limits: Limits,
     ) -> Result<PreparedModule, EngineError> {
         if let Some(cached) = self.cached(hash) {
-            return self.link(cached);
+            return Ok(cached);
         }
         let prepared = match snapshot::plan(bytes) {
             Err(reason) => {
@@ -217,11 +218,12 @@ impl WasmEngine {
                     .unwrap_or(instrumented)
             }
         };
+        let prepared = self.link(prepared)?;
         self.modules
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(hash.to_string(), prepared.clone());
-        self.link(prepared)
+        Ok(prepared)
     }
 
     /// Runs start-up in a probe of `instrumented` and compiles the snapshot of what it left.
@@ -258,7 +260,7 @@ impl WasmEngine {
             .map_err(|e| EngineError::Compile(format!("{e:#}")))
     }
 
-    fn cached(&self, hash: &str) -> Option<CompiledModule> {
+    fn cached(&self, hash: &str) -> Option<PreparedModule> {
         self.modules
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
