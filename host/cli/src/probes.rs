@@ -72,26 +72,40 @@ pub struct Serves {
 
 /// The listeners `--health` and `--metrics` ask for: one per distinct address.
 pub fn listeners(health: Option<&str>, metrics: Option<&str>) -> Vec<(String, Serves)> {
-    let mut all: Vec<(String, Serves)> = Vec::new();
-    for (given, is_health) in [(health, true), (metrics, false)] {
-        let Some(given) = given else { continue };
-        let at = address(given);
-        let index = match all.iter().position(|(a, _)| *a == at) {
-            Some(index) => index,
-            None => {
-                all.push((at, Serves::default()));
-                all.len() - 1
-            }
-        };
-        if let Some((_, serves)) = all.get_mut(index) {
-            if is_health {
-                serves.health = true;
-            } else {
-                serves.metrics = true;
-            }
-        }
+    let (health, metrics) = (health.map(address), metrics.map(address));
+    if health.is_some() && health == metrics {
+        return health
+            .map(|at| {
+                (
+                    at,
+                    Serves {
+                        health: true,
+                        metrics: true,
+                    },
+                )
+            })
+            .into_iter()
+            .collect();
     }
-    all
+    let health = health.map(|at| {
+        (
+            at,
+            Serves {
+                health: true,
+                metrics: false,
+            },
+        )
+    });
+    let metrics = metrics.map(|at| {
+        (
+            at,
+            Serves {
+                health: false,
+                metrics: true,
+            },
+        )
+    });
+    health.into_iter().chain(metrics).collect()
 }
 
 /// What the endpoint answers from.
@@ -280,4 +294,27 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_listener_per_distinct_address() {
+        let both = Serves {
+            health: true,
+            metrics: true,
+        };
+        assert_eq!(
+            listeners(Some("9090"), Some("127.0.0.1:9090")),
+            [("127.0.0.1:9090".to_string(), both)]
+        );
+        let apart = listeners(Some("9090"), Some("9091"));
+        assert_eq!(apart.len(), 2);
+        assert!(
+            apart[0].1.health && !apart[0].1.metrics && apart[1].1.metrics && !apart[1].1.health
+        );
+        assert!(listeners(None, None).is_empty());
+    }
 }

@@ -60,15 +60,16 @@ impl Host {
     /// what changed, and returns the readiness it found.
     pub async fn check_health(&self, config: HealthConfig) -> Readiness {
         let pools: Vec<_> = read(&self.state.actors).values().cloned().collect();
+        // Each actor's links, read once for the round (by position, as `pools`).
         let links: Vec<_> = pools
             .iter()
-            .flat_map(|pool| self.state.links.of_actor(&pool.identity().id))
+            .map(|pool| self.state.links.of_actor(&pool.identity().id))
             .collect();
 
         // Providers: those running here, and any a local actor's link names.
         let mut provider_ids: BTreeSet<String> =
             read(&self.state.providers).keys().cloned().collect();
-        provider_ids.extend(links.iter().map(|l| l.provider_id.clone()));
+        provider_ids.extend(links.iter().flatten().map(|l| l.provider_id.clone()));
         let provider_problems: BTreeMap<String, Vec<String>> =
             join_all(provider_ids.into_iter().map(|id| async move {
                 let problems = self.provider_problems(&id, config).await;
@@ -118,7 +119,7 @@ impl Host {
             book.providers = providers;
 
             let mut actors = BTreeMap::new();
-            for (pool, (id, answer)) in pools.iter().zip(answers) {
+            for ((pool, links), (id, answer)) in pools.iter().zip(&links).zip(answers) {
                 let identity = pool.identity();
                 let own = match answer {
                     Some(answer) => {
@@ -127,7 +128,7 @@ impl Host {
                     }
                     None => book.own_answers.get(&id).cloned(),
                 };
-                let mut problems = self.capability_problems(identity, &provider_problems);
+                let mut problems = Self::capability_problems(identity, links, &provider_problems);
                 if let Some(Err(own)) = own {
                     problems.push(own);
                 }
@@ -200,11 +201,10 @@ impl Host {
     /// What an actor lacks to serve: a link for each capability its claims sign it for
     /// (other than the host's built-ins), and a healthy provider behind each link.
     fn capability_problems(
-        &self,
         identity: &crate::ActorIdentity,
+        links: &[std::sync::Arc<weft_provider_sdk::LinkDefinition>],
         providers: &BTreeMap<String, Vec<String>>,
     ) -> Vec<String> {
-        let links = self.state.links.of_actor(&identity.id);
         let mut problems = Vec::new();
         for contract in &identity.capabilities {
             if builtins::serves(contract) || links.iter().any(|l| l.contract_id == *contract) {
@@ -216,7 +216,7 @@ impl Host {
                 identity.name, identity.name
             ));
         }
-        for link in &links {
+        for link in links {
             if let Some(theirs) = providers.get(&link.provider_id).filter(|p| !p.is_empty()) {
                 problems.push(format!(
                     "its link for {} ({}) names provider {}, which is unhealthy: {}",
