@@ -13,6 +13,7 @@
 //! no instance slot. The pool is shaped for hot swap: a new version is a new `ActorPool`;
 //! in-flight calls hold the old one until they end.
 
+use crate::canary::Tally;
 use crate::engine::{PreparedModule, WasmEngine};
 use crate::guest_log::LogBudget;
 pub use crate::identity::{ActorIdentity, LoadError, LoadPolicy};
@@ -23,8 +24,8 @@ use crate::invoke::generation::{OlderGeneration, bad_request};
 use crate::invoke::{Deadline, HostCalls, InvokeActor, InvokeError};
 use crate::limits::Limits;
 use crate::metrics::{ActorMetrics, ActorMetricsLabels, Metrics};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use weft_contracts::generations::{self, Generation};
 use weft_provider_sdk::async_trait;
@@ -54,6 +55,8 @@ pub struct ActorPool {
     metrics: Option<ActorMetrics>,
     /// How it frees a slot held by another actor's idle instance, when it needs one.
     reclaim: Option<ReclaimSlot>,
+    /// Its calls counted for a canary, once it takes part in one (`crate::canary`).
+    tally: OnceLock<Tally>,
 }
 
 impl std::fmt::Debug for ActorPool {
@@ -128,6 +131,7 @@ impl ActorPool {
             log,
             metrics: None,
             reclaim: None,
+            tally: OnceLock::new(),
         })
     }
 
@@ -169,6 +173,12 @@ impl ActorPool {
         let labels = self.metrics.as_ref()?.labels.clone();
         let (idle, running) = self.admission.idle_and_running();
         Some((labels, idle, running))
+    }
+
+    /// What it served during a canary (made on first use: an actor that never takes part in
+    /// one holds none).
+    pub(crate) fn tally(&self) -> &Tally {
+        self.tally.get_or_init(Tally::default)
     }
 
     /// Who this actor is.
@@ -215,16 +225,20 @@ impl ActorPool {
         payload: &[u8],
         deadline: Deadline,
     ) -> Result<Vec<u8>, InvokeError> {
-        let started = self.metrics.as_ref().map(|_| Instant::now());
+        let tally = self.tally.get().filter(|tally| tally.is_on());
+        let started = (self.metrics.is_some() || tally.is_some()).then(Instant::now);
         let result = match self.admit(deadline).await {
             Ok(running) => self.run(running, operation, payload, deadline).await,
             Err(refused) => Err(refused),
         };
-        if let (Some(metrics), Some(started)) = (&self.metrics, started) {
-            metrics.call(
-                started.elapsed(),
-                result.as_ref().err().map(InvokeError::kind),
-            );
+        if let Some(started) = started {
+            let (took, failed) = (started.elapsed(), result.as_ref().err());
+            if let Some(metrics) = &self.metrics {
+                metrics.call(took, failed.map(InvokeError::kind));
+            }
+            if let Some(tally) = tally {
+                tally.record(took, failed.is_some());
+            }
         }
         result
     }

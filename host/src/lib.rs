@@ -60,6 +60,7 @@
 #![deny(missing_docs)]
 
 pub mod actor;
+pub mod canary;
 pub mod clock;
 pub mod control;
 pub mod engine;

@@ -191,6 +191,7 @@ pub async fn update(
         module,
         allow_new_capabilities: flags.allow_new_capabilities,
         allow_new_issuer: flags.allow_new_issuer,
+        canary: None,
     };
     let Done::Actor(info) = control::request(&endpoint, &request).await? else {
         bail!("the host answered an update without the actor");

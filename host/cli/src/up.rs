@@ -389,6 +389,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         ..HealthConfig::default()
     };
     let health_events = control.publish_health_changes();
+    let canary_verdicts = control.publish_canary_verdicts();
     let health_rounds = host.watch_health(health);
     let idle_for = std::time::Duration::from_secs(args.instance_idle_secs.max(1));
     let reaper = host.watch_idle_instances(
@@ -443,6 +444,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     health_rounds.abort();
     reaper.abort();
     health_events.abort();
+    canary_verdicts.abort();
     for task in endpoints {
         task.abort();
     }

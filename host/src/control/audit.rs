@@ -40,10 +40,25 @@ pub fn describe(request: &ControlRequest) -> Option<(&'static str, String)> {
         ControlRequest::StartActor { module, .. } => ("start_actor", module_key(module)),
         ControlRequest::StopActor { actor_id } => ("stop_actor", actor_id.clone()),
         ControlRequest::UpdateActor {
-            actor_id, module, ..
+            actor_id,
+            module,
+            canary,
+            ..
         } => (
-            "update_actor",
+            if canary.is_some() {
+                "canary_actor"
+            } else {
+                "update_actor"
+            },
             format!("{actor_id} to {}", module_key(module)),
+        ),
+        ControlRequest::DecideCanary { actor_id, promote } => (
+            if *promote {
+                "promote_canary"
+            } else {
+                "roll_back_canary"
+            },
+            actor_id.clone(),
         ),
         ControlRequest::ScaleActor {
             actor_id,
@@ -122,6 +137,7 @@ pub fn done_in_words(done: &Done) -> String {
         Done::Linked => "linked".into(),
         Done::Unlinked => "unlinked".into(),
         Done::Unchanged => "unchanged".into(),
+        Done::Canary(verdict) => verdict.to_string(),
         Done::Inventory(_) | Done::Audit(_) => "read".into(),
     }
 }

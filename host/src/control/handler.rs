@@ -128,6 +128,12 @@ pub enum ControlError {
     /// The actor stopped while the request was being carried out.
     #[error("actor {0} stopped while the request was carried out")]
     Vanished(String),
+    /// An operator's decision on a canary was taken but not carried out in time.
+    #[error(
+        "the decision on the canary of actor {0} is taken but not carried out yet; \
+         `weft ctl inventory` shows when it is"
+    )]
+    DecisionPending(String),
 }
 
 /// A provider this host runs, as started: its kind, and the config it was started with
@@ -325,7 +331,7 @@ impl Control {
         }
     }
 
-    fn summary(&self, identity: ActorIdentity) -> ActorSummary {
+    pub(super) fn summary(&self, identity: ActorIdentity) -> ActorSummary {
         let max_instances = self
             .host
             .actor_pool(&identity.id)
@@ -333,6 +339,7 @@ impl Control {
         let changed_by = self.changed_by(&identity.id);
         let health = self.host.health_of(Part::Actor, &identity.id);
         ActorSummary {
+            canary: self.host.canary_of(&identity.id),
             id: identity.id,
             name: identity.name,
             revision: identity.revision,
@@ -417,6 +424,7 @@ impl Control {
                 module,
                 allow_new_capabilities,
                 allow_new_issuer,
+                canary,
             } => {
                 require_claims(&module)?;
                 let options = UpdateOptions {
@@ -424,6 +432,11 @@ impl Control {
                     allow_new_issuer,
                     ..UpdateOptions::default()
                 };
+                if let Some(plan) = canary {
+                    return self
+                        .start_canary(&actor_id, &module, options, plan, by)
+                        .await;
+                }
                 let identity = host.update_actor(&actor_id, &module, options).await?;
                 let detail = format!(
                     "{} now revision {}",
@@ -434,6 +447,9 @@ impl Control {
                 self.publish(EventKind::ActorUpdated, &actor_id, detail, by)
                     .await;
                 Ok(Done::Actor(summary))
+            }
+            ControlRequest::DecideCanary { actor_id, promote } => {
+                self.decide_canary(&actor_id, promote).await
             }
             ControlRequest::ScaleActor {
                 actor_id,

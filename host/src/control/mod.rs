@@ -32,6 +32,7 @@
 //! ```
 
 pub mod audit;
+mod canary;
 mod handler;
 pub mod local;
 pub mod nats;

@@ -1,6 +1,7 @@
 //! The control interface's messages: requests, answers, inventories and events, MessagePack
 //! like the rest of the lattice, the same on both transports (NATS and the local endpoint).
 
+use crate::canary::{CanaryPlan, CanaryStatus};
 use crate::health::HealthStatus;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -29,6 +30,9 @@ pub struct ActorSummary {
     /// Its health as the host's last round of checks found it (none before the first).
     #[serde(default)]
     pub health: Option<HealthStatus>,
+    /// The canary of a new version of it running now, if one is.
+    #[serde(default)]
+    pub canary: Option<CanaryStatus>,
 }
 
 /// A provider a host runs, in its process or as a supervised child process.
@@ -107,6 +111,17 @@ pub enum ControlRequest {
         /// Accept a new version signed by another account.
         #[serde(default)]
         allow_new_issuer: bool,
+        /// Run the new version as a canary, as this plan says, instead of switching every
+        /// call to it at once.
+        #[serde(default)]
+        canary: Option<CanaryPlan>,
+    },
+    /// End the canary of an actor now: promote its new version, or roll it back.
+    DecideCanary {
+        /// The actor's module key.
+        actor_id: String,
+        /// Promote (else roll back).
+        promote: bool,
     },
     /// Change how many calls of an actor run at once.
     ScaleActor {
@@ -175,6 +190,8 @@ pub enum Done {
     Unchanged,
     /// Its audit trail, oldest first.
     Audit(Vec<super::audit::AuditEntry>),
+    /// What became of a canary.
+    Canary(crate::canary::CanaryVerdict),
 }
 
 /// What happened on a host.
@@ -213,6 +230,13 @@ pub enum EventKind {
     /// A change the host was asked for was refused (the detail says what and why; a change
     /// done is an event of its own kind).
     ChangeRefused,
+    /// A new version of an actor takes a share of its calls, on trial.
+    CanaryStarted,
+    /// A canary's new version serves every call now; the detail has the figures.
+    CanaryPromoted,
+    /// A canary's new version is gone (its figures were worse, an operator decided, or the
+    /// actor was stopped); the detail says which, with the figures.
+    CanaryRolledBack,
 }
 
 impl EventKind {
@@ -239,6 +263,9 @@ impl EventKind {
             EventKind::LatticeUnhealthy => "lattice_unhealthy",
             EventKind::LatticeHealthy => "lattice_healthy",
             EventKind::ChangeRefused => "change_refused",
+            EventKind::CanaryStarted => "canary_started",
+            EventKind::CanaryPromoted => "canary_promoted",
+            EventKind::CanaryRolledBack => "canary_rolled_back",
         }
     }
 }

@@ -59,7 +59,10 @@ impl Host {
     /// One round of checks (see `crate::health`): records what it found, tells subscribers
     /// what changed, and returns the readiness it found.
     pub async fn check_health(&self, config: HealthConfig) -> Readiness {
-        let pools: Vec<_> = read(&self.state.actors).values().cloned().collect();
+        let pools: Vec<_> = read(&self.state.actors)
+            .values()
+            .map(|served| served.stable.clone())
+            .collect();
         // Each actor's links, read once for the round (by position, as `pools`).
         let links: Vec<_> = pools
             .iter()

@@ -50,6 +50,21 @@ pub enum UpdateRefused {
     /// The new version's health check failed.
     #[error("the new version failed its health check: {0}")]
     Unhealthy(String),
+    /// A canary of the actor runs: one new version at a time.
+    #[error(
+        "a canary of revision {canary} is running; wait for its verdict, or end it with \
+         `weft ctl canary promote|rollback`"
+    )]
+    CanaryRunning {
+        /// The canary's revision.
+        canary: String,
+    },
+    /// The canary's plan is out of bounds.
+    #[error("{0}")]
+    CanaryPlan(String),
+    /// The actor was stopped while its new version was being readied.
+    #[error("the actor was stopped while its new version was being readied")]
+    Stopped,
 }
 
 /// What can go wrong asking the host for something (calls themselves fail with
@@ -180,6 +195,11 @@ pub enum HostError {
         #[source]
         reason: UpdateRefused,
     },
+    /// No canary of the actor runs.
+    #[error(
+        "no canary of actor {0} runs on this host; `weft ctl inventory` shows the ones that do"
+    )]
+    NoCanary(String),
     /// An actor file could not be read.
     #[error("cannot read actor file {}: {source}", path.display())]
     ReadActor {

@@ -6,6 +6,7 @@
 //! facade: actors, links and calls; [`update`] replaces a running actor; [`providers`] starts,
 //! replaces and stops providers.
 
+mod canary;
 mod checks;
 mod error;
 mod providers;
@@ -22,6 +23,7 @@ use crate::invoke::{CallPolicy, Deadline, HostCalls, InvokeError, Policy, claims
 use crate::lattice::Lattice;
 use crate::lattice::serving::LocalActors;
 use crate::links::LinkTable;
+use canary::Served;
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::Duration;
 use weft_provider_sdk::{LinkDefinition, Provider};
@@ -44,7 +46,7 @@ pub struct HostConfig {
 pub(crate) struct HostState {
     engine: WasmEngine,
     policy: LoadPolicy,
-    actors: RwLock<IdMap<Arc<ActorPool>>>,
+    actors: RwLock<IdMap<Served>>,
     providers: RwLock<IdMap<Arc<dyn Provider>>>,
     links: LinkTable,
     link_limits: crate::links::LinkLimits,
@@ -59,6 +61,8 @@ pub(crate) struct HostState {
     health: std::sync::Mutex<crate::health::Book>,
     /// Where the parts that turned healthy or unhealthy are told.
     health_changes: tokio::sync::broadcast::Sender<crate::health::HealthChange>,
+    /// Where the verdicts of canaries are told (`canary.rs`).
+    canary_verdicts: tokio::sync::broadcast::Sender<crate::canary::CanaryVerdict>,
 }
 
 impl HostState {
@@ -76,13 +80,17 @@ impl HostState {
     fn reclaim_idle_slot(&self) -> bool {
         let oldest = read(&self.actors)
             .values()
+            .flat_map(Served::pools)
             .filter_map(|pool| pool.oldest_idle().map(|since| (since, pool.clone())))
             .min_by_key(|(since, _)| *since);
         oldest.is_some_and(|(_, pool)| pool.drop_oldest_idle())
     }
 
+    /// The version of `actor_id` that takes its next call (the canary's, for its share).
     fn local_actor(&self, actor_id: &str) -> Option<Arc<ActorPool>> {
-        read(&self.actors).get(actor_id).cloned()
+        read(&self.actors)
+            .get(actor_id)
+            .map(|served| served.pick().clone())
     }
 
     /// Calls an actor within this host's call deadline: its pool here, else (on a lattice)
@@ -130,12 +138,14 @@ impl Routes for HostState {
     fn actor(&self, target: &str) -> Option<Callee> {
         let local = {
             let actors = read(&self.actors);
-            actors.get(target).cloned().or_else(|| {
-                actors
-                    .values()
-                    .find(|pool| pool.identity().call_alias() == Some(target))
-                    .cloned()
-            })
+            actors
+                .get(target)
+                .or_else(|| {
+                    actors
+                        .values()
+                        .find(|served| served.stable.identity().call_alias() == Some(target))
+                })
+                .map(|served| served.pick().clone())
         };
         match local {
             Some(pool) => Some(Callee::Local(pool)),
@@ -223,6 +233,7 @@ impl Host {
                 metrics: config.metrics,
                 health: std::sync::Mutex::default(),
                 health_changes: tokio::sync::broadcast::channel(checks::CHANGES_KEPT).0,
+                canary_verdicts: tokio::sync::broadcast::channel(canary::VERDICTS_KEPT).0,
             }
         });
         Ok(Host { state })
@@ -253,6 +264,7 @@ impl Host {
         let metrics = self.state.metrics.as_ref()?;
         let instances: Vec<_> = read(&self.state.actors)
             .values()
+            .flat_map(Served::pools)
             .filter_map(|pool| pool.instances_for_metrics())
             .collect();
         let refused = self
@@ -265,7 +277,11 @@ impl Host {
 
     /// Drops every actor's instances idle for longer than `idle_for`; returns how many.
     pub fn reap_idle_instances(&self, idle_for: Duration) -> usize {
-        let pools: Vec<_> = read(&self.state.actors).values().cloned().collect();
+        let pools: Vec<_> = read(&self.state.actors)
+            .values()
+            .flat_map(Served::pools)
+            .cloned()
+            .collect();
         pools.iter().map(|pool| pool.reap_idle(idle_for)).sum()
     }
 
@@ -297,13 +313,17 @@ impl Host {
         Arc::new(move |actor_id: &str| host.upgrade()?.local_actor(actor_id))
     }
 
-    /// Lets `max_instances` calls of a running actor run at once (the cap survives updates).
+    /// Lets `max_instances` calls of a running actor run at once (the cap survives updates;
+    /// a canary's new version is scaled with it).
     pub fn scale_actor(&self, actor_id: &str, max_instances: usize) -> Result<(), HostError> {
         self.check_instances(max_instances)?;
-        let pool = self
-            .actor_pool(actor_id)
+        let served = read(&self.state.actors)
+            .get(actor_id)
+            .cloned()
             .ok_or_else(|| HostError::UnknownActor(actor_id.to_string()))?;
-        pool.scale(max_instances);
+        for pool in served.pools() {
+            pool.scale(max_instances);
+        }
         tracing::info!(actor = actor_id, max_instances, "actor scaled");
         Ok(())
     }
@@ -365,7 +385,7 @@ impl Host {
             if actors.contains_key(&identity.id) {
                 return Err(HostError::ActorRunning(identity.id));
             }
-            actors.insert(identity.id.clone(), Arc::new(pool));
+            actors.insert(identity.id.clone(), Served::new(Arc::new(pool)));
         }
         self.state
             .lattice
@@ -388,7 +408,7 @@ impl Host {
             .map_err(HostError::AlreadyJoined)?;
         let actors: Vec<ActorIdentity> = read(&self.state.actors)
             .values()
-            .map(|pool| pool.identity().clone())
+            .map(|served| served.stable.identity().clone())
             .collect();
         for identity in actors {
             self.state
@@ -423,19 +443,21 @@ impl Host {
 
     /// Stops an actor: it takes no new calls; calls in flight finish.
     pub fn stop_actor(&self, actor_id: &str) -> Result<(), HostError> {
-        let pool = write(&self.state.actors)
+        let served = write(&self.state.actors)
             .remove(actor_id)
             .ok_or_else(|| HostError::UnknownActor(actor_id.to_string()))?;
-        pool.close();
+        served.pools().for_each(|pool| pool.close());
         self.state.lattice.stop_serving_actor(actor_id);
         self.evict_unused_modules();
         Ok(())
     }
 
     /// The pool serving an actor now (a version being replaced keeps running its calls in
-    /// flight in its own pool until they end).
+    /// flight in its own pool until they end; during a canary, the running version's).
     pub fn actor_pool(&self, actor_id: &str) -> Option<Arc<ActorPool>> {
-        self.state.local_actor(actor_id)
+        read(&self.state.actors)
+            .get(actor_id)
+            .map(|served| served.stable.clone())
     }
 
     /// How many compiled modules the engine caches (one per distinct code in use).
@@ -447,7 +469,7 @@ impl Host {
     pub fn actors(&self) -> Vec<ActorIdentity> {
         let mut all: Vec<ActorIdentity> = read(&self.state.actors)
             .values()
-            .map(|p| p.identity().clone())
+            .map(|served| served.stable.identity().clone())
             .collect();
         all.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
         all
@@ -490,7 +512,7 @@ impl Host {
         }
         // Checked here for an actor this host runs (one elsewhere is checked by its host at
         // each call): an actor signed without the contract is neither called on it nor calls it.
-        if let Some(pool) = self.state.local_actor(&link.actor_id) {
+        if let Some(pool) = self.actor_pool(&link.actor_id) {
             let identity = pool.identity();
             if !identity.unsigned && !identity.capabilities.contains(&link.contract_id) {
                 return Err(HostError::ContractNotClaimed {
@@ -559,9 +581,9 @@ impl Host {
 
     /// Stops every actor and shuts every provider down.
     pub async fn shutdown(&self) {
-        let stopped: Vec<(String, Arc<ActorPool>)> = write(&self.state.actors).drain().collect();
-        for (actor_id, pool) in stopped {
-            pool.close();
+        let stopped: Vec<(String, Served)> = write(&self.state.actors).drain().collect();
+        for (actor_id, served) in stopped {
+            served.pools().for_each(|pool| pool.close());
             self.state.lattice.stop_serving_actor(&actor_id);
         }
         let providers: Vec<String> = read(&self.state.providers).keys().cloned().collect();

@@ -42,14 +42,39 @@ impl Host {
         options: UpdateOptions,
     ) -> Result<ActorIdentity, HostError> {
         let _one_at_a_time = self.state.updates.lock().await;
-        let refused = |reason: UpdateRefused| HostError::UpdateRefused {
-            actor: actor_id.to_string(),
-            reason,
-        };
-        let old = self
-            .state
-            .local_actor(actor_id)
+        let (_, pool) = self.successor(actor_id, bytes, options).await?;
+        let identity = pool.identity().clone();
+        // The switch: new calls find the new pool; calls in flight hold the old one, which is
+        // dropped, with its instances, when the last of them ends.
+        match write(&self.state.actors).get_mut(actor_id) {
+            Some(served) => served.stable = Arc::new(pool),
+            None => return Err(refused(actor_id, UpdateRefused::Stopped)),
+        }
+        self.evict_unused_modules();
+        tracing::info!(actor = %actor_id, revision = ?identity.revision, "actor updated");
+        Ok(identity)
+    }
+
+    /// The new version of a running actor, ready to serve but serving nothing yet, with the
+    /// version it succeeds: verified against it (`check_succession`), compiled, started and,
+    /// when the options ask, health-checked. The caller holds the update lock.
+    pub(super) async fn successor(
+        &self,
+        actor_id: &str,
+        bytes: &[u8],
+        options: UpdateOptions,
+    ) -> Result<(Arc<ActorPool>, ActorPool), HostError> {
+        let refused = |reason| refused(actor_id, reason);
+        let served = read(&self.state.actors)
+            .get(actor_id)
+            .cloned()
             .ok_or_else(|| HostError::UnknownActor(actor_id.to_string()))?;
+        if let Some(split) = &served.canary {
+            return Err(refused(UpdateRefused::CanaryRunning {
+                canary: split.revision(),
+            }));
+        }
+        let old = served.stable;
         let mut policy = self.state.policy.clone();
         policy.limits = old.limits();
         let identity = ActorIdentity::of_module_off_worker(bytes, &policy)
@@ -71,13 +96,7 @@ impl Host {
                 .await
                 .map_err(|e| refused(UpdateRefused::Unhealthy(e)))?;
         }
-        let identity = pool.identity().clone();
-        // The switch: new calls find the new pool; calls in flight hold the old one, which is
-        // dropped, with its instances, when the last of them ends.
-        write(&self.state.actors).insert(actor_id.to_string(), Arc::new(pool));
-        self.evict_unused_modules();
-        tracing::info!(actor = %actor_id, revision = ?identity.revision, "actor updated");
-        Ok(identity)
+        Ok((old, pool))
     }
 
     /// Drops compiled modules that no running actor uses (a draining old version keeps its
@@ -85,9 +104,18 @@ impl Host {
     pub(super) fn evict_unused_modules(&self) {
         let live: std::collections::HashSet<String> = read(&self.state.actors)
             .values()
+            .flat_map(super::canary::Served::pools)
             .map(|p| p.identity().module_hash.clone())
             .collect();
         self.state.engine.retain_modules(|hash| live.contains(hash));
+    }
+}
+
+/// An update of `actor_id` refused for `reason`.
+pub(super) fn refused(actor_id: &str, reason: UpdateRefused) -> HostError {
+    HostError::UpdateRefused {
+        actor: actor_id.to_string(),
+        reason,
     }
 }
 

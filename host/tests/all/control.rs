@@ -282,6 +282,7 @@ async fn control_over_the_lattice_obeys_only_a_trusted_operator_s_fresh_signatur
             module,
             allow_new_capabilities: true,
             allow_new_issuer: true,
+            canary: None,
         },
         ControlRequest::ScaleActor {
             actor_id: actor.clone(),
@@ -351,6 +352,7 @@ async fn control_over_the_lattice_obeys_only_a_trusted_operator_s_fresh_signatur
         module: forged,
         allow_new_capabilities: false,
         allow_new_issuer: false,
+        canary: None,
     };
     let answer = ask(nats::sealed(&operator, &host_id, &update).unwrap()).await;
     let Err(failure) = answer else {

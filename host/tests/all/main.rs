@@ -8,6 +8,7 @@
 
 mod actor_calls;
 mod architecture;
+mod canary;
 mod control;
 mod fuzz;
 mod generations;

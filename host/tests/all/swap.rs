@@ -19,13 +19,13 @@ const KVCOUNTER_CAPS: [&str; 3] = [
 ];
 
 /// Versions of one actor: the same account and module key, any code, any revision.
-struct Versions {
+pub(crate) struct Versions {
     account: KeyPair,
     module: KeyPair,
 }
 
 impl Versions {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Versions {
             account: KeyRole::Account.generate().unwrap(),
             module: KeyRole::Module.generate().unwrap(),
@@ -34,7 +34,7 @@ impl Versions {
 
     /// `code` signed as revision `rev` with `caps`; `variant` goes into a custom section so
     /// that each variant has its own hash and is compiled afresh.
-    fn sign(&self, code: &[u8], rev: i32, caps: &[&str], variant: u32) -> Vec<u8> {
+    pub(crate) fn sign(&self, code: &[u8], rev: i32, caps: &[&str], variant: u32) -> Vec<u8> {
         self.sign_by(&self.account, code, rev, caps, variant)
     }
 

@@ -78,6 +78,7 @@ pub(super) async fn apply(lattice: &Lattice, out: &mut Out, json: bool, file: &P
                         module: module.clone(),
                         allow_new_capabilities: false,
                         allow_new_issuer: false,
+                        canary: None,
                     })
                 }
                 Some(_) => None,
@@ -182,6 +183,7 @@ fn outcome(done: &Done) -> &'static str {
         Done::Stopped => "stopped",
         Done::Linked => "linked",
         Done::Unlinked => "unlinked",
+        Done::Canary(_) => "decided",
         Done::Unchanged | Done::Inventory(_) | Done::Audit(_) => "unchanged",
     }
 }

@@ -4,6 +4,7 @@
 //! reported, including a host that does not answer in time.
 
 mod apply;
+mod canary;
 
 use crate::lattice_args::LatticeArgs;
 use crate::link::{LinkCommand, key_values};
@@ -73,6 +74,10 @@ enum CtlCommand {
         #[arg(long)]
         host: Option<String>,
     },
+    /// End a running canary now, on every host running it: promote its new version, or roll
+    /// it back
+    #[command(subcommand)]
+    Canary(canary::DecideCommand),
     /// Put, delete, list or get (one actor's) links on every host
     #[command(subcommand)]
     Link(LinkCommand),
@@ -138,7 +143,8 @@ enum StopCommand {
 
 #[derive(Subcommand)]
 enum UpdateCommand {
-    /// A new version of a running actor, swapped in on every host running it
+    /// A new version of a running actor, swapped in on every host running it (with
+    /// --canary: on trial first, promoted or rolled back by its figures)
     Actor {
         /// Its name or module key
         actor: String,
@@ -151,6 +157,8 @@ enum UpdateCommand {
         /// rotating the issuer key); without it an update must keep the issuer
         #[arg(long)]
         allow_new_issuer: bool,
+        #[command(flatten)]
+        canary: canary::CanaryArgs,
     },
     /// Replace a provider running in a host's process with a fresh instance (on every host
     /// running it, or on --host): the new one takes over its links and calls, then the old one
@@ -299,6 +307,7 @@ fn report(out: &mut Out, json: bool, results: Vec<(String, Result<Done>)>) -> Re
                 Ok(Done::Unlinked) => writeln!(out, "{host}  unlinked")?,
                 Ok(Done::Unchanged) => writeln!(out, "{host}  unchanged")?,
                 Ok(Done::Audit(trail)) => writeln!(out, "{host}  {} audit entries", trail.len())?,
+                Ok(Done::Canary(verdict)) => writeln!(out, "{host}  {verdict}")?,
                 Ok(Done::Inventory(inventory)) => writeln!(
                     out,
                     "{host}  {} actor(s), {} provider(s)",
@@ -416,18 +425,26 @@ pub async fn run(args: CtlArgs) -> Result<()> {
             file,
             allow_new_capabilities,
             allow_new_issuer,
+            canary,
         }) => {
             let module = weft_host::read_module(&file, weft_host::limits::DEFAULT_MAX_MODULE_BYTES)
                 .with_context(|| format!("cannot read actor file {}", file.display()))?;
             let hosts = lattice.inventories().await?;
             let (actor_id, on) = running(&hosts, &actor)?;
+            let plan = canary.plan()?;
             let request = ControlRequest::UpdateActor {
-                actor_id,
+                actor_id: actor_id.clone(),
                 module,
                 allow_new_capabilities,
                 allow_new_issuer,
+                canary: plan,
             };
-            report(&mut out, json, each(&lattice, on, request).await)
+            match plan {
+                Some(plan) => {
+                    canary::update(&lattice, &mut out, json, (&actor_id, on), request, plan).await
+                }
+                None => report(&mut out, json, each(&lattice, on, request).await),
+            }
         }
         CtlCommand::Update(UpdateCommand::Provider { id, host, config }) => {
             let hosts = lattice.inventories().await?;
@@ -469,6 +486,13 @@ pub async fn run(args: CtlArgs) -> Result<()> {
                 max_instances,
             };
             report(&mut out, json, each(&lattice, targets, request).await)
+        }
+        CtlCommand::Canary(command) => {
+            let hosts = lattice.inventories().await?;
+            let (actor, promote) = command.decision();
+            let (actor_id, on) = running(&hosts, actor)?;
+            let request = ControlRequest::DecideCanary { actor_id, promote };
+            report(&mut out, json, each(&lattice, on, request).await)
         }
         CtlCommand::Link(command) => link(&lattice, &mut out, json, command).await,
         CtlCommand::Apply { file } => apply::apply(&lattice, &mut out, json, &file).await,
@@ -771,6 +795,27 @@ fn indent(mut rows: Vec<Vec<String>>) -> Vec<Vec<String>> {
     rows
 }
 
+/// The event `message` carries, if a member of the lattice sealed it and it reads as one: an
+/// event no member sealed is dropped (and logged), so a stranger cannot write history.
+async fn opened(lattice: &Lattice, message: &async_nats::Message) -> Option<Event> {
+    let body = lattice::receive_at_most(
+        &lattice.member,
+        message,
+        lattice.timeout,
+        lattice::chunks::MAX_SMALL_BODY_BYTES,
+    )
+    .await
+    .ok()?;
+    match lattice::decode::<Event>(&message.subject, &body) {
+        Ok(event) => Some(event),
+        Err(error) => {
+            // Sealed by a member, and still garbage: skipped, and said, never fatal.
+            tracing::warn!(subject = %message.subject, %error, "an event could not be read; skipped");
+            None
+        }
+    }
+}
+
 async fn watch(lattice: &Lattice, out: &mut Out, json: bool) -> Result<()> {
     let subject = lattice.subjects.all_events();
     let client = lattice.member.client();
@@ -791,24 +836,8 @@ async fn watch(lattice: &Lattice, out: &mut Out, json: bool) -> Result<()> {
         let Some(message) = message else {
             bail!("the NATS connection ended");
         };
-        // An event no member sealed is dropped (and logged): a stranger cannot write history.
-        let Ok(body) = lattice::receive_at_most(
-            &lattice.member,
-            &message,
-            lattice.timeout,
-            lattice::chunks::MAX_SMALL_BODY_BYTES,
-        )
-        .await
-        else {
+        let Some(event) = opened(lattice, &message).await else {
             continue;
-        };
-        let event = match lattice::decode::<Event>(&message.subject, &body) {
-            Ok(event) => event,
-            Err(error) => {
-                // Sealed by a member, and still garbage: skipped, and said, never fatal.
-                tracing::warn!(subject = %message.subject, %error, "an event could not be read; skipped");
-                continue;
-            }
         };
         if json {
             writeln!(out, "{}", serde_json::to_string(&event)?)?;

@@ -6,6 +6,7 @@
     clippy::indexing_slicing
 )]
 
+mod canary;
 mod claims_cli;
 mod ctl;
 mod embed;
@@ -53,21 +54,27 @@ impl Weft {
     /// Signs `module` as the `kvcounter` actor at revision `rev` with this key store's keys
     /// (made on first use, so every version shares its module key), into `output`.
     pub fn sign_kvcounter(&self, module: &std::path::Path, output: &std::path::Path, rev: &str) {
-        self.run(&[
-            "claims",
-            "sign",
-            module.to_str().unwrap(),
-            "-o",
-            output.to_str().unwrap(),
-            "--name",
-            "kvcounter",
-            "-s",
-            "-k",
-            "-l",
-            "--rev",
-            rev,
-        ])
-        .ok();
+        self.sign_as(module, output, "kvcounter", rev, &["-s", "-k", "-l"]);
+    }
+
+    /// Signs `module` as actor `name` at revision `rev` with `caps` (`weft claims sign`'s
+    /// flags) and this key store's keys, so every version of `name` shares its module key.
+    pub fn sign_as(
+        &self,
+        module: &std::path::Path,
+        output: &std::path::Path,
+        name: &str,
+        rev: &str,
+        caps: &[&str],
+    ) {
+        let (module, output) = (module.to_str().unwrap(), output.to_str().unwrap());
+        let args = [
+            &["claims", "sign", module, "-o", output, "--name", name][..],
+            caps,
+            &["--rev", rev],
+        ]
+        .concat();
+        self.run(&args).ok();
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -180,6 +187,14 @@ impl HttpLoad {
             failures,
             clients,
         }
+    }
+
+    /// The successful requests and the failures so far.
+    pub fn counts(&self) -> (usize, usize) {
+        (
+            self.ok.load(std::sync::atomic::Ordering::SeqCst),
+            self.failures.lock().unwrap().len(),
+        )
     }
 
     /// Stops the clients; returns the successful requests and the failures.

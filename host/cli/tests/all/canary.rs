@@ -1,0 +1,234 @@
+//! `weft ctl update actor … --canary` on a `weft host` of a real nats-server, under HTTP
+//! load (#18 item 4): a new revision failing one call in five is rolled back by the host by
+//! itself, every failed request being one the canary served, none after; a good revision is
+//! promoted at the end of its window; an operator ends one by hand; each verdict is an event
+//! and in the audit trail.
+
+use crate::ctl::KeepAlive;
+use crate::up::{Up, served_at};
+use crate::{HttpLoad, Weft, signed_actor};
+use std::time::{Duration, Instant};
+use weft_testing::NatsServer;
+
+/// The count in "Revision N: F failed of C call(s)" of a verdict, as (F, C).
+fn figures(verdict: &str, revision: &str) -> (usize, usize) {
+    let at = verdict
+        .find(&format!("Revision {revision}: "))
+        .unwrap_or_else(|| panic!("no figures of revision {revision} in {verdict}"));
+    let words: Vec<&str> = verdict[at..].split_whitespace().collect();
+    (words[2].parse().unwrap(), words[5].parse().unwrap())
+}
+
+#[test]
+fn a_bad_canary_is_rolled_back_by_itself_and_a_good_one_promoted_under_load() {
+    let weft = Weft::new();
+    let nats = NatsServer::start().unwrap();
+    let url = nats.url();
+    let sign = |code: &str, rev: &str| {
+        let file = weft.path(&format!("hello-{rev}.wasm"));
+        weft.sign_as(&signed_actor(code), &file, "hello", rev, &["-s"]);
+        file
+    };
+    let v1 = sign("hello", "1");
+    let manifest = weft.path("app.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[[actors]]\npath = \"{}\"\n[[providers]]\nid = \"http\"\nkind = \"http-server\"\n\
+             [[links]]\nactor = \"hello\"\ncontract = \"wasmcloud:httpserver\"\nprovider = \"http\"\n\
+             values = {{ address = \"127.0.0.1:0\" }}\n",
+            v1.display()
+        ),
+    )
+    .unwrap();
+    let args = ["--lattice", "canary", "--nats", &url, "--trust-any-issuer"];
+    let host = Up::start_command(&weft, "host", &manifest, &args, &[]);
+    let hello = served_at(&host, "hello");
+    let ctl = |args: &[&str]| {
+        let all = [&["ctl", "--lattice", "canary", "--nats", &url][..], args].concat();
+        weft.run(&all)
+    };
+
+    let load = HttpLoad::start(4, || {
+        let mut client = KeepAlive::new(&hello);
+        move || client.get("/")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(load.counts().1, 0, "hello failed before any canary");
+
+    // A bad revision, on trial for 30 s, is rolled back as soon as its figures show it.
+    let bad = sign("flaky", "2");
+    let (ok_before, _) = load.counts();
+    let started = Instant::now();
+    let run = ctl(&[
+        "update",
+        "actor",
+        "hello",
+        bad.to_str().unwrap(),
+        "--canary",
+        "20%",
+        "--watch-for",
+        "30s",
+    ]);
+    let took = started.elapsed();
+    let said = run.refused();
+    let (ok_at_verdict, failed_at_verdict) = load.counts();
+    assert!(
+        said.contains("canary of hello revision 2 beside revision 1: 20.0% of the calls")
+            && said.contains("ROLLED BACK")
+            && said.contains("its error rate")
+            && said.contains("the canary was rolled back on 1 of 1 host(s)"),
+        "{said}"
+    );
+    assert!(took < Duration::from_secs(15), "{took:?}: {said}");
+    // Every request that failed was one the canary served, and it served its share only.
+    let (canary_failed, canary_calls) = figures(&said, "2");
+    assert_eq!(failed_at_verdict, canary_failed, "{said}");
+    assert!(
+        canary_failed > 0 && canary_failed * 10 >= canary_calls,
+        "{said}"
+    );
+    let during = ok_at_verdict - ok_before + failed_at_verdict;
+    assert!(
+        canary_calls <= during / 5 + 16,
+        "the canary served {canary_calls} of {during} requests"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let (ok_after, failed_after) = load.counts();
+    assert_eq!(
+        failed_after, failed_at_verdict,
+        "requests failed after the rollback"
+    );
+    assert!(ok_after > ok_at_verdict, "hello stopped serving");
+    let inventory = ctl(&["inventory", "--json"]).ok();
+    let hosts: serde_json::Value = serde_json::from_str(&inventory).unwrap();
+    assert_eq!(hosts[0]["actors"][0]["revision"], 1, "{inventory}");
+    assert!(hosts[0]["actors"][0]["canary"].is_null(), "{inventory}");
+    println!(
+        "bad canary rolled back in {} ms: {canary_failed} of its {canary_calls} requests \
+         failed, of {during} served meanwhile; none after",
+        took.as_millis()
+    );
+
+    // A good revision is promoted at the end of its window, with nothing failing.
+    let good = sign("hello", "3");
+    let started = Instant::now();
+    let said = ctl(&[
+        "update",
+        "actor",
+        "hello",
+        good.to_str().unwrap(),
+        "--canary",
+        "50%",
+        "--watch-for",
+        "2s",
+    ])
+    .ok();
+    let took = started.elapsed();
+    assert!(
+        said.contains("PROMOTED") && said.contains("did as well"),
+        "{said}"
+    );
+    assert!(took >= Duration::from_secs(2), "{took:?}");
+    let (_, failed_now) = load.counts();
+    assert_eq!(
+        failed_now, failed_at_verdict,
+        "requests failed during a good canary: {said}"
+    );
+    let inventory = ctl(&["inventory"]).ok();
+    assert!(inventory.contains("rev 3"), "{inventory}");
+
+    // An operator ends one by hand; with none running, saying so is refused.
+    let next = sign("hello", "4");
+    let plan = ["--canary", "10%", "--watch-for", "1h"];
+    let canary = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args([
+            "ctl",
+            "--lattice",
+            "canary",
+            "--nats",
+            &url,
+            "update",
+            "actor",
+            "hello",
+        ])
+        .arg(&next)
+        .args(plan)
+        .env("WEFT_HOME", weft.home.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the canary runs (the inventory shows it), roll it back.
+    let running = Instant::now();
+    while !ctl(&["inventory", "--json"]).ok().contains("share_ppm") {
+        assert!(
+            running.elapsed() < Duration::from_secs(20),
+            "the canary never showed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let decided = ctl(&["canary", "rollback", "hello"]).ok();
+    assert!(
+        decided.contains("rolled back") && decided.contains("an operator decided so"),
+        "{decided}"
+    );
+    let canary = canary.wait_with_output().unwrap();
+    assert!(!canary.status.success());
+    assert!(String::from_utf8_lossy(&canary.stdout).contains("ROLLED BACK"));
+    assert!(
+        ctl(&["canary", "promote", "hello"])
+            .refused()
+            .contains("no canary of actor")
+    );
+
+    let (ok, failures) = load.finish();
+    assert_eq!(failures.len(), failed_at_verdict, "{:?}", failures.last());
+    let audit = ctl(&["audit"]).ok();
+    for action in [
+        "canary_actor",
+        "canary_rolled_back",
+        "canary_promoted",
+        "roll_back_canary",
+    ] {
+        assert!(
+            audit.contains(action),
+            "no {action} in the audit trail:\n{audit}"
+        );
+    }
+    println!("{ok} requests served in all; only the bad canary's failed");
+}
+
+#[test]
+fn a_canary_share_out_of_bounds_is_refused_before_anything_is_sent() {
+    let weft = Weft::new();
+    let run = weft.run(&[
+        "ctl",
+        "--lattice",
+        "none",
+        "update",
+        "actor",
+        "hello",
+        "x.wasm",
+        "--canary",
+        "150%",
+    ]);
+    assert_eq!(run.output.status.code(), Some(2), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("between 0% and 100%"),
+        "{}",
+        run.stderr()
+    );
+    let run = weft.run(&[
+        "ctl",
+        "--lattice",
+        "none",
+        "update",
+        "actor",
+        "hello",
+        "x.wasm",
+        "--watch-for",
+        "5s",
+    ]);
+    assert!(run.stderr().contains("--canary"), "{}", run.stderr());
+}
