@@ -716,9 +716,16 @@ fn print_inventory(out: &mut Out, json: bool, hosts: &[HostInventory]) -> Result
                     a.name.clone(),
                     a.id.clone(),
                     format!(
-                        "rev {} max {}{}",
+                        "rev {} max {}{}{}",
                         revision(a.revision),
                         a.max_instances,
+                        a.canary.map_or_else(String::new, |c| format!(
+                            " canary rev {} at {}",
+                            revision(c.revision),
+                            weft_host::canary::percent(
+                                f64::from(c.share_ppm) / f64::from(weft_host::canary::PPM)
+                            )
+                        )),
                         changed_by(a.changed_by.as_deref())
                     ),
                     health_text(a.health.as_ref()),

@@ -104,6 +104,7 @@ fn a_bad_canary_is_rolled_back_by_itself_and_a_good_one_promoted_under_load() {
     let hosts: serde_json::Value = serde_json::from_str(&inventory).unwrap();
     assert_eq!(hosts[0]["actors"][0]["revision"], 1, "{inventory}");
     assert!(hosts[0]["actors"][0]["canary"].is_null(), "{inventory}");
+    println!("{said}");
     println!(
         "bad canary rolled back in {} ms: {canary_failed} of its {canary_calls} requests \
          failed, of {during} served meanwhile; none after",
@@ -168,6 +169,9 @@ fn a_bad_canary_is_rolled_back_by_itself_and_a_good_one_promoted_under_load() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    let inventory = ctl(&["inventory"]).ok();
+    assert!(inventory.contains("rev 3 max"), "{inventory}");
+    assert!(inventory.contains("canary rev 4 at 10.0%"), "{inventory}");
     let decided = ctl(&["canary", "rollback", "hello"]).ok();
     assert!(
         decided.contains("rolled back") && decided.contains("an operator decided so"),
