@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Weft's build and tests need on a Debian machine that has Rust (rustup):
-# the wasm32 target for actors, clippy and rustfmt, and the real servers the integration tests
-# start (nats-server, redis-server). Safe to run again: it only installs what is missing.
+# the wasm32 target for actors, clippy and rustfmt, the real servers the integration tests
+# start (nats-server, redis-server), and the headless browser the dashboard's test drives
+# (Debian's chromium and its chromedriver). Safe to run again: it only installs what is missing.
 # Sourced by scripts/test.sh (everything) and scripts/run.sh (Rust only: `weft up` needs no
 # servers); runnable on its own.
 set -euo pipefail
@@ -24,11 +25,13 @@ weft_setup_rust() {
   done
 }
 
-# What the tests also need: the real servers they start.
+# What the tests also need: the real servers they start, and a real browser.
 weft_setup_servers() {
   local missing=()
   command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
   if ((${#missing[@]})); then
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -181,6 +181,11 @@ impl ActorPool {
         self.tally.get_or_init(Tally::default)
     }
 
+    /// What it served so far, when the host keeps metrics.
+    pub fn served_load(&self) -> Option<crate::metrics::ActorLoad> {
+        self.metrics.as_ref().map(ActorMetrics::load)
+    }
+
     /// Who this actor is.
     pub fn identity(&self) -> &ActorIdentity {
         &self.identity

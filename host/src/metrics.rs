@@ -14,6 +14,7 @@
 //!
 //! Not here: serving them over HTTP (the `weft` binary's `/metrics`).
 
+use prometheus::core::Metric;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -213,6 +214,7 @@ impl Metrics {
             instance_starts: self.actor_instance_starts.with_label_values(&labels),
             shed: self.actor_shed.with_label_values(&labels),
             errors: self.actor_errors.clone(),
+            failed: std::sync::atomic::AtomicU64::new(0),
             labels: [id.to_string(), name.to_string(), revision],
         }
     }
@@ -292,6 +294,8 @@ pub(crate) struct ActorMetrics {
     instance_starts: IntCounter,
     shed: IntCounter,
     errors: IntCounterVec,
+    /// Its failures of every kind (the per-kind counters are in `errors`), for [`ActorLoad`].
+    failed: std::sync::atomic::AtomicU64,
     pub(crate) labels: ActorMetricsLabels,
 }
 
@@ -301,6 +305,8 @@ impl ActorMetrics {
         self.invocations.inc();
         self.seconds.observe(took.as_secs_f64());
         if let Some(kind) = failed {
+            self.failed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if kind == FailureKind::Busy {
                 self.shed.inc();
             }
@@ -319,6 +325,51 @@ impl ActorMetrics {
     /// An instance started.
     pub(crate) fn instance_started(&self) {
         self.instance_starts.inc();
+    }
+
+    /// What it served so far.
+    pub(crate) fn load(&self) -> ActorLoad {
+        let histogram = self.seconds.metric();
+        ActorLoad {
+            calls: self.invocations.get(),
+            failed: self.failed.load(std::sync::atomic::Ordering::Relaxed),
+            latency_us: histogram
+                .get_histogram()
+                .get_bucket()
+                .iter()
+                .map(|bucket| {
+                    // Whole microseconds: every bound is (10 µs is the smallest).
+                    let bound_us = (bucket.upper_bound() * 1e6).round() as u64;
+                    (bound_us, bucket.cumulative_count())
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What an actor served since it started, as its metrics count it: a dashboard takes two
+/// of these apart in time for its rates, error rate and p99.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ActorLoad {
+    /// Calls, failed ones included.
+    pub calls: u64,
+    /// Calls that failed.
+    pub failed: u64,
+    /// Calls by duration: (upper bound in microseconds, calls at most that long), as
+    /// Prometheus' histogram buckets (the ones longer than the last bound are `calls` less
+    /// its count).
+    pub latency_us: Vec<(u64, u64)>,
+}
+
+impl ActorLoad {
+    /// The sum of two versions' loads (a canary's and the running one's).
+    pub fn plus(mut self, other: &ActorLoad) -> ActorLoad {
+        self.calls += other.calls;
+        self.failed += other.failed;
+        for (mine, theirs) in self.latency_us.iter_mut().zip(&other.latency_us) {
+            mine.1 += theirs.1;
+        }
+        self
     }
 }
 

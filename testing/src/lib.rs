@@ -16,4 +16,6 @@ pub mod fuzz;
 pub mod keyvalue;
 pub mod servers;
 
-pub use servers::{NatsCluster, NatsServer, Process, RedisServer, ServerError, free_port};
+pub use servers::{
+    ChromeDriver, NatsCluster, NatsServer, Process, RedisServer, ServerError, free_port,
+};

@@ -1,6 +1,6 @@
 //! Real servers for tests.
 //!
-//! Starts `nats-server` and `redis-server` as child processes on free loopback ports, waits
+//! Starts `nats-server`, `redis-server` and `chromedriver` as child processes on free loopback ports, waits
 //! until they accept connections, and stops them when dropped (SIGKILL, then reaped), so a
 //! failing test leaves nothing running. A server can be killed and restarted on the same port
 //! and with the same data (Redis appends every write to its log before acknowledging it, so a
@@ -415,6 +415,36 @@ impl std::ops::Deref for NatsServer {
 impl std::ops::DerefMut for NatsServer {
     fn deref_mut(&mut self) -> &mut Process {
         &mut self.process
+    }
+}
+
+/// A `chromedriver` (Debian's chromium-driver) on a free loopback port: the WebDriver server
+/// through which a test drives a real headless Chromium.
+pub struct ChromeDriver {
+    process: Process,
+}
+
+impl ChromeDriver {
+    /// Starts one and waits until it accepts connections.
+    pub fn start() -> Result<Self, ServerError> {
+        on_free_ports(|| {
+            let port = free_port()?;
+            let mut process = Process {
+                binary: "chromedriver",
+                package: "chromium-driver",
+                args: vec![format!("--port={port}"), "--allowed-ips=127.0.0.1".into()],
+                port,
+                child: None,
+                ready: Readiness::Accepts,
+            };
+            process.spawn()?;
+            Ok(ChromeDriver { process })
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`, where a WebDriver client connects.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.process.port)
     }
 }
 

@@ -74,7 +74,7 @@ pub struct UpArgs {
     #[arg(long, value_name = "ADDR")]
     health: Option<String>,
     /// Serve Prometheus metrics (/metrics) on HOST:PORT, or on a bare PORT of loopback; the
-    /// same address as --health serves both on one listener [default: no metrics kept]
+    /// same address as --health serves both on one listener [default: kept, not served]
     #[arg(long, value_name = "ADDR")]
     metrics: Option<String>,
     /// Instances that may exist at once across all actors (calls running and instances kept
@@ -159,10 +159,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
         call_deadline_ms: args.deadline_ms,
         ..Limits::default()
     };
-    let metrics = match &args.metrics {
-        Some(_) => Some(Arc::new(Metrics::new()?)),
-        None => None,
-    };
+    // Kept whether or not they are served: inventories carry each actor's load from them
+    // (what `weft ctl dashboard` shows), at a cost bench (k) does not see.
+    let metrics = Some(Arc::new(Metrics::new()?));
     let host = Host::new(HostConfig {
         policy: LoadPolicy {
             verify,

@@ -340,6 +340,7 @@ impl Control {
         let health = self.host.health_of(Part::Actor, &identity.id);
         ActorSummary {
             canary: self.host.canary_of(&identity.id),
+            load: self.host.actor_load(&identity.id),
             id: identity.id,
             name: identity.name,
             revision: identity.revision,

@@ -33,6 +33,10 @@ pub struct ActorSummary {
     /// The canary of a new version of it running now, if one is.
     #[serde(default)]
     pub canary: Option<CanaryStatus>,
+    /// What it served since it started (its canary's calls included), when the host keeps
+    /// metrics.
+    #[serde(default)]
+    pub load: Option<crate::metrics::ActorLoad>,
 }
 
 /// A provider a host runs, in its process or as a supervised child process.

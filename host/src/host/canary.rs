@@ -149,6 +149,15 @@ impl Host {
         })
     }
 
+    /// What an actor served so far, its canary's calls included, when the host keeps
+    /// metrics.
+    pub fn actor_load(&self, actor_id: &str) -> Option<crate::metrics::ActorLoad> {
+        let served = read(&self.state.actors).get(actor_id)?.clone();
+        let mut loads = served.pools().filter_map(|pool| pool.served_load());
+        let first = loads.next()?;
+        Some(loads.fold(first, |sum, load| sum.plus(&load)))
+    }
+
     /// How each canary ends from now on. A subscriber more than a few dozen verdicts behind
     /// misses the oldest.
     pub fn canary_verdicts(&self) -> tokio::sync::broadcast::Receiver<CanaryVerdict> {

@@ -84,7 +84,7 @@ impl DecideCommand {
 }
 
 /// `10%`, `0.1` or `2.5%` as parts per million.
-fn share_ppm(text: &str) -> Result<u32, String> {
+pub(super) fn share_ppm(text: &str) -> Result<u32, String> {
     let share = fraction(text)?;
     if !(share > 0.0 && share < 1.0) {
         return Err("a canary takes more than 0% and less than 100% of the calls".into());

@@ -5,6 +5,7 @@
 
 mod apply;
 mod canary;
+mod dashboard;
 
 use crate::lattice_args::LatticeArgs;
 use crate::link::{LinkCommand, key_values};
@@ -81,6 +82,9 @@ enum CtlCommand {
     /// Put, delete, list or get (one actor's) links on every host
     #[command(subcommand)]
     Link(LinkCommand),
+    /// Serve a live web page of the lattice on loopback: hosts, actors with their load,
+    /// providers, links and events, with actions (scale, update, canary) signed with your key
+    Dashboard(dashboard::DashboardArgs),
     /// Make the lattice run an app manifest (idempotent: what runs as asked is left alone)
     Apply {
         /// The app manifest (TOML, as `weft up` runs)
@@ -495,6 +499,7 @@ pub async fn run(args: CtlArgs) -> Result<()> {
             report(&mut out, json, each(&lattice, on, request).await)
         }
         CtlCommand::Link(command) => link(&lattice, &mut out, json, command).await,
+        CtlCommand::Dashboard(args) => dashboard::run(lattice, &mut out, args).await,
         CtlCommand::Apply { file } => apply::apply(&lattice, &mut out, json, &file).await,
     }
 }

@@ -9,6 +9,7 @@
 mod canary;
 mod claims_cli;
 mod ctl;
+mod dashboard;
 mod embed;
 mod faults;
 mod generations;
