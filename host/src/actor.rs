@@ -232,9 +232,12 @@ impl ActorPool {
     ) -> Result<Vec<u8>, InvokeError> {
         let tally = self.tally.get().filter(|tally| tally.is_on());
         let started = (self.metrics.is_some() || tally.is_some()).then(Instant::now);
-        let result = match self.admit(deadline).await {
-            Ok(running) => self.run(running, operation, payload, deadline).await,
-            Err(refused) => Err(refused),
+        let span = tracing::trace_span!("actor.invoke", actor = %self.identity.name, revision = ?self.identity.revision, operation);
+        let result = if span.is_disabled() {
+            self.admitted_run(operation, payload, deadline).await
+        } else {
+            tracing::Instrument::instrument(self.admitted_run(operation, payload, deadline), span)
+                .await
         };
         if let Some(started) = started {
             let (took, failed) = (started.elapsed(), result.as_ref().err());
@@ -246,6 +249,19 @@ impl ActorPool {
             }
         }
         result
+    }
+
+    /// A place among the running calls, then the call on it.
+    async fn admitted_run(
+        &self,
+        operation: &str,
+        payload: &[u8],
+        deadline: Deadline,
+    ) -> Result<Vec<u8>, InvokeError> {
+        match self.admit(deadline).await {
+            Ok(running) => self.run(running, operation, payload, deadline).await,
+            Err(refused) => Err(refused),
+        }
     }
 
     /// As [`ActorPool::invoke_within`], only on an instance idle now: `None`, and nothing

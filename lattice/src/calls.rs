@@ -510,7 +510,16 @@ pub async fn serve_batch<S, F>(
                     format!("nothing serves {subject} here any more; try again"),
                 ),
                 Some(serve) => match crate::decode::<ProviderInvocation>(&subject, &invocation) {
-                    Ok(invocation) => serve(invocation).await,
+                    Ok(invocation) => {
+                        let span = tracing::trace_span!(
+                            "provider.serve",
+                            subject = %subject,
+                            contract = %invocation.link.contract_id,
+                            operation = %invocation.operation
+                        );
+                        crate::trace::follow(&span, invocation.traceparent.as_deref());
+                        tracing::Instrument::instrument(serve(invocation), span).await
+                    }
                     Err(error) => Answer::Err(error.into()),
                 },
             };

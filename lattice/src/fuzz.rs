@@ -76,6 +76,7 @@ fn fuzz_lattice_bodies() {
             payload: b"payload".to_vec(),
             origin: "http".into(),
             deadline_ms: 5000,
+            traceparent: None,
         })
         .unwrap(),
         rmp_serde::to_vec_named(&ProviderInvocation {
@@ -83,6 +84,7 @@ fn fuzz_lattice_bodies() {
             operation: "KeyValue.Get".into(),
             payload: vec![0xa1, b'k'],
             deadline_ms: 100,
+            traceparent: None,
         })
         .unwrap(),
         rmp_serde::to_vec_named(&Answer::Ok(b"fine".to_vec())).unwrap(),

@@ -56,6 +56,7 @@ mod fuzz;
 pub mod member;
 mod request;
 mod subjects;
+pub mod trace;
 pub mod wire;
 
 /// Messages of one subscription being served at once (actor invocations on a host, provider

@@ -20,6 +20,10 @@ pub struct ActorInvocation {
     /// never runs after its caller has given up.
     #[serde(default)]
     pub deadline_ms: u64,
+    /// The W3C trace context of the span it was sent in, when it is traced
+    /// (`crate::trace`).
+    #[serde(default)]
+    pub traceparent: Option<String>,
 }
 
 /// An actor's call to a provider over the lattice, naming the link it goes through.
@@ -37,6 +41,10 @@ pub struct ProviderInvocation {
     /// How long the calling actor waits for the answer, milliseconds (0: it did not say).
     #[serde(default)]
     pub deadline_ms: u64,
+    /// The W3C trace context of the span it was sent in, when it is traced
+    /// (`crate::trace`).
+    #[serde(default)]
+    pub traceparent: Option<String>,
 }
 
 /// An instance of a provider saying that it serves, and since when.

@@ -11,6 +11,7 @@ mod link;
 mod manifest;
 mod nats_config;
 mod operator;
+mod otlp;
 mod output;
 mod probes;
 mod provider;
@@ -35,6 +36,10 @@ struct Cli {
     /// libraries' notices, -vv debugging, -vvv everything. RUST_LOG, when set, decides instead
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// Export traces of every request (across hosts and provider processes) over OTLP/HTTP to
+    /// this collector, e.g. http://127.0.0.1:4318 [default: no traces]
+    #[arg(long, global = true, env = "WEFT_OTLP", value_name = "ENDPOINT")]
+    otlp: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -100,22 +105,33 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (serving, result_only) = (
-        log_level("info", cli.verbose),
-        log_level("warn", cli.verbose),
-    );
+    let otlp = cli.otlp.as_deref();
+    let serving = |service| Logging {
+        level: log_level("info", cli.verbose),
+        otlp: otlp.map(|endpoint| (endpoint, service)),
+    };
+    let result_only = |service| Logging {
+        level: log_level("warn", cli.verbose),
+        otlp: otlp.map(|endpoint| (endpoint, service)),
+    };
     let result = match cli.command {
         Command::Claims(command) => claims::run(command),
         Command::Build(args) => build_actors::run(args),
-        Command::Up(args) => run_async(up::run(args), serving),
-        Command::Host(args) => run_async(up::run_host(args), serving),
-        Command::Link { command, control } => run_async(link::run(command, control), result_only),
-        Command::Actors(control) => run_async(link::actors(control), result_only),
+        Command::Up(args) => run_async(up::run(args), serving("weft up")),
+        Command::Host(args) => run_async(up::run_host(args), serving("weft host")),
+        Command::Link { command, control } => {
+            run_async(link::run(command, control), result_only("weft link"))
+        }
+        Command::Actors(control) => run_async(link::actors(control), result_only("weft actors")),
         Command::Provider(command) => {
             let threads = command.threads();
-            run_async_on(provider::run(command), serving, Some(threads))
+            run_async_on(
+                provider::run(command),
+                serving("weft provider"),
+                Some(threads),
+            )
         }
-        Command::Ctl(args) => run_async(ctl::run(args), result_only),
+        Command::Ctl(args) => run_async(ctl::run(args), result_only("weft ctl")),
         Command::NatsConfig(args) => nats_config::run(args),
         Command::Update {
             actor,
@@ -133,7 +149,7 @@ fn main() -> ExitCode {
                 },
                 control,
             ),
-            result_only,
+            result_only("weft update"),
         ),
     };
     match result {
@@ -146,29 +162,52 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs an async command on a thread per core (actors compute on all of them), with logs
-/// to stderr at `default_level` unless `RUST_LOG` says otherwise (a command that prints a
-/// result shows warnings only, not the NATS client's connection notices).
+/// Where a command's logs and traces go.
+struct Logging<'a> {
+    /// Logs to stderr at this level unless `RUST_LOG` says otherwise.
+    level: &'a str,
+    /// Traces to this OTLP endpoint, as this service, when asked (`--otlp`).
+    otlp: Option<(&'a str, &'static str)>,
+}
+
+/// Runs an async command on a thread per core (actors compute on all of them), logging as
+/// `logging` says (a command that prints a result shows warnings only, not the NATS client's
+/// connection notices).
 fn run_async(
     command: impl std::future::Future<Output = anyhow::Result<()>>,
-    default_level: &str,
+    logging: Logging<'_>,
 ) -> anyhow::Result<()> {
-    run_async_on(command, default_level, None)
+    run_async_on(command, logging, None)
 }
 
 /// Runs `command` on `threads` threads (`None`: one per core; `Some(1)`: this thread alone),
-/// logging at `default_level` unless `RUST_LOG` says otherwise.
+/// logging as `logging` says.
 fn run_async_on(
     command: impl std::future::Future<Output = anyhow::Result<()>>,
-    default_level: &str,
+    logging: Logging<'_>,
     threads: Option<usize>,
 ) -> anyhow::Result<()> {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(logging.level));
+    let logs = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
+        .with_filter(filter);
+    // Made before the runtime: its HTTP client runs a runtime of its own. Dropped last, after
+    // the command, so that it sends the spans it still holds.
+    let (traces, _flushed_at_exit) = match logging.otlp {
+        Some((endpoint, service)) => {
+            let (layer, traces) = otlp::layer(endpoint, service)?;
+            (Some(layer), Some(traces))
+        }
+        None => (None, None),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(logs)
+        .with(traces)
         .try_init();
     let mut runtime = match threads {
         Some(1) => tokio::runtime::Builder::new_current_thread(),

@@ -523,8 +523,16 @@ async fn watch(host: Host, files: Vec<Watched>, options: UpdateOptions) {
 fn to_definition(host: &Host, entry: &LinkEntry) -> Result<weft_provider_sdk::LinkDefinition> {
     let actors = host.actors();
     let names = actors.iter().map(|a| (a.id.as_str(), a.name.as_str()));
+    // A module key names an actor wherever it runs: a host may serve HTTP for actors that
+    // other hosts of its lattice run.
+    let by_key = wascap::keys::public_key_with_role(&entry.actor, wascap::KeyRole::Module, "actor")
+        .is_ok()
+        .then(|| entry.actor.clone());
     Ok(weft_provider_sdk::LinkDefinition {
-        actor_id: control::resolve_actor(names, &entry.actor)?,
+        actor_id: match by_key {
+            Some(key) => key,
+            None => control::resolve_actor(names, &entry.actor)?,
+        },
         contract_id: weft_contracts::generations::canonical_contract(&entry.contract).to_string(),
         link_name: entry
             .link_name

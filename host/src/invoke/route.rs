@@ -76,7 +76,8 @@ impl Router {
 
 impl HostCalls for Router {
     // Not `async fn`: where the call goes is decided without waiting, and a call to an actor
-    // here then runs as its pool's own future, with no routing future around it.
+    // here then runs as its pool's own future, with no routing future around it (nor a span,
+    // unless traces are recorded).
     fn host_call<'life0, 'life1, 'async_trait>(
         &'life0 self,
         call: HostCall<'life1>,
@@ -86,6 +87,24 @@ impl HostCalls for Router {
         'life1: 'async_trait,
         Self: 'async_trait,
     {
+        let span = tracing::trace_span!(
+            "actor.host_call",
+            actor = call.actor,
+            contract = call.contract,
+            operation = call.operation
+        );
+        let routed = self.route(call);
+        if span.is_disabled() {
+            routed
+        } else {
+            Box::pin(tracing::Instrument::instrument(routed, span))
+        }
+    }
+}
+
+impl Router {
+    /// Where `call` goes, as a future.
+    fn route<'a>(&'a self, call: HostCall<'a>) -> HostCallFuture<'a> {
         if builtins::serves(call.contract) {
             return Box::pin(std::future::ready(self.builtins.call(&call)));
         }
@@ -164,7 +183,14 @@ async fn call_provider(
     };
     let cut_off = time_left + PROVIDER_GRACE;
     let started = metrics.as_ref().map(|_| std::time::Instant::now());
-    let answer = match tokio::time::timeout(cut_off, provider.handle_call(request)).await {
+    let span = tracing::trace_span!("provider.call", provider = %provider_id, contract = call.contract, operation = call.operation);
+    let handled = tokio::time::timeout(cut_off, provider.handle_call(request));
+    let handled = if span.is_disabled() {
+        handled.await
+    } else {
+        tracing::Instrument::instrument(handled, span).await
+    };
+    let answer = match handled {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(error)) => Err(failed(error.into())),
         Err(_) => Err(InvokeError::ProviderTimeout {

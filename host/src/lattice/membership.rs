@@ -138,6 +138,7 @@ impl Membership {
             operation: call.operation.clone(),
             payload: call.payload.clone(),
             deadline_ms: u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX),
+            traceparent: lattice::trace::traceparent(),
         };
         let provider_id = &call.link.provider_id;
         let route = self.route(provider_id, deadline).await?;
@@ -278,6 +279,7 @@ impl Membership {
             payload: payload.to_vec(),
             origin: "host".into(),
             deadline_ms: u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX),
+            traceparent: lattice::trace::traceparent(),
         };
         let body = lattice::encode(subject, &invocation)?;
         lattice::request(&self.member, subject.to_string(), body, deadline).await

@@ -283,10 +283,15 @@ async fn serve_invocation(
     };
     let caller = (call.deadline_ms > 0).then(|| Duration::from_millis(call.deadline_ms));
     let deadline = Deadline::after_at_most(membership.call_deadline, caller);
+    let span = tracing::trace_span!("lattice.serve_actor", actor = actor_id, operation = %call.operation, origin = %call.origin);
+    lattice::trace::follow(&span, call.traceparent.as_deref());
     let result = match local(actor_id) {
         Some(pool) => {
-            pool.invoke_within(&call.operation, &call.payload, deadline)
-                .await
+            tracing::Instrument::instrument(
+                pool.invoke_within(&call.operation, &call.payload, deadline),
+                span,
+            )
+            .await
         }
         None => Err(InvokeError::NotFound {
             actor: actor_id.to_string(),

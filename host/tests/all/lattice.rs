@@ -334,6 +334,7 @@ async fn five_mib_payloads_cross_the_lattice() {
         operation: operation.into(),
         payload,
         deadline_ms: 0,
+        traceparent: None,
     };
     let set = weft_contracts::keyvalue::SetRequest {
         key: "big".into(),
@@ -628,6 +629,7 @@ fn sleepy_call(ms: u64) -> lattice::ProviderInvocation {
         operation: "Sleepy.Sleep".into(),
         payload: ms.to_string().into_bytes(),
         deadline_ms: 0,
+        traceparent: None,
     }
 }
 
@@ -671,6 +673,7 @@ async fn concurrent_provider_calls_share_messages_but_not_answers() {
                     operation: weft_contracts::keyvalue::INCREMENT.into(),
                     payload: weft_contracts::encode(&increment).unwrap(),
                     deadline_ms: 0,
+                    traceparent: None,
                 };
                 let answer = caller
                     .call(&invocation, Duration::from_secs(10))
@@ -1067,6 +1070,7 @@ async fn a_provider_process_serves_at_most_its_messages_in_flight_and_answers_th
         operation: "Gate.Pass".into(),
         payload: Vec::new(),
         deadline_ms: 25_000,
+        traceparent: None,
     };
     let calls = 300;
     let mut waiting = tokio::task::JoinSet::new();
@@ -1123,6 +1127,7 @@ async fn a_host_serves_at_most_its_messages_in_flight_of_an_actor_and_answers_th
                 payload: crate::cmd(b'h', 0),
                 origin: "test".into(),
                 deadline_ms: 4_000,
+                traceparent: None,
             };
             lattice::invoke_actor(&caller, &actor, invocation, Duration::from_secs(5)).await
         });

@@ -145,6 +145,7 @@ async fn strangers_on_the_wire_change_nothing_while_the_app_serves() {
         payload: counter_request(),
         origin: "stranger".into(),
         deadline_ms: 1000,
+        traceparent: None,
     };
     let body = lattice::encode(&subjects.actor(&actor), &invocation).unwrap();
     unanswered(
@@ -250,6 +251,7 @@ async fn strangers_on_the_wire_change_nothing_while_the_app_serves() {
         })
         .unwrap(),
         deadline_ms: 1000,
+        traceparent: None,
     };
     let subject = crate::instance_calls(&control_member, "redis").await;
     let batch = rmp_serde::to_vec(&vec![(

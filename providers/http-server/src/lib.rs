@@ -75,6 +75,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use weft_contracts::httpserver::{self as contract, HeaderMap, HttpRequest, HttpResponse};
 use weft_provider_sdk::{
     ActorInvoker, Failure, LinkDefinition, Provider, ProviderCall, ProviderError, async_trait,
+    trace,
 };
 
 /// Default cap on a request body, bytes (4 MiB).
@@ -704,11 +705,20 @@ impl Route {
             Ok(payload) => payload,
             Err(error) => return plain(StatusCode::INTERNAL_SERVER_ERROR, format!("{error}\n")),
         };
-        let answer = match self
+        // A request is traced when this process records traces (`weft --otlp`): as a child
+        // of the client's span when it sends a W3C `traceparent`.
+        let span = tracing::trace_span!("http.request", method = %parts.method, path = %parts.uri.path(), actor = %self.actor_id);
+        let invoked = self
             .host
-            .invoke_actor(&self.actor_id, contract::HANDLE_REQUEST, payload)
-            .await
-        {
+            .invoke_actor(&self.actor_id, contract::HANDLE_REQUEST, payload);
+        let answered = if span.is_disabled() {
+            invoked.await
+        } else {
+            let traceparent = parts.headers.get(trace::TRACEPARENT);
+            trace::follow(&span, traceparent.and_then(|t| t.to_str().ok()));
+            tracing::Instrument::instrument(invoked, span).await
+        };
+        let answer = match answered {
             Ok(answer) => answer,
             Err(failure) => return failed(&self.actor_id, &failure),
         };

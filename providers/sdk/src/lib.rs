@@ -38,6 +38,9 @@ use std::time::Duration;
 pub use async_trait::async_trait;
 pub use weft_contracts::invocation::{Failure, FailureKind};
 pub use weft_contracts::link::{DEFAULT_LINK_NAME, LinkDefinition};
+/// Trace context across processes (W3C `traceparent`), for a provider that takes requests
+/// from outside (an HTTP server) or calls out.
+pub use weft_lattice::trace;
 
 pub mod connections;
 pub mod runner;

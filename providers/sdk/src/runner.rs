@@ -86,6 +86,7 @@ impl ActorInvoker for LatticeInvoker {
             payload,
             origin: self.origin.clone(),
             deadline_ms: u64::try_from(self.deadline.as_millis()).unwrap_or(u64::MAX),
+            traceparent: lattice::trace::traceparent(),
         };
         lattice::invoke_actor(&self.member, actor_id, invocation, self.deadline).await
     }

@@ -18,6 +18,7 @@ mod hostile;
 mod lattice;
 mod replace;
 mod secure;
+mod traces;
 mod up;
 
 use std::path::PathBuf;
