@@ -114,6 +114,10 @@ pub fn build(
     for package in packages {
         build.args(["-p", package]);
     }
+    crate::progress::Progress::new("build", false).say(format!(
+        "cargo build --release --target {WASM_TARGET} in {} (cargo's own progress follows)",
+        workspace.display()
+    ));
     let status = build.status().context("failed to run `cargo build`")?;
     if !status.success() {
         bail!(

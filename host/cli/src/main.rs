@@ -14,6 +14,7 @@ mod operator;
 mod otlp;
 mod output;
 mod probes;
+mod progress;
 mod provider;
 mod signal;
 mod supervise;

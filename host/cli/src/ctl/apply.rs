@@ -44,7 +44,24 @@ pub(super) async fn apply(lattice: &Lattice, out: &mut Out, json: bool, file: &P
     if hosts.is_empty() {
         bail!("no host answered on the lattice; start one with `weft host`");
     }
-    let mut steps = Vec::new();
+    let mut steps: Vec<Step> = Vec::new();
+    let mut progress = crate::progress::Progress::new("apply", json);
+    progress.say(format!(
+        "{} actor(s), {} provider(s), {} link(s) onto {} host(s)",
+        manifest.actors.len(),
+        manifest.providers.len(),
+        manifest.links.len(),
+        hosts.len()
+    ));
+    let mut said = |steps: &[Step]| {
+        if let Some(step) = steps.last() {
+            let result = match &step.result {
+                Ok(done) => outcome(done).to_string(),
+                Err(error) => format!("FAILED: {error:#}"),
+            };
+            progress.step(format!("{} on {}: {result}", step.what, short(&step.host)));
+        }
+    };
     // Actor names as links write them, resolved to module keys.
     let mut actor_ids: BTreeMap<String, String> = BTreeMap::new();
 
@@ -102,6 +119,7 @@ pub(super) async fn apply(lattice: &Lattice, out: &mut Out, json: bool, file: &P
                 host: host.host_id.clone(),
                 result,
             });
+            said(&steps);
         }
     }
 
@@ -117,6 +135,7 @@ pub(super) async fn apply(lattice: &Lattice, out: &mut Out, json: bool, file: &P
                 host: host.host_id.clone(),
                 result: Ok(Done::Unchanged),
             });
+            said(&steps);
             continue;
         }
         let host = candidates
@@ -146,6 +165,7 @@ pub(super) async fn apply(lattice: &Lattice, out: &mut Out, json: bool, file: &P
             host: host.host_id.clone(),
             result: lattice.ask(&host.host_id, &request).await,
         });
+        said(&steps);
     }
 
     for entry in &manifest.links {
@@ -172,6 +192,7 @@ pub(super) async fn apply(lattice: &Lattice, out: &mut Out, json: bool, file: &P
                 host,
                 result,
             });
+            said(&steps);
         }
     }
     print(out, json, &steps)

@@ -436,6 +436,12 @@ pub async fn run(args: CtlArgs) -> Result<()> {
             let hosts = lattice.inventories().await?;
             let (actor_id, on) = running(&hosts, &actor)?;
             let plan = canary.plan()?;
+            crate::progress::Progress::new("update", json).say(format!(
+                "sending {actor}'s new version ({} KiB) to {} host(s); each verifies, compiles, \
+                 starts and health-checks it before it takes calls",
+                module.len() / 1024,
+                on.len()
+            ));
             let request = ControlRequest::UpdateActor {
                 actor_id: actor_id.clone(),
                 module,

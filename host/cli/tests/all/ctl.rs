@@ -476,8 +476,14 @@ values = {{ url = "{redis}" }}
     .unwrap();
 
     // Deployed once; applied again, nothing changes.
-    let applied = ctl(&["apply", app.to_str().unwrap()]).ok();
+    let run = ctl(&["apply", app.to_str().unwrap()]);
+    let applied = run.ok();
     assert_eq!(applied.matches("started").count(), 4, "{applied}");
+    // Progress on stderr, a line per step as it ends; the result alone on stdout.
+    let progress = run.stderr();
+    assert!(progress.starts_with("apply [0 done, "), "{progress}");
+    assert_eq!(progress.matches(": started").count(), 4, "{progress}");
+    assert!(!applied.contains("apply ["), "{applied}");
     assert_eq!(applied.matches("linked").count(), 4, "{applied}");
     let again = ctl(&["apply", app.to_str().unwrap()]).ok();
     assert_eq!(again.matches("unchanged").count(), 8, "{again}");

@@ -132,9 +132,16 @@ impl Run {
             "not a clean error exit: {stderr}"
         );
         assert!(!stderr.contains("panicked"), "weft panicked: {stderr}");
-        assert_eq!(stderr.lines().count(), 1, "error is not one line: {stderr}");
-        assert!(stderr.starts_with("error: "), "{stderr}");
-        stderr
+        // Progress lines of a long command (`apply [2 done, 0.4 s] …`) may come before it.
+        let progress = |line: &str| {
+            ["apply [", "update [", "build ["]
+                .iter()
+                .any(|p| line.starts_with(p))
+        };
+        let error: Vec<&str> = stderr.lines().filter(|l| !progress(l)).collect();
+        assert_eq!(error.len(), 1, "error is not one line: {stderr}");
+        assert!(error[0].starts_with("error: "), "{stderr}");
+        format!("{}\n", error[0])
     }
 }
 
