@@ -1,6 +1,6 @@
 //! Prometheus metrics of one host: how many calls each actor version serves, how many fail
 //! and why, how long they take, its instances, and the same for the providers its actors
-//! call; and the host's own memory and the lattice messages it refused.
+//! call; and the host's own memory and the lattice messages it sent, received and refused.
 //!
 //! Off unless the host is given a [`Metrics`] (`HostConfig::metrics`), and then cheap on the
 //! call path: an actor version resolves its handles once, when it starts, so a call pays two
@@ -47,7 +47,8 @@ pub struct Metrics {
     provider_seconds: HistogramVec,
     provider_replacements: IntCounterVec,
     provider_restarts: IntGaugeVec,
-    lattice_refused: IntGauge,
+    lattice_messages: IntCounterVec,
+    lattice_refused: IntCounterVec,
     resident_bytes: IntGauge,
 }
 
@@ -190,10 +191,17 @@ impl Metrics {
                 "Times the provider's supervised process was restarted, when scraped.",
                 &["provider"],
             )?,
-            lattice_refused: single(
+            lattice_messages: counter(
                 &r,
-                "weft_lattice_refused_messages",
-                "Lattice messages this host refused (unsealed, sealed by an untrusted member, malformed), when scraped.",
+                "weft_lattice_messages_total",
+                "Lattice messages this host sealed and sent, and received and opened.",
+                &["direction"],
+            )?,
+            lattice_refused: counter(
+                &r,
+                "weft_lattice_refused_messages_total",
+                "Lattice messages this host refused, by reason (unsealed, malformed, not_member, bad_seal, stale, replayed, token).",
+                &["reason"],
             )?,
             resident_bytes: single(
                 &r,
@@ -257,7 +265,7 @@ impl Metrics {
     pub(crate) fn render(
         &self,
         instances: &[(ActorMetricsLabels, usize, usize)],
-        lattice_refused: Option<u64>,
+        lattice: Option<weft_lattice::Traffic>,
     ) -> Vec<u8> {
         self.actor_instances.reset();
         for (labels, idle, busy) in instances {
@@ -268,8 +276,18 @@ impl Metrics {
                     .set(i64::try_from(*count).unwrap_or(i64::MAX));
             }
         }
-        self.lattice_refused
-            .set(i64::try_from(lattice_refused.unwrap_or(0)).unwrap_or(i64::MAX));
+        if let Some(traffic) = lattice {
+            // Counters the member keeps: each moves up to the member's count.
+            let up_to = |counter: IntCounter, count: u64| {
+                counter.inc_by(count.saturating_sub(counter.get()));
+            };
+            for (direction, count) in [("sent", traffic.sent), ("received", traffic.received)] {
+                up_to(self.lattice_messages.with_label_values(&[direction]), count);
+            }
+            for (reason, count) in weft_lattice::Refusal::REASONS.iter().zip(traffic.refused) {
+                up_to(self.lattice_refused.with_label_values(&[reason]), count);
+            }
+        }
         if let Some(bytes) = resident_bytes() {
             self.resident_bytes
                 .set(i64::try_from(bytes).unwrap_or(i64::MAX));

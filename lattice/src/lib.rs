@@ -67,7 +67,7 @@ pub const MESSAGES_IN_FLIGHT: usize = 256;
 
 pub use chunks::{publish, receive, receive_at_most, respond};
 pub use connect::{LatticeError, NatsOptions, connect};
-pub use member::{Credentials, Member, Refusal};
+pub use member::{Credentials, Member, Refusal, Traffic};
 pub use request::{
     gather, invoke_actor, refuse_while_disconnected, request, request_from, round_trip,
 };

@@ -104,6 +104,44 @@ pub enum Refusal {
     Token(String),
 }
 
+impl Refusal {
+    /// Every reason's name, in the order [`Refusal::reason`] numbers them.
+    pub const REASONS: [&'static str; 7] = [
+        "unsealed",
+        "malformed",
+        "not_member",
+        "bad_seal",
+        "stale",
+        "replayed",
+        "token",
+    ];
+
+    /// Its reason's place in [`Refusal::REASONS`].
+    pub fn reason(&self) -> usize {
+        match self {
+            Refusal::Unsealed => 0,
+            Refusal::Malformed(_) => 1,
+            Refusal::NotMember { .. } => 2,
+            Refusal::BadSeal { .. } => 3,
+            Refusal::Stale { .. } => 4,
+            Refusal::Replayed { .. } => 5,
+            Refusal::Token(_) => 6,
+        }
+    }
+}
+
+/// What a member sent and received so far: messages it sealed, messages that opened (sealed
+/// by a member, fresh, not replayed), and the ones it refused by reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Messages sealed and sent (each chunk of a large body counts).
+    pub sent: u64,
+    /// Messages received and opened.
+    pub received: u64,
+    /// Messages refused, by reason, as [`Refusal::REASONS`] names them.
+    pub refused: [u64; 7],
+}
+
 /// What a member's token says, signed by a lattice issuer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Claims {
@@ -343,6 +381,10 @@ pub struct Member {
     fetching: Semaphore,
     reassembling: Arc<Semaphore>,
     refusals: AtomicU64,
+    /// Refusals by reason ([`Refusal::reason`]).
+    refused_by_reason: [AtomicU64; 7],
+    sealed: AtomicU64,
+    opened: AtomicU64,
     logged_at_ms: AtomicU64,
     unlogged: AtomicU64,
     /// Requests waiting for a sealed answer on `inbox.{token}` (see [`Member::ask`]).
@@ -461,6 +503,9 @@ impl Member {
                 fetching: Semaphore::new(FETCHES_AT_ONCE),
                 reassembling: Arc::new(Semaphore::new(REASSEMBLIES_AT_ONCE)),
                 refusals: AtomicU64::new(0),
+                refused_by_reason: Default::default(),
+                sealed: AtomicU64::new(0),
+                opened: AtomicU64::new(0),
                 logged_at_ms: AtomicU64::new(0),
                 unlogged: AtomicU64::new(0),
                 inbox,
@@ -498,8 +543,22 @@ impl Member {
         self.refusals.load(Ordering::Relaxed)
     }
 
+    /// What it sent and received so far.
+    pub fn traffic(&self) -> Traffic {
+        Traffic {
+            sent: self.sealed.load(Ordering::Relaxed),
+            received: self.opened.load(Ordering::Relaxed),
+            refused: std::array::from_fn(|at| {
+                self.refused_by_reason
+                    .get(at)
+                    .map_or(0, |count| count.load(Ordering::Relaxed))
+            }),
+        }
+    }
+
     /// The seal headers for `body` sent on `subject`, added to `headers`.
     pub fn seal(&self, subject: &str, body: &[u8], headers: &mut async_nats::HeaderMap) {
+        self.sealed.fetch_add(1, Ordering::Relaxed);
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let at = now_ms();
         let tag = tag(&self.key, subject, seq, at, body);
@@ -524,8 +583,11 @@ impl Member {
         body: &[u8],
     ) -> Result<String, Refusal> {
         let opened = self.check(subject, headers, body).await;
-        if let Err(refusal) = &opened {
-            self.refused(subject, refusal);
+        match &opened {
+            Ok(_) => {
+                self.opened.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(refusal) => self.refused(subject, refusal),
         }
         opened
     }
@@ -745,6 +807,9 @@ impl Member {
     /// Counts a refusal and logs it, at most once a second (with how many went unlogged).
     fn refused(&self, subject: &str, refusal: &Refusal) {
         self.refusals.fetch_add(1, Ordering::Relaxed);
+        if let Some(count) = self.refused_by_reason.get(refusal.reason()) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
         let now = now_ms();
         let last = self.logged_at_ms.load(Ordering::Relaxed);
         if now.saturating_sub(last) < 1000

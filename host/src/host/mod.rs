@@ -267,12 +267,12 @@ impl Host {
             .flat_map(Served::pools)
             .filter_map(|pool| pool.instances_for_metrics())
             .collect();
-        let refused = self
+        let traffic = self
             .state
             .lattice
             .membership()
-            .map(|membership| membership.member.refusals());
-        Some(metrics.render(&instances, refused))
+            .map(|membership| membership.member.traffic());
+        Some(metrics.render(&instances, traffic))
     }
 
     /// Drops every actor's instances idle for longer than `idle_for`; returns how many.

@@ -240,12 +240,50 @@ fn on_a_lattice_redis_and_nats_going_away_fail_readiness_and_coming_back_restore
         "--trust-any-issuer",
         "--health",
         "127.0.0.1:0",
+        "--metrics",
+        "127.0.0.1:0",
         "--health-interval-ms",
         "200",
     ];
     let host = Up::start_command(&weft, "host", &app, &args, &[]);
     until(&host.health, "/readyz", 200, Duration::from_secs(10));
     let events = Events::watch(&weft, &url);
+
+    // Lattice traffic in the metrics: sealed messages sent and opened (a count goes to the
+    // Redis provider process and back), and a stranger's unsealed ping refused as such.
+    assert_eq!(get(&host.serving, "/counter/lattice").0, 200);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let stranger = async_nats::connect(&url).await.unwrap();
+        let ping = weft_lattice::Subjects::new("it").ping();
+        stranger.publish(ping, "who is there".into()).await.unwrap();
+        stranger.flush().await.unwrap();
+    });
+    let lattice_metric = |name: &str, label: &str| -> f64 {
+        let (_, text) = get(&host.health, "/metrics");
+        text.lines()
+            .find(|l| l.starts_with(name) && l.contains(label))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let refused = Instant::now();
+    while lattice_metric("weft_lattice_refused_messages_total", "reason=\"unsealed\"") < 1.0 {
+        assert!(
+            refused.elapsed() < Duration::from_secs(5),
+            "the stranger's ping was not counted"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(lattice_metric("weft_lattice_messages_total", "direction=\"sent\"") >= 1.0);
+    assert!(lattice_metric("weft_lattice_messages_total", "direction=\"received\"") >= 1.0);
+    assert_eq!(
+        lattice_metric("weft_lattice_refused_messages_total", "reason=\"bad_seal\""),
+        0.0
+    );
 
     redis.kill();
     let body = until(&host.health, "/readyz", 503, Duration::from_secs(5));
