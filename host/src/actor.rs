@@ -232,12 +232,14 @@ impl ActorPool {
     ) -> Result<Vec<u8>, InvokeError> {
         let tally = self.tally.get().filter(|tally| tally.is_on());
         let started = (self.metrics.is_some() || tally.is_some()).then(Instant::now);
-        let span = tracing::trace_span!("actor.invoke", actor = %self.identity.name, revision = ?self.identity.revision, operation);
-        let result = if span.is_disabled() {
-            self.admitted_run(operation, payload, deadline).await
-        } else {
+        // The span only when traces are recorded: untraced, the call is the same future as
+        // before traces existed (no span held across its awaits).
+        let result = if tracing::level_enabled!(tracing::Level::TRACE) {
+            let span = tracing::trace_span!("actor.invoke", actor = %self.identity.name, revision = ?self.identity.revision, operation);
             tracing::Instrument::instrument(self.admitted_run(operation, payload, deadline), span)
                 .await
+        } else {
+            self.admitted_run(operation, payload, deadline).await
         };
         if let Some(started) = started {
             let (took, failed) = (started.elapsed(), result.as_ref().err());

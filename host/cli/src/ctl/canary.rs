@@ -5,7 +5,7 @@
 
 use super::{Lattice, each, opened, short};
 use crate::output::Out;
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
@@ -13,7 +13,6 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 use weft_host::canary::{CanaryPlan, PPM};
 use weft_host::control::{ControlRequest, Done, EventKind, revision};
-use weft_lattice as lattice;
 
 /// How long past its window a canary's verdict may take to arrive before the command stops
 /// waiting (the hosts still decide; `weft ctl audit` shows what they did).
@@ -121,13 +120,7 @@ pub async fn update(
     plan: CanaryPlan,
 ) -> Result<()> {
     // Subscribed before the canary starts, so that no verdict can come before we listen.
-    let subject = lattice.subjects.all_events();
-    let client = lattice.member.client();
-    let mut events = client
-        .subscribe(subject.clone())
-        .await
-        .with_context(|| format!("cannot subscribe to {subject}"))?;
-    lattice::round_trip(client, Duration::from_secs(5)).await?;
+    let mut events = lattice.events().await?;
 
     let mut waiting = BTreeMap::new();
     let mut failed = 0;

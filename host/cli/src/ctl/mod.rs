@@ -191,6 +191,19 @@ struct Lattice {
 }
 
 impl Lattice {
+    /// The lattice's events from now on (subscribed, and the subscription known to the
+    /// server, when this returns); each still to be opened ([`opened`]).
+    async fn events(&self) -> Result<async_nats::Subscriber> {
+        let subject = self.subjects.all_events();
+        let client = self.member.client();
+        let events = client
+            .subscribe(subject.clone())
+            .await
+            .with_context(|| format!("cannot subscribe to {subject}"))?;
+        lattice::round_trip(client, Duration::from_secs(5)).await?;
+        Ok(events)
+    }
+
     /// Every host's inventory: those that answer within the wait.
     async fn inventories(&self) -> Result<Vec<HostInventory>> {
         weft_host::control::nats::inventories(&self.member, self.wait)
@@ -835,13 +848,8 @@ async fn opened(lattice: &Lattice, message: &async_nats::Message) -> Option<Even
 }
 
 async fn watch(lattice: &Lattice, out: &mut Out, json: bool) -> Result<()> {
+    let mut events = lattice.events().await?;
     let subject = lattice.subjects.all_events();
-    let client = lattice.member.client();
-    let mut events = client
-        .subscribe(subject.clone())
-        .await
-        .with_context(|| format!("cannot subscribe to {subject}"))?;
-    lattice::round_trip(client, Duration::from_secs(5)).await?;
     writeln!(out, "watching {subject} (Ctrl-C stops)")?;
     out.flush()?;
     let stop = crate::signal::shutdown_signal();

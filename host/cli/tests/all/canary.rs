@@ -30,17 +30,7 @@ fn a_bad_canary_is_rolled_back_by_itself_and_a_good_one_promoted_under_load() {
         file
     };
     let v1 = sign("hello", "1");
-    let manifest = weft.path("app.toml");
-    std::fs::write(
-        &manifest,
-        format!(
-            "[[actors]]\npath = \"{}\"\n[[providers]]\nid = \"http\"\nkind = \"http-server\"\n\
-             [[links]]\nactor = \"hello\"\ncontract = \"wasmcloud:httpserver\"\nprovider = \"http\"\n\
-             values = {{ address = \"127.0.0.1:0\" }}\n",
-            v1.display()
-        ),
-    )
-    .unwrap();
+    let manifest = crate::up::hello_app(&weft, &v1);
     let args = ["--lattice", "canary", "--nats", &url, "--trust-any-issuer"];
     let host = Up::start_command(&weft, "host", &manifest, &args, &[]);
     let hello = served_at(&host, "hello");

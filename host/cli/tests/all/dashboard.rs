@@ -9,8 +9,7 @@ use crate::ctl::KeepAlive;
 use crate::up::{Up, served_at};
 use crate::{HttpLoad, Weft, signed_actor};
 use fantoccini::{Client, ClientBuilder, Locator};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use weft_testing::{ChromeDriver, NatsServer};
@@ -25,25 +24,8 @@ impl Drop for Killed {
     }
 }
 
-/// One raw HTTP/1.1 request to `address` with `host` as its Host header; (status, body).
 fn raw(address: &str, head: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream.write_all(head.as_bytes()).unwrap();
-    let mut answer = String::new();
-    let _ = stream.read_to_string(&mut answer);
-    let status = answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    (status, body)
+    crate::up::exchange(address, head.as_bytes())
 }
 
 /// Chromium as the machine's probe found it works here: headless, no sandbox (root), none of
@@ -97,17 +79,7 @@ fn the_dashboard_shows_the_lattice_live_and_scales_from_a_real_browser() {
     let weft = Weft::new();
     let nats = NatsServer::start().unwrap();
     let url = nats.url();
-    let manifest = weft.path("app.toml");
-    std::fs::write(
-        &manifest,
-        format!(
-            "[[actors]]\npath = \"{}\"\n[[providers]]\nid = \"http\"\nkind = \"http-server\"\n\
-             [[links]]\nactor = \"hello\"\ncontract = \"wasmcloud:httpserver\"\nprovider = \"http\"\n\
-             values = {{ address = \"127.0.0.1:0\" }}\n",
-            signed_actor("hello").display()
-        ),
-    )
-    .unwrap();
+    let manifest = crate::up::hello_app(&weft, &signed_actor("hello"));
     let args = [
         "--lattice",
         "dash",

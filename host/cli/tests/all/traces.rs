@@ -15,7 +15,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use prost::Message;
-use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use weft_testing::{NatsServer, RedisServer};
@@ -158,29 +157,10 @@ fn spans_of(export: ExportTraceServiceRequest) -> Vec<Seen> {
 
 /// `GET path` with a `traceparent` header; (status, body).
 fn traced_get(address: &str, path: &str, traceparent: &str) -> (u16, String) {
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
+    let head = format!(
         "GET {path} HTTP/1.1\r\nHost: {address}\r\ntraceparent: {traceparent}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    let _ = stream.read_to_string(&mut answer);
-    let status = answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (
-        status,
-        answer
-            .split_once("\r\n\r\n")
-            .map_or("", |(_, b)| b)
-            .to_string(),
-    )
+    );
+    crate::up::exchange(address, head.as_bytes())
 }
 
 #[test]

@@ -39,7 +39,6 @@ use tokio::sync::{Semaphore, broadcast};
 use weft_host::canary::CanaryPlan;
 use weft_host::control::{ControlRequest, Done, HostInventory};
 use weft_host::limits::DEFAULT_MAX_MODULE_BYTES;
-use weft_lattice as lattice;
 
 /// Connections served at once; more are closed unread.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -100,13 +99,7 @@ pub async fn run(lattice: Lattice, out: &mut Out, args: DashboardArgs) -> Result
         streams: Arc::new(Semaphore::new(MAX_STREAMS)),
     });
     // Subscribed before the page is offered, so it misses nothing from then on.
-    let subject = board.lattice.subjects.all_events();
-    let client = board.lattice.member.client();
-    let events = client
-        .subscribe(subject.clone())
-        .await
-        .with_context(|| format!("cannot subscribe to {subject}"))?;
-    lattice::round_trip(client, Duration::from_secs(5)).await?;
+    let events = board.lattice.events().await?;
     let follow = tokio::spawn(follow_events(board.clone(), events));
     let poll = tokio::spawn(poll(board.clone()));
     writeln!(out, "dashboard http://{bound}/ (Ctrl-C stops)")?;
