@@ -169,6 +169,34 @@ fn the_dashboard_shows_the_lattice_live_and_scales_from_a_real_browser() {
         !ctl(&["inventory"]).ok().contains("max 3"),
         "a rogue scale was carried out"
     );
+    // A body that never comes is given up on, not waited for (the token's holder too); an
+    // oversized one is refused; one within both bounds is the obeyed case, on the page below.
+    let trickled = Instant::now();
+    let (status, said) = raw(
+        &address,
+        &format!(
+            "POST /api/scale HTTP/1.1\r\nHost: {address}\r\nx-weft-token: {token}\r\n\
+             Content-Length: 40\r\nConnection: close\r\n\r\n{{\"actor\""
+        ),
+    );
+    assert_eq!(status, 400, "{said}");
+    assert!(said.contains("did not arrive within 5 s"), "{said}");
+    assert!(
+        trickled.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        trickled.elapsed()
+    );
+    let huge = "x".repeat(5000);
+    let (status, said) = raw(
+        &address,
+        &format!(
+            "POST /api/scale HTTP/1.1\r\nHost: {address}\r\nx-weft-token: {token}\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{huge}",
+            huge.len()
+        ),
+    );
+    assert_eq!(status, 400, "{said}");
+    assert!(said.contains("not read"), "{said}");
 
     let driver = ChromeDriver::start().unwrap();
     let profile = tempfile::tempdir().unwrap();

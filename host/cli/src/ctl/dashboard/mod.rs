@@ -12,7 +12,7 @@
 //! token that is in its page (which another site's page cannot read). Bounded like every
 //! input: [`MAX_CONNECTIONS`] connections, [`MAX_STREAMS`] event streams, a head of
 //! [`MAX_HEAD_BYTES`] within [`HEAD_TIMEOUT`], a request body of [`MAX_JSON_BYTES`] (a module
-//! up to the module limit for an update).
+//! up to the module limit for an update) within [`BODY_TIMEOUT`].
 
 mod view;
 
@@ -50,6 +50,9 @@ pub const MAX_HEAD_BYTES: usize = 8192;
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
 /// The largest action body but an update's (which is a module).
 pub const MAX_JSON_BYTES: usize = 4096;
+/// How long an action's body may take to arrive (a module of the largest size takes
+/// milliseconds over loopback): a client trickling one does not hold a connection for long.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Events a page gets when it opens: the latest ones.
 const RECENT_EVENTS: usize = 100;
 
@@ -325,15 +328,26 @@ impl Board {
 
     /// Carries out an action through the control interface; each host's result as JSON.
     async fn act(&self, action: &str, request: Request<Incoming>) -> Result<Vec<u8>> {
-        let query = request.uri().query().unwrap_or_default().to_string();
-        let limit = if action == "/api/update" {
-            DEFAULT_MAX_MODULE_BYTES
-        } else {
-            MAX_JSON_BYTES
+        let limit = match action {
+            "/api/update" => DEFAULT_MAX_MODULE_BYTES,
+            "/api/scale" | "/api/decide" => MAX_JSON_BYTES,
+            other => bail!(
+                "no action {other}: the dashboard takes /api/scale, /api/update and /api/decide"
+            ),
         };
-        let body = Limited::new(request.into_body(), limit)
-            .collect()
-            .await
+        let query = request.uri().query().unwrap_or_default().to_string();
+        let collected = tokio::time::timeout(
+            BODY_TIMEOUT,
+            Limited::new(request.into_body(), limit).collect(),
+        )
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "the request body did not arrive within {} s",
+                BODY_TIMEOUT.as_secs()
+            )
+        })?;
+        let body = collected
             .map_err(|error| anyhow::anyhow!("the request body was not read: {error}"))?
             .to_bytes();
         let hosts = self.lattice.inventories().await?;
@@ -390,7 +404,7 @@ impl Board {
                 };
                 (actor_id, on, request)
             }
-            other => bail!("no action {other}"),
+            other => bail!("no action {other}"), // refused above, before the body was read
         };
         let results: Vec<serde_json::Value> = each(&self.lattice, on, request)
             .await
