@@ -237,18 +237,33 @@ fn the_dashboard_shows_the_lattice_live_and_scales_from_a_real_browser() {
         until_text(&browser, &format!("{row} td.max"), within, |t| t == "7").await;
 
         // A scale made on the page goes through the signed control interface.
-        let input = browser
-            .find(Locator::Css(&format!("{row} input.scale-input")))
-            .await
-            .unwrap();
-        input.send_keys("12").await.unwrap();
-        browser
-            .find(Locator::Css(&format!("{row} button.scale-button")))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        // The table is drawn anew at each refresh, so an element found may be replaced before
+        // it is used (stale): find, type and click again until one attempt holds.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let clicked = async {
+                let input = browser
+                    .find(Locator::Css(&format!("{row} input.scale-input")))
+                    .await?;
+                input.clear().await?;
+                input.send_keys("12").await?;
+                browser
+                    .find(Locator::Css(&format!("{row} button.scale-button")))
+                    .await?
+                    .click()
+                    .await
+            }
+            .await;
+            match clicked {
+                Ok(()) => break,
+                Err(error) if attempts < 20 => {
+                    let _ = error;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(error) => panic!("the scale was not made on the page: {error}"),
+            }
+        }
         until_text(&browser, "#message", within, |t| t.contains("max 12")).await;
         until_text(&browser, &format!("{row} td.max"), within, |t| t == "12").await;
         let screenshot = browser.screenshot().await.unwrap();
