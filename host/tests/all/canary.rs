@@ -106,12 +106,15 @@ async fn verdict(
         .unwrap()
 }
 
+/// Clients calling hello throughout the bad canary.
+const CLIENTS: usize = 2;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_failing_one_call_in_five_is_rolled_back_with_no_failure_beyond_its_share() {
     let versions = Versions::new();
     let (host, id) = hello_host(&versions).await;
     let mut verdicts = host.canary_verdicts();
-    let load = Load::start(&host, &id, 2);
+    let load = Load::start(&host, &id, CLIENTS);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let calls_before = load.calls.load(Ordering::Relaxed);
     assert_eq!(load.failed.load(Ordering::Relaxed), 0);
@@ -131,6 +134,10 @@ async fn a_canary_failing_one_call_in_five_is_rolled_back_with_no_failure_beyond
     let verdict = verdict(&mut verdicts, Duration::from_secs(30)).await;
     let took = started.elapsed();
     let calls_at_verdict = load.calls.load(Ordering::Relaxed);
+    // A call a client had already sent to the canary when the verdict was reached still ends
+    // there (and is not in the verdict's figures); give those a moment before counting
+    // failures as "after".
+    tokio::time::sleep(Duration::from_millis(50)).await;
     load.quiet.store(true, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (calls, failed, failed_after) = load.finish().await;
@@ -140,7 +147,11 @@ async fn a_canary_failing_one_call_in_five_is_rolled_back_with_no_failure_beyond
     // Rolled back as soon as its figures showed it, not at the end of the 30 s window.
     assert!(took < Duration::from_secs(10), "{took:?}: {verdict}");
     // Every failed call was one of the canary's, and it had its share of the calls.
-    assert_eq!(failed, verdict.new.failed, "{verdict}");
+    assert!(
+        (verdict.new.failed..=verdict.new.failed + CLIENTS as u64).contains(&failed),
+        "{failed} calls failed, the canary {}: {verdict}",
+        verdict.new.failed
+    );
     assert!(verdict.new.failed * 10 >= verdict.new.calls, "{verdict}");
     let during = calls_at_verdict - calls_at_start;
     assert!(

@@ -19,6 +19,9 @@ fn figures(verdict: &str, revision: &str) -> (usize, usize) {
     (words[2].parse().unwrap(), words[5].parse().unwrap())
 }
 
+/// Keep-alive clients loading hello throughout.
+const CLIENTS: usize = 4;
+
 #[test]
 fn a_bad_canary_is_rolled_back_by_itself_and_a_good_one_promoted_under_load() {
     let weft = Weft::new();
@@ -39,7 +42,7 @@ fn a_bad_canary_is_rolled_back_by_itself_and_a_good_one_promoted_under_load() {
         weft.run(&all)
     };
 
-    let load = HttpLoad::start(4, || {
+    let load = HttpLoad::start(CLIENTS, || {
         let mut client = KeepAlive::new(&hello);
         move || client.get("/")
     });
@@ -71,9 +74,14 @@ fn a_bad_canary_is_rolled_back_by_itself_and_a_good_one_promoted_under_load() {
         "{said}"
     );
     assert!(took < Duration::from_secs(15), "{took:?}: {said}");
-    // Every request that failed was one the canary served, and it served its share only.
+    // Every request that failed was one the canary served, and it served its share only. The
+    // verdict's figures are taken when it is reached: a call each client had already sent to
+    // the canary then still ends there, so up to one failure per client may follow them.
     let (canary_failed, canary_calls) = figures(&said, "2");
-    assert_eq!(failed_at_verdict, canary_failed, "{said}");
+    assert!(
+        (canary_failed..=canary_failed + CLIENTS).contains(&failed_at_verdict),
+        "{failed_at_verdict} requests failed, the canary {canary_failed}: {said}"
+    );
     assert!(
         canary_failed > 0 && canary_failed * 10 >= canary_calls,
         "{said}"
