@@ -2,7 +2,7 @@
 # Installs what Weft's build and tests need on a Debian machine that has Rust (rustup):
 # the wasm32 target for actors, clippy and rustfmt, the real servers the integration tests
 # start (nats-server, redis-server), and the headless browser the dashboard's test drives
-# (Debian's chromium and its chromedriver). Safe to run again: it only installs what is missing.
+# (Debian's chromium and its chromedriver), and wrk for the benchmarks. Safe to run again: it only installs what is missing.
 # Sourced by scripts/test.sh (everything) and scripts/run.sh (Rust only: `weft up` needs no
 # servers); runnable on its own.
 set -euo pipefail
@@ -32,6 +32,8 @@ weft_setup_servers() {
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+  # The load generator of the benchmarks' external HTTP runs (`cargo bench --bench cores`).
+  command -v wrk >/dev/null 2>&1 || missing+=(wrk)
   if ((${#missing[@]})); then
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -122,6 +122,9 @@ pub struct PreparedModule {
     /// Whether an instance of its code has started once: each code is started once (by
     /// the first actor of it), so a module that cannot start is refused when loaded.
     pub started: Arc<AtomicBool>,
+    /// Its code without claims, whose SHA-256 is the hash it is cached under: what the
+    /// claims of another actor of the same code are checked against ([`WasmEngine::known_code`]).
+    code: Arc<[u8]>,
 }
 
 /// The shared engine, its linker, its epoch ticker and its module cache.
@@ -130,7 +133,7 @@ pub struct WasmEngine {
     instance_slots: usize,
     linker: Linker<GuestState>,
     /// Compiled and pre-linked, so an actor of code already loaded pays neither.
-    modules: Mutex<HashMap<String, PreparedModule>>,
+    modules: Arc<Mutex<HashMap<String, PreparedModule>>>,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -179,12 +182,14 @@ impl WasmEngine {
             engine,
             instance_slots: usize::try_from(config.instance_slots).unwrap_or(usize::MAX),
             linker,
-            modules: Mutex::new(HashMap::new()),
+            modules: Arc::default(),
             ticker_stop,
         })
     }
 
-    /// The actor module for `bytes`, compiled and pre-linked, from the cache if it has `hash`.
+    /// The actor module for `bytes`, compiled and pre-linked, from the cache if it has `hash`
+    /// (the SHA-256 of `bytes` without claims, [`wascap::module_hash`]; a module that hashes
+    /// otherwise is refused).
     /// Where start-up can be snapshotted (see [`crate::snapshot`]) it runs once here, in a
     /// probe instance under `limits`, and the module returned is the snapshot; otherwise it
     /// is the module as given and its instances run start-up themselves. Start-up that fails
@@ -197,6 +202,17 @@ impl WasmEngine {
     ) -> Result<PreparedModule, EngineError> {
         if let Some(cached) = self.cached(hash) {
             return Ok(cached);
+        }
+        // The hash is checked here, once per code, so that the code kept for it is the code
+        // of that hash whoever calls (see `known_code`).
+        let code: Arc<[u8]> = wascap::strip_claims(bytes)
+            .map_err(|e| EngineError::Compile(e.to_string()))?
+            .into();
+        let actual = wascap::module_hash(&code).map_err(|e| EngineError::Compile(e.to_string()))?;
+        if actual != hash {
+            return Err(EngineError::Compile(format!(
+                "the module's code hashes to {actual}, not {hash}"
+            )));
         }
         let prepared = match snapshot::plan(bytes) {
             Err(reason) => {
@@ -218,7 +234,7 @@ impl WasmEngine {
                     .unwrap_or(instrumented)
             }
         };
-        let prepared = self.link(prepared)?;
+        let prepared = self.link(prepared, code)?;
         self.modules
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -234,7 +250,7 @@ impl WasmEngine {
         instrumented: &CompiledModule,
         limits: Limits,
     ) -> Option<CompiledModule> {
-        let pre = self.link(instrumented.clone()).ok()?.pre;
+        let pre = self.link(instrumented.clone(), Arc::default()).ok()?.pre;
         let captured = WapcInstance::probe_start_up(&pre, limits, &plan.global_exports).await?;
         let snapshot = snapshot::build(bytes, plan, &captured)
             .inspect_err(|reason| tracing::debug!(%reason, "no start-up snapshot"))
@@ -269,7 +285,11 @@ impl WasmEngine {
     }
 
     /// Pre-links a module against the waPC imports: what each new instance starts from.
-    fn link(&self, compiled: CompiledModule) -> Result<PreparedModule, EngineError> {
+    fn link(
+        &self,
+        compiled: CompiledModule,
+        code: Arc<[u8]>,
+    ) -> Result<PreparedModule, EngineError> {
         let pre = self
             .linker
             .instantiate_pre(&compiled.module)
@@ -278,7 +298,22 @@ impl WasmEngine {
             pre,
             start_up: compiled.start_up,
             started: compiled.started,
+            code,
         })
+    }
+
+    /// The code of each cached module by its hash, for [`wascap::verify_module_code`]: an
+    /// actor of code already loaded is checked by comparing bytes, not hashing them (at 10,000
+    /// actors of one code, most of what starting each costs). Usable off the async workers.
+    pub fn known_code(&self) -> impl Fn(&str) -> Option<Arc<[u8]>> + Send + Sync + 'static {
+        let modules = self.modules.clone();
+        move |hash| {
+            modules
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(hash)
+                .map(|prepared| prepared.code.clone())
+        }
     }
 
     /// Instances that can exist at once across all actors: no actor may be allowed more.

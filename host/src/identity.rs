@@ -2,11 +2,11 @@
 //! anything is compiled: the module's size, its claims (or the development switch for unsigned
 //! modules), under the host's [`LoadPolicy`].
 
-use crate::engine::EngineError;
+use crate::engine::{EngineError, WasmEngine};
 use crate::generation::{self, GenerationError};
 use crate::invoke::GuestError;
 use crate::limits::Limits;
-use wascap::{Actor, Claims, ClaimsError, Verified, VerifyOptions};
+use wascap::{Actor, Claims, ClaimsError, KnownCode, Verified, VerifiedModule, VerifyOptions};
 use weft_contracts::generations::{Generation, canonical_contract};
 
 /// Who an actor is, as far as the host is concerned.
@@ -27,7 +27,9 @@ pub struct ActorIdentity {
     pub generation: Generation,
     /// Whether it was loaded unsigned under the development switch (it may call anything).
     pub unsigned: bool,
-    /// SHA-256 of its code without claims (uppercase hex): what the module cache is keyed by.
+    /// SHA-256 of its code without claims (uppercase hex), computed or proved here (not taken
+    /// from its claims, which may record a hash of padded sizes or, before wascap revision 3,
+    /// an unchecked one): what the module cache is keyed by.
     pub module_hash: String,
     /// Its claims' revision (`rev`); an update may not lower it.
     pub revision: Option<i32>,
@@ -39,6 +41,16 @@ impl ActorIdentity {
     /// Checks a module's size and claims (or admits it unsigned under the development switch)
     /// without compiling it: the cheap half of loading, done before any compile.
     pub fn of_module(bytes: &[u8], policy: &LoadPolicy) -> Result<Self, LoadError> {
+        Self::of_module_knowing(bytes, policy, &|_| None)
+    }
+
+    /// [`ActorIdentity::of_module`], proving the hash of code the host already holds by
+    /// comparing bytes instead of hashing them ([`wascap::verify_module_code`]).
+    pub fn of_module_knowing(
+        bytes: &[u8],
+        policy: &LoadPolicy,
+        known: KnownCode<'_>,
+    ) -> Result<Self, LoadError> {
         let limit = policy.limits.max_module_bytes;
         if bytes.len() > limit {
             return Err(LoadError::TooLarge {
@@ -46,8 +58,11 @@ impl ActorIdentity {
                 limit,
             });
         }
-        match wascap::verify_module(bytes, &policy.verify) {
-            Ok(verified) => {
+        match wascap::verify_module_code(bytes, &policy.verify, known) {
+            Ok(VerifiedModule {
+                claims: verified,
+                code_hash,
+            }) => {
                 let actor = verified.metadata.clone().unwrap_or_default();
                 if !verified.hash_checked() {
                     tracing::warn!(
@@ -70,7 +85,7 @@ impl ActorIdentity {
                         .collect(),
                     generation,
                     unsigned: false,
-                    module_hash: actor.module_hash.clone(),
+                    module_hash: code_hash,
                     revision: actor.rev,
                     claims: Some(verified),
                 })
@@ -104,9 +119,10 @@ impl ActorIdentity {
     pub async fn of_module_off_worker(
         bytes: &[u8],
         policy: &LoadPolicy,
+        engine: &WasmEngine,
     ) -> Result<Self, LoadError> {
-        let (bytes, policy) = (bytes.to_vec(), policy.clone());
-        tokio::task::spawn_blocking(move || Self::of_module(&bytes, &policy))
+        let (bytes, policy, known) = (bytes.to_vec(), policy.clone(), engine.known_code());
+        tokio::task::spawn_blocking(move || Self::of_module_knowing(&bytes, &policy, &known))
             .await
             .map_err(|e| LoadError::Verify(e.to_string()))?
     }

@@ -56,4 +56,7 @@ pub use claims::{Actor, Claims, Provider, WASCAP_REVISION, contracts, unix_now};
 pub use error::{ClaimsError, TokenPart, human as human_time};
 pub use keys::{KeyPair, KeyRole};
 pub use verify::{DEFAULT_CLOCK_SKEW_SECS, Verified, VerifyOptions};
-pub use wasm::{embed_claims, extract_token, module_hash, verify_module};
+pub use wasm::{
+    KnownCode, VerifiedModule, embed_claims, extract_token, module_hash, strip_claims,
+    verify_module, verify_module_code,
+};

@@ -12,7 +12,7 @@ use crate::verify::{Verified, VerifyOptions};
 use crate::{Actor, Claims, ClaimsError, WASCAP_REVISION};
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
-use wasm_encoder::Section;
+use wasm_encoder::{Encode, Section};
 use wasmparser::{Encoding, Parser, Payload};
 
 /// Name of the custom section Weft and wasmCloud write the token into.
@@ -22,20 +22,28 @@ pub const LEGACY_CLAIMS_SECTION: &str = "jwt";
 
 const WASM_MAGIC: &[u8; 4] = b"\0asm";
 
-/// A module taken apart into its claims sections and everything else.
+/// A module taken apart into its claims sections and everything else, without copying it:
+/// hashing, comparing or writing out the module without claims works on its pieces.
 struct SplitModule<'a> {
-    /// The module without claims sections, as wascap re-encodes it.
-    stripped: Vec<u8>,
-    /// The module without claims sections, every other byte as it was: what a tool that
-    /// wrote padded (valid, non-minimal) LEB128 section sizes hashed.
-    verbatim: Vec<u8>,
+    /// Every section that is not claims, in order, with the header wascap writes for it: the
+    /// module without claims, as wascap re-encodes it, is the 8-byte header then these.
+    kept: Vec<Kept<'a>>,
+    /// The module without claims sections, every other byte as it was (runs of the module):
+    /// what a tool that wrote padded (valid, non-minimal) LEB128 section sizes hashed.
+    verbatim: Vec<&'a [u8]>,
     /// The contents of each claims section, in order.
     tokens: Vec<&'a [u8]>,
 }
 
-impl SplitModule<'_> {
+/// A section kept by stripping: its id and size (minimal LEB128), then its bytes unchanged.
+struct Kept<'a> {
+    head: Vec<u8>,
+    data: &'a [u8],
+}
+
+impl<'a> SplitModule<'a> {
     /// The module's one token as text; `None` when unsigned. A signed module has exactly one.
-    fn token(&self) -> Result<Option<&str>, ClaimsError> {
+    fn token(&self) -> Result<Option<&'a str>, ClaimsError> {
         match self.tokens.as_slice() {
             [] => Ok(None),
             [token] => std::str::from_utf8(token)
@@ -44,25 +52,56 @@ impl SplitModule<'_> {
             more => Err(ClaimsError::DuplicateToken { count: more.len() }),
         }
     }
+
+    /// The module without claims, as wascap re-encodes it, piece by piece.
+    fn stripped_pieces(&self) -> impl Iterator<Item = &[u8]> {
+        let header: &[u8] = &wasm_encoder::Module::HEADER;
+        std::iter::once(header).chain(
+            self.kept
+                .iter()
+                .flat_map(|kept| [kept.head.as_slice(), kept.data]),
+        )
+    }
+
+    fn stripped(&self) -> Vec<u8> {
+        self.stripped_pieces().collect::<Vec<_>>().concat()
+    }
+
+    fn stripped_hash(&self) -> String {
+        sha256_hex_upper(self.stripped_pieces())
+    }
+
+    fn verbatim_hash(&self) -> String {
+        sha256_hex_upper(self.verbatim.iter().copied())
+    }
+
+    /// Whether the module without claims is exactly `code`.
+    fn stripped_is(&self, code: &[u8]) -> bool {
+        let mut rest = code;
+        for piece in self.stripped_pieces() {
+            match rest.split_at_checked(piece.len()) {
+                Some((head, tail)) if head == piece => rest = tail,
+                _ => return false,
+            }
+        }
+        rest.is_empty()
+    }
 }
 
 fn split(module: &[u8]) -> Result<SplitModule<'_>, ClaimsError> {
     if !module.starts_with(WASM_MAGIC) {
         return Err(ClaimsError::NotWasm);
     }
-    let mut stripped = Vec::with_capacity(module.len());
-    let mut verbatim = Vec::with_capacity(module.len());
+    let mut kept = Vec::new();
+    let mut verbatim: Vec<&[u8]> = Vec::new();
     let mut tokens = Vec::new();
     // Where the next section's header starts: sections follow each other with nothing between.
     let mut next = 0;
+    // Where the run of verbatim bytes being gathered starts.
+    let mut run = 0;
     for payload in Parser::new(0).parse_all(module) {
         let payload = payload.map_err(ClaimsError::MalformedWasm)?;
-        let whole = |end: usize| {
-            let len = module.len();
-            module
-                .get(next..end)
-                .ok_or(ClaimsError::Truncated { end, len })
-        };
+        let len = module.len();
         match &payload {
             Payload::Version {
                 encoding: Encoding::Component,
@@ -70,44 +109,63 @@ fn split(module: &[u8]) -> Result<SplitModule<'_>, ClaimsError> {
             } => {
                 return Err(ClaimsError::NotACoreModule);
             }
-            Payload::Version { range, .. } => {
-                stripped.extend_from_slice(&wasm_encoder::Module::HEADER);
-                verbatim.extend_from_slice(whole(range.end)?);
-                next = range.end;
-            }
+            Payload::Version { range, .. } => next = range.end,
             Payload::CustomSection(section)
                 if section.name() == CLAIMS_SECTION || section.name() == LEGACY_CLAIMS_SECTION =>
             {
+                verbatim.push(
+                    module
+                        .get(run..next)
+                        .ok_or(ClaimsError::Truncated { end: next, len })?,
+                );
                 tokens.push(section.data());
                 next = section.range().end;
+                run = next;
             }
             other => {
                 if let Some((id, range)) = other.as_section() {
-                    let (end, len) = (range.end, module.len());
-                    verbatim.extend_from_slice(whole(end)?);
-                    next = end;
+                    let end = range.end;
                     let data = module
                         .get(range)
                         .ok_or(ClaimsError::Truncated { end, len })?;
-                    wasm_encoder::RawSection { id, data }.append_to(&mut stripped);
+                    let mut head = vec![id];
+                    data.len().encode(&mut head);
+                    kept.push(Kept { head, data });
+                    next = end;
                 }
             }
         }
     }
+    let len = module.len();
+    verbatim.push(
+        module
+            .get(run..next)
+            .ok_or(ClaimsError::Truncated { end: next, len })?,
+    );
     Ok(SplitModule {
-        stripped,
+        kept,
         verbatim,
         tokens,
     })
 }
 
-fn sha256_hex_upper(bytes: &[u8]) -> String {
-    data_encoding::HEXUPPER.encode(&Sha256::digest(bytes))
+fn sha256_hex_upper<'a>(pieces: impl IntoIterator<Item = &'a [u8]>) -> String {
+    let mut hash = Sha256::new();
+    for piece in pieces {
+        hash.update(piece);
+    }
+    data_encoding::HEXUPPER.encode(&hash.finalize())
 }
 
 /// The module's hash as claims record it: SHA-256 of the module without claims sections.
 pub fn module_hash(module: &[u8]) -> Result<String, ClaimsError> {
-    Ok(sha256_hex_upper(&split(module)?.stripped))
+    Ok(split(module)?.stripped_hash())
+}
+
+/// The module without its claims sections, as wascap strips them: the bytes
+/// [`module_hash`] hashes.
+pub fn strip_claims(module: &[u8]) -> Result<Vec<u8>, ClaimsError> {
+    Ok(split(module)?.stripped())
 }
 
 /// The raw token text embedded in a module; `None` if the module is unsigned.
@@ -125,18 +183,17 @@ pub fn embed_claims(
     claims: &Claims<Actor>,
     issuer: &KeyPair,
 ) -> Result<Vec<u8>, ClaimsError> {
-    let split = split(module)?;
+    let mut signed = strip_claims(module)?;
     wasmparser::Validator::new()
-        .validate_all(&split.stripped)
+        .validate_all(&signed)
         .map_err(ClaimsError::InvalidWasm)?;
 
     let mut claims = claims.clone();
     let metadata = claims.metadata.get_or_insert_with(Actor::default);
-    metadata.module_hash = sha256_hex_upper(&split.stripped);
+    metadata.module_hash = sha256_hex_upper([signed.as_slice()]);
     claims.wascap_revision = Some(WASCAP_REVISION);
     let token = jwt::encode(&claims, issuer)?;
 
-    let mut signed = split.stripped;
     wasm_encoder::CustomSection {
         name: Cow::Borrowed(CLAIMS_SECTION),
         data: Cow::Borrowed(token.as_bytes()),
@@ -151,26 +208,60 @@ pub fn verify_module(
     module: &[u8],
     options: &VerifyOptions,
 ) -> Result<Verified<Claims<Actor>>, ClaimsError> {
+    verify_module_code(module, options, &|_| None).map(|module| module.claims)
+}
+
+/// A signed module whose claims verified, and the hash of its code.
+#[derive(Debug, Clone)]
+pub struct VerifiedModule {
+    /// Its claims, verified.
+    pub claims: Verified<Claims<Actor>>,
+    /// SHA-256 (uppercase hex) of its code without claims, as [`module_hash`] computes it.
+    /// Always the hash of these bytes, also where the claims record another that verified
+    /// (padded section sizes) or that wascap does not check (an old revision), so that it can
+    /// key a cache of code.
+    pub code_hash: String,
+}
+
+/// Code whose hash was computed before, by hash: `known(hash)` returns the bytes of a module
+/// without claims whose SHA-256 (uppercase hex) is `hash`, if the caller holds them.
+pub type KnownCode<'a> = &'a dyn Fn(&str) -> Option<std::sync::Arc<[u8]>>;
+
+/// [`verify_module`], proving the hash of code seen before by comparing bytes: where `known`
+/// holds code for the hash the claims record, the module's code (without claims) is compared
+/// with it byte for byte, a tenth of the time of hashing it; equal bytes have that hash. Code
+/// that differs in any byte is hashed as usual, and refused when its hash is not the one
+/// recorded. A host starting thousands of actors of the same code checks each in microseconds.
+pub fn verify_module_code(
+    module: &[u8],
+    options: &VerifyOptions,
+    known: KnownCode<'_>,
+) -> Result<VerifiedModule, ClaimsError> {
     let split = split(module)?;
     let token = split.token()?.ok_or(ClaimsError::Unsigned)?;
-    let verified = jwt::verify_token::<Actor>(token, options)?;
-    let claimed = verified
+    let claims = jwt::verify_token::<Actor>(token, options)?;
+    let claimed = claims
         .metadata
         .as_ref()
         .map(|a| a.module_hash.as_str())
         .unwrap_or_default();
-    let actual = sha256_hex_upper(&split.stripped);
-    if claimed == actual || claimed == sha256_hex_upper(&split.verbatim) {
-        return Ok(verified);
+    if known(claimed).is_some_and(|code| split.stripped_is(&code)) {
+        let code_hash = claimed.to_string();
+        return Ok(VerifiedModule { claims, code_hash });
+    }
+    let code_hash = split.stripped_hash();
+    if claimed == code_hash || claimed == split.verbatim_hash() {
+        return Ok(VerifiedModule { claims, code_hash });
     }
     // wascap's rule: hashes signed before revision 3 were computed another way, and are not
     // checked.
-    if verified.wascap_revision.unwrap_or(0) < WASCAP_REVISION && !options.requires_module_hash() {
-        return Ok(verified.hash_not_checked());
+    if claims.wascap_revision.unwrap_or(0) < WASCAP_REVISION && !options.requires_module_hash() {
+        let claims = claims.hash_not_checked();
+        return Ok(VerifiedModule { claims, code_hash });
     }
     Err(ClaimsError::HashMismatch {
         claimed: claimed.to_string(),
-        actual,
+        actual: code_hash,
     })
 }
 
@@ -193,7 +284,7 @@ mod tests {
             }
             .append_to(&mut with_claims);
         }
-        assert_eq!(split(&with_claims).unwrap().stripped, plain);
+        assert_eq!(strip_claims(&with_claims).unwrap(), plain);
         assert_eq!(
             module_hash(&with_claims).unwrap(),
             module_hash(&plain).unwrap()
@@ -253,11 +344,11 @@ mod tests {
     fn a_module_with_padded_section_sizes_verifies_against_the_hash_of_its_own_bytes() {
         let plain = padded(&module("(module (func (export \"f\")))"));
         assert_ne!(
-            split(&plain).unwrap().stripped,
+            strip_claims(&plain).unwrap(),
             plain,
             "wascap re-encodes the size"
         );
-        let verbatim = sha256_hex_upper(&plain);
+        let verbatim = sha256_hex_upper([plain.as_slice()]);
         for revision in [Some(3), Some(2), None] {
             let signed = signed_with(&plain, verbatim.clone(), revision);
             let verified = verify_module(&signed, &VerifyOptions::new()).unwrap();
@@ -276,7 +367,7 @@ mod tests {
     #[test]
     fn hashes_before_revision_3_are_not_checked_unless_required_as_wascap_does() {
         let plain = module("(module (func (export \"f\")))");
-        let other_hash = sha256_hex_upper(b"computed some older way");
+        let other_hash = sha256_hex_upper([b"computed some older way".as_slice()]);
         let old = signed_with(&plain, other_hash.clone(), Some(2));
         let verified = verify_module(&old, &VerifyOptions::new()).unwrap();
         assert!(!verified.hash_checked());

@@ -510,6 +510,54 @@ async fn tampered_and_untrusted_modules_are_refused() {
     );
 }
 
+/// An actor of code the engine holds is checked against that code by comparing bytes
+/// (`WasmEngine::known_code`): changed code under that code's hash is still refused, and the
+/// cache can only hold code under its own hash.
+#[tokio::test]
+async fn changed_code_claiming_the_hash_of_code_held_is_refused() {
+    let engine = WasmEngine::new(EngineConfig {
+        instance_slots: 8,
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let calls = || Arc::new(Recorder::default());
+    let policy = LoadPolicy::default();
+    let first = guest(&[]);
+    let running = ActorPool::load(&engine, &first, &policy, calls())
+        .await
+        .unwrap();
+    let hash = running.identity().module_hash.clone();
+    assert_eq!(hash, wascap::module_hash(&first).unwrap());
+    assert!(engine.known_code()(&hash).is_some());
+
+    // Its own claims, one byte of code changed after signing.
+    let mut changed = first.clone();
+    let at = changed.windows(4).position(|w| w == b"boom").unwrap();
+    changed[at] = b'z';
+    let err = ActorPool::load(&engine, &changed, &policy, calls())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("changed after signing"), "{err}");
+    assert_eq!(engine.cached_modules(), 1);
+
+    // Another signer's actor of the same code loads, with the code's hash.
+    let second = ActorPool::load(&engine, &guest(&[]), &policy, calls())
+        .await
+        .unwrap();
+    assert_eq!(second.identity().module_hash, hash);
+    assert_ne!(second.identity().id, running.identity().id);
+
+    // Nothing enters the cache under a hash that is not its code's.
+    let other = "0".repeat(64);
+    let err = engine
+        .prepare(&other, &changed, Limits::default())
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("hashes to"), "{err}");
+    assert!(engine.known_code()(&other).is_none());
+}
+
 #[tokio::test]
 async fn modules_that_are_not_actors_or_cannot_start_are_refused() {
     let no_call = sign(

@@ -6,7 +6,8 @@
 //! multiplexed connection, shared by every link naming it and re-established by itself after
 //! Redis restarts; at most [`weft_provider_sdk::connections::DEFAULT_MAX_URLS`] URLs at once,
 //! and a URL's connection is dropped with the last link naming it; a command is never re-sent after a failure, so an increment whose answer
-//! was lost is reported as an error, not applied twice.
+//! was lost is reported as an error, not applied twice. Increments to a server go in batches,
+//! one script call each ([`increments`]): under load, Redis runs one command for many.
 //!
 //! The URL comes from the link's values (`url`, or wasmCloud's `URL`), else from the provider's
 //! own default ([`RedisKeyValue::new`]); a link may not be put without one.
@@ -14,6 +15,9 @@
 //! **What it is not:** a cache in front of Redis, or a cluster client.
 #![deny(missing_docs)]
 
+mod increments;
+
+use increments::{Answer, Increments};
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::Serialize;
@@ -39,18 +43,6 @@ const RECONNECT_ATTEMPTS: usize = 3;
 /// How long a health check waits for each server's `PING`: inside the host's check timeout.
 const HEALTH_TIMEOUT: Duration = Duration::from_millis(1500);
 
-/// `INCRBY` within `i32`, as the contract's answer type: an increment that would leave the
-/// range is refused before anything changes. Atomic, as every Lua script in Redis.
-const INCREMENT_I32: &str = r"
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if current == nil then return redis.error_reply('ERR value is not an integer') end
-local next = current + tonumber(ARGV[1])
-if next > 2147483647 or next < -2147483648 then
-  return redis.error_reply('ERR increment would overflow i32')
-end
-return redis.call('INCRBY', KEYS[1], ARGV[1])
-";
-
 /// `ListClear` / `SetClear`: delete the key if it holds the right kind (ARGV[1]), refuse
 /// another kind (Redis's WRONGTYPE), answer whether anything was deleted.
 const CLEAR_KIND: &str = r"
@@ -66,9 +58,15 @@ return redis.call('DEL', KEYS[1])
 pub struct RedisKeyValue {
     default_url: Option<String>,
     /// One connection per URL, shared by the links that name it.
-    connections: Connections<ConnectionManager>,
-    increment: Arc<redis::Script>,
+    connections: Connections<Redis>,
     clear_kind: Arc<redis::Script>,
+}
+
+/// One Redis server's connection, and the queue its increments are batched in.
+#[derive(Clone)]
+struct Redis {
+    commands: ConnectionManager,
+    increments: Increments,
 }
 
 impl std::fmt::Debug for RedisKeyValue {
@@ -107,7 +105,6 @@ impl RedisKeyValue {
         RedisKeyValue {
             connections: Connections::new(DEFAULT_MAX_URLS, default_url.clone()),
             default_url,
-            increment: Arc::new(redis::Script::new(INCREMENT_I32)),
             clear_kind: Arc::new(redis::Script::new(CLEAR_KIND)),
         }
     }
@@ -127,11 +124,7 @@ impl RedisKeyValue {
     }
 
     /// The shared connection for `url`, created (lazily connecting) on first use.
-    async fn connection(
-        &self,
-        actor_id: &str,
-        url: &str,
-    ) -> Result<ConnectionManager, ProviderError> {
+    async fn connection(&self, actor_id: &str, url: &str) -> Result<Redis, ProviderError> {
         self.connections
             .get(url, || async { Self::connect(actor_id, url) })
             .await
@@ -139,7 +132,7 @@ impl RedisKeyValue {
 
     /// A connection to `url` that connects on first use (so a link can be put while Redis
     /// is still starting), or why the URL is unusable.
-    fn connect(actor_id: &str, url: &str) -> Result<ConnectionManager, ProviderError> {
+    fn connect(actor_id: &str, url: &str) -> Result<Redis, ProviderError> {
         let bad_url = |e: redis::RedisError| ProviderError::Link {
             actor_id: actor_id.to_string(),
             reason: format!(
@@ -152,7 +145,11 @@ impl RedisKeyValue {
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_number_of_retries(RECONNECT_ATTEMPTS);
-        ConnectionManager::new_lazy_with_config(client, config).map_err(bad_url)
+        let commands = ConnectionManager::new_lazy_with_config(client, config).map_err(bad_url)?;
+        Ok(Redis {
+            increments: Increments::start(commands.clone()),
+            commands,
+        })
     }
 
     /// Serves one operation of the contract on `url`.
@@ -163,7 +160,8 @@ impl RedisKeyValue {
         payload: &[u8],
         actor_id: &str,
     ) -> Result<Vec<u8>, ProviderError> {
-        let mut redis = self.connection(actor_id, url).await?;
+        let connection = self.connection(actor_id, url).await?;
+        let mut redis = connection.commands;
         let op = operation;
         let failed = |e| redis_error(op, url, e);
         match operation {
@@ -206,14 +204,15 @@ impl RedisKeyValue {
             }
             kv::INCREMENT => {
                 let request: kv::IncrementRequest = args(op, payload)?;
-                let next: i32 = self
-                    .increment
-                    .key(&request.key)
-                    .arg(request.value)
-                    .invoke_async(&mut redis)
-                    .await
-                    .map_err(failed)?;
-                reply(op, &next)
+                let answer = connection
+                    .increments
+                    .increment(request.key, request.value)
+                    .await;
+                match answer {
+                    Answer::Applied(next) => reply(op, &next),
+                    Answer::Refused(reason) => Err(ProviderError::bad_request(op, reason)),
+                    Answer::Failed(error) => Err(failed(error)),
+                }
             }
             kv::LIST_ADD => {
                 let request: kv::ListAddRequest = args(op, payload)?;
@@ -311,8 +310,8 @@ impl Provider for RedisKeyValue {
             let shown = weft_contracts::secret::scrub(&url);
             let ping = async {
                 let mut connection = match made {
-                    Some(connection) => connection,
-                    None => self.connection("(health check)", &url).await?,
+                    Some(connection) => connection.commands,
+                    None => self.connection("(health check)", &url).await?.commands,
                 };
                 redis::cmd("PING")
                     .query_async::<String>(&mut connection)

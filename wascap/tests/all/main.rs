@@ -9,6 +9,7 @@
 mod bad_input;
 mod fuzz;
 mod interop;
+mod known_code;
 mod mutation;
 
 use std::borrow::Cow;

@@ -9,7 +9,7 @@ use weft_keyvalue_redis::RedisKeyValue;
 use weft_provider_sdk::{LinkDefinition, Provider, ProviderCall, ProviderError};
 use weft_testing::RedisServer;
 
-fn link(url: Option<&str>) -> LinkDefinition {
+pub fn link(url: Option<&str>) -> LinkDefinition {
     LinkDefinition {
         actor_id: "MACTOR".into(),
         contract_id: kv::CONTRACT_ID.into(),

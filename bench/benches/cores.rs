@@ -1,0 +1,290 @@
+//! HTTP from an external load generator, the server pinned to N cores (#19 items 3 and 4):
+//! (m) `wrk` (keep-alive connections, one request at a time each) against the http-server
+//!     provider → `hello` actor and against a native hyper hello world, each server a process
+//!     of its own pinned with `taskset` to cores 0..N, wrk pinned to the cores left over (on a
+//!     machine with no core left, wrk shares the server's: said in the output). Rounds
+//!     alternate the two servers; the figures are the medians of the rounds, the ratio the
+//!     median of the rounds' ratios. Targets: on one core Weft ≥ 0.85× hyper with p99 ≤ 1.5×
+//!     hyper's; as N grows, Weft's ratio does not fall.
+//!
+//! Both servers run as `weft up --threads N` runs: a current-thread tokio runtime on one core,
+//! N workers on N. The Weft server keeps metrics, as the CLI's hosts always do.
+//!
+//! `WEFT_CORES` lists the N to run (default: 1, 2, 4, 8, … up to the machine's cores);
+//! `WEFT_CORES_SECS` the seconds of each run (default 5); `WEFT_CORES_ROUNDS` the rounds
+//! (default 3). Needs `wrk` (Debian package `wrk`; `scripts/setup.sh` installs it).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Response;
+use hyper_util::rt::TokioIo;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use wascap::{Actor, Claims, KeyRole, contracts};
+use weft_host::{Host, HostConfig};
+use weft_http_server::HttpServer;
+
+/// Set in a child started to serve: `native` or `weft`, then the worker threads.
+const SERVE_ENV: &str = "WEFT_CORES_SERVE";
+const HELLO: &str = "Hello, world!\n";
+/// Connections per server core.
+const CONNECTIONS_PER_CORE: usize = 16;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    if let Ok(serve) = std::env::var(SERVE_ENV) {
+        return serve_until_stdin_closes(&serve);
+    }
+    if Command::new("wrk").arg("--version").output().is_err() {
+        eprintln!("wrk is not installed: install the Debian package `wrk` (scripts/setup.sh does)");
+        std::process::exit(2);
+    }
+    if Command::new("taskset").arg("-V").output().is_err() {
+        eprintln!("taskset is not installed: install the Debian package `util-linux`");
+        std::process::exit(2);
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let counts: Vec<usize> = match std::env::var("WEFT_CORES") {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|n| n.trim().parse().ok())
+            .collect(),
+        Err(_) => std::iter::successors(Some(1), |n| Some(n * 2))
+            .take_while(|n| *n <= cores)
+            .collect(),
+    };
+    let secs: u64 = env_or("WEFT_CORES_SECS", 5);
+    let rounds: usize = env_or("WEFT_CORES_ROUNDS", 3);
+    println!(
+        "\n== (m) HTTP hello world under wrk, server pinned to N of {cores} cores, {rounds} alternating rounds of {secs} s (same run) =="
+    );
+    for n in counts {
+        if n > cores {
+            println!("N = {n}: skipped, the machine has {cores} cores");
+            continue;
+        }
+        let server_cpus = format!("0-{}", n - 1);
+        let (client_cpus, shared) = if n < cores {
+            (format!("{n}-{}", cores - 1), false)
+        } else {
+            (format!("0-{}", cores - 1), true)
+        };
+        let client_threads = if shared { cores } else { cores - n };
+        let connections = CONNECTIONS_PER_CORE * n;
+        let mut runs: Vec<(Wrk, Wrk)> = Vec::new();
+        for round in 0..rounds {
+            let mut pair = [None, None];
+            let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+            for which in order {
+                let kind = ["native", "weft"][which];
+                let server = Server::start(kind, n, &server_cpus);
+                let run =
+                    |secs: u64| wrk(&client_cpus, client_threads, connections, secs, server.port);
+                run(1); // warm-up
+                pair[which] = Some(run(secs));
+            }
+            let [Some(native), Some(weft)] = pair else {
+                unreachable!()
+            };
+            runs.push((native, weft));
+        }
+        let median = |pick: &dyn Fn(&(Wrk, Wrk)) -> f64| {
+            weft_bench::median(&mut runs.iter().map(pick).collect::<Vec<_>>())
+        };
+        let mut ratios: Vec<f64> = runs.iter().map(|(h, w)| w.rps / h.rps).collect();
+        let ratio = weft_bench::median(&mut ratios);
+        println!(
+            "(m) N = {n} server core(s), wrk on {} ({client_threads} thread(s), {connections} connections){}: native hyper {:.0} req/s, weft {:.0} req/s, ratio {ratio:.2}× (rounds {:.2}–{:.2}×); p99 hyper {:.2} ms, weft {:.2} ms, ratio {:.2}×",
+            if shared {
+                format!("the same {cores} cores")
+            } else {
+                format!("cores {client_cpus}")
+            },
+            if shared {
+                " [shared: no core left for wrk]"
+            } else {
+                ""
+            },
+            median(&|r| r.0.rps),
+            median(&|r| r.1.rps),
+            ratios.first().copied().unwrap_or(f64::NAN),
+            ratios.last().copied().unwrap_or(f64::NAN),
+            median(&|r| r.0.p99_ms),
+            median(&|r| r.1.p99_ms),
+            median(&|r| r.1.p99_ms / r.0.p99_ms),
+        );
+    }
+}
+
+/// A server child pinned to its cores; killed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(kind: &str, threads: usize, cpus: &str) -> Self {
+        let mut child = Command::new("taskset")
+            .args(["-c", cpus])
+            .arg(std::env::current_exe().unwrap())
+            .env(SERVE_ENV, format!("{kind} {threads}"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("the {kind} server said {line:?}, not its port"));
+        Server { child, port }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What one wrk run measured.
+struct Wrk {
+    rps: f64,
+    p99_ms: f64,
+}
+
+fn wrk(cpus: &str, threads: usize, connections: usize, secs: u64, port: u16) -> Wrk {
+    let output = Command::new("taskset")
+        .args(["-c", cpus, "wrk", "--latency"])
+        .arg(format!("-t{threads}"))
+        .arg(format!("-c{connections}"))
+        .arg(format!("-d{secs}s"))
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && !text.contains("Non-2xx") && !text.contains("Socket errors"),
+        "wrk failed or saw failures:\n{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let field = |label: &str| -> &str {
+        text.lines()
+            .find_map(|line| line.trim().strip_prefix(label))
+            .unwrap_or_else(|| panic!("no {label:?} in wrk's output:\n{text}"))
+            .trim()
+    };
+    Wrk {
+        rps: field("Requests/sec:").parse().unwrap(),
+        p99_ms: millis(field("99%")),
+    }
+}
+
+/// A wrk duration (`812.00us`, `1.20ms`, `2.01s`) in milliseconds.
+fn millis(text: &str) -> f64 {
+    let (number, scale) = if let Some(n) = text.strip_suffix("us") {
+        (n, 1e-3)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1e3)
+    } else {
+        panic!("wrk wrote {text:?} for a latency")
+    };
+    number.parse::<f64>().unwrap() * scale
+}
+
+/// The child: serves hello world (`native` or `weft`) on a free loopback port, says the port
+/// on stdout, and exits when its stdin closes.
+fn serve_until_stdin_closes(serve: &str) {
+    let (kind, threads) = serve.split_once(' ').unwrap();
+    let threads: usize = threads.parse().unwrap();
+    let mut runtime = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut runtime = tokio::runtime::Builder::new_multi_thread();
+        runtime.worker_threads(threads);
+        runtime
+    };
+    let runtime = runtime.enable_all().build().unwrap();
+    runtime.block_on(async {
+        let port = match kind {
+            "native" => native_hello().await,
+            "weft" => weft_hello().await,
+            other => panic!("no server {other}"),
+        };
+        println!("{port}");
+        tokio::task::spawn_blocking(|| {
+            let _ = std::io::stdin().lines().count();
+        })
+        .await
+        .unwrap();
+    });
+    std::process::exit(0);
+}
+
+async fn native_hello() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_request| async {
+                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(HELLO))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+async fn weft_hello() -> u16 {
+    let code = weft_bench::unsigned_actor("hello").unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(2)
+    });
+    let (account, module) = (
+        KeyRole::Account.generate().unwrap(),
+        KeyRole::Module.generate().unwrap(),
+    );
+    let claims = Claims::new(
+        account.public_key(),
+        module.public_key(),
+        Actor {
+            name: Some("hello".into()),
+            caps: Some(vec![contracts::HTTP_SERVER.into()]),
+            ..Actor::default()
+        },
+    );
+    let signed = wascap::embed_claims(&code, &claims, &account).unwrap();
+    let host = Host::new(HostConfig {
+        metrics: Some(Arc::new(weft_host::metrics::Metrics::new().unwrap())),
+        ..HostConfig::default()
+    })
+    .unwrap();
+    let http = Arc::new(HttpServer::new());
+    host.add_provider("http", http.clone()).await.unwrap();
+    let actor = host.start_actor(&signed).await.unwrap().id;
+    let address = weft_bench::serve_http(&host, &http, &actor).await;
+    // The host lives as long as the process.
+    std::mem::forget(host);
+    address.port()
+}
