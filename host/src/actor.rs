@@ -77,7 +77,7 @@ impl ActorPool {
         policy: &LoadPolicy,
         calls: Arc<dyn HostCalls>,
     ) -> Result<Self, LoadError> {
-        let identity = ActorIdentity::of_module_off_worker(bytes, policy, engine).await?;
+        let identity = ActorIdentity::of_module_for_engine(bytes, policy, engine).await?;
         Self::build(engine, identity, bytes, policy, calls).await
     }
 

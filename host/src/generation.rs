@@ -12,7 +12,7 @@
 //! start-up, or a wasmbus module signed for `wascc:` contracts — cannot be told, and is
 //! refused with what to change rather than guessed at.
 
-use wasmparser::{Parser, Payload};
+use wasmparser::Payload;
 use weft_contracts::generations::{Generation, is_wascc_contract};
 
 /// Exports only wasmbus-rpc's SDK (and Weft's) writes.
@@ -54,7 +54,7 @@ pub enum GenerationError {
 pub fn of_module(module: &[u8], capabilities: &[String]) -> Result<Generation, GenerationError> {
     let mut wasmbus_marker = None;
     let mut registers = false;
-    for payload in Parser::new(0).parse_all(module) {
+    for payload in wascap::wasm::sections(module) {
         match payload.map_err(|e| GenerationError::Malformed(e.to_string()))? {
             Payload::ImportSection(imports) => {
                 for import in imports.into_imports() {

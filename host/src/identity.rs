@@ -9,6 +9,13 @@ use crate::limits::Limits;
 use wascap::{Actor, Claims, ClaimsError, KnownCode, Verified, VerifiedModule, VerifyOptions};
 use weft_contracts::generations::{Generation, canonical_contract};
 
+/// The largest module checked on the async worker that loads it: its signature (about 45 µs)
+/// and its code compared with code the host holds (tens of µs), or at most about 0.2 ms of
+/// hashing where the host holds none (only for a module whose signature verified). Handing
+/// the check to the blocking pool costs about 20 µs, a fifth of starting an actor of code
+/// already loaded.
+pub const INLINE_CHECK_BYTES: usize = 256 << 10;
+
 /// Who an actor is, as far as the host is concerned.
 #[derive(Debug, Clone)]
 pub struct ActorIdentity {
@@ -113,14 +120,17 @@ impl ActorIdentity {
         }
     }
 
-    /// [`ActorIdentity::of_module`] on tokio's blocking pool: parsing, hashing and checking
-    /// the signature of a module takes about a millisecond for a 150 KiB actor, which would
-    /// stall the other tasks of an async worker.
-    pub async fn of_module_off_worker(
+    /// [`ActorIdentity::of_module_knowing`] against the code `engine` holds: here for a module
+    /// of up to [`INLINE_CHECK_BYTES`], on tokio's blocking pool for a larger one, whose hash
+    /// would stall the other tasks of an async worker.
+    pub async fn of_module_for_engine(
         bytes: &[u8],
         policy: &LoadPolicy,
         engine: &WasmEngine,
     ) -> Result<Self, LoadError> {
+        if bytes.len() <= INLINE_CHECK_BYTES {
+            return Self::of_module_knowing(bytes, policy, &engine.known_code());
+        }
         let (bytes, policy, known) = (bytes.to_vec(), policy.clone(), engine.known_code());
         tokio::task::spawn_blocking(move || Self::of_module_knowing(&bytes, &policy, &known))
             .await

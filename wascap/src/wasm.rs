@@ -13,7 +13,7 @@ use crate::{Actor, Claims, ClaimsError, WASCAP_REVISION};
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use wasm_encoder::{Encode, Section};
-use wasmparser::{Encoding, Parser, Payload};
+use wasmparser::{Chunk, Encoding, Parser, Payload};
 
 /// Name of the custom section Weft and wasmCloud write the token into.
 pub const CLAIMS_SECTION: &str = "wasmcloud_jwt";
@@ -88,6 +88,58 @@ impl<'a> SplitModule<'a> {
     }
 }
 
+/// The payloads of a module, its code section as one: `CodeSectionStart`, whose range covers
+/// it, and no function bodies (reading each body's header would cost as much as the rest of
+/// the module together). Ends after the `End` payload, after an error, or after the header
+/// of a component (which holds modules of its own).
+pub fn sections(module: &[u8]) -> impl Iterator<Item = Result<Payload<'_>, ClaimsError>> {
+    let mut parser = Parser::new(0);
+    let mut rest = module;
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let payload = match parser.parse(rest, true) {
+            Ok(Chunk::Parsed { consumed, payload }) => {
+                rest = rest.get(consumed..).unwrap_or_default();
+                payload
+            }
+            // Not with `eof`: the parser reports a truncated module as an error.
+            Ok(Chunk::NeedMoreData(more)) => {
+                done = true;
+                let (len, more) = (module.len(), usize::try_from(more).unwrap_or(usize::MAX));
+                let end = len.saturating_add(more);
+                return Some(Err(ClaimsError::Truncated { end, len }));
+            }
+            Err(error) => {
+                done = true;
+                return Some(Err(ClaimsError::MalformedWasm(error)));
+            }
+        };
+        match &payload {
+            Payload::CodeSectionStart { size, .. } => {
+                parser.skip_section();
+                let size = usize::try_from(*size).unwrap_or(usize::MAX);
+                let Some(after) = rest.get(size..) else {
+                    done = true;
+                    let len = module.len();
+                    let end = (len - rest.len()).saturating_add(size);
+                    return Some(Err(ClaimsError::Truncated { end, len }));
+                };
+                rest = after;
+            }
+            Payload::Version {
+                encoding: Encoding::Component,
+                ..
+            }
+            | Payload::End(_) => done = true,
+            _ => {}
+        }
+        Some(Ok(payload))
+    })
+}
+
 fn split(module: &[u8]) -> Result<SplitModule<'_>, ClaimsError> {
     if !module.starts_with(WASM_MAGIC) {
         return Err(ClaimsError::NotWasm);
@@ -99,8 +151,8 @@ fn split(module: &[u8]) -> Result<SplitModule<'_>, ClaimsError> {
     let mut next = 0;
     // Where the run of verbatim bytes being gathered starts.
     let mut run = 0;
-    for payload in Parser::new(0).parse_all(module) {
-        let payload = payload.map_err(ClaimsError::MalformedWasm)?;
+    for payload in sections(module) {
+        let payload = payload?;
         let len = module.len();
         match &payload {
             Payload::Version {

@@ -77,7 +77,7 @@ impl Host {
         let old = served.stable;
         let mut policy = self.state.policy.clone();
         policy.limits = old.limits();
-        let identity = ActorIdentity::of_module_off_worker(bytes, &policy, &self.state.engine)
+        let identity = ActorIdentity::of_module_for_engine(bytes, &policy, &self.state.engine)
             .await
             .map_err(|e| refused(e.into()))?;
         check_succession(old.identity(), &identity, options).map_err(refused)?;
