@@ -10,6 +10,7 @@
 //!   hand it to a successor), so past `WEFT_DENSITY_HTTP` actors (8,000 by default, within a
 //!   20,000-descriptor limit) the rest are called in process, with the same request the
 //!   provider sends.
+//!
 //! Signing is not timed (done before the host starts). Where a start goes is measured apart
 //! on the first 2,000 modules: the claims check (ed25519 signature and the module's SHA-256)
 //! alone, the module hash alone, the whole identity (claims and generation), and the identity
