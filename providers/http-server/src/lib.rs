@@ -657,6 +657,10 @@ impl Route {
         if declared.is_some_and(|len| len > self.max_body_bytes) {
             return too_large(self.max_body_bytes);
         }
+        // Most requests (a GET) say they have no body: nothing to reserve, wait for or time.
+        if declared == Some(0) {
+            return self.call_actor(parts, Vec::new()).await;
+        }
         // Held until the answer is made: the body is in memory (and copied into the call)
         // until then.
         let Some(_reserved) = self.reserve(declared.unwrap_or(self.max_body_bytes)) else {
@@ -686,6 +690,16 @@ impl Route {
             }
             Ok(Err(_)) => return too_large(self.max_body_bytes),
         };
+        self.call_actor(parts, body).await
+    }
+
+    /// The request, its body read, as the actor's `HttpServer.HandleRequest`; its answer as
+    /// the response.
+    async fn call_actor(
+        &self,
+        parts: hyper::http::request::Parts,
+        body: Vec<u8>,
+    ) -> Response<Full<Bytes>> {
         let mut header = HeaderMap::new();
         for (name, value) in &parts.headers {
             let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
