@@ -7,6 +7,9 @@
 //!     median of the rounds' ratios. Targets: on one core Weft ≥ 0.85× hyper with p99 ≤ 1.5×
 //!     hyper's; as N grows, Weft's ratio does not fall.
 //!
+//! Also printed: each server's CPU time per request (user and system, read from `/proc`),
+//! steadier than requests/s on a shared machine, and what it says Weft adds to a request.
+//!
 //! Both servers run as `weft up --threads N` runs: a current-thread tokio runtime on one core,
 //! N workers on N. The Weft server keeps metrics, as the CLI's hosts always do.
 //!
@@ -89,7 +92,11 @@ fn main() {
                 let run =
                     |secs: u64| wrk(&client_cpus, client_threads, connections, secs, server.port);
                 run(1); // warm-up
-                pair[which] = Some(run(secs));
+                let cpu_before = cpu_secs(server.child.id());
+                let mut measured = run(secs);
+                let cpu = cpu_secs(server.child.id()) - cpu_before;
+                measured.cpu_us = cpu * 1e6 / measured.requests;
+                pair[which] = Some(measured);
             }
             let [Some(native), Some(weft)] = pair else {
                 unreachable!()
@@ -120,6 +127,12 @@ fn main() {
             median(&|r| r.0.p99_ms),
             median(&|r| r.1.p99_ms),
             median(&|r| r.1.p99_ms / r.0.p99_ms),
+        );
+        println!(
+            "    server CPU per request (user + system, from /proc): native hyper {:.2} µs, weft {:.2} µs, weft adds {:.2} µs",
+            median(&|r| r.0.cpu_us),
+            median(&|r| r.1.cpu_us),
+            median(&|r| r.1.cpu_us - r.0.cpu_us),
         );
     }
 }
@@ -163,6 +176,24 @@ impl Drop for Server {
 struct Wrk {
     rps: f64,
     p99_ms: f64,
+    requests: f64,
+    /// The server's CPU time per request, µs (filled in by the caller).
+    cpu_us: f64,
+}
+
+/// CPU seconds (user and system) process `pid` has used: fields 14 and 15 of
+/// `/proc/PID/stat`, in clock ticks of 1/100 s (Linux's USER_HZ).
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
 }
 
 fn wrk(cpus: &str, threads: usize, connections: usize, secs: u64, port: u16) -> Wrk {
@@ -186,9 +217,16 @@ fn wrk(cpus: &str, threads: usize, connections: usize, secs: u64, port: u16) -> 
             .unwrap_or_else(|| panic!("no {label:?} in wrk's output:\n{text}"))
             .trim()
     };
+    let requests = text
+        .lines()
+        .find_map(|line| line.trim().split_once(" requests in "))
+        .unwrap_or_else(|| panic!("no request count in wrk's output:\n{text}"))
+        .0;
     Wrk {
         rps: field("Requests/sec:").parse().unwrap(),
         p99_ms: millis(field("99%")),
+        requests: requests.parse().unwrap(),
+        cpu_us: f64::NAN,
     }
 }
 
