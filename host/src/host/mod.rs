@@ -10,6 +10,7 @@ mod canary;
 mod checks;
 mod error;
 mod providers;
+mod slots;
 mod update;
 
 pub use error::{HostError, UpdateRefused};
@@ -74,16 +75,6 @@ impl HostState {
     pub(crate) fn link(&self, key: &weft_contracts::link::LinkKey) -> Option<Arc<LinkDefinition>> {
         self.links
             .get(&key.actor_id, &key.contract_id, &key.link_name)
-    }
-
-    /// Drops the longest-idle instance of all actors, freeing its slot; whether there was one.
-    fn reclaim_idle_slot(&self) -> bool {
-        let oldest = read(&self.actors)
-            .values()
-            .flat_map(Served::pools)
-            .filter_map(|pool| pool.oldest_idle().map(|since| (since, pool.clone())))
-            .min_by_key(|(since, _)| *since);
-        oldest.is_some_and(|(_, pool)| pool.drop_oldest_idle())
     }
 
     /// The version of `actor_id` that takes its next call (the canary's, for its share).
