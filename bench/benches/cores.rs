@@ -18,20 +18,12 @@
 //! (default 3). Needs `wrk` (Debian package `wrk`; `scripts/setup.sh` installs it).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::Response;
-use hyper_util::rt::TokioIo;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use wascap::{Actor, Claims, KeyRole, contracts};
-use weft_host::{Host, HostConfig};
-use weft_http_server::HttpServer;
 
 /// Set in a child started to serve: `native` or `weft`, then the worker threads.
 const SERVE_ENV: &str = "WEFT_CORES_SERVE";
-const HELLO: &str = "Hello, world!\n";
 /// Connections per server core.
 const CONNECTIONS_PER_CORE: usize = 16;
 
@@ -181,19 +173,9 @@ struct Wrk {
     cpu_us: f64,
 }
 
-/// CPU seconds (user and system) process `pid` has used: fields 14 and 15 of
-/// `/proc/PID/stat`, in clock ticks of 1/100 s (Linux's USER_HZ).
+/// CPU seconds (user and system) process `pid` has used.
 fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // The command name (field 2) is in parentheses and may hold spaces: count after it.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    ticks as f64 / 100.0
+    weft_testing::process::cpu_ticks(pid).expect("the server's /proc/PID/stat") as f64 / 100.0
 }
 
 fn wrk(cpus: &str, threads: usize, connections: usize, secs: u64, port: u16) -> Wrk {
@@ -259,7 +241,7 @@ fn serve_until_stdin_closes(serve: &str) {
     let runtime = runtime.enable_all().build().unwrap();
     runtime.block_on(async {
         let port = match kind {
-            "native" => native_hello().await,
+            "native" => weft_bench::native_hello().await.port(),
             "weft" => weft_hello().await,
             other => panic!("no server {other}"),
         };
@@ -271,27 +253,6 @@ fn serve_until_stdin_closes(serve: &str) {
         .unwrap();
     });
     std::process::exit(0);
-}
-
-async fn native_hello() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(|_request| async {
-                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(HELLO))))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    port
 }
 
 async fn weft_hello() -> u16 {
@@ -313,15 +274,7 @@ async fn weft_hello() -> u16 {
         },
     );
     let signed = wascap::embed_claims(&code, &claims, &account).unwrap();
-    let host = Host::new(HostConfig {
-        metrics: Some(Arc::new(weft_host::metrics::Metrics::new().unwrap())),
-        ..HostConfig::default()
-    })
-    .unwrap();
-    let http = Arc::new(HttpServer::new());
-    host.add_provider("http", http.clone()).await.unwrap();
-    let actor = host.start_actor(&signed).await.unwrap().id;
-    let address = weft_bench::serve_http(&host, &http, &actor).await;
+    let (host, address) = weft_bench::metered_http_host(&signed).await;
     // The host lives as long as the process.
     std::mem::forget(host);
     address.port()

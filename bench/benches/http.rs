@@ -14,8 +14,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
-use hyper::{Request, Response};
+use http_body_util::{BodyExt, Empty};
+use hyper::Request;
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -27,7 +27,7 @@ use weft_http_server::HttpServer;
 const CONNECTIONS: usize = 16;
 const RUN: Duration = Duration::from_secs(4);
 const WARM_UP: Duration = Duration::from_millis(500);
-const HELLO: &str = "Hello, world!\n";
+use weft_bench::HELLO;
 
 #[derive(Default)]
 struct Outcome {
@@ -96,25 +96,6 @@ fn p99(mut latencies: Vec<Duration>) -> Duration {
     latencies.get(at).copied().unwrap_or_default()
 }
 
-async fn native_hello() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(|_request| async {
-                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(HELLO))))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    address
-}
-
 fn sign(code: &[u8], account: &wascap::KeyPair, module: &wascap::KeyPair) -> Vec<u8> {
     let claims = Claims::new(
         account.public_key(),
@@ -143,7 +124,7 @@ fn main() {
         let (account, module) = (KeyRole::Account.generate().unwrap(), KeyRole::Module.generate().unwrap());
         let signed = sign(&code, &account, &module);
 
-        let native = native_hello().await;
+        let native = weft_bench::native_hello().await;
         let (native_run, _, _) = load(native).await;
         assert!(native_run.failed.is_empty(), "native server failed: {:?}", native_run.failed.first());
 
@@ -236,15 +217,7 @@ fn main() {
         }
 
         // (k) the same hello on a host keeping metrics, rounds alternating with the first.
-        let counted = Host::new(HostConfig {
-            metrics: Some(Arc::new(weft_host::metrics::Metrics::new().unwrap())),
-            ..HostConfig::default()
-        })
-        .unwrap();
-        let counted_http = Arc::new(HttpServer::new());
-        counted.add_provider("http", counted_http.clone()).await.unwrap();
-        let id = counted.start_actor(&signed_for_metrics).await.unwrap().id;
-        let with_metrics = weft_bench::serve_http(&counted, &counted_http, &id).await;
+        let (counted, with_metrics) = weft_bench::metered_http_host(&signed_for_metrics).await;
         let (mut off, mut on, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..OLDER_ROUNDS {
             let (plain, _, _) = load(weft).await;

@@ -112,3 +112,59 @@ pub async fn serve_http(
     http.bound_address(actor, "default")
         .unwrap_or_else(|| panic!("{actor} has no HTTP listener"))
 }
+
+/// What every hello world of the benchmarks answers, native or actor.
+pub const HELLO: &str = "Hello, world!\n";
+
+/// A native hyper HTTP/1 server answering [`HELLO`] to every request, on a free loopback
+/// port: the baseline of the HTTP benchmarks. Serves until the runtime ends.
+pub async fn native_hello() -> std::net::SocketAddr {
+    use hyper_util::rt::TokioIo;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("binding the native server: {e}"));
+    let address = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("the native server's address: {e}"));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_request| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from(HELLO)),
+                    ))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    address
+}
+
+/// A host keeping metrics (as the CLI's hosts do) serving `signed` over HTTP through the
+/// http-server provider on a free loopback port: the host, and where it listens.
+pub async fn metered_http_host(signed: &[u8]) -> (weft_host::Host, std::net::SocketAddr) {
+    let metrics = weft_host::metrics::Metrics::new()
+        .unwrap_or_else(|e| panic!("metrics for the benchmark host: {e}"));
+    let host = weft_host::Host::new(weft_host::HostConfig {
+        metrics: Some(std::sync::Arc::new(metrics)),
+        ..weft_host::HostConfig::default()
+    })
+    .unwrap_or_else(|e| panic!("the benchmark host: {e}"));
+    let http = std::sync::Arc::new(weft_http_server::HttpServer::new());
+    host.add_provider("http", http.clone())
+        .await
+        .unwrap_or_else(|e| panic!("the http-server provider: {e}"));
+    let actor = host
+        .start_actor(signed)
+        .await
+        .unwrap_or_else(|e| panic!("starting the actor: {e}"))
+        .id;
+    let address = serve_http(&host, &http, &actor).await;
+    (host, address)
+}

@@ -16,7 +16,7 @@ use weft_contracts::{decode, encode};
 use weft_provider_sdk::{LinkDefinition, Provider, ProviderCall, ProviderError};
 
 /// Calls `operation` through `link` the way the host does.
-async fn call_raw(
+pub async fn call_raw(
     provider: &dyn Provider,
     link: &Arc<LinkDefinition>,
     operation: &str,

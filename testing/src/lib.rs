@@ -14,6 +14,7 @@
 pub mod actors;
 pub mod fuzz;
 pub mod keyvalue;
+pub mod process;
 pub mod servers;
 
 pub use servers::{

@@ -252,19 +252,6 @@ fn hostile_load_fails_no_legitimate_request_within_bounded_memory() {
     );
 }
 
-/// CPU time (user and system) of process `pid` so far, in clock ticks (1/100 s).
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // The fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-}
-
 /// Out of file descriptors, the HTTP accept loop backs off instead of spinning, and serves
 /// again once descriptors are free: the host is limited to a few more descriptors than it
 /// holds, 200 connections wait to be accepted, and its CPU use is measured meanwhile.
@@ -299,9 +286,9 @@ fn accept_loops_back_off_when_file_descriptors_run_out() {
         .filter_map(|_| TcpStream::connect(&up.serving).ok())
         .collect();
     std::thread::sleep(Duration::from_millis(500));
-    let before = cpu_ticks(pid);
+    let before = weft_testing::process::cpu_ticks(pid).unwrap();
     std::thread::sleep(Duration::from_secs(2));
-    let used = cpu_ticks(pid) - before;
+    let used = weft_testing::process::cpu_ticks(pid).unwrap() - before;
     eprintln!(
         "out of descriptors: {} connections waiting, the host used {} ms of CPU in 2 s",
         waiting.len(),

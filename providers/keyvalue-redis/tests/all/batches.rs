@@ -9,25 +9,9 @@ use std::sync::Arc;
 use weft_contracts::keyvalue::{self as kv, IncrementRequest, SetRequest};
 use weft_contracts::{decode, encode};
 use weft_keyvalue_redis::RedisKeyValue;
-use weft_provider_sdk::{LinkDefinition, Provider, ProviderCall, ProviderError};
+use weft_provider_sdk::{LinkDefinition, Provider, ProviderError};
 use weft_testing::RedisServer;
-
-async fn call(
-    provider: &RedisKeyValue,
-    link: &Arc<LinkDefinition>,
-    operation: &str,
-    payload: Vec<u8>,
-) -> Result<Vec<u8>, ProviderError> {
-    provider
-        .handle_call(ProviderCall {
-            actor_id: link.actor_id.clone(),
-            link: link.clone(),
-            operation: operation.into(),
-            payload,
-            time_left: std::time::Duration::from_secs(5),
-        })
-        .await
-}
+use weft_testing::keyvalue::call_raw;
 
 async fn increment(
     provider: &RedisKeyValue,
@@ -40,7 +24,7 @@ async fn increment(
         value,
     })
     .unwrap();
-    let answer = call(provider, link, kv::INCREMENT, request).await?;
+    let answer = call_raw(provider, link, kv::INCREMENT, request).await?;
     Ok(decode(&answer).unwrap())
 }
 
@@ -83,10 +67,10 @@ async fn increments_together_are_batched_and_each_answered_as_alone() {
         })
         .unwrap()
     };
-    call(&provider, &link, kv::SET, set("text", "abc"))
+    call_raw(&provider, &link, kv::SET, set("text", "abc"))
         .await
         .unwrap();
-    call(&provider, &link, kv::SET, set("near", "2147483600"))
+    call_raw(&provider, &link, kv::SET, set("near", "2147483600"))
         .await
         .unwrap();
     let list = encode(&kv::ListAddRequest {
@@ -94,7 +78,9 @@ async fn increments_together_are_batched_and_each_answered_as_alone() {
         value: "x".into(),
     })
     .unwrap();
-    call(&provider, &link, kv::LIST_ADD, list).await.unwrap();
+    call_raw(&provider, &link, kv::LIST_ADD, list)
+        .await
+        .unwrap();
     let scripts_before = script_calls(&redis.url()).await;
 
     // 300 on one key (over two batches' worth), 50 nearing i32::MAX, and three refused.
@@ -138,7 +124,7 @@ async fn increments_together_are_batched_and_each_answered_as_alone() {
     let get = |key: &str| {
         let (provider, link, key) = (&provider, &link, key.to_string());
         async move {
-            let answer = call(provider, link, kv::GET, encode(&key).unwrap())
+            let answer = call_raw(provider, link, kv::GET, encode(&key).unwrap())
                 .await
                 .unwrap();
             decode::<kv::GetResponse>(&answer).unwrap().value
