@@ -2,7 +2,8 @@
 # Installs what Weft's build and tests need on a Debian machine that has Rust (rustup):
 # the wasm32 target for actors, clippy and rustfmt, the real servers the integration tests
 # start (nats-server, redis-server), and the headless browser the dashboard's test drives
-# (Debian's chromium and its chromedriver), and wrk for the benchmarks. Safe to run again: it only installs what is missing.
+# (Debian's chromium and its chromedriver), and wrk for the benchmarks. Safe to run again: it
+# only installs what is missing.
 # Sourced by scripts/test.sh (everything) and scripts/run.sh (Rust only: `weft up` needs no
 # servers); runnable on its own.
 set -euo pipefail

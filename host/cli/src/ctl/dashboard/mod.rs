@@ -327,14 +327,10 @@ impl Board {
     }
 
     /// Carries out an action through the control interface; each host's result as JSON.
-    async fn act(&self, action: &str, request: Request<Incoming>) -> Result<Vec<u8>> {
-        let limit = match action {
-            "/api/update" => DEFAULT_MAX_MODULE_BYTES,
-            "/api/scale" | "/api/decide" => MAX_JSON_BYTES,
-            other => bail!(
-                "no action {other}: the dashboard takes /api/scale, /api/update and /api/decide"
-            ),
-        };
+    async fn act(&self, path: &str, request: Request<Incoming>) -> Result<Vec<u8>> {
+        // Known before the body is read: an unknown action reads none.
+        let action = Action::of(path)?;
+        let limit = action.max_body_bytes();
         let query = request.uri().query().unwrap_or_default().to_string();
         let collected = tokio::time::timeout(
             BODY_TIMEOUT,
@@ -352,7 +348,7 @@ impl Board {
             .to_bytes();
         let hosts = self.lattice.inventories().await?;
         let (actor_id, on, request) = match action {
-            "/api/scale" => {
+            Action::Scale => {
                 let asked: Scale = serde_json::from_slice(&body)
                     .context("a scale is {\"actor\": NAME, \"max_instances\": N}")?;
                 if asked.max_instances == 0 {
@@ -365,7 +361,7 @@ impl Board {
                 };
                 (actor_id, on, request)
             }
-            "/api/decide" => {
+            Action::Decide => {
                 let asked: Decide = serde_json::from_slice(&body)
                     .context("a decision is {\"actor\": NAME, \"promote\": true|false}")?;
                 let (actor_id, on) = running(&hosts, &asked.actor)?;
@@ -375,7 +371,7 @@ impl Board {
                 };
                 (actor_id, on, request)
             }
-            "/api/update" => {
+            Action::Update => {
                 let asked: Update = serde_json::from_value(query_json(&query))
                     .context("an update is POSTed to /api/update?actor=NAME[&canary=10%&watch_for=60s] with the module as its body")?;
                 let plan = match &asked.canary {
@@ -404,7 +400,6 @@ impl Board {
                 };
                 (actor_id, on, request)
             }
-            other => bail!("no action {other}"), // refused above, before the body was read
         };
         let results: Vec<serde_json::Value> = each(&self.lattice, on, request)
             .await
@@ -414,10 +409,39 @@ impl Board {
                 Err(error) => serde_json::json!({"host": host, "error": format!("{error:#}")}),
             })
             .collect();
-        tracing::info!(actor = %actor_id, action, "dashboard action carried out");
+        tracing::info!(actor = %actor_id, action = path, "dashboard action carried out");
         Ok(serde_json::json!({"results": results})
             .to_string()
             .into_bytes())
+    }
+}
+
+/// What a POST to the dashboard asks for, by its path.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Scale,
+    Decide,
+    Update,
+}
+
+impl Action {
+    fn of(path: &str) -> Result<Self> {
+        match path {
+            "/api/scale" => Ok(Action::Scale),
+            "/api/decide" => Ok(Action::Decide),
+            "/api/update" => Ok(Action::Update),
+            other => bail!(
+                "no action {other}: the dashboard takes /api/scale, /api/update and /api/decide"
+            ),
+        }
+    }
+
+    /// The largest body it takes: JSON, or for an update the module.
+    fn max_body_bytes(self) -> usize {
+        match self {
+            Action::Update => DEFAULT_MAX_MODULE_BYTES,
+            Action::Scale | Action::Decide => MAX_JSON_BYTES,
+        }
     }
 }
 
