@@ -234,7 +234,12 @@ impl WasmEngine {
                     .unwrap_or(instrumented)
             }
         };
-        let prepared = self.link(prepared, code)?;
+        let prepared = PreparedModule {
+            pre: self.link(&prepared.module)?,
+            start_up: prepared.start_up,
+            started: prepared.started,
+            code,
+        };
         self.modules
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -250,7 +255,7 @@ impl WasmEngine {
         instrumented: &CompiledModule,
         limits: Limits,
     ) -> Option<CompiledModule> {
-        let pre = self.link(instrumented.clone(), Arc::default()).ok()?.pre;
+        let pre = self.link(&instrumented.module).ok()?;
         let captured = WapcInstance::probe_start_up(&pre, limits, &plan.global_exports).await?;
         let snapshot = snapshot::build(bytes, plan, &captured)
             .inspect_err(|reason| tracing::debug!(%reason, "no start-up snapshot"))
@@ -285,21 +290,10 @@ impl WasmEngine {
     }
 
     /// Pre-links a module against the waPC imports: what each new instance starts from.
-    fn link(
-        &self,
-        compiled: CompiledModule,
-        code: Arc<[u8]>,
-    ) -> Result<PreparedModule, EngineError> {
-        let pre = self
-            .linker
-            .instantiate_pre(&compiled.module)
-            .map_err(|e| EngineError::Link(format!("{e:#}")))?;
-        Ok(PreparedModule {
-            pre,
-            start_up: compiled.start_up,
-            started: compiled.started,
-            code,
-        })
+    fn link(&self, module: &Module) -> Result<wasmtime::InstancePre<GuestState>, EngineError> {
+        self.linker
+            .instantiate_pre(module)
+            .map_err(|e| EngineError::Link(format!("{e:#}")))
     }
 
     /// The code of each cached module by its hash, for [`wascap::verify_module_code`]: an
