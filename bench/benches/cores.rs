@@ -20,7 +20,6 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use wascap::{Actor, Claims, KeyRole, contracts};
 
 /// Set in a child started to serve: `native` or `weft`, then the worker threads.
 const SERVE_ENV: &str = "WEFT_CORES_SERVE";
@@ -256,24 +255,7 @@ fn serve_until_stdin_closes(serve: &str) {
 }
 
 async fn weft_hello() -> u16 {
-    let code = weft_bench::unsigned_actor("hello").unwrap_or_else(|e| {
-        eprintln!("{e}");
-        std::process::exit(2)
-    });
-    let (account, module) = (
-        KeyRole::Account.generate().unwrap(),
-        KeyRole::Module.generate().unwrap(),
-    );
-    let claims = Claims::new(
-        account.public_key(),
-        module.public_key(),
-        Actor {
-            name: Some("hello".into()),
-            caps: Some(vec![contracts::HTTP_SERVER.into()]),
-            ..Actor::default()
-        },
-    );
-    let signed = wascap::embed_claims(&code, &claims, &account).unwrap();
+    let signed = weft_bench::signed_hello();
     let (host, address) = weft_bench::metered_http_host(&signed).await;
     // The host lives as long as the process.
     std::mem::forget(host);

@@ -91,8 +91,9 @@ fn main() {
     let hash_us = each(&|bytes| {
         wascap::module_hash(bytes).unwrap();
     });
+    let policy = weft_host::LoadPolicy::default();
     let identity_us = each(&|bytes| {
-        weft_host::ActorIdentity::of_module(bytes, &weft_host::LoadPolicy::default()).unwrap();
+        weft_host::ActorIdentity::of_module(bytes, &policy).unwrap();
     });
     // As a host checks an actor of code it holds: compared with that code, not hashed.
     let (held, held_hash): (Arc<[u8]>, String) = (
@@ -101,7 +102,6 @@ fn main() {
     );
     let known = move |hash: &str| (hash == held_hash).then(|| held.clone());
     let known_us = each(&|bytes| {
-        let policy = weft_host::LoadPolicy::default();
         weft_host::ActorIdentity::of_module_knowing(bytes, &policy, &known).unwrap();
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -20,14 +20,13 @@ use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use wascap::{Actor, Claims, KeyRole, contracts};
+use weft_bench::HELLO;
 use weft_host::{Host, HostConfig, UpdateOptions};
 use weft_http_server::HttpServer;
 
 const CONNECTIONS: usize = 16;
 const RUN: Duration = Duration::from_secs(4);
 const WARM_UP: Duration = Duration::from_millis(500);
-use weft_bench::HELLO;
 
 #[derive(Default)]
 struct Outcome {
@@ -96,34 +95,14 @@ fn p99(mut latencies: Vec<Duration>) -> Duration {
     latencies.get(at).copied().unwrap_or_default()
 }
 
-fn sign(code: &[u8], account: &wascap::KeyPair, module: &wascap::KeyPair) -> Vec<u8> {
-    let claims = Claims::new(
-        account.public_key(),
-        module.public_key(),
-        Actor {
-            name: Some("hello".into()),
-            caps: Some(vec![contracts::HTTP_SERVER.into()]),
-            rev: Some(1),
-            ..Actor::default()
-        },
-    );
-    wascap::embed_claims(code, &claims, account).unwrap()
-}
-
 fn main() {
-    let code = weft_bench::unsigned_actor("hello").unwrap_or_else(|e| {
-        eprintln!("{e}");
-        std::process::exit(2)
-    });
+    let signed = weft_bench::signed_hello();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
-        let (account, module) = (KeyRole::Account.generate().unwrap(), KeyRole::Module.generate().unwrap());
-        let signed = sign(&code, &account, &module);
-
         let native = weft_bench::native_hello().await;
         let (native_run, _, _) = load(native).await;
         assert!(native_run.failed.is_empty(), "native server failed: {:?}", native_run.failed.first());

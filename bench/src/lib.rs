@@ -21,6 +21,37 @@ pub fn unsigned_actor(name: &str) -> Result<Vec<u8>, String> {
     })
 }
 
+/// The hello actor, signed with keys of its own for the HTTP server contract (revision 1);
+/// exits the benchmark saying how to build it when it is not built.
+pub fn signed_hello() -> Vec<u8> {
+    let code = unsigned_actor("hello").unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(2)
+    });
+    let keys = (
+        wascap::KeyRole::Account.generate(),
+        wascap::KeyRole::Module.generate(),
+    );
+    let (Some(account), Some(module)) = keys else {
+        eprintln!("could not generate signing keys");
+        std::process::exit(2)
+    };
+    let claims = wascap::Claims::new(
+        account.public_key(),
+        module.public_key(),
+        wascap::Actor {
+            name: Some("hello".into()),
+            caps: Some(vec![wascap::contracts::HTTP_SERVER.into()]),
+            rev: Some(1),
+            ..wascap::Actor::default()
+        },
+    );
+    wascap::embed_claims(&code, &claims, &account).unwrap_or_else(|e| {
+        eprintln!("signing hello: {e}");
+        std::process::exit(2)
+    })
+}
+
 /// The mean time of a finished criterion benchmark, nanoseconds.
 pub fn mean_ns(criterion_dir: &Path, group: &str, bench: &str) -> Option<f64> {
     let file = criterion_dir

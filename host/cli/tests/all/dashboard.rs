@@ -257,10 +257,7 @@ fn the_dashboard_shows_the_lattice_live_and_scales_from_a_real_browser() {
             .await;
             match clicked {
                 Ok(()) => break,
-                Err(error) if attempts < 20 => {
-                    let _ = error;
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+                Err(_) if attempts < 20 => tokio::time::sleep(Duration::from_millis(50)).await,
                 Err(error) => panic!("the scale was not made on the page: {error}"),
             }
         }
