@@ -28,6 +28,19 @@ fn raw(address: &str, head: &str) -> (u16, String) {
     crate::up::exchange(address, head.as_bytes())
 }
 
+/// A scale POSTed over the raw wire with `token` (none when `None`), saying its body is
+/// `declared` bytes long and sending `body`; (status, body of the answer).
+fn post_scale(address: &str, token: Option<&str>, declared: usize, body: &str) -> (u16, String) {
+    let token = token.map_or(String::new(), |t| format!("x-weft-token: {t}\r\n"));
+    raw(
+        address,
+        &format!(
+            "POST /api/scale HTTP/1.1\r\nHost: {address}\r\n{token}Content-Type: application/json\r\n\
+             Content-Length: {declared}\r\nConnection: close\r\n\r\n{body}"
+        ),
+    )
+}
+
 /// Chromium as the machine's probe found it works here: headless, no sandbox (root), none of
 /// its own network traffic (this machine reaches no outside host).
 async fn browser(driver: &ChromeDriver, profile: &std::path::Path) -> Client {
@@ -126,14 +139,7 @@ fn the_dashboard_shows_the_lattice_live_and_scales_from_a_real_browser() {
 
     // The rogue side, over the real wire: no token, no action; another host name, no answer.
     let body = r#"{"actor":"hello","max_instances":3}"#;
-    let (status, said) = raw(
-        &address,
-        &format!(
-            "POST /api/scale HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ),
-    );
+    let (status, said) = post_scale(&address, None, body.len(), body);
     assert_eq!(status, 403, "{said}");
     let (status, _) = raw(
         &address,
@@ -156,14 +162,7 @@ fn the_dashboard_shows_the_lattice_live_and_scales_from_a_real_browser() {
         .next()
         .unwrap();
     let wrong = "0".repeat(token.len());
-    let (status, _) = raw(
-        &address,
-        &format!(
-            "POST /api/scale HTTP/1.1\r\nHost: {address}\r\nx-weft-token: {wrong}\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ),
-    );
+    let (status, _) = post_scale(&address, Some(&wrong), body.len(), body);
     assert_eq!(status, 403);
     assert!(
         !ctl(&["inventory"]).ok().contains("max 3"),
@@ -172,13 +171,7 @@ fn the_dashboard_shows_the_lattice_live_and_scales_from_a_real_browser() {
     // A body that never comes is given up on, not waited for (the token's holder too); an
     // oversized one is refused; one within both bounds is the obeyed case, on the page below.
     let trickled = Instant::now();
-    let (status, said) = raw(
-        &address,
-        &format!(
-            "POST /api/scale HTTP/1.1\r\nHost: {address}\r\nx-weft-token: {token}\r\n\
-             Content-Length: 40\r\nConnection: close\r\n\r\n{{\"actor\""
-        ),
-    );
+    let (status, said) = post_scale(&address, Some(token), 40, r#"{"actor""#);
     assert_eq!(status, 400, "{said}");
     assert!(said.contains("did not arrive within 5 s"), "{said}");
     assert!(
@@ -187,14 +180,7 @@ fn the_dashboard_shows_the_lattice_live_and_scales_from_a_real_browser() {
         trickled.elapsed()
     );
     let huge = "x".repeat(5000);
-    let (status, said) = raw(
-        &address,
-        &format!(
-            "POST /api/scale HTTP/1.1\r\nHost: {address}\r\nx-weft-token: {token}\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{huge}",
-            huge.len()
-        ),
-    );
+    let (status, said) = post_scale(&address, Some(token), huge.len(), &huge);
     assert_eq!(status, 400, "{said}");
     assert!(said.contains("not read"), "{said}");
 
