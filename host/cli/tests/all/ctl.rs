@@ -738,6 +738,26 @@ fn a_lattice_host_runs_only_the_issuers_it_allows() {
         allowed.stdout(),
         allowed.stderr()
     );
+
+    // Its code is now held by the host, which checks another module claiming that code's hash
+    // by comparing bytes: the allowed issuer's kvcounter with one byte of its code changed is
+    // refused as changed after signing, and the running one keeps its place.
+    let mut changed = std::fs::read(&kvcounter).unwrap();
+    let at = changed
+        .windows(7)
+        .position(|w| w == b"counter")
+        .expect("kvcounter's code names its counter");
+    changed[at] ^= 0x20;
+    let tampered = weft.path("tampered-kvcounter.wasm");
+    std::fs::write(&tampered, &changed).unwrap();
+    let refused = ctl(&["start", "actor", tampered.to_str().unwrap()]);
+    let said = format!("{}{}", refused.stdout(), refused.stderr());
+    assert!(
+        !refused.output.status.success() && said.contains("changed after signing"),
+        "{said}"
+    );
+    let inventory = ctl(&["inventory"]).ok();
+    assert!(inventory.contains("kvcounter"), "{inventory}");
 }
 
 /// `weft ctl update provider` on the in-memory key-value provider of `weft up` keeps the data
