@@ -42,6 +42,13 @@ const THROUGHPUT_ROUNDS: usize = 9;
 /// Redis's `appendfsync` settings (g) runs under.
 const DURABILITIES: [&str; 2] = ["always", "everysec"];
 
+/// `WEFT_LATTICE_GROUPS` lists the groups to run (`f,g,h`, the default: all);
+/// `WEFT_LATTICE_DURABILITIES` the `appendfsync` settings (g) runs under (default both);
+/// `WEFT_LATTICE_ROUNDS` (g)'s rounds.
+fn groups() -> String {
+    std::env::var("WEFT_LATTICE_GROUPS").unwrap_or_else(|_| "f,g,h".into())
+}
+
 const PAIRED_ROUNDS: usize = 40;
 const PAIRED_CALLS: usize = 200;
 
@@ -413,151 +420,173 @@ fn main() {
         .unwrap();
     let nats = NatsServer::start().unwrap();
 
-    // (f) two hosts vs raw request-reply.
-    let (_a, b, echo) = runtime.block_on(async {
-        let (a, b) = (member(&nats).await, member(&nats).await);
-        let echo = a.start_actor(&signed("echo")).await.unwrap().id;
-        (a, b, echo)
-    });
-    let payload = vec![7u8; 100];
-    assert_eq!(
-        runtime.block_on(b.invoke(&echo, "echo", &payload)).unwrap(),
-        payload
-    );
-    let (requester, responder) = runtime.block_on(async {
-        let requester = async_nats::connect(nats.url()).await.unwrap();
-        let responder = async_nats::connect(nats.url()).await.unwrap();
-        let mut requests = responder.subscribe("raw.echo").await.unwrap();
-        let replier = responder.clone();
-        tokio::spawn(async move {
-            while let Some(message) = requests.next().await {
-                if let Some(reply) = message.reply {
-                    replier.publish(reply, message.payload).await.unwrap();
-                }
-            }
+    let groups = groups();
+    let mut report: Vec<String> = Vec::new();
+    if groups.contains('f') {
+        // (f) two hosts vs raw request-reply.
+        let (_a, b, echo) = runtime.block_on(async {
+            let (a, b) = (member(&nats).await, member(&nats).await);
+            let echo = a.start_actor(&signed("echo")).await.unwrap().id;
+            (a, b, echo)
         });
-        lattice::round_trip(&responder, Duration::from_secs(5))
-            .await
-            .unwrap();
-        (requester, responder)
-    });
-    {
-        let mut group = c.benchmark_group("lattice_call_100B");
-        group.bench_function("raw_async_nats_request", |bench| {
-            bench.to_async(&runtime).iter(|| async {
+        let payload = vec![7u8; 100];
+        assert_eq!(
+            runtime.block_on(b.invoke(&echo, "echo", &payload)).unwrap(),
+            payload
+        );
+        let (requester, responder) = runtime.block_on(async {
+            let requester = async_nats::connect(nats.url()).await.unwrap();
+            let responder = async_nats::connect(nats.url()).await.unwrap();
+            let mut requests = responder.subscribe("raw.echo").await.unwrap();
+            let replier = responder.clone();
+            tokio::spawn(async move {
+                while let Some(message) = requests.next().await {
+                    if let Some(reply) = message.reply {
+                        replier.publish(reply, message.payload).await.unwrap();
+                    }
+                }
+            });
+            lattice::round_trip(&responder, Duration::from_secs(5))
+                .await
+                .unwrap();
+            (requester, responder)
+        });
+        {
+            let mut group = c.benchmark_group("lattice_call_100B");
+            group.bench_function("raw_async_nats_request", |bench| {
+                bench.to_async(&runtime).iter(|| async {
+                    requester
+                        .request("raw.echo", payload.clone().into())
+                        .await
+                        .unwrap()
+                })
+            });
+            group.bench_function("weft_invoke_on_other_host", |bench| {
+                bench
+                    .to_async(&runtime)
+                    .iter(|| async { b.invoke(&echo, "echo", &payload).await.unwrap() })
+            });
+            group.finish();
+        }
+        let paired = runtime.block_on(weft_bench::paired_ratio(
+            PAIRED_ROUNDS,
+            PAIRED_CALLS,
+            || async {
                 requester
                     .request("raw.echo", payload.clone().into())
                     .await
-                    .unwrap()
-            })
-        });
-        group.bench_function("weft_invoke_on_other_host", |bench| {
-            bench
-                .to_async(&runtime)
-                .iter(|| async { b.invoke(&echo, "echo", &payload).await.unwrap() })
-        });
-        group.finish();
-    }
-    let paired = runtime.block_on(weft_bench::paired_ratio(
-        PAIRED_ROUNDS,
-        PAIRED_CALLS,
-        || async {
-            requester
-                .request("raw.echo", payload.clone().into())
-                .await
-                .unwrap();
-        },
-        || async {
-            b.invoke(&echo, "echo", &payload).await.unwrap();
-        },
-    ));
-    drop(responder);
-
-    // (g) increments through the Redis provider, out of process and in, vs redis-benchmark.
-    let request = weft_contracts::encode(&HttpRequest {
-        method: "GET".into(),
-        path: "/counter/bench".into(),
-        ..HttpRequest::default()
-    })
-    .unwrap();
-    let throughputs: Vec<Throughput> = DURABILITIES
-        .iter()
-        .map(|durability| {
-            let redis = RedisServer::start_with(&["--appendfsync", durability]).unwrap();
-            let provider_id = format!("redis-{durability}");
-            let (provider, member, remote, local, local_counter) = runtime.block_on(async {
-                let provider = provider_in_its_own_process(&nats, &provider_id).await;
-                let member = member(&nats).await;
-                let remote = start_counter(&member, &provider_id, redis.url()).await;
-                // The same provider in a host's process, as `weft up` runs it without `process`.
-                let local = Host::new(HostConfig::default()).unwrap();
-                local
-                    .add_provider(&provider_id, Arc::new(RedisKeyValue::new(None)))
-                    .await
                     .unwrap();
-                let local_counter = start_counter(&local, &provider_id, redis.url()).await;
-                (provider, member, remote, local, local_counter)
-            });
-            let mut rounds = Vec::new();
-            for _ in 0..THROUGHPUT_ROUNDS {
-                let out = runtime.block_on(increments_per_second(&member, &remote, &request));
-                let inside =
-                    runtime.block_on(increments_per_second(&local, &local_counter, &request));
-                rounds.push((out, inside, redis_benchmark(redis.port())));
-            }
-            drop(provider);
-            Throughput::of(durability, rounds)
+            },
+            || async {
+                b.invoke(&echo, "echo", &payload).await.unwrap();
+            },
+        ));
+        drop(responder);
+        c.final_summary();
+        let mean = |bench: &str| weft_bench::mean_ns(&output, "lattice_call_100B", bench);
+        if let (Some(weft), Some(raw)) = (
+            mean("weft_invoke_on_other_host"),
+            mean("raw_async_nats_request"),
+        ) {
+            report.push(format!(
+                "(f) actor call across two hosts, 100 B: weft {:.1} µs, raw async-nats request-reply {:.1} µs, ratio {:.2}× (target ≤ 1.3×)",
+                weft / 1e3,
+                raw / 1e3,
+                weft / raw
+            ));
+        }
+        report.push(format!(
+            "    paired, {PAIRED_ROUNDS} rounds of {PAIRED_CALLS} calls each way: median weft {:.1} µs, raw {:.1} µs, median ratio {:.2}× (rounds' ratios {:.2}–{:.2}×)",
+            paired.weft_us, paired.raw_us, paired.ratio, paired.lowest, paired.highest
+        ));
+    }
+    if groups.contains('g') {
+        // (g) increments through the Redis provider, out of process and in, vs redis-benchmark.
+        let request = weft_contracts::encode(&HttpRequest {
+            method: "GET".into(),
+            path: "/counter/bench".into(),
+            ..HttpRequest::default()
         })
-        .collect();
+        .unwrap();
+        let durabilities =
+            std::env::var("WEFT_LATTICE_DURABILITIES").unwrap_or_else(|_| DURABILITIES.join(","));
+        let round_count = std::env::var("WEFT_LATTICE_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(THROUGHPUT_ROUNDS);
+        let throughputs: Vec<Throughput> = DURABILITIES
+            .iter()
+            .filter(|durability| durabilities.contains(**durability))
+            .map(|durability| {
+                let redis = RedisServer::start_with(&["--appendfsync", durability]).unwrap();
+                let provider_id = format!("redis-{durability}");
+                let (provider, member, remote, local, local_counter) = runtime.block_on(async {
+                    let provider = provider_in_its_own_process(&nats, &provider_id).await;
+                    let member = member(&nats).await;
+                    let remote = start_counter(&member, &provider_id, redis.url()).await;
+                    // The same provider in a host's process, as `weft up` runs it without `process`.
+                    let local = Host::new(HostConfig::default()).unwrap();
+                    local
+                        .add_provider(&provider_id, Arc::new(RedisKeyValue::new(None)))
+                        .await
+                        .unwrap();
+                    let local_counter = start_counter(&local, &provider_id, redis.url()).await;
+                    (provider, member, remote, local, local_counter)
+                });
+                let mut rounds = Vec::new();
+                if std::env::var("WEFT_G_PROFILE").is_ok() {
+                    for _ in 0..40 {
+                        let out = runtime.block_on(increments_per_second(&member, &remote, &request));
+                        eprintln!("PROFILE out {out:.0}/s");
+                    }
+                }
+                for _ in 0..round_count {
+                    let out = runtime.block_on(increments_per_second(&member, &remote, &request));
+                    let inside =
+                        runtime.block_on(increments_per_second(&local, &local_counter, &request));
+                    rounds.push((out, inside, redis_benchmark(redis.port())));
+                }
+                drop(provider);
+                Throughput::of(durability, rounds)
+            })
+            .collect();
 
-    // (h) a provider process replaced under load.
-    let swap_redis = RedisServer::start_with(&["--appendfsync", "everysec"]).unwrap();
-    let replaced = runtime.block_on(replace_under_load(&nats, &swap_redis));
-    c.final_summary();
-
-    let mean = |bench: &str| weft_bench::mean_ns(&output, "lattice_call_100B", bench);
+        report.push(format!(
+            "(g) increments through the Redis provider, {CONCURRENCY} at a time, vs redis-benchmark -t incr -c {CONCURRENCY} on the same Redis (target ≥ 0.5×); median of {round_count} alternating rounds:"
+        ));
+        for t in &throughputs {
+            report.push(format!(
+                "    appendfsync {}: redis-benchmark {:.0}/s; provider out of process, over NATS: weft {:.0}/s, ratio {:.2}× (rounds {:.2}–{:.2}×); in the host's process: weft {:.0}/s, ratio {:.2}×",
+                t.durability,
+                t.redis_benchmark,
+                t.out_of_process,
+                t.out_ratio,
+                t.out_lowest,
+                t.out_highest,
+                t.in_process,
+                t.in_ratio
+            ));
+        }
+    }
+    if groups.contains('h') {
+        // (h) a provider process replaced under load.
+        let swap_redis = RedisServer::start_with(&["--appendfsync", "everysec"]).unwrap();
+        let replaced = runtime.block_on(replace_under_load(&nats, &swap_redis));
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        report.push(format!(
+            "(h) provider process replaced under load ({SWAP_CONCURRENCY} increments at a time, {SWAPS} swaps): new process started to old one gone median {:.0} ms (longest {:.0} ms); p99 of the {} calls overlapping a swap {:.2} ms vs {:.2} ms for the {} calls between swaps: ratio {:.2}× (target ≤ 2×); {} calls failed",
+            ms(replaced.took[replaced.took.len() / 2]),
+            ms(replaced.took[replaced.took.len() - 1]),
+            replaced.overlapping_calls,
+            ms(replaced.overlapping_p99),
+            ms(replaced.steady_p99),
+            replaced.steady_calls,
+            replaced.overlapping_p99.as_secs_f64() / replaced.steady_p99.as_secs_f64(),
+            replaced.failed
+        ));
+    }
     println!("\n== Lattice benchmarks (same run, real nats-server and redis-server) ==");
-    if let (Some(weft), Some(raw)) = (
-        mean("weft_invoke_on_other_host"),
-        mean("raw_async_nats_request"),
-    ) {
-        println!(
-            "(f) actor call across two hosts, 100 B: weft {:.1} µs, raw async-nats request-reply {:.1} µs, ratio {:.2}× (target ≤ 1.3×)",
-            weft / 1e3,
-            raw / 1e3,
-            weft / raw
-        );
+    for line in report {
+        println!("{line}");
     }
-    println!(
-        "    paired, {PAIRED_ROUNDS} rounds of {PAIRED_CALLS} calls each way: median weft {:.1} µs, raw {:.1} µs, median ratio {:.2}× (rounds' ratios {:.2}–{:.2}×)",
-        paired.weft_us, paired.raw_us, paired.ratio, paired.lowest, paired.highest
-    );
-    println!(
-        "(g) increments through the Redis provider, {CONCURRENCY} at a time, vs redis-benchmark -t incr -c {CONCURRENCY} on the same Redis (target ≥ 0.5×); median of {THROUGHPUT_ROUNDS} alternating rounds:"
-    );
-    for t in &throughputs {
-        println!(
-            "    appendfsync {}: redis-benchmark {:.0}/s; provider out of process, over NATS: weft {:.0}/s, ratio {:.2}× (rounds {:.2}–{:.2}×); in the host's process: weft {:.0}/s, ratio {:.2}×",
-            t.durability,
-            t.redis_benchmark,
-            t.out_of_process,
-            t.out_ratio,
-            t.out_lowest,
-            t.out_highest,
-            t.in_process,
-            t.in_ratio
-        );
-    }
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    println!(
-        "(h) provider process replaced under load ({SWAP_CONCURRENCY} increments at a time, {SWAPS} swaps): new process started to old one gone median {:.0} ms (longest {:.0} ms); p99 of the {} calls overlapping a swap {:.2} ms vs {:.2} ms for the {} calls between swaps: ratio {:.2}× (target ≤ 2×); {} calls failed",
-        ms(replaced.took[replaced.took.len() / 2]),
-        ms(replaced.took[replaced.took.len() - 1]),
-        replaced.overlapping_calls,
-        ms(replaced.overlapping_p99),
-        ms(replaced.steady_p99),
-        replaced.steady_calls,
-        replaced.overlapping_p99.as_secs_f64() / replaced.steady_p99.as_secs_f64(),
-        replaced.failed
-    );
 }

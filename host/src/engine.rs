@@ -162,6 +162,11 @@ impl WasmEngine {
         wasm.epoch_interruption(true)
             .max_wasm_stack(config.max_stack_bytes)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        // For profiling: with `WEFT_PERFMAP` set, the engine writes `/tmp/perf-PID.map`, so
+        // `perf report` names the guests' functions instead of showing bare JIT addresses.
+        if std::env::var_os("WEFT_PERFMAP").is_some() {
+            wasm.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&wasm).map_err(|e| EngineError::Setup(format!("{e:#}")))?;
         let linker = linker(&engine).map_err(|e| EngineError::Setup(format!("{e:#}")))?;
 

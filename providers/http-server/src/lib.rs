@@ -56,6 +56,7 @@
 #![deny(missing_docs)]
 
 mod handover;
+mod wire;
 pub use handover::share_sockets;
 
 use bytes::Bytes;
@@ -72,7 +73,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
-use weft_contracts::httpserver::{self as contract, HeaderMap, HttpRequest, HttpResponse};
+use weft_contracts::httpserver as contract;
 use weft_provider_sdk::{
     ActorInvoker, Failure, LinkDefinition, Provider, ProviderCall, ProviderError, async_trait,
     trace,
@@ -700,22 +701,12 @@ impl Route {
         parts: hyper::http::request::Parts,
         body: Vec<u8>,
     ) -> Response<Full<Bytes>> {
-        let mut header = HeaderMap::new();
-        for (name, value) in &parts.headers {
-            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-            header
-                .entry(name.as_str().to_string())
-                .or_default()
-                .push(value);
-        }
-        let request = HttpRequest {
-            method: parts.method.as_str().to_string(),
-            path: parts.uri.path().to_string(),
-            query_string: parts.uri.query().unwrap_or_default().to_string(),
-            header,
-            body,
-        };
-        let payload = match weft_contracts::encode(&request) {
+        let payload = match (wire::WireRequest {
+            parts: &parts,
+            body: &body,
+        })
+        .encode()
+        {
             Ok(payload) => payload,
             Err(error) => return plain(StatusCode::INTERNAL_SERVER_ERROR, format!("{error}\n")),
         };
@@ -736,8 +727,8 @@ impl Route {
             Ok(answer) => answer,
             Err(failure) => return failed(&self.actor_id, &failure),
         };
-        match weft_contracts::decode::<HttpResponse>(&answer) {
-            Ok(answer) => into_response(answer),
+        match wire::into_response(answer) {
+            Ok(response) => response,
             Err(error) => plain(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!(
@@ -773,28 +764,11 @@ fn retry_later(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
     response
 }
 
-fn into_response(answer: HttpResponse) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(answer.body)));
-    *response.status_mut() =
-        StatusCode::from_u16(answer.status_code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let headers = response.headers_mut();
-    for (name, values) in answer.header {
-        let Ok(name) = hyper::header::HeaderName::from_bytes(name.as_bytes()) else {
-            continue;
-        };
-        for value in values {
-            if let Ok(value) = hyper::header::HeaderValue::from_str(&value) {
-                headers.append(name.clone(), value);
-            }
-        }
-    }
-    response
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    use weft_contracts::httpserver::HttpResponse;
 
     /// Answers every request with an empty 200 (what the actor says does not matter here).
     struct Answering;
