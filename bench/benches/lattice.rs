@@ -534,12 +534,6 @@ fn main() {
                     (provider, member, remote, local, local_counter)
                 });
                 let mut rounds = Vec::new();
-                if std::env::var("WEFT_G_PROFILE").is_ok() {
-                    for _ in 0..40 {
-                        let out = runtime.block_on(increments_per_second(&member, &remote, &request));
-                        eprintln!("PROFILE out {out:.0}/s");
-                    }
-                }
                 for _ in 0..round_count {
                     let out = runtime.block_on(increments_per_second(&member, &remote, &request));
                     let inside =
