@@ -163,10 +163,15 @@ pub async fn native_hello() -> std::net::SocketAddr {
                 continue;
             };
             tokio::spawn(async move {
+                // The hello actor's answer exactly: its status, header and body.
                 let service = hyper::service::service_fn(|_request| async {
-                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
-                        http_body_util::Full::new(bytes::Bytes::from(HELLO)),
-                    ))
+                    let mut response =
+                        hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(HELLO)));
+                    response.headers_mut().insert(
+                        hyper::header::CONTENT_TYPE,
+                        hyper::header::HeaderValue::from_static("text/plain"),
+                    );
+                    Ok::<_, std::convert::Infallible>(response)
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)

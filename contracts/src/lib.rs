@@ -46,6 +46,12 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
     Ok(rmp_serde::to_vec_named(value)?)
 }
 
+/// As [`encode`], into a buffer the caller sized: `encode` starts from an empty one, which
+/// grows (and copies) a few times for any payload of some size.
+pub fn encode_into<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<(), CodecError> {
+    Ok(rmp_serde::encode::write_named(out, value)?)
+}
+
 /// Decodes a value from MessagePack (a struct from a named map or an array).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     rmp_serde::from_slice(bytes).map_err(|source| CodecError::Decode {

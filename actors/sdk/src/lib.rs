@@ -321,7 +321,19 @@ pub mod http {
         let handler = HANDLER
             .with(|h| h.get())
             .ok_or("no HTTP handler registered")?;
-        Ok(weft_contracts::encode(&handler(&request))?)
+        let response = handler(&request);
+        // Sized for the answer once: the body, the headers, and the fields' names and
+        // markers (under 64 bytes).
+        let headers: usize = response
+            .header
+            .iter()
+            .map(|(name, values)| {
+                name.len() + values.iter().map(|v| v.len() + 5).sum::<usize>() + 10
+            })
+            .sum();
+        let mut answer = Vec::with_capacity(response.body.len() + headers + 64);
+        weft_contracts::encode_into(&mut answer, &response)?;
+        Ok(answer)
     }
 
     /// A response with `status`, a content type and a body.

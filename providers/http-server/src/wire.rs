@@ -77,7 +77,8 @@ pub(crate) fn into_response(
     answer: Vec<u8>,
 ) -> Result<Response<Full<Bytes>>, rmp_serde::decode::Error> {
     let answer = Bytes::from(answer);
-    let read: ResponseParts<'_> = rmp_serde::from_slice(&answer)?;
+    let mut deserializer = rmp_serde::Deserializer::from_read_ref(&answer);
+    let read = serde::de::DeserializeSeed::deserialize(ResponseSeed(&answer), &mut deserializer)?;
     let body = match read.body {
         Cow::Borrowed(body) => answer.slice_ref(body),
         Cow::Owned(body) => Bytes::from(body),
@@ -98,15 +99,19 @@ struct ResponseParts<'a> {
 
 const RESPONSE_FIELDS: &[&str] = &["statusCode", "header", "body"];
 
-impl<'de> serde::Deserialize<'de> for ResponseParts<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_struct("HttpResponse", RESPONSE_FIELDS, ResponseVisitor)
+/// Reads an `HttpResponse` out of `answer` (the buffer being read, whose slices the header
+/// values become).
+struct ResponseSeed<'b>(&'b Bytes);
+
+impl<'de> DeserializeSeed<'de> for ResponseSeed<'_> {
+    type Value = ResponseParts<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_struct("HttpResponse", RESPONSE_FIELDS, self)
     }
 }
 
-struct ResponseVisitor;
-
-impl<'de> Visitor<'de> for ResponseVisitor {
+impl<'de> Visitor<'de> for ResponseSeed<'_> {
     type Value = ResponseParts<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -124,7 +129,10 @@ impl<'de> Visitor<'de> for ResponseVisitor {
         while let Some(Text(field)) = map.next_key::<Text<'de>>()? {
             match field.as_ref() {
                 "statusCode" => read.status_code = map.next_value()?,
-                "header" => map.next_value_seed(HeaderSeed(&mut read.headers))?,
+                "header" => map.next_value_seed(HeaderSeed {
+                    headers: &mut read.headers,
+                    answer: self.0,
+                })?,
                 "body" => read.body = map.next_value::<Body<'de>>()?.0,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -141,9 +149,11 @@ impl<'de> Visitor<'de> for ResponseVisitor {
             headers: HeaderMap::new(),
             body: Cow::Borrowed(&[]),
         };
-        if seq
-            .next_element_seed(HeaderSeed(&mut read.headers))?
-            .is_some()
+        let headers = HeaderSeed {
+            headers: &mut read.headers,
+            answer: self.0,
+        };
+        if seq.next_element_seed(headers)?.is_some()
             && let Some(Body(body)) = seq.next_element::<Body<'de>>()?
         {
             read.body = body;
@@ -152,8 +162,12 @@ impl<'de> Visitor<'de> for ResponseVisitor {
     }
 }
 
-/// Reads the contract's header map (name → list of values) straight into hyper's.
-struct HeaderSeed<'h>(&'h mut HeaderMap);
+/// Reads the contract's header map (name → list of values) straight into hyper's; a value
+/// borrowed from `answer` becomes a slice of it, not a copy.
+struct HeaderSeed<'h> {
+    headers: &'h mut HeaderMap,
+    answer: &'h Bytes,
+}
 
 impl<'de> DeserializeSeed<'de> for HeaderSeed<'_> {
     type Value = ();
@@ -174,7 +188,8 @@ impl<'de> Visitor<'de> for HeaderSeed<'_> {
         while let Some(Text(name)) = map.next_key::<Text<'de>>()? {
             let name = HeaderName::from_bytes(name.as_bytes()).ok();
             map.next_value_seed(ValuesSeed {
-                headers: self.0,
+                headers: self.headers,
+                answer: self.answer,
                 name,
             })?;
         }
@@ -186,6 +201,7 @@ impl<'de> Visitor<'de> for HeaderSeed<'_> {
 /// read and left out).
 struct ValuesSeed<'h> {
     headers: &'h mut HeaderMap,
+    answer: &'h Bytes,
     name: Option<HeaderName>,
 }
 
@@ -207,8 +223,14 @@ impl<'de> Visitor<'de> for ValuesSeed<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while let Some(Text(value)) = seq.next_element::<Text<'de>>()? {
             let Some(name) = &self.name else { continue };
+            let value = match value {
+                Cow::Borrowed(text) => {
+                    HeaderValue::from_maybe_shared(self.answer.slice_ref(text.as_bytes()))
+                }
+                Cow::Owned(text) => HeaderValue::from_str(&text),
+            };
             // A value hyper refuses (a control character) is left out, as before.
-            if let Ok(value) = HeaderValue::from_str(&value) {
+            if let Ok(value) = value {
                 self.headers.append(name.clone(), value);
             }
         }
