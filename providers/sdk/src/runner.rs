@@ -360,7 +360,9 @@ impl Subscriptions {
         let serve = |in_flight: &mut tokio::task::JoinSet<()>, message, kind| {
             let (member, provider, answers) = (member.clone(), current(), answers.clone());
             let (links, provider_id) = (links.clone(), provider_id.clone());
-            in_flight.spawn(async move {
+            // Boxed: the future is kilobytes, which spawning and finishing a task would
+            // otherwise copy several times.
+            in_flight.spawn(Box::pin(async move {
                 match kind {
                     Kind::Calls => {
                         let serve = provider.map(|provider| {
@@ -405,7 +407,7 @@ impl Subscriptions {
                         .await
                     }
                 }
-            });
+            }));
         };
         tokio::pin!(shutdown);
         loop {
