@@ -156,9 +156,18 @@ impl Membership {
     /// The route for `provider_id`: the one this host has, or one to the instance that says
     /// it serves (asked within `within`).
     async fn route(&self, provider_id: &str, within: Duration) -> Result<Arc<Route>, Failure> {
-        if let Some(route) = self.routed(provider_id) {
-            return Ok(route);
+        match self.routed(provider_id) {
+            Some(route) => Ok(route),
+            // Boxed: finding an instance is a future of kilobytes, which every call (and the
+            // box each provider call is made in) would otherwise carry and copy, though only
+            // the first call to a provider takes it.
+            None => Box::pin(self.new_route(provider_id, within)).await,
         }
+    }
+
+    /// A route to the instance of `provider_id` that answers first that it serves, made once
+    /// for calls that find none at the same moment.
+    async fn new_route(&self, provider_id: &str, within: Duration) -> Result<Arc<Route>, Failure> {
         let _one_at_a_time = self.routing.lock().await;
         if let Some(route) = self.routed(provider_id) {
             return Ok(route);

@@ -220,11 +220,29 @@ impl Links {
             Links::Host(links) => return links(key).ok_or_else(missing),
             Links::Told(told) => told,
         };
-        if let Some(link) = told.get(key) {
-            return Ok(link);
+        match told.get(key) {
+            Some(link) => Ok(link),
+            // Boxed: asking the hosts is a future of kilobytes, which every call's task would
+            // otherwise carry and copy, though only a link's first call takes it.
+            None => Box::pin(told.ask(member, provider_id, provider, key, within, missing)).await,
         }
-        let _asking = told.asking.lock().await;
-        if let Some(link) = told.get(key) {
+    }
+}
+
+impl Told {
+    /// Asks the hosts for the link `key` names (one question at a time), and puts it on
+    /// `provider` before handing it out.
+    async fn ask(
+        &self,
+        member: &Member,
+        provider_id: &str,
+        provider: &dyn Provider,
+        key: &LinkKey,
+        within: Duration,
+        missing: impl Fn() -> Failure,
+    ) -> Result<Arc<LinkDefinition>, Failure> {
+        let _asking = self.asking.lock().await;
+        if let Some(link) = self.get(key) {
             return Ok(link);
         }
         let subject = member.subjects().provider_link_get(provider_id);
@@ -240,7 +258,7 @@ impl Links {
             .put_link(&link)
             .await
             .map_err(|e| Failure::new(FailureKind::NoLink, e.to_string()))?;
-        told.put(&link);
+        self.put(&link);
         Ok(Arc::new(link))
     }
 }
