@@ -24,8 +24,8 @@
 //! - A call that fails is answered by its kind, with the reason in the body: `403` (the
 //!   actor may not be called so), `404` (no such actor), `503` with `Retry-After` (the actor
 //!   is saturated or unreachable for now), `504` (past its deadline), else `500` (it trapped,
-//!   failed, or answered something that is not an `HttpResponse`). The listener keeps
-//!   serving.
+//!   failed, or answered something that is not an `HttpResponse`, or one with more than
+//!   [`MAX_ANSWER_HEADER_VALUES`] header values). The listener keeps serving.
 //! - Deleting the link closes its listener at once and drains its connections: each answers
 //!   the request it is serving (and any that arrives within [`IDLE_GRACE`]) with
 //!   `Connection: close`, so keep-alive clients reconnect instead of failing; idle ones are
@@ -58,6 +58,7 @@
 mod handover;
 mod wire;
 pub use handover::share_sockets;
+pub use wire::MAX_ANSWER_HEADER_VALUES;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -813,6 +814,69 @@ mod tests {
     /// The socket sharing is for the same link only: a replacement (another instance, or the
     /// same link with changed values) takes over the port, while another actor's link on that
     /// address is refused as the kernel would refuse it.
+    /// An actor answering `/rogue` with more header values than hyper's header map holds, and
+    /// everything else with a plain 200.
+    struct Rogue;
+
+    #[async_trait]
+    impl ActorInvoker for Rogue {
+        async fn invoke_actor(
+            &self,
+            _: &str,
+            _: &str,
+            request: Vec<u8>,
+        ) -> Result<Vec<u8>, Failure> {
+            let request: weft_contracts::httpserver::HttpRequest =
+                weft_contracts::decode(&request).unwrap();
+            let header = if request.path == "/rogue" {
+                [("x-n".to_string(), vec!["1".to_string(); 40_000])].into()
+            } else {
+                HashMap::new()
+            };
+            Ok(weft_contracts::encode(&HttpResponse {
+                status_code: 200,
+                header,
+                body: b"fine".to_vec(),
+            })
+            .unwrap())
+        }
+    }
+
+    /// The actor's answer is input too: one with more header values than the bound is
+    /// answered 500 naming the bound (not a panic in hyper's header map), and the listener
+    /// keeps serving.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_answer_with_too_many_header_values_is_refused_and_serving_goes_on() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let server = HttpServer::new();
+        server.start(Arc::new(Rogue)).await.unwrap();
+        let address = free_address();
+        server.put_link(&link("MA", &address, "100")).await.unwrap();
+        let get = |path: &'static str| {
+            let address = address.clone();
+            async move {
+                let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+                let request =
+                    format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                stream.write_all(request.as_bytes()).await.unwrap();
+                let mut answer = Vec::new();
+                stream.read_to_end(&mut answer).await.unwrap();
+                String::from_utf8_lossy(&answer).into_owned()
+            }
+        };
+        let refused = get("/rogue").await;
+        assert!(refused.starts_with("HTTP/1.1 500"), "{refused}");
+        assert!(
+            refused.contains(&format!(
+                "more than {MAX_ANSWER_HEADER_VALUES} header values"
+            )),
+            "{refused}"
+        );
+        let served = get("/").await;
+        assert!(served.starts_with("HTTP/1.1 200"), "{served}");
+        assert!(served.ends_with("fine"), "{served}");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn only_the_same_link_takes_over_a_port() {
         let address = free_address();

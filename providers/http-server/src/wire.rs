@@ -15,6 +15,12 @@ use serde::ser::{SerializeMap, SerializeSeq, SerializeStruct, Serializer};
 use std::borrow::Cow;
 use std::fmt;
 
+/// Most header values an actor's answer may carry: far past what clients read (hyper's own
+/// client takes 100 headers), and under the 32,768 that hyper's header map holds (adding one
+/// past that panics). An answer with more is refused as malformed: the request is answered
+/// 500, naming this bound.
+pub const MAX_ANSWER_HEADER_VALUES: usize = 1024;
+
 /// A request as the actor's `HttpRequest`, borrowed from hyper's parts and the body read.
 pub(crate) struct WireRequest<'a> {
     pub(crate) parts: &'a Parts,
@@ -231,6 +237,11 @@ impl<'de> Visitor<'de> for ValuesSeed<'_> {
             };
             // A value hyper refuses (a control character) is left out, as before.
             if let Ok(value) = value {
+                if self.headers.len() >= MAX_ANSWER_HEADER_VALUES {
+                    return Err(de::Error::custom(format!(
+                        "it has more than {MAX_ANSWER_HEADER_VALUES} header values; answer with fewer"
+                    )));
+                }
                 self.headers.append(name.clone(), value);
             }
         }
@@ -416,6 +427,28 @@ mod tests {
         assert_eq!(response.status(), StatusCode::OK);
         assert!(response.headers().is_empty());
         assert_eq!(body_of(response).await, "ok");
+    }
+
+    fn with_header_values(count: usize) -> Vec<u8> {
+        let values = (0..count).map(|n| n.to_string()).collect();
+        weft_contracts::encode(&HttpResponse {
+            status_code: 200,
+            header: [("x-n".to_string(), values)].into(),
+            body: Vec::new(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn header_values_up_to_the_bound_are_served_and_past_it_refused() {
+        let at_bound = into_response(with_header_values(MAX_ANSWER_HEADER_VALUES)).unwrap();
+        assert_eq!(at_bound.headers().len(), MAX_ANSWER_HEADER_VALUES);
+        let error = into_response(with_header_values(MAX_ANSWER_HEADER_VALUES + 1))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("more than 1024 header values"), "{error}");
+        // Past what hyper's header map can hold at all: refused, not a panic.
+        assert!(into_response(with_header_values(40_000)).is_err());
     }
 
     #[tokio::test]
