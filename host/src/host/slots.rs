@@ -31,10 +31,12 @@ impl HostState {
                 *newest = (since, pool.clone());
             }
         }
-        oldest
-            .iter()
-            .filter(|(_, pool)| pool.drop_oldest_idle())
-            .count()
-            > 0
+        // Every one is dropped (no stopping at the first), so the calls after this one find
+        // slots free.
+        let mut freed = false;
+        for (_, pool) in &oldest {
+            freed |= pool.drop_oldest_idle();
+        }
+        freed
     }
 }

@@ -811,9 +811,6 @@ mod tests {
         probe.local_addr().unwrap().to_string()
     }
 
-    /// The socket sharing is for the same link only: a replacement (another instance, or the
-    /// same link with changed values) takes over the port, while another actor's link on that
-    /// address is refused as the kernel would refuse it.
     /// An actor answering `/rogue` with more header values than hyper's header map holds, and
     /// everything else with a plain 200.
     struct Rogue;
@@ -877,6 +874,9 @@ mod tests {
         assert!(served.ends_with("fine"), "{served}");
     }
 
+    /// The socket sharing is for the same link only: a replacement (another instance, or the
+    /// same link with changed values) takes over the port, while another actor's link on that
+    /// address is refused as the kernel would refuse it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn only_the_same_link_takes_over_a_port() {
         let address = free_address();
