@@ -32,6 +32,10 @@ WEFT_HOME="$PWD/target/weft-home" target/debug/weft build --workspace actors/leg
 
 step "running the tests"
 run_tests
+# The actor SDK's unit tests run natively (its HTTP request reader and answer writer are plain
+# Rust over MessagePack); the actors workspace otherwise builds for wasm32 only.
+host_triple="$(rustc -vV | sed -n 's/^host: //p')"
+(cd actors && cargo test --locked -p weft-actor --target "$host_triple")
 if cargo nextest --version >/dev/null 2>&1; then
   cargo test --locked --workspace --doc # nextest does not run doctests
 fi
@@ -40,6 +44,7 @@ step "clippy and rustfmt"
 cargo clippy --locked --all-targets -- -D warnings
 cargo fmt --check
 (cd actors && cargo clippy --locked -- -D warnings && cargo fmt --check)
+(cd actors && cargo clippy --locked -p weft-actor --all-targets --target "$host_triple" -- -D warnings)
 (cd actors/legacy && cargo clippy --locked -- -D warnings && cargo fmt --check)
 # The benchmarks are a workspace of their own (see bench/Cargo.toml): formatted here, built
 # and run only by `cargo bench`, never in CI.

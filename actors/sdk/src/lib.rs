@@ -1,6 +1,7 @@
 //! # weft-actor — typed helpers for Weft actors
 //!
-//! A thin layer over `wapc-guest`: register an HTTP handler with [`http::serve`], call the
+//! A thin layer over `wapc-guest`: register an HTTP handler with [`http::serve`] (owned
+//! contract types) or [`http::serve_borrowed`] (the request read in place), call the
 //! key-value store with [`keyvalue`], publish, request and receive messages with
 //! [`messaging`], log with [`logging`], call other actors with [`actor`], make HTTP requests with [`httpclient`], store blobs with [`blobstore`], ask the host for GUIDs
 //! and random numbers with [`numbergen`]. Payloads are the
@@ -296,54 +297,4 @@ pub mod messaging {
     }
 }
 
-/// `wasmcloud:httpserver`: the actor's side.
-pub mod http {
-    use weft_contracts::httpserver::{HANDLE_REQUEST, HeaderMap, HttpRequest, HttpResponse};
-
-    /// An actor's HTTP handler.
-    pub type Handler = fn(&HttpRequest) -> HttpResponse;
-
-    /// Registers `handler` for `HttpServer.HandleRequest`, and the health check. Call it from
-    /// `wapc_init`.
-    pub fn serve(handler: Handler) {
-        HANDLER.with(|h| h.set(Some(handler)));
-        wapc_guest::register_function(HANDLE_REQUEST, dispatch);
-        super::health::serve();
-    }
-
-    thread_local! {
-        static HANDLER: std::cell::Cell<Option<Handler>> =
-            const { std::cell::Cell::new(None) };
-    }
-
-    fn dispatch(payload: &[u8]) -> wapc_guest::CallResult {
-        let request: HttpRequest = weft_contracts::decode(payload)?;
-        let handler = HANDLER
-            .with(|h| h.get())
-            .ok_or("no HTTP handler registered")?;
-        let response = handler(&request);
-        // Sized for the answer once: the body, the headers, and the fields' names and
-        // markers (under 64 bytes).
-        let headers: usize = response
-            .header
-            .iter()
-            .map(|(name, values)| {
-                name.len() + values.iter().map(|v| v.len() + 5).sum::<usize>() + 10
-            })
-            .sum();
-        let mut answer = Vec::with_capacity(response.body.len() + headers + 64);
-        weft_contracts::encode_into(&mut answer, &response)?;
-        Ok(answer)
-    }
-
-    /// A response with `status`, a content type and a body.
-    pub fn response(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> HttpResponse {
-        let mut header = HeaderMap::new();
-        header.insert("content-type".into(), vec![content_type.into()]);
-        HttpResponse {
-            status_code: status,
-            header,
-            body: body.into(),
-        }
-    }
-}
+pub mod http;

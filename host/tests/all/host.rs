@@ -8,7 +8,7 @@ use wascap::contracts;
 use weft_host::actor::LoadPolicy;
 use weft_host::engine::EngineConfig;
 use weft_host::limits::Limits;
-use weft_host::{Host, HostConfig, HostError};
+use weft_host::{GuestError, Host, HostConfig, HostError, InvokeError};
 use weft_provider_sdk::{LinkDefinition, Provider, ProviderCall, ProviderError, async_trait};
 
 fn host(limits: Limits) -> Host {
@@ -478,24 +478,46 @@ async fn actors_load_from_files_and_a_missing_file_is_named() {
     );
 }
 
-/// The HTTP benchmark's actor answers what the native baseline answers.
+/// The HTTP benchmark's actor answers what the native baseline answers, in the contract's
+/// `HttpResponse`, whichever form of `HttpRequest` it is sent: it reads the named form in
+/// place (the SDK's `http::serve_borrowed`) and decodes the others; a payload that is no
+/// request is the guest's error, and the actor keeps answering.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hello_actor_answers_hello_world() {
     use weft_contracts::httpserver::{HANDLE_REQUEST, HttpRequest, HttpResponse};
     let host = host(Limits::default());
     let bytes = std::fs::read(crate::signed_actor("hello")).unwrap();
     let actor = host.start_actor(&bytes).await.unwrap().id;
-    let request = weft_contracts::encode(&HttpRequest {
+    let request = HttpRequest {
         method: "GET".into(),
+        header: [("host".to_string(), vec!["example.com".to_string()])].into(),
+        body: b"ignored".to_vec(),
         ..HttpRequest::default()
-    })
+    };
+    let named = weft_contracts::encode(&request).unwrap();
+    let positional = rmp_serde::to_vec(&request).unwrap();
+    let numbers = weft_contracts::encode(
+        &serde_json::json!({"method": "GET", "header": {}, "body": [1, 2, 3]}),
+    )
     .unwrap();
-    let answer = host.invoke(&actor, HANDLE_REQUEST, &request).await.unwrap();
-    let response: HttpResponse = weft_contracts::decode(&answer).unwrap();
-    assert_eq!(
-        (response.status_code, response.body.as_slice()),
-        (200, b"Hello, world!\n".as_slice())
+    for form in [&named, &positional, &numbers] {
+        let answer = host.invoke(&actor, HANDLE_REQUEST, form).await.unwrap();
+        let response: HttpResponse = weft_contracts::decode(&answer).unwrap();
+        assert_eq!(
+            (response.status_code, response.body.as_slice()),
+            (200, b"Hello, world!\n".as_slice())
+        );
+        assert_eq!(response.header["content-type"], ["text/plain"]);
+    }
+    let garbage = host
+        .invoke(&actor, HANDLE_REQUEST, b"\x93not a request")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&garbage, InvokeError::Guest { error: GuestError::Guest(text), .. } if text.contains("HttpRequest")),
+        "{garbage:?}"
     );
+    assert!(host.invoke(&actor, HANDLE_REQUEST, &named).await.is_ok());
 }
 
 /// An embedder's rule: no actor may reach key-value on this host.
