@@ -13,7 +13,10 @@
 //!     directly (target ≤ 2×);
 //! (j) serving an older-generation actor: `HttpServer.HandleRequest` on a hello actor built
 //!     with waSCC's and with wasmCloud 0.15–0.18's SDK (the host translating the request and
-//!     the answer) vs the same hello built with Weft's wasmbus SDK, paired (target ≤ 1.1×).
+//!     the answer) vs the same hello built with Weft's wasmbus SDK on the same owned contract
+//!     types (`hello-owned`), paired (target ≤ 1.1×); and that hello vs `hello`, the same
+//!     answer from the SDK's borrowed request (`http::serve_borrowed`), paired: what reading
+//!     the request in place saves.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use criterion::Criterion;
@@ -229,7 +232,7 @@ fn main() {
         body: Vec::new(),
     })
     .unwrap();
-    let hellos: Vec<(&str, String)> = ["hello", "wasmcloud-hello", "wascc-hello"]
+    let hellos: Vec<(&str, String)> = ["hello-owned", "wasmcloud-hello", "wascc-hello", "hello"]
         .into_iter()
         .map(|name| {
             let bytes = std::fs::read(weft_bench::target_dir().join("actors").join(format!("{name}.wasm")))
@@ -247,7 +250,29 @@ fn main() {
             (name, id)
         })
         .collect();
-    let older: Vec<_> = hellos[1..]
+    let borrowed = runtime.block_on(weft_bench::paired_ratio(
+        PAIRED_ROUNDS / 2,
+        PAIRED_CALLS / 2,
+        || async {
+            host.invoke(
+                &hellos[0].1,
+                weft_contracts::httpserver::HANDLE_REQUEST,
+                &request,
+            )
+            .await
+            .unwrap();
+        },
+        || async {
+            host.invoke(
+                &hellos[3].1,
+                weft_contracts::httpserver::HANDLE_REQUEST,
+                &request,
+            )
+            .await
+            .unwrap();
+        },
+    ));
+    let older: Vec<_> = hellos[1..3]
         .iter()
         .map(|(name, older)| {
             let wasmbus = &hellos[0].1;
@@ -372,6 +397,16 @@ fn main() {
             relayed / direct
         );
     }
+    println!(
+        "(j′) hello on the SDK's borrowed request (http::serve_borrowed) vs on the owned contract types (http::serve), paired ({} rounds of {} calls): {:.2} µs vs {:.2} µs, median ratio {:.2}× (rounds {:.2}–{:.2}×)",
+        PAIRED_ROUNDS / 2,
+        PAIRED_CALLS / 2,
+        borrowed.weft_us,
+        borrowed.raw_us,
+        borrowed.ratio,
+        borrowed.lowest,
+        borrowed.highest
+    );
     for (name, paired, untranslated) in &older {
         println!(
             "(j) {name} vs the same hello as a wasmbus actor, HttpServer.HandleRequest, paired ({} rounds of {} calls): {:.2} µs vs {:.2} µs, median ratio {:.2}× (rounds {:.2}–{:.2}×; target ≤ 1.1×)",
