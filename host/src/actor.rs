@@ -236,8 +236,13 @@ impl ActorPool {
         // before traces existed (no span held across its awaits).
         let result = if tracing::level_enabled!(tracing::Level::TRACE) {
             let span = tracing::trace_span!("actor.invoke", actor = %self.identity.name, revision = ?self.identity.revision, operation);
-            tracing::Instrument::instrument(self.admitted_run(operation, payload, deadline), span)
-                .await
+            // Boxed: a second place for the call's future in this one would double its size
+            // (and what every call moves), though only traced calls take this branch.
+            Box::pin(tracing::Instrument::instrument(
+                self.admitted_run(operation, payload, deadline),
+                span,
+            ))
+            .await
         } else {
             self.admitted_run(operation, payload, deadline).await
         };

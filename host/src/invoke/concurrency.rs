@@ -161,7 +161,7 @@ impl<T> Admission<T> {
 
     /// Takes a place, waiting (in the bounded queue, until `deadline`) if none is free.
     pub async fn admit(&self, deadline: Deadline) -> Result<Permit<'_, T>, Refused> {
-        let _queued = {
+        let queued = {
             let mut counts = self.lock();
             if let Some(taken) = self.take_place(&mut counts) {
                 return taken;
@@ -175,6 +175,18 @@ impl<T> Admission<T> {
             counts.waiting += 1;
             Waiting { admission: self }
         };
+        // Boxed: the wait (a timer and a notification) is most of this future's size, and
+        // the caller's future carries this one whether or not it waits.
+        Box::pin(self.wait_for_place(queued, deadline)).await
+    }
+
+    /// The slow path of [`Admission::admit`]: waits, counted in the queue while `_queued`
+    /// lives, for a place to free up before `deadline`.
+    async fn wait_for_place(
+        &self,
+        _queued: Waiting<'_, T>,
+        deadline: Deadline,
+    ) -> Result<Permit<'_, T>, Refused> {
         // Read the clock only on this slow path: a call admitted at once never does.
         let started = tokio::time::Instant::now();
         let wait_until = deadline
