@@ -11,7 +11,7 @@
 mod request;
 mod response;
 
-pub use request::{Headers, Request};
+pub use request::{HeaderValues, Headers, Request};
 pub use response::Response;
 
 use weft_contracts::httpserver::{HANDLE_REQUEST, HeaderMap, HttpRequest, HttpResponse};
