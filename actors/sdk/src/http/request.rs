@@ -28,45 +28,37 @@ impl<'a> Request<'a> {
     /// caller decodes those with it, which also says what is wrong).
     pub fn parse(mut payload: &'a [u8]) -> Option<Self> {
         let fields = rmp::decode::read_map_len(&mut payload).ok()?;
-        let mut request = Request {
-            method: "",
-            path: "",
-            query_string: "",
-            headers: Headers {
-                names: 0,
-                entries: &[],
-            },
-            body: &[],
-        };
-        let (mut seen, mut has_headers) = (0u8, false);
+        let (mut method, mut path, mut query_string, mut headers, mut body) =
+            (None, None, None, None, None);
         for _ in 0..fields {
             // A name is compared as bytes: one that matches is UTF-8, and one that does not
             // is refused either way.
-            let field = match read_str_bytes(&mut payload)? {
-                b"method" => 1,
-                b"path" => 2,
-                b"queryString" => 4,
-                b"header" => 8,
-                b"body" => 16,
+            let name = read_str_bytes(&mut payload)?;
+            let p = &mut payload;
+            let twice = match name {
+                b"method" => method.replace(read_str(p)?).is_some(),
+                b"path" => path.replace(read_str(p)?).is_some(),
+                b"queryString" => query_string.replace(read_str(p)?).is_some(),
+                b"header" => headers.replace(Headers::parse(p)?).is_some(),
+                b"body" => body.replace(read_bin(p)?).is_some(),
                 _ => return None,
             };
-            if seen & field != 0 {
+            if twice {
                 return None;
             }
-            seen |= field;
-            match field {
-                1 => request.method = read_str(&mut payload)?,
-                2 => request.path = read_str(&mut payload)?,
-                4 => request.query_string = read_str(&mut payload)?,
-                8 => {
-                    request.headers = Headers::parse(&mut payload)?;
-                    has_headers = true;
-                }
-                _ => request.body = read_bin(&mut payload)?,
-            }
         }
-        // The contract requires the headers; anything after the map is not this form.
-        (has_headers && payload.is_empty()).then_some(request)
+        // Anything after the map is not this form.
+        if !payload.is_empty() {
+            return None;
+        }
+        Some(Request {
+            method: method.unwrap_or_default(),
+            path: path.unwrap_or_default(),
+            query_string: query_string.unwrap_or_default(),
+            // The contract requires the headers.
+            headers: headers?,
+            body: body.unwrap_or_default(),
+        })
     }
 
     /// `GET`, `POST`, ...
@@ -219,18 +211,21 @@ fn read_str<'a>(bytes: &mut &'a [u8]) -> Option<&'a str> {
 
 /// The bytes of a MessagePack string from the front of `bytes`, not checked to be UTF-8.
 fn read_str_bytes<'a>(bytes: &mut &'a [u8]) -> Option<&'a [u8]> {
-    let len = usize::try_from(rmp::decode::read_str_len(bytes).ok()?).ok()?;
-    let (text, rest) = (bytes.get(..len)?, bytes.get(len..)?);
-    *bytes = rest;
-    Some(text)
+    let len = rmp::decode::read_str_len(bytes).ok()?;
+    take(bytes, len)
 }
 
 /// MessagePack binary from the front of `bytes`.
 fn read_bin<'a>(bytes: &mut &'a [u8]) -> Option<&'a [u8]> {
-    let len = usize::try_from(rmp::decode::read_bin_len(bytes).ok()?).ok()?;
-    let (bin, rest) = (bytes.get(..len)?, bytes.get(len..)?);
+    let len = rmp::decode::read_bin_len(bytes).ok()?;
+    take(bytes, len)
+}
+
+/// The first `len` bytes of `bytes`, which moves past them; `None` if there are fewer.
+fn take<'a>(bytes: &mut &'a [u8], len: u32) -> Option<&'a [u8]> {
+    let (taken, rest) = bytes.split_at_checked(usize::try_from(len).ok()?)?;
     *bytes = rest;
-    Some(bin)
+    Some(taken)
 }
 
 #[cfg(test)]
