@@ -57,7 +57,8 @@ pub fn free_port() -> Result<u16, ServerError> {
     Ok(listener.local_addr()?.port())
 }
 
-/// How many times a server is started on fresh ports when one it was given was taken first.
+/// How many times a server is started on fresh ports when one it was given was taken first
+/// (or a cluster's routes did not come up).
 const PORT_ATTEMPTS: usize = 3;
 
 impl ServerError {
@@ -72,18 +73,26 @@ impl ServerError {
     fn routes_down(&self) -> bool {
         matches!(self, ServerError::NotReady { detail, .. } if detail == ROUTES_DOWN)
     }
+
+    /// Whether starting again on fresh ports may succeed: a port was taken, or (a
+    /// [`NatsCluster`]) the routes stayed down — a fresh-clone CI run, with the soak and two
+    /// load tests beside it on 2 cores, once saw them stay down for the whole wait.
+    fn worth_another_try(&self) -> bool {
+        self.port_taken() || self.routes_down()
+    }
 }
 
 /// What [`NatsCluster::start`] reports when a message published on one server does not reach
 /// a subscriber on another in time.
 const ROUTES_DOWN: &str = "the cluster's routes did not come up";
 
-/// `start` again, on fresh ports, while the ports it picked were taken before it bound them.
+/// `start` again, on fresh ports, while the ports it picked were taken before it bound them
+/// (or a cluster's routes did not come up on them).
 fn on_free_ports<T>(mut start: impl FnMut() -> Result<T, ServerError>) -> Result<T, ServerError> {
     let mut attempt = 1;
     loop {
         match start() {
-            Err(error) if error.port_taken() && attempt < PORT_ATTEMPTS => attempt += 1,
+            Err(error) if error.worth_another_try() && attempt < PORT_ATTEMPTS => attempt += 1,
             result => return result,
         }
     }
@@ -296,19 +305,10 @@ pub struct NatsCluster {
 impl NatsCluster {
     /// Starts `size` servers routed to each other, and waits until a message published on
     /// each reaches a subscriber on every other (the routes are up).
-    ///
     /// A cluster whose routes do not come up in time is stopped and started again on fresh
-    /// ports (up to [`PORT_ATTEMPTS`] times), as a server whose port was taken is: a fresh-clone
-    /// CI run, with the soak and two load tests running beside it on 2 cores, once saw the
-    /// routes stay down for the whole wait.
+    /// ports, as one whose port was taken is.
     pub fn start(size: usize) -> Result<Self, ServerError> {
-        let mut attempt = 1;
-        loop {
-            match on_free_ports(|| Self::start_once(size)) {
-                Err(error) if error.routes_down() && attempt < PORT_ATTEMPTS => attempt += 1,
-                result => return result,
-            }
-        }
+        on_free_ports(|| Self::start_once(size))
     }
 
     fn start_once(size: usize) -> Result<Self, ServerError> {
@@ -589,6 +589,7 @@ mod tests {
             detail: ROUTES_DOWN.into(),
         };
         assert!(down.routes_down() && !down.port_taken(), "{down}");
+        assert!(down.worth_another_try(), "{down}");
         let taken = ServerError::NotReady {
             binary: "nats-server",
             port: 1,
@@ -596,6 +597,13 @@ mod tests {
             detail: "listen tcp 127.0.0.1:1: bind: address already in use".into(),
         };
         assert!(taken.port_taken() && !taken.routes_down(), "{taken}");
+        let exited = ServerError::NotReady {
+            binary: "nats-server",
+            port: 1,
+            within: READY_WITHIN,
+            detail: "it exited: bad flag".into(),
+        };
+        assert!(!exited.worth_another_try(), "{exited}");
     }
 
     #[test]
