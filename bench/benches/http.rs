@@ -188,23 +188,25 @@ fn main() {
                 rate.push(run.ok as f64 / secs);
             }
         }
+        // In `servers`' order: hello-owned first (the baseline), the older two, hello last.
+        let (owned, borrowed) = (&rates[0], &rates[servers.len() - 1]);
         for (index, (name, _)) in servers.iter().enumerate().skip(1).take(2) {
-            let mut ratios: Vec<f64> = rates[0].iter().zip(&rates[index]).map(|(w, o)| w / o).collect();
+            let mut ratios: Vec<f64> = owned.iter().zip(&rates[index]).map(|(w, o)| w / o).collect();
             println!(
                 "(j″) http-server → {name} vs → hello-owned (wasmbus), {OLDER_ROUNDS} alternating rounds: {:.0} vs {:.0} req/s (medians), cost ratio {:.2}× (rounds {:.2}–{:.2}×; target ≤ 1.1×)",
                 weft_bench::median(&mut rates[index].clone()),
-                weft_bench::median(&mut rates[0].clone()),
+                weft_bench::median(&mut owned.clone()),
                 weft_bench::median(&mut ratios),
                 ratios.iter().copied().fold(f64::INFINITY, f64::min),
                 ratios.iter().copied().fold(0.0, f64::max),
             );
         }
 
-        let mut gains: Vec<f64> = rates[3].iter().zip(&rates[0]).map(|(b, o)| b / o).collect();
+        let mut gains: Vec<f64> = borrowed.iter().zip(owned).map(|(b, o)| b / o).collect();
         println!(
             "(d′) http-server → hello (the SDK's borrowed request) vs → hello-owned, in the same rounds: {:.0} vs {:.0} req/s (medians), ratio {:.2}× (rounds {:.2}–{:.2}×)",
-            weft_bench::median(&mut rates[3].clone()),
-            weft_bench::median(&mut rates[0].clone()),
+            weft_bench::median(&mut borrowed.clone()),
+            weft_bench::median(&mut owned.clone()),
             weft_bench::median(&mut gains),
             gains.iter().copied().fold(f64::INFINITY, f64::min),
             gains.iter().copied().fold(0.0, f64::max),

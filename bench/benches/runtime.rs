@@ -250,49 +250,22 @@ fn main() {
             (name, id)
         })
         .collect();
+    // `hellos` in the order above: the owned hello is every comparison's baseline.
+    let (owned_id, borrowed_id) = (&hellos[0].1, &hellos[3].1);
     let borrowed = runtime.block_on(weft_bench::paired_ratio(
         PAIRED_ROUNDS / 2,
         PAIRED_CALLS / 2,
-        || async {
-            host.invoke(
-                &hellos[0].1,
-                weft_contracts::httpserver::HANDLE_REQUEST,
-                &request,
-            )
-            .await
-            .unwrap();
-        },
-        || async {
-            host.invoke(
-                &hellos[3].1,
-                weft_contracts::httpserver::HANDLE_REQUEST,
-                &request,
-            )
-            .await
-            .unwrap();
-        },
+        || handle_request(&host, owned_id, &request),
+        || handle_request(&host, borrowed_id, &request),
     ));
     let older: Vec<_> = hellos[1..3]
         .iter()
         .map(|(name, older)| {
-            let wasmbus = &hellos[0].1;
             let paired = runtime.block_on(weft_bench::paired_ratio(
                 PAIRED_ROUNDS / 2,
                 PAIRED_CALLS / 2,
-                || async {
-                    host.invoke(
-                        wasmbus,
-                        weft_contracts::httpserver::HANDLE_REQUEST,
-                        &request,
-                    )
-                    .await
-                    .unwrap();
-                },
-                || async {
-                    host.invoke(older, weft_contracts::httpserver::HANDLE_REQUEST, &request)
-                        .await
-                        .unwrap();
-                },
+                || handle_request(&host, owned_id, &request),
+                || handle_request(&host, older, &request),
             ));
             // The same actor called in its own terms, as if the provider spoke its generation:
             // what the translation itself costs.
@@ -423,6 +396,13 @@ fn main() {
             untranslated.raw_us, untranslated.weft_us, untranslated.ratio
         );
     }
+}
+
+/// `HttpServer.HandleRequest` on `actor`, which must answer.
+async fn handle_request(host: &Host, actor: &str, request: &[u8]) {
+    host.invoke(actor, weft_contracts::httpserver::HANDLE_REQUEST, request)
+        .await
+        .unwrap();
 }
 
 /// A relay actor, signed with no capabilities by `account`: every call it gets, it makes to
