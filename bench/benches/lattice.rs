@@ -37,14 +37,21 @@ use weft_testing::{NatsServer, RedisServer};
 
 const LATTICE: &str = "bench";
 const CONCURRENCY: usize = 50;
-const INCREMENTS: usize = 20_000;
+/// Increments in one of (g)'s Weft rounds (redis-benchmark makes five times as many);
+/// `WEFT_LATTICE_INCREMENTS` sets another, e.g. a long round to profile.
+fn increments() -> usize {
+    std::env::var("WEFT_LATTICE_INCREMENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20_000)
+}
 const THROUGHPUT_ROUNDS: usize = 9;
 /// Redis's `appendfsync` settings (g) runs under.
 const DURABILITIES: [&str; 2] = ["always", "everysec"];
 
 /// `WEFT_LATTICE_GROUPS` lists the groups to run (`f,g,h`, the default: all);
 /// `WEFT_LATTICE_DURABILITIES` the `appendfsync` settings (g) runs under (default both);
-/// `WEFT_LATTICE_ROUNDS` (g)'s rounds.
+/// `WEFT_LATTICE_ROUNDS` (g)'s rounds; `WEFT_LATTICE_INCREMENTS` the increments in each of its Weft rounds.
 fn groups() -> String {
     std::env::var("WEFT_LATTICE_GROUPS").unwrap_or_else(|_| "f,g,h".into())
 }
@@ -105,7 +112,7 @@ fn redis_benchmark(port: u16) -> f64 {
             "-c",
             &CONCURRENCY.to_string(),
         ])
-        .args(["-n", &(INCREMENTS * 5).to_string(), "-q"])
+        .args(["-n", &(increments() * 5).to_string(), "-q"])
         .output()
         .expect("redis-benchmark is not installed (apt install redis-tools)");
     let text = String::from_utf8_lossy(&output.stdout);
@@ -140,14 +147,15 @@ async fn start_counter(host: &Host, provider_id: &str, redis_url: String) -> Str
     counter
 }
 
-/// Runs `INCREMENTS` counter requests, `CONCURRENCY` at a time, and returns how many per second.
+/// Runs [`increments`] counter requests, `CONCURRENCY` at a time, and returns how many per second.
 async fn increments_per_second(host: &Host, counter: &str, request: &[u8]) -> f64 {
+    let increments = increments();
     let started = Instant::now();
     let workers: Vec<_> = (0..CONCURRENCY)
         .map(|_| {
             let (host, counter, request) = (host.clone(), counter.to_string(), request.to_vec());
             tokio::spawn(async move {
-                for _ in 0..INCREMENTS / CONCURRENCY {
+                for _ in 0..increments / CONCURRENCY {
                     host.invoke(&counter, HANDLE_REQUEST, &request)
                         .await
                         .unwrap();
@@ -158,7 +166,7 @@ async fn increments_per_second(host: &Host, counter: &str, request: &[u8]) -> f6
     for worker in workers {
         worker.await.unwrap();
     }
-    INCREMENTS as f64 / started.elapsed().as_secs_f64()
+    increments as f64 / started.elapsed().as_secs_f64()
 }
 
 /// Set in the environment of the provider process this benchmark starts (itself, run
