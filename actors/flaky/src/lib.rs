@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use weft_actor::contracts::httpserver::{HANDLE_REQUEST, HttpRequest};
-use weft_actor::wapc_guest::{self, CallResult};
+use weft_actor::wapc::{self, CallResult};
 use weft_actor::{contracts, health, http};
 
 /// Calls this instance took.
@@ -15,7 +15,7 @@ static CALLS: AtomicU32 = AtomicU32::new(0);
 #[allow(unsafe_code)]
 #[unsafe(no_mangle)]
 pub fn wapc_init() {
-    wapc_guest::register_function(HANDLE_REQUEST, handle);
+    wapc::register_function(HANDLE_REQUEST, handle);
     health::serve();
 }
 

@@ -6,11 +6,11 @@
 #[allow(unsafe_code)]
 #[unsafe(no_mangle)]
 pub fn wapc_init() {
-    weft_actor::wapc_guest::register_function("Ping", ping);
+    weft_actor::wapc::register_function("Ping", ping);
     weft_actor::health::serve();
 }
 
-fn ping(payload: &[u8]) -> weft_actor::wapc_guest::CallResult {
+fn ping(payload: &[u8]) -> weft_actor::wapc::CallResult {
     let mut answer = b"pong: ".to_vec();
     answer.extend_from_slice(payload);
     Ok(answer)

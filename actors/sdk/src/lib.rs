@@ -1,6 +1,6 @@
 //! # weft-actor — typed helpers for Weft actors
 //!
-//! A thin layer over `wapc-guest`: register an HTTP handler with [`http::serve`] (owned
+//! A thin layer over waPC (its guest side is the SDK's own, [`wapc`]): register an HTTP handler with [`http::serve`] (owned
 //! contract types) or [`http::serve_borrowed`] (the request read in place), call the
 //! key-value store with [`keyvalue`], publish, request and receive messages with
 //! [`messaging`], log with [`logging`], call other actors with [`actor`], make HTTP requests with [`httpclient`], store blobs with [`blobstore`], ask the host for GUIDs
@@ -11,7 +11,7 @@
 //! **What it is not:** an async runtime or a second RPC layer; every call is one waPC host call.
 #![deny(missing_docs)]
 
-pub use wapc_guest;
+pub mod wapc;
 pub use weft_contracts as contracts;
 
 use weft_contracts::CodecError;
@@ -65,7 +65,7 @@ where
     Resp: serde::de::DeserializeOwned,
 {
     let payload = contracts::encode(request)?;
-    let answer = wapc_guest::host_call(link, contract, operation, &payload)
+    let answer = crate::wapc::host_call(link, contract, operation, &payload)
         .map_err(|e| Error::Host(e.to_string()))?;
     Ok(contracts::decode(&answer)?)
 }
@@ -76,7 +76,7 @@ pub mod actor {
     /// `payload`, and returns its answer; the host runs it in process when it is local, over
     /// the lattice when not, within this call's deadline.
     pub fn call(target: &str, operation: &str, payload: &[u8]) -> super::Result<Vec<u8>> {
-        wapc_guest::host_call("default", target, operation, payload)
+        crate::wapc::host_call("default", target, operation, payload)
             .map_err(|e| super::Error::Host(e.to_string()))
     }
 }
@@ -102,7 +102,7 @@ pub mod keyvalue {
             expires: 0,
         };
         let payload = weft_contracts::encode(&request)?;
-        wapc_guest::host_call(LINK, CONTRACT_ID, SET, &payload)
+        crate::wapc::host_call(LINK, CONTRACT_ID, SET, &payload)
             .map_err(|e| super::Error::Host(e.to_string()))?;
         Ok(())
     }
@@ -137,7 +137,7 @@ pub mod logging {
             text: text.into(),
         };
         if let Ok(payload) = weft_contracts::encode(&entry) {
-            let _ = wapc_guest::host_call("default", CONTRACT_ID, WRITE_LOG, &payload);
+            let _ = crate::wapc::host_call("default", CONTRACT_ID, WRITE_LOG, &payload);
         }
     }
 }
@@ -231,10 +231,10 @@ pub mod health {
 
     /// Answers health checks with `healthy: true` (the actor is healthy once it runs).
     pub fn serve() {
-        wapc_guest::register_function(HEALTH_REQUEST, healthy);
+        crate::wapc::register_function(HEALTH_REQUEST, healthy);
     }
 
-    fn healthy(_: &[u8]) -> wapc_guest::CallResult {
+    fn healthy(_: &[u8]) -> crate::wapc::CallResult {
         Ok(weft_contracts::encode(&HealthCheckResponse {
             healthy: true,
             message: None,
@@ -256,7 +256,7 @@ pub mod messaging {
             body: body.to_vec(),
         };
         let payload = weft_contracts::encode(&message)?;
-        wapc_guest::host_call("default", CONTRACT_ID, PUBLISH, &payload)
+        crate::wapc::host_call("default", CONTRACT_ID, PUBLISH, &payload)
             .map(|_| ())
             .map_err(|e| super::Error::Host(e.to_string()))
     }
@@ -278,7 +278,7 @@ pub mod messaging {
     /// it from `wapc_init`.
     pub fn subscribe(handler: Handler) {
         HANDLER.with(|h| h.set(Some(handler)));
-        wapc_guest::register_function(HANDLE_MESSAGE, dispatch);
+        crate::wapc::register_function(HANDLE_MESSAGE, dispatch);
         super::health::serve();
     }
 
@@ -287,7 +287,7 @@ pub mod messaging {
             const { std::cell::Cell::new(None) };
     }
 
-    fn dispatch(payload: &[u8]) -> wapc_guest::CallResult {
+    fn dispatch(payload: &[u8]) -> crate::wapc::CallResult {
         let message: SubMessage = weft_contracts::decode(payload)?;
         let handler = HANDLER
             .with(|h| h.get())

@@ -26,14 +26,14 @@ pub type BorrowedHandler = for<'a> fn(&Request<'a>) -> Response<'a>;
 /// `wapc_init`.
 pub fn serve(handler: Handler) {
     HANDLER.with(|h| h.set(Some(handler)));
-    wapc_guest::register_function(HANDLE_REQUEST, dispatch);
+    crate::wapc::register_function(HANDLE_REQUEST, dispatch);
     super::health::serve();
 }
 
 /// As [`serve`], for a handler of [`Request`] and [`Response`].
 pub fn serve_borrowed(handler: BorrowedHandler) {
     BORROWED_HANDLER.with(|h| h.set(Some(handler)));
-    wapc_guest::register_function(HANDLE_REQUEST, dispatch_borrowed);
+    crate::wapc::register_writer(HANDLE_REQUEST, dispatch_borrowed);
     super::health::serve();
 }
 
@@ -43,7 +43,7 @@ thread_local! {
         const { std::cell::Cell::new(None) };
 }
 
-fn dispatch(payload: &[u8]) -> wapc_guest::CallResult {
+fn dispatch(payload: &[u8]) -> crate::wapc::CallResult {
     let request: HttpRequest = weft_contracts::decode(payload)?;
     let handler = HANDLER
         .with(|h| h.get())
@@ -61,7 +61,10 @@ fn dispatch(payload: &[u8]) -> wapc_guest::CallResult {
     Ok(answer)
 }
 
-fn dispatch_borrowed(payload: &[u8]) -> wapc_guest::CallResult {
+fn dispatch_borrowed(
+    payload: &[u8],
+    answer: &mut Vec<u8>,
+) -> Result<(), Box<dyn std::error::Error + Sync + Send>> {
     let handler = BORROWED_HANDLER
         .with(|h| h.get())
         .ok_or("no HTTP handler registered")?;
@@ -77,7 +80,7 @@ fn dispatch_borrowed(payload: &[u8]) -> wapc_guest::CallResult {
             Request::parse(&rewritten).ok_or("the HTTP request did not read back")?
         }
     };
-    Ok(handler(&request).encode()?)
+    Ok(handler(&request).encode_into(answer)?)
 }
 
 /// A response with `status`, a content type and a body.

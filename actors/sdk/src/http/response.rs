@@ -34,8 +34,11 @@ impl<'a> Response<'a> {
         self
     }
 
-    /// The MessagePack the provider reads.
-    pub(crate) fn encode(&self) -> Result<Vec<u8>, rmp::encode::ValueWriteError> {
+    /// Appends the MessagePack the provider reads to `out`.
+    pub(crate) fn encode_into(
+        &self,
+        out: &mut Vec<u8>,
+    ) -> Result<(), rmp::encode::ValueWriteError> {
         // The body, each header with room for its markers, and the fields' names and
         // markers (under 64 bytes).
         let headers: usize = self
@@ -43,32 +46,32 @@ impl<'a> Response<'a> {
             .iter()
             .map(|(name, value)| name.len() + value.len() + 20)
             .sum();
-        let mut out = Vec::with_capacity(self.body.len() + headers + 64);
-        rmp::encode::write_map_len(&mut out, 3)?;
-        rmp::encode::write_str(&mut out, "statusCode")?;
-        rmp::encode::write_uint(&mut out, u64::from(self.status))?;
-        rmp::encode::write_str(&mut out, "header")?;
+        out.reserve(self.body.len() + headers + 64);
+        rmp::encode::write_map_len(out, 3)?;
+        rmp::encode::write_str(out, "statusCode")?;
+        rmp::encode::write_uint(out, u64::from(self.status))?;
+        rmp::encode::write_str(out, "header")?;
         // A name's first header writes its whole list; later ones are skipped.
         let headers = &self.headers;
         let first = |i: usize, name: &str| !headers.iter().take(i).any(|(n, _)| n == name);
         let names = (headers.iter().enumerate())
             .filter(|(i, (name, _))| first(*i, name))
             .count();
-        rmp::encode::write_map_len(&mut out, len_u32(names)?)?;
+        rmp::encode::write_map_len(out, len_u32(names)?)?;
         for (i, (name, _)) in headers.iter().enumerate() {
             if !first(i, name) {
                 continue;
             }
             let values = || headers.iter().skip(i).filter(|(n, _)| n == name);
-            rmp::encode::write_str(&mut out, name)?;
-            rmp::encode::write_array_len(&mut out, len_u32(values().count())?)?;
+            rmp::encode::write_str(out, name)?;
+            rmp::encode::write_array_len(out, len_u32(values().count())?)?;
             for (_, value) in values() {
-                rmp::encode::write_str(&mut out, value)?;
+                rmp::encode::write_str(out, value)?;
             }
         }
-        rmp::encode::write_str(&mut out, "body")?;
-        rmp::encode::write_bin(&mut out, &self.body)?;
-        Ok(out)
+        rmp::encode::write_str(out, "body")?;
+        rmp::encode::write_bin(out, &self.body)?;
+        Ok(())
     }
 }
 
@@ -86,6 +89,16 @@ mod tests {
     use super::*;
     use weft_contracts::httpserver::HttpResponse;
 
+    impl Response<'_> {
+        fn encode(&self) -> Vec<u8> {
+            let mut out = vec![0xc0];
+            self.encode_into(&mut out).unwrap();
+            // Appended after what the buffer held.
+            assert_eq!(out.remove(0), 0xc0);
+            out
+        }
+    }
+
     #[test]
     fn reads_back_as_the_contract_type() {
         let value = format!("{}", 14);
@@ -95,7 +108,7 @@ mod tests {
             .header("content-length", value)
             .header("set-cookie", "b=2")
             .body(&b"Hello, world!\n"[..]);
-        let read: HttpResponse = weft_contracts::decode(&answer.encode().unwrap()).unwrap();
+        let read: HttpResponse = weft_contracts::decode(&answer.encode()).unwrap();
         assert_eq!(read.status_code, 201);
         assert_eq!(read.body, b"Hello, world!\n");
         assert_eq!(read.header.len(), 3);
@@ -110,12 +123,8 @@ mod tests {
         let borrowed = Response::new(200)
             .header("content-type", "text/plain")
             .body("Hello, world!\n".as_bytes());
-        assert_eq!(
-            borrowed.encode().unwrap(),
-            weft_contracts::encode(&owned).unwrap()
-        );
-        let empty: HttpResponse =
-            weft_contracts::decode(&Response::new(404).encode().unwrap()).unwrap();
+        assert_eq!(borrowed.encode(), weft_contracts::encode(&owned).unwrap());
+        let empty: HttpResponse = weft_contracts::decode(&Response::new(404).encode()).unwrap();
         assert_eq!(
             empty,
             HttpResponse {
