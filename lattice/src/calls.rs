@@ -65,6 +65,17 @@ fn lock(waiting: &Shared) -> std::sync::MutexGuard<'_, Waiting> {
     waiting.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// `items` as one message's body, sized up front for their `sizes` (the bytes each carries)
+/// and the ids, markers and names around them.
+fn to_message<T: serde::Serialize>(
+    items: &[T],
+    sizes: impl Iterator<Item = usize>,
+) -> Result<Vec<u8>, rmp_serde::encode::Error> {
+    let mut body = Vec::with_capacity(sizes.map(|size| size + 32).sum::<usize>() + 8);
+    rmp_serde::encode::write(&mut body, items)?;
+    Ok(body)
+}
+
 /// Fails every call of `ids` still waiting with `error`.
 fn fail(waiting: &Shared, ids: &[u64], error: &Failure) {
     let mut waiting = lock(waiting);
@@ -275,7 +286,7 @@ async fn send_batches(
             waiting.batches.insert(batch, ids);
         }
         let reply = format!("{inbox}.{batch}");
-        let sent = match rmp_serde::to_vec(&calls) {
+        let sent = match to_message(&calls, calls.iter().map(|(_, body)| body.len())) {
             Ok(body) => chunks::publish(&member, to.clone(), Some(reply.into()), body).await,
             Err(error) => Err(Failure::new(FailureKind::BadRequest, error.to_string())),
         };
@@ -444,7 +455,11 @@ async fn send_answers(
             }
         }
         for (reply, answers) in by_caller {
-            let sent = match rmp_serde::to_vec(&answers) {
+            let sizes = answers.iter().map(|(_, answer)| match answer {
+                Answer::Ok(bytes) => bytes.len(),
+                Answer::Err(failure) => failure.message.len(),
+            });
+            let sent = match to_message(&answers, sizes) {
                 Ok(body) => chunks::publish(&member, reply.clone(), None, body).await,
                 Err(error) => Err(Failure::new(FailureKind::BadRequest, error.to_string())),
             };
