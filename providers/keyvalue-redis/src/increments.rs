@@ -18,25 +18,23 @@ pub const MOST_PER_BATCH: usize = 128;
 /// Increments queued for a server before callers wait for room.
 const QUEUED: usize = 1024;
 
-/// The increments of `KEYS[i]` by `ARGV[i]`, each as `INCREMENT_I32` does it; a refused one
-/// answers its error's text (a string) where the others answer their new value (a number).
-/// `pcall`, so that a key of the wrong type refuses its own increment, not the batch.
+/// The increments of `KEYS[i]` by `ARGV[i]`, each kept within `i32`; a refused one answers
+/// its error's text (a string) where the others answer their new value (a number). `pcall`,
+/// so that a key of the wrong type or not holding an integer refuses its own increment, not
+/// the batch. Each is applied first and taken back if it left `i32`: one Redis command an
+/// increment instead of a read and a write, and nobody sees the value in between, as a
+/// script runs whole.
 const INCREMENT_EACH_I32: &str = r"
 local answers = {}
 for i = 1, #KEYS do
-  local value = redis.pcall('GET', KEYS[i])
+  local value = redis.pcall('INCRBY', KEYS[i], ARGV[i])
   if type(value) == 'table' and value.err then
     answers[i] = value.err
+  elseif value > 2147483647 or value < -2147483648 then
+    redis.call('DECRBY', KEYS[i], ARGV[i])
+    answers[i] = 'ERR increment would overflow i32'
   else
-    local current = tonumber(value or '0')
-    local next = current and current + tonumber(ARGV[i])
-    if current == nil then
-      answers[i] = 'ERR value is not an integer'
-    elseif next > 2147483647 or next < -2147483648 then
-      answers[i] = 'ERR increment would overflow i32'
-    else
-      answers[i] = redis.call('INCRBY', KEYS[i], ARGV[i])
-    end
+    answers[i] = value
   end
 end
 return answers
