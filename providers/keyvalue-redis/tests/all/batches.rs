@@ -73,6 +73,10 @@ async fn increments_together_are_batched_and_each_answered_as_alone() {
     call_raw(&provider, &link, kv::SET, set("near", "2147483600"))
         .await
         .unwrap();
+    // A number, but not an integer: Redis refuses to add to it.
+    call_raw(&provider, &link, kv::SET, set("fraction", "1.5"))
+        .await
+        .unwrap();
     let list = encode(&kv::ListAddRequest {
         list_name: "list".into(),
         value: "x".into(),
@@ -83,10 +87,11 @@ async fn increments_together_are_batched_and_each_answered_as_alone() {
         .unwrap();
     let scripts_before = script_calls(&redis.url()).await;
 
-    // 300 on one key (over two batches' worth), 50 nearing i32::MAX, and three refused.
+    // 300 on one key (over two batches' worth), 50 nearing i32::MAX (the last 3 over it), and
+    // three keys whose value cannot be added to.
     let mut keys = vec!["counted"; 300];
     keys.extend(["near"; 50]);
-    keys.extend(["text", "list"]);
+    keys.extend(["text", "list", "fraction"]);
     let answers = join_all(keys.iter().map(|key| increment(&provider, &link, key, 1))).await;
 
     let mut counted: Vec<i32> = answers[..300]
@@ -113,6 +118,12 @@ async fn increments_together_are_batched_and_each_answered_as_alone() {
         not_a_number.to_string().contains("not an integer"),
         "{not_a_number}"
     );
+    let fraction = answers[352].as_ref().unwrap_err();
+    assert!(
+        matches!(fraction, ProviderError::BadRequest { .. })
+            && fraction.to_string().contains("not an integer"),
+        "{fraction}"
+    );
     let wrong_type = answers[351].as_ref().unwrap_err();
     assert!(
         matches!(wrong_type, ProviderError::BadRequest { .. })
@@ -133,6 +144,7 @@ async fn increments_together_are_batched_and_each_answered_as_alone() {
     assert_eq!(get("counted").await, "300");
     assert_eq!(get("near").await, i32::MAX.to_string());
     assert_eq!(get("text").await, "abc");
+    assert_eq!(get("fraction").await, "1.5");
     assert_eq!(
         increment(&provider, &link, "counted", -300).await.unwrap(),
         0
