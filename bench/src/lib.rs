@@ -3,9 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-/// The repository's target directory (benchmarks share it).
+/// The repository's target directory (benchmarks share it), or `WEFT_TARGET_DIR`: a bench
+/// binary carried to another machine (`scripts/device-cores.sh`) finds the actors there.
 pub fn target_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target")
+    std::env::var_os("WEFT_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
 }
 
 /// An actor's unsigned wasm as cargo built it; the benchmarks sign it themselves.

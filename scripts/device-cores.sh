@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# (m) on a machine with more cores than this one (#19 item 4: N = 1, 2, 4, 8), where nothing
+# can be built or installed: the lent device machine reaches no registry and may lack wrk.
+#
+#   scripts/device-cores.sh pack   here: builds the cores benchmark and the actors, and puts
+#                                  what a run needs under target/device/ (the bench binary,
+#                                  wrk and the libraries it links that a bare machine may
+#                                  lack, the unsigned hello and hello-owned)
+#   scripts/device-cores.sh run    there, from the repository root, with target/device
+#                                  carried: (m) for WEFT_CORES (default 1,2,4,8), each N
+#                                  against native hyper in the same run
+#
+# The rounds and seconds are WEFT_CORES_ROUNDS (default 3) and WEFT_CORES_SECS (default 5):
+# about 35 s an N. Nothing here runs in CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+device=target/device
+
+case "${1:-}" in
+pack)
+    command -v wrk >/dev/null || { echo "wrk is not installed: run scripts/setup.sh" >&2; exit 1; }
+    cargo build --locked -p weft-cli
+    WEFT_HOME="$PWD/target/weft-home" target/debug/weft build --workspace actors
+    built=$(cd bench && cargo bench --locked --bench cores --no-run --message-format=json 2>/dev/null |
+        sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
+    [ -x "$built" ] || { echo "could not find the built cores benchmark" >&2; exit 1; }
+    rm -rf "$device"
+    mkdir -p "$device/bin" "$device/lib" "$device/target/wasm32-unknown-unknown/release"
+    cp "$built" "$device/bin/cores"
+    cp "$(command -v wrk)" "$device/bin/wrk"
+    # wrk's libraries but the C library's own, which the other machine has.
+    ldd "$(command -v wrk)" | awk '/=> \// { print $3 }' |
+        grep -Ev '/(libc|libm|libpthread|libdl|librt|ld-linux[^/]*)\.so' |
+        xargs -r -I{} cp -L {} "$device/lib/"
+    cp target/wasm32-unknown-unknown/release/hello.wasm \
+        target/wasm32-unknown-unknown/release/hello_owned.wasm \
+        "$device/target/wasm32-unknown-unknown/release/"
+    du -sh "$device"
+    echo "carry target/device, and run: bash scripts/device-cores.sh run"
+    ;;
+run)
+    [ -x "$device/bin/cores" ] || { echo "no $device/bin/cores: run 'scripts/device-cores.sh pack' first and carry target/device" >&2; exit 1; }
+    command -v taskset >/dev/null || { echo "taskset is missing (Debian package util-linux)" >&2; exit 1; }
+    nproc
+    WEFT_TARGET_DIR="$PWD/$device/target" \
+        PATH="$PWD/$device/bin:$PATH" \
+        LD_LIBRARY_PATH="$PWD/$device/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+        WEFT_CORES="${WEFT_CORES:-1,2,4,8}" \
+        WEFT_CORES_ROUNDS="${WEFT_CORES_ROUNDS:-3}" \
+        WEFT_CORES_SECS="${WEFT_CORES_SECS:-5}" \
+        "$device/bin/cores" --bench
+    ;;
+*)
+    echo "usage: scripts/device-cores.sh pack|run" >&2
+    exit 2
+    ;;
+esac
