@@ -1,17 +1,21 @@
 //! Real servers for tests.
 //!
-//! Starts `nats-server`, `redis-server` and `chromedriver` as child processes on free loopback ports, waits
-//! until they accept connections, and stops them when dropped (SIGKILL, then reaped), so a
-//! failing test leaves nothing running. A server can be killed and restarted on the same port
-//! and with the same data (Redis appends every write to its log before acknowledging it, so a
-//! restart loses nothing that was acknowledged).
+//! Starts `nats-server`, `redis-server` and `chromedriver` as child processes on free loopback
+//! ports, waits until they accept connections, keeps the end of what each writes to its
+//! standard error (read as it is written, so a chatty server never blocks on a full pipe; it
+//! says why a server exited or a cluster's routes stayed down: [`Process::log_tail`]), and
+//! stops them when dropped (SIGKILL, then reaped), so a failing test leaves nothing running.
+//! A server can be killed and restarted on the same port and with the same data (Redis
+//! appends every write to its log before acknowledging it, so a restart loses nothing that
+//! was acknowledged).
 //!
 //! **What it is not:** a mock. If a binary is missing the start fails with an error naming the
 //! package to install (`scripts/setup.sh` installs both); tests fail loudly, never skip.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStderr, Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// How long a server gets to accept connections after it is spawned.
@@ -71,7 +75,7 @@ impl ServerError {
 
     /// Whether a NATS cluster started but its routes did not come up in time.
     fn routes_down(&self) -> bool {
-        matches!(self, ServerError::NotReady { detail, .. } if detail == ROUTES_DOWN)
+        matches!(self, ServerError::NotReady { detail, .. } if detail.starts_with(ROUTES_DOWN))
     }
 
     /// Whether starting again on fresh ports may succeed: a port was taken, or (a
@@ -107,6 +111,58 @@ pub struct Process {
     port: u16,
     child: Option<Child>,
     ready: Readiness,
+    log: Log,
+    /// The thread reading the running process's standard error into `log`.
+    draining: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Most bytes of a server's standard error kept: the end of it, which says why it stopped.
+const LOG_TAIL_BYTES: usize = 16 << 10;
+
+/// The last [`LOG_TAIL_BYTES`] a server wrote to its standard error, across restarts. Read as
+/// it is written: a pipe nobody reads fills (64 KiB on Linux) and then stops the server in
+/// the middle of writing a line, which a long test with many logged refusals would reach.
+#[derive(Debug, Clone, Default)]
+struct Log(Arc<Mutex<String>>);
+
+impl Log {
+    /// Reads `stderr` into the log until it closes (the process exited), on a thread.
+    fn drain(&self, stderr: ChildStderr) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let log = self.clone();
+        std::thread::Builder::new()
+            .name("server-log".into())
+            .spawn(move || {
+                let (mut stderr, mut chunk) = (stderr, [0u8; 4096]);
+                while let Ok(read @ 1..) = std::io::Read::read(&mut stderr, &mut chunk) {
+                    log.push(&String::from_utf8_lossy(
+                        chunk.get(..read).unwrap_or_default(),
+                    ));
+                }
+            })
+    }
+
+    fn push(&self, text: &str) {
+        let mut log = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        log.push_str(text);
+        // Cut back to the tail once it is twice as long: each byte is moved once, not on
+        // every line.
+        if log.len() > 2 * LOG_TAIL_BYTES {
+            let mut cut = log.len() - LOG_TAIL_BYTES;
+            while !log.is_char_boundary(cut) {
+                cut += 1;
+            }
+            log.drain(..cut);
+        }
+    }
+
+    fn tail(&self, bytes: usize) -> String {
+        let log = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut from = log.len().saturating_sub(bytes);
+        while !log.is_char_boundary(from) {
+            from += 1;
+        }
+        log.get(from..).unwrap_or_default().to_string()
+    }
 }
 
 /// When a started server counts as ready.
@@ -142,8 +198,27 @@ impl Readiness {
 }
 
 impl Process {
+    fn new(
+        binary: &'static str,
+        package: &'static str,
+        args: Vec<String>,
+        port: u16,
+        ready: Readiness,
+    ) -> Self {
+        Process {
+            binary,
+            package,
+            args,
+            port,
+            child: None,
+            ready,
+            log: Log::default(),
+            draining: None,
+        }
+    }
+
     fn spawn(&mut self) -> Result<(), ServerError> {
-        let child = Command::new(self.binary)
+        let mut child = Command::new(self.binary)
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -154,8 +229,24 @@ impl Process {
                 package: self.package,
                 source,
             })?;
+        if let Some(stderr) = child.stderr.take() {
+            match self.log.drain(stderr) {
+                Ok(draining) => self.draining = Some(draining),
+                Err(error) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(ServerError::Io(error));
+                }
+            }
+        }
         self.child = Some(child);
         self.wait_ready()
+    }
+
+    /// The end of what it wrote to its standard error (since it was first started), at most
+    /// `bytes` of it.
+    pub fn log_tail(&self, bytes: usize) -> String {
+        self.log.tail(bytes)
     }
 
     fn wait_ready(&mut self) -> Result<(), ServerError> {
@@ -165,21 +256,26 @@ impl Process {
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                let mut detail = format!("it exited with {status}");
-                if let Some(mut stderr) = child.stderr.take() {
-                    let mut text = String::new();
-                    let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
-                    detail.push_str(": ");
-                    detail.push_str(text.trim());
+                // What it wrote last is read to its end once the process is gone.
+                if let Some(draining) = self.draining.take() {
+                    let until = Instant::now() + Duration::from_secs(1);
+                    while !draining.is_finished() && Instant::now() < until {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
                 }
-                return Err(self.not_ready(detail));
+                let said = self.log.tail(4 << 10);
+                return Err(self.not_ready(format!("it exited with {status}: {}", said.trim())));
             }
             if self.ready.reached(&address) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Err(self.not_ready("no connection accepted".into()))
+        let said = self.log.tail(2 << 10);
+        Err(self.not_ready(format!(
+            "no connection accepted; its log ends: {}",
+            said.trim()
+        )))
     }
 
     fn not_ready(&self, detail: String) -> ServerError {
@@ -278,14 +374,8 @@ impl NatsServer {
             port.to_string(),
         ];
         args.extend(extra_args.iter().map(|a| a.to_string()));
-        let mut process = Process {
-            binary: "nats-server",
-            package: "nats-server",
-            args,
-            port,
-            child: None,
-            ready: Readiness::Accepts,
-        };
+        let mut process =
+            Process::new("nats-server", "nats-server", args, port, Readiness::Accepts);
         process.spawn()?;
         Ok(NatsServer { process })
     }
@@ -361,11 +451,20 @@ impl NatsCluster {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        let logs: Vec<String> = (self.servers.iter())
+            .map(|s| {
+                format!(
+                    "[port {}] {}",
+                    s.process.port,
+                    s.process.log_tail(2 << 10).trim()
+                )
+            })
+            .collect();
         Err(ServerError::NotReady {
             binary: "nats-server",
             port: self.servers.first().map_or(0, |s| s.process.port),
             within: READY_WITHIN,
-            detail: ROUTES_DOWN.into(),
+            detail: format!("{ROUTES_DOWN}; the servers' logs end: {}", logs.join(" ")),
         })
     }
 
@@ -449,14 +548,14 @@ impl ChromeDriver {
     pub fn start() -> Result<Self, ServerError> {
         on_free_ports(|| {
             let port = free_port()?;
-            let mut process = Process {
-                binary: "chromedriver",
-                package: "chromium-driver",
-                args: vec![format!("--port={port}"), "--allowed-ips=127.0.0.1".into()],
+            let args = vec![format!("--port={port}"), "--allowed-ips=127.0.0.1".into()];
+            let mut process = Process::new(
+                "chromedriver",
+                "chromium-driver",
+                args,
                 port,
-                child: None,
-                ready: Readiness::Accepts,
-            };
+                Readiness::Accepts,
+            );
             process.spawn()?;
             Ok(ChromeDriver { process })
         })
@@ -512,14 +611,13 @@ impl RedisServer {
         .chain(extra_args)
         .map(|a| a.to_string())
         .collect();
-        let mut process = Process {
-            binary: "redis-server",
-            package: "redis-server",
+        let mut process = Process::new(
+            "redis-server",
+            "redis-server",
             args,
             port,
-            child: None,
-            ready: Readiness::AnswersRedisPing,
-        };
+            Readiness::AnswersRedisPing,
+        );
         process.spawn()?;
         Ok(RedisServer {
             process,
@@ -578,7 +676,7 @@ impl std::ops::DerefMut for RedisServer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Write};
+    use std::io::{BufRead, Read, Write};
 
     #[test]
     fn a_cluster_whose_routes_stay_down_is_told_apart_from_a_taken_port() {
@@ -671,15 +769,46 @@ mod tests {
     }
 
     #[test]
+    fn a_server_that_logs_much_keeps_serving_and_its_log_is_kept() {
+        // Tracing, nats-server logs two lines for each PING: far more than a pipe holds.
+        let nats = NatsServer::start_with(&["-V"]).unwrap();
+        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, nats.port())).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        const PINGS: usize = 3000;
+        let mut sent = b"CONNECT {\"verbose\":false}\r\n".to_vec();
+        sent.extend(b"PING\r\n".repeat(PINGS));
+        stream.write_all(&sent).unwrap();
+        let mut lines = std::io::BufReader::new(stream);
+        let mut pongs = 0;
+        let mut line = String::new();
+        while pongs < PINGS {
+            line.clear();
+            let read = lines.read_line(&mut line);
+            assert!(
+                read.is_ok_and(|n| n > 0),
+                "the server stopped answering after {pongs} PONGs"
+            );
+            pongs += usize::from(line == "PONG\r\n");
+        }
+        let until = Instant::now() + Duration::from_secs(5);
+        while !nats.log_tail(1 << 10).contains("PING") && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let tail = nats.log_tail(1 << 10);
+        assert!(tail.contains("PING") && tail.len() <= 1 << 10, "{tail}");
+    }
+
+    #[test]
     fn a_missing_binary_is_named_with_its_package() {
-        let mut process = Process {
-            binary: "weft-no-such-server",
-            package: "weft-no-such-package",
-            args: Vec::new(),
-            port: 1,
-            child: None,
-            ready: Readiness::Accepts,
-        };
+        let mut process = Process::new(
+            "weft-no-such-server",
+            "weft-no-such-package",
+            Vec::new(),
+            1,
+            Readiness::Accepts,
+        );
         let err = process.spawn().unwrap_err().to_string();
         assert!(
             err.contains("weft-no-such-server is not installed"),
