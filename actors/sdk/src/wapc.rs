@@ -125,7 +125,7 @@ fn guest_call(operation_len: usize, request_len: usize) -> bool {
 }
 
 /// Reads the call into `request` and runs its handler: its answer, or `None` when it was
-/// written into `answer`.
+/// written into `answer`. Both buffers come empty ([`guest_call`] keeps them so).
 fn serve(
     operation_len: usize,
     request_len: usize,
@@ -135,7 +135,6 @@ fn serve(
     let total = operation_len
         .checked_add(request_len)
         .ok_or("the call's operation and payload lengths overflow")?;
-    request.clear();
     request.reserve(total);
     abi::read_request(request, operation_len, request_len);
     let (operation, payload) = request.split_at(operation_len.min(request.len()));
@@ -145,12 +144,9 @@ fn serve(
             String::from_utf8_lossy(operation)
         )),
         Some(Serve::Answer(handler)) => handler(payload).map(Some).map_err(|e| e.to_string()),
-        Some(Serve::Write(writer)) => {
-            answer.clear();
-            writer(payload, answer)
-                .map(|()| None)
-                .map_err(|e| e.to_string())
-        }
+        Some(Serve::Write(writer)) => writer(payload, answer)
+            .map(|()| None)
+            .map_err(|e| e.to_string()),
     }
 }
 
@@ -192,7 +188,7 @@ mod abi {
                 i32::from(super::guest_call(operation_len, request_len))
             }
             _ => {
-                fail(&"the host gave a negative length for the call");
+                fail("the host gave a negative length for the call");
                 0
             }
         }
@@ -216,10 +212,9 @@ mod abi {
         unsafe { __guest_response(answer.as_ptr(), answer.len()) }
     }
 
-    pub(super) fn fail(error: &dyn std::fmt::Display) {
-        let text = error.to_string();
+    pub(super) fn fail(error: &str) {
         // SAFETY: as in `respond`.
-        unsafe { __guest_error(text.as_ptr(), text.len()) }
+        unsafe { __guest_error(error.as_ptr(), error.len()) }
     }
 
     pub(super) fn host_call(
@@ -301,7 +296,7 @@ mod abi {
         ANSWERED.with(|answered| *answered.borrow_mut() = Some(Ok(answer.to_vec())));
     }
 
-    pub(super) fn fail(error: &dyn std::fmt::Display) {
+    pub(super) fn fail(error: &str) {
         ANSWERED.with(|answered| *answered.borrow_mut() = Some(Err(error.to_string())));
     }
 
