@@ -147,20 +147,14 @@ impl Log {
         // Cut back to the tail once it is twice as long: each byte is moved once, not on
         // every line.
         if log.len() > 2 * LOG_TAIL_BYTES {
-            let mut cut = log.len() - LOG_TAIL_BYTES;
-            while !log.is_char_boundary(cut) {
-                cut += 1;
-            }
+            let cut = log.ceil_char_boundary(log.len() - LOG_TAIL_BYTES);
             log.drain(..cut);
         }
     }
 
     fn tail(&self, bytes: usize) -> String {
         let log = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut from = log.len().saturating_sub(bytes);
-        while !log.is_char_boundary(from) {
-            from += 1;
-        }
+        let from = log.ceil_char_boundary(log.len().saturating_sub(bytes));
         log.get(from..).unwrap_or_default().to_string()
     }
 }
