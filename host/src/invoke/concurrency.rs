@@ -7,13 +7,15 @@
 //! actor sheds load instead of holding an unbounded queue of requests (and their bodies).
 //!
 //! Admission also hands out the actor's idle instances (`T`): a call admitted takes one with
-//! its place, if one is idle, and puts it back as it ends when it is fit for reuse. So one
-//! lock guards the counts and the idle instances, taken once as a call is admitted and once as
-//! it ends; a waiter is woken by the call that frees a place (`Notify::notify_one`, whose
-//! wake-up passes to another waiter if the woken one has given up meanwhile).
+//! its place, if one is idle, and puts it back as it ends when it is fit for reuse. The counts
+//! are atomics and the idle instances are kept in a shard per core, so calls on several cores
+//! share no lock (see [`Admission`]); a waiter is woken by the call that frees a place
+//! (`Notify::notify_one`, whose wake-up passes to another waiter if the woken one has given
+//! up meanwhile), which a call that ends while nobody waits skips.
 
 use super::Deadline;
 use crate::limits::MIN_CALL_TIME_MS;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -54,24 +56,52 @@ impl std::fmt::Display for Refused {
     }
 }
 
+/// One shard of an actor's idle instances, each with when it was put back on the coarse clock:
+/// pushed and popped at the end, so the front holds the longest idle. A cache line of its own,
+/// so that two cores using two shards do not take turns at one line.
 #[derive(Debug)]
-struct Counts<T> {
-    running: usize,
-    max_running: usize,
-    waiting: usize,
-    max_waiting: usize,
-    closed: bool,
-    /// Instances ready for a call.
-    /// Each with when it was last put back, on the coarse clock: pushed and popped at the end,
-    /// so the front holds the longest idle.
-    idle: Vec<(T, u64)>,
+#[repr(align(64))]
+struct Shard<T>(Mutex<Vec<(T, u64)>>);
+
+/// How many shards an actor's idle instances are kept in: one for each core the host may run
+/// calls on (at most 16; one on a one-core machine), found once.
+fn shard_count() -> usize {
+    static COUNT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *COUNT.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .clamp(1, 16)
+    })
+}
+
+/// The shard this thread takes instances from and puts them back to: threads are numbered
+/// as they first make a call, so each worker keeps to its own.
+fn own_shard(shards: usize) -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static NUMBER: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    NUMBER.with(|number| *number) % shards.max(1)
 }
 
 /// Admission to one actor's instances (`T`, kept while idle).
+///
+/// Nothing here is one lock that every call of the actor takes: the counts are atomics, and
+/// the idle instances are in shards, one for each core, a call taking from (and putting back
+/// to) its thread's own. Under one lock, calls on several cores queued for it and each took
+/// the instance another core had just put back, its memory in that core's cache: with two
+/// workers, in-process calls of one actor ran at half the rate of one worker (bench (n)).
 #[derive(Debug)]
 pub struct Admission<T> {
-    counts: Mutex<Counts<T>>,
-    /// Signalled when a call ends, the cap rises or the actor closes.
+    running: AtomicUsize,
+    max_running: AtomicUsize,
+    waiting: AtomicUsize,
+    max_waiting: usize,
+    closed: AtomicBool,
+    /// The idle instances' first shard, and the others (none on one core).
+    idle: Shard<T>,
+    more_idle: Box<[Shard<T>]>,
+    /// Signalled when a call ends while others wait, the cap rises or the actor closes.
     freed: tokio::sync::Notify,
 }
 
@@ -88,13 +118,18 @@ pub struct Permit<'a, T> {
 
 impl<T> Drop for Permit<'_, T> {
     fn drop(&mut self) {
-        let mut counts = self.admission.lock();
-        counts.running = counts.running.saturating_sub(1);
+        let admission = self.admission;
         if let Some(instance) = self.reusable.take() {
-            counts.idle.push((instance, crate::clock::now_ms()));
+            admission
+                .shard(own_shard(admission.shards()))
+                .push((instance, crate::clock::now_ms()));
         }
-        drop(counts);
-        self.admission.freed.notify_one();
+        // SeqCst, with the load of `waiting` after it: a waiter counts itself before it looks
+        // for a place, so either it sees this place freed or this sees it waiting.
+        admission.running.fetch_sub(1, Ordering::SeqCst);
+        if admission.waiting.load(Ordering::SeqCst) > 0 {
+            admission.freed.notify_one();
+        }
     }
 }
 
@@ -105,8 +140,7 @@ struct Waiting<'a, T> {
 
 impl<T> Drop for Waiting<'_, T> {
     fn drop(&mut self) {
-        let mut counts = self.admission.lock();
-        counts.waiting = counts.waiting.saturating_sub(1);
+        self.admission.waiting.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -114,67 +148,104 @@ impl<T> Admission<T> {
     /// At most `max_running` calls at once (at least one), and `max_waiting` waiting;
     /// `idle` instances ready.
     pub fn new(max_running: usize, max_waiting: usize, idle: Vec<T>) -> Self {
+        let now = crate::clock::now_ms();
+        let idle = idle.into_iter().map(|instance| (instance, now)).collect();
+        let more_idle: Box<[Shard<T>]> = (1..shard_count())
+            .map(|_| Shard(Mutex::new(Vec::new())))
+            .collect();
         Admission {
-            counts: Mutex::new(Counts {
-                running: 0,
-                max_running: max_running.max(1),
-                waiting: 0,
-                max_waiting,
-                closed: false,
-                idle: idle
-                    .into_iter()
-                    .map(|t| (t, crate::clock::now_ms()))
-                    .collect(),
-            }),
+            running: AtomicUsize::new(0),
+            max_running: AtomicUsize::new(max_running.max(1)),
+            waiting: AtomicUsize::new(0),
+            max_waiting,
+            closed: AtomicBool::new(false),
+            idle: Shard(Mutex::new(idle)),
+            more_idle,
             freed: tokio::sync::Notify::new(),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Counts<T>> {
-        self.counts.lock().unwrap_or_else(PoisonError::into_inner)
+    /// How many shards the idle instances are in.
+    fn shards(&self) -> usize {
+        1 + self.more_idle.len()
+    }
+
+    /// The shard `at` (`0..shards()`), locked.
+    fn shard(&self, at: usize) -> MutexGuard<'_, Vec<(T, u64)>> {
+        let shard = match at.checked_sub(1) {
+            Some(more) => self.more_idle.get(more).unwrap_or(&self.idle),
+            None => &self.idle,
+        };
+        shard.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// An idle instance: the last put back in this thread's shard, else one from another.
+    fn take_idle(&self) -> Option<T> {
+        let own = own_shard(self.shards());
+        if let Some((instance, _)) = self.shard(own).pop() {
+            return Some(instance);
+        }
+        (0..self.shards())
+            .filter(|at| *at != own)
+            .find_map(|at| self.shard(at).pop())
+            .map(|(instance, _)| instance)
+    }
+
+    /// Counts a call running if fewer than the cap are.
+    fn count_running(&self) -> bool {
+        let max = self.max_running.load(Ordering::Relaxed);
+        self.running
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |running| {
+                (running < max).then_some(running + 1)
+            })
+            .is_ok()
     }
 
     /// A place if one is free now, or the refusal of a closed actor; `None`: wait.
-    fn take_place(&self, counts: &mut Counts<T>) -> Option<Result<Permit<'_, T>, Refused>> {
-        if counts.closed {
+    fn take_place(&self) -> Option<Result<Permit<'_, T>, Refused>> {
+        if self.closed.load(Ordering::Acquire) {
             return Some(Err(Refused::Closed));
         }
-        if counts.running < counts.max_running {
-            counts.running += 1;
-            return Some(Ok(Permit {
-                admission: self,
-                reusable: counts.idle.pop().map(|(instance, _)| instance),
-            }));
+        if !self.count_running() {
+            return None;
         }
-        None
+        Some(Ok(Permit {
+            admission: self,
+            reusable: self.take_idle(),
+        }))
     }
 
     /// Takes a place only with an idle instance, now: `None` when every instance is busy (or
     /// none was kept) or no place is free. Never waits.
     pub fn try_idle(&self) -> Option<Permit<'_, T>> {
-        let mut counts = self.lock();
-        if counts.closed || counts.idle.is_empty() {
+        if self.closed.load(Ordering::Acquire) || !self.count_running() {
             return None;
         }
-        self.take_place(&mut counts)?.ok()
+        let mut permit = Permit {
+            admission: self,
+            reusable: None,
+        };
+        permit.reusable = Some(self.take_idle()?);
+        Some(permit)
     }
 
     /// Takes a place, waiting (in the bounded queue, until `deadline`) if none is free.
     pub async fn admit(&self, deadline: Deadline) -> Result<Permit<'_, T>, Refused> {
-        let queued = {
-            let mut counts = self.lock();
-            if let Some(taken) = self.take_place(&mut counts) {
-                return taken;
-            }
-            if counts.waiting >= counts.max_waiting {
-                return Err(Refused::QueueFull {
-                    running: counts.running,
-                    waiting: counts.waiting,
-                });
-            }
-            counts.waiting += 1;
-            Waiting { admission: self }
-        };
+        if let Some(taken) = self.take_place() {
+            return taken;
+        }
+        let counted = self
+            .waiting
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |waiting| {
+                (waiting < self.max_waiting).then_some(waiting + 1)
+            });
+        if let Err(waiting) = counted {
+            return Err(Refused::QueueFull {
+                running: self.running.load(Ordering::Relaxed),
+                waiting,
+            });
+        }
+        let queued = Waiting { admission: self };
         // Boxed: the wait (a timer and a notification) is most of this future's size, and
         // the caller's future carries this one whether or not it waits.
         Box::pin(self.wait_for_place(queued, deadline)).await
@@ -196,13 +267,13 @@ impl<T> Admission<T> {
             // Made before looking, so a place freed between the look and the wait is not
             // missed (`notify_one` leaves a permit when nobody waits yet).
             let freed = self.freed.notified();
-            if let Some(taken) = self.take_place(&mut self.lock()) {
+            if let Some(taken) = self.take_place() {
                 return taken;
             }
             if tokio::time::timeout_at(wait_until, freed).await.is_err() {
                 return Err(Refused::NoPlaceInTime {
                     waited_ms: started.elapsed().as_millis(),
-                    running: self.lock().running,
+                    running: self.running.load(Ordering::Relaxed),
                 });
             }
         }
@@ -213,58 +284,70 @@ impl<T> Admission<T> {
     /// Idle instances over the new cap are dropped.
     pub fn scale(&self, max_running: usize) {
         let max_running = max_running.max(1);
-        let mut counts = self.lock();
-        counts.max_running = max_running;
-        counts.idle.truncate(max_running);
-        drop(counts);
+        self.max_running.store(max_running, Ordering::SeqCst);
+        let mut kept = 0;
+        let mut over = Vec::new();
+        for at in 0..self.shards() {
+            let mut shard = self.shard(at);
+            let keep = shard.len().min(max_running - kept);
+            kept += keep;
+            over.extend(shard.drain(keep..));
+        }
+        // Dropped outside the locks: freeing an instance returns its slot to the engine.
+        drop(over);
         // Callers waiting for a place may now have one.
         self.freed.notify_waiters();
     }
 
     /// Drops the instances idle since before `cutoff_ms` (coarse clock); returns how many.
     pub fn reap(&self, cutoff_ms: u64) -> usize {
-        let reaped: Vec<(T, u64)> = {
-            let mut counts = self.lock();
-            let stale = counts.idle.partition_point(|(_, since)| *since < cutoff_ms);
-            counts.idle.drain(..stale).collect()
-        };
-        // Dropped outside the lock: freeing an instance returns its slot to the engine.
+        let mut reaped: Vec<(T, u64)> = Vec::new();
+        for at in 0..self.shards() {
+            let mut shard = self.shard(at);
+            let stale = shard.partition_point(|(_, since)| *since < cutoff_ms);
+            reaped.extend(shard.drain(..stale));
+        }
+        // Dropped outside the locks: freeing an instance returns its slot to the engine.
         reaped.len()
     }
 
     /// When the longest-idle instance was put back (coarse clock), if any is idle.
     pub fn oldest_idle(&self) -> Option<u64> {
-        self.lock().idle.first().map(|(_, since)| *since)
+        (0..self.shards())
+            .filter_map(|at| self.shard(at).first().map(|(_, since)| *since))
+            .min()
     }
 
     /// Drops the longest-idle instance; whether there was one.
     pub fn drop_oldest(&self) -> bool {
-        let oldest = {
-            let mut counts = self.lock();
-            (!counts.idle.is_empty()).then(|| counts.idle.remove(0))
-        };
-        oldest.is_some()
+        let oldest = (0..self.shards())
+            .filter_map(|at| self.shard(at).first().map(|(_, since)| (*since, at)))
+            .min();
+        let dropped = oldest.and_then(|(_, at)| {
+            let mut shard = self.shard(at);
+            (!shard.is_empty()).then(|| shard.remove(0))
+        });
+        dropped.is_some()
     }
 
     /// Instances idle now.
     pub fn idle(&self) -> usize {
-        self.lock().idle.len()
+        (0..self.shards()).map(|at| self.shard(at).len()).sum()
     }
 
     /// Instances idle now, and calls running (each on an instance of its own).
     pub fn idle_and_running(&self) -> (usize, usize) {
-        let counts = self.lock();
-        (counts.idle.len(), counts.running)
+        (self.idle(), self.running.load(Ordering::Relaxed))
     }
 
     /// How many calls may run at once.
     pub fn max_running(&self) -> usize {
-        self.lock().max_running
+        self.max_running.load(Ordering::Relaxed)
     }
 
     /// Admits no new call; calls admitted finish, waiting ones are refused.
     pub fn close(&self) {
-        self.lock().closed = true;
+        self.closed.store(true, Ordering::Release);
         self.freed.notify_waiters();
     }
 }
@@ -318,5 +401,82 @@ mod tests {
             drop(running);
         });
         assert!(admitted.is_ok());
+    }
+
+    /// Makes one call on each of `instances.len()` threads of their own (their own shards,
+    /// where the machine has cores for more than one), all running at once, each leaving its
+    /// instance for reuse.
+    fn calls_on_other_threads(admission: &Admission<u32>, instances: &[u32]) {
+        let together = std::sync::Barrier::new(instances.len());
+        std::thread::scope(|scope| {
+            for instance in instances {
+                let together = &together;
+                scope.spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    let mut permit = runtime.block_on(admission.admit(soon())).unwrap();
+                    together.wait();
+                    permit.reusable = Some(*instance);
+                });
+            }
+        });
+    }
+
+    #[tokio::test]
+    async fn an_instance_put_back_on_one_thread_is_taken_by_a_call_on_another() {
+        let admission = Admission::<u32>::new(4, 0, Vec::new());
+        calls_on_other_threads(&admission, &[7]);
+        assert_eq!(admission.idle_and_running(), (1, 0));
+        // This thread's shard is empty: the instance idle in the other is taken, not none.
+        let permit = admission.admit(soon()).await.unwrap();
+        assert_eq!(permit.reusable, Some(7));
+        assert_eq!(admission.idle_and_running(), (0, 1));
+        drop(permit);
+        assert_eq!(admission.idle_and_running(), (1, 0));
+        // Only an idle instance for the host's own checks: none idle, no place.
+        let checked = admission.try_idle().unwrap();
+        assert!(admission.try_idle().is_none());
+        drop(checked);
+    }
+
+    #[tokio::test]
+    async fn scaling_down_keeps_at_most_the_new_cap_of_idle_instances_over_every_shard() {
+        let admission = Admission::<u32>::new(3, 0, Vec::new());
+        calls_on_other_threads(&admission, &[0, 1, 2]);
+        assert_eq!(admission.idle(), 3);
+        admission.scale(1);
+        assert_eq!((admission.idle(), admission.max_running()), (1, 1));
+        assert!(admission.reap(u64::MAX) == 1 && admission.idle() == 0);
+    }
+
+    #[test]
+    fn calls_on_many_threads_never_run_over_the_cap() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let admission = Admission::<u32>::new(2, 64, Vec::new());
+        let (now, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    for _ in 0..2000 {
+                        let deadline = Deadline::after(Duration::from_secs(5));
+                        let mut permit = runtime.block_on(admission.admit(deadline)).unwrap();
+                        let running = now.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(running, Ordering::SeqCst);
+                        std::thread::yield_now();
+                        now.fetch_sub(1, Ordering::SeqCst);
+                        permit.reusable.get_or_insert(1);
+                    }
+                });
+            }
+        });
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+        // Two places, so at most two instances were ever kept.
+        assert_eq!(admission.idle_and_running(), (2, 0));
     }
 }
