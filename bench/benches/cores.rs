@@ -20,18 +20,12 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use weft_bench::env_or;
 
 /// Set in a child started to serve: `native` or `weft`, then the worker threads.
 const SERVE_ENV: &str = "WEFT_CORES_SERVE";
 /// Connections per server core.
 const CONNECTIONS_PER_CORE: usize = 16;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() {
     if let Ok(serve) = std::env::var(SERVE_ENV) {
@@ -46,15 +40,7 @@ fn main() {
         std::process::exit(2);
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let counts: Vec<usize> = match std::env::var("WEFT_CORES") {
-        Ok(list) => list
-            .split(',')
-            .filter_map(|n| n.trim().parse().ok())
-            .collect(),
-        Err(_) => std::iter::successors(Some(1), |n| Some(n * 2))
-            .take_while(|n| *n <= cores)
-            .collect(),
-    };
+    let counts = weft_bench::counts_from_env("WEFT_CORES", cores);
     let secs: u64 = env_or("WEFT_CORES_SECS", 5);
     let rounds: usize = env_or("WEFT_CORES_ROUNDS", 3);
     println!(

@@ -14,18 +14,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::time::{Duration, Instant};
+use weft_bench::env_or;
 
 /// Calls each task or thread makes between looks at the clock.
 const BATCH: u64 = 100;
 /// Tasks per worker thread calling Weft (the actor allows them all at once).
 const TASKS_PER_THREAD: usize = 8;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() {
     let signed =
@@ -35,15 +29,7 @@ fn main() {
         });
     let payload = vec![7u8; 100];
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let counts: Vec<usize> = match std::env::var("WEFT_SCALING_THREADS") {
-        Ok(list) => list
-            .split(',')
-            .filter_map(|n| n.trim().parse().ok())
-            .collect(),
-        Err(_) => std::iter::successors(Some(1), |n| Some(n * 2))
-            .take_while(|n| *n <= cores)
-            .collect(),
-    };
+    let counts = weft_bench::counts_from_env("WEFT_SCALING_THREADS", cores);
     let secs = Duration::from_secs_f64(env_or("WEFT_SCALING_SECS", 2.0));
     let rounds: usize = env_or("WEFT_SCALING_ROUNDS", 3);
     println!(

@@ -90,6 +90,28 @@ pub struct Paired {
     pub highest: f64,
 }
 
+/// The value of the environment variable `name`, parsed, or `default`.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The counts (of cores, of threads) listed in the environment variable `name`, comma-separated,
+/// or 1, 2, 4, … up to `cores`.
+pub fn counts_from_env(name: &str, cores: usize) -> Vec<usize> {
+    match std::env::var(name) {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|n| n.trim().parse().ok())
+            .collect(),
+        Err(_) => std::iter::successors(Some(1), |n| Some(n * 2))
+            .take_while(|n| *n <= cores)
+            .collect(),
+    }
+}
+
 /// The middle value (sorts `values`).
 pub fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
