@@ -93,7 +93,7 @@ fn raw_calls_per_second(signed: &[u8], payload: &[u8], threads: usize, secs: Dur
         start.get_or_init(Instant::now);
         running.into_iter().map(|t| t.join().unwrap()).sum()
     });
-    let started = start.get().copied().unwrap_or_else(Instant::now);
+    let started = *start.get_or_init(Instant::now);
     calls as f64 / started.elapsed().as_secs_f64()
 }
 
@@ -106,12 +106,7 @@ fn weft_calls_per_second(signed: &[u8], payload: &[u8], threads: usize, secs: Du
         .build()
         .unwrap();
     runtime.block_on(async {
-        let metrics = weft_host::metrics::Metrics::new().unwrap();
-        let host = weft_host::Host::new(weft_host::HostConfig {
-            metrics: Some(std::sync::Arc::new(metrics)),
-            ..weft_host::HostConfig::default()
-        })
-        .unwrap();
+        let host = weft_bench::metered_host();
         let echo = host.start_actor(signed).await.unwrap().id;
         let tasks = threads * TASKS_PER_THREAD;
         host.scale_actor(&echo, tasks).unwrap();

@@ -217,16 +217,21 @@ pub async fn native_hello() -> std::net::SocketAddr {
     address
 }
 
-/// A host keeping metrics (as the CLI's hosts do) serving `signed` over HTTP through the
-/// http-server provider on a free loopback port: the host, and where it listens.
-pub async fn metered_http_host(signed: &[u8]) -> (weft_host::Host, std::net::SocketAddr) {
+/// A host keeping metrics, as the CLI's hosts always do.
+pub fn metered_host() -> weft_host::Host {
     let metrics = weft_host::metrics::Metrics::new()
         .unwrap_or_else(|e| panic!("metrics for the benchmark host: {e}"));
-    let host = weft_host::Host::new(weft_host::HostConfig {
+    weft_host::Host::new(weft_host::HostConfig {
         metrics: Some(std::sync::Arc::new(metrics)),
         ..weft_host::HostConfig::default()
     })
-    .unwrap_or_else(|e| panic!("the benchmark host: {e}"));
+    .unwrap_or_else(|e| panic!("the benchmark host: {e}"))
+}
+
+/// A host keeping metrics (as the CLI's hosts do) serving `signed` over HTTP through the
+/// http-server provider on a free loopback port: the host, and where it listens.
+pub async fn metered_http_host(signed: &[u8]) -> (weft_host::Host, std::net::SocketAddr) {
+    let host = metered_host();
     let http = std::sync::Arc::new(weft_http_server::HttpServer::new());
     host.add_provider("http", http.clone())
         .await
