@@ -75,6 +75,7 @@ mod lattice;
 pub mod limits;
 pub mod links;
 pub mod metrics;
+mod per_core;
 mod snapshot;
 
 pub use actor::{ActorIdentity, ActorPool, LoadError, LoadPolicy};

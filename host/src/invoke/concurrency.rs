@@ -63,27 +63,6 @@ impl std::fmt::Display for Refused {
 #[repr(align(64))]
 struct Shard<T>(Mutex<Vec<(T, u64)>>);
 
-/// How many shards an actor's idle instances are kept in: one for each core the host may run
-/// calls on (at most 16; one on a one-core machine), found once.
-fn shard_count() -> usize {
-    static COUNT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *COUNT.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map_or(1, std::num::NonZeroUsize::get)
-            .clamp(1, 16)
-    })
-}
-
-/// The shard this thread takes instances from and puts them back to: threads are numbered
-/// as they first make a call, so each worker keeps to its own.
-fn own_shard(shards: usize) -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static NUMBER: usize = NEXT.fetch_add(1, Ordering::Relaxed);
-    }
-    NUMBER.with(|number| *number) % shards.max(1)
-}
-
 /// Admission to one actor's instances (`T`, kept while idle).
 ///
 /// Nothing here is one lock that every call of the actor takes: the counts are atomics, and
@@ -121,7 +100,7 @@ impl<T> Drop for Permit<'_, T> {
         let admission = self.admission;
         if let Some(instance) = self.reusable.take() {
             admission
-                .shard(own_shard(admission.shards()))
+                .shard(crate::per_core::own(admission.shards()))
                 .push((instance, crate::clock::now_ms()));
         }
         // SeqCst, with the load of `waiting` after it: a waiter counts itself before it looks
@@ -150,7 +129,7 @@ impl<T> Admission<T> {
     pub fn new(max_running: usize, max_waiting: usize, idle: Vec<T>) -> Self {
         let now = crate::clock::now_ms();
         let idle = idle.into_iter().map(|instance| (instance, now)).collect();
-        let more_idle: Box<[Shard<T>]> = (1..shard_count())
+        let more_idle: Box<[Shard<T>]> = (1..crate::per_core::copies())
             .map(|_| Shard(Mutex::new(Vec::new())))
             .collect();
         Admission {
@@ -181,7 +160,7 @@ impl<T> Admission<T> {
 
     /// An idle instance: the last put back in this thread's shard, else one from another.
     fn take_idle(&self) -> Option<T> {
-        let own = own_shard(self.shards());
+        let own = crate::per_core::own(self.shards());
         if let Some((instance, _)) = self.shard(own).pop() {
             return Some(instance);
         }

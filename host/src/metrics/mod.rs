@@ -4,8 +4,9 @@
 //!
 //! Off unless the host is given a [`Metrics`] (`HostConfig::metrics`), and then cheap on the
 //! call path: an actor version resolves its handles once, when it starts, so a call pays two
-//! atomic adds and a histogram observation, with no label lookup and no lock; a failure looks
-//! its kind's counter up (failures are the rare case). Gauges (instances, memory) are read
+//! atomic adds on its core's copy of its counts ([`calls`]), with no label lookup, no lock
+//! and no line shared with other cores; a failure looks its kind's counter up (failures are
+//! the rare case). Gauges (instances, memory) are read
 //! when scraped, not kept up to date per call.
 //!
 //! Names follow Prometheus' conventions: `weft_` prefix, `_total` counters, `_seconds`
@@ -14,15 +15,19 @@
 //!
 //! Not here: serving them over HTTP (the `weft` binary's `/metrics`).
 
-use prometheus::core::Metric;
+mod calls;
+
+use calls::{ActorCalls, CallCounts};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
+use std::sync::Arc;
 use std::time::Duration;
 use weft_contracts::invocation::FailureKind;
 
-/// A call's duration buckets, seconds: from a bare invoke (µs) to the default deadline (5 s).
+/// A provider call's duration buckets, seconds: from a bare call (µs) to the default deadline
+/// (5 s); an actor call's are the same ([`calls`]).
 const BUCKETS: &[f64] = &[
     0.000_01, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
     0.25, 0.5, 1.0, 2.5, 5.0,
@@ -36,9 +41,8 @@ pub struct MetricsError(#[from] prometheus::Error);
 /// Every metric of one host, in one registry.
 pub struct Metrics {
     registry: Registry,
-    actor_invocations: IntCounterVec,
+    actor_calls: Arc<ActorCalls>,
     actor_errors: IntCounterVec,
-    actor_seconds: HistogramVec,
     actor_instance_starts: IntCounterVec,
     actor_shed: IntCounterVec,
     actor_instances: IntGaugeVec,
@@ -124,24 +128,15 @@ impl Metrics {
     pub fn new() -> Result<Self, MetricsError> {
         let r = Registry::new();
         let provider = &["provider", "contract"];
+        let actor_calls = Arc::new(ActorCalls::new()?);
+        r.register(Box::new(calls::Registered(actor_calls.clone())))?;
         Ok(Metrics {
-            actor_invocations: counter(
-                &r,
-                "weft_actor_invocations_total",
-                "Calls to the actor version, finished (served or failed).",
-                ACTOR,
-            )?,
+            actor_calls,
             actor_errors: counter(
                 &r,
                 "weft_actor_errors_total",
                 "Calls to the actor version that failed, by kind.",
                 &["actor", "name", "revision", "kind"],
-            )?,
-            actor_seconds: histogram(
-                &r,
-                "weft_actor_invocation_duration_seconds",
-                "How long calls to the actor version took, the wait for an instance included.",
-                ACTOR,
             )?,
             actor_instance_starts: counter(
                 &r,
@@ -216,9 +211,11 @@ impl Metrics {
     pub(crate) fn actor(&self, id: &str, name: &str, revision: Option<i32>) -> ActorMetrics {
         let revision = revision.map_or_else(|| "none".to_string(), |r| r.to_string());
         let labels = [id, name, revision.as_str()];
+        let calls = self
+            .actor_calls
+            .version(&[id.to_string(), name.to_string(), revision.clone()]);
         ActorMetrics {
-            invocations: self.actor_invocations.with_label_values(&labels),
-            seconds: self.actor_seconds.with_label_values(&labels),
+            calls,
             instance_starts: self.actor_instance_starts.with_label_values(&labels),
             shed: self.actor_shed.with_label_values(&labels),
             errors: self.actor_errors.clone(),
@@ -307,8 +304,7 @@ pub(crate) type ActorMetricsLabels = [String; 3];
 
 /// One actor version's handles.
 pub(crate) struct ActorMetrics {
-    invocations: IntCounter,
-    seconds: Histogram,
+    calls: Arc<CallCounts>,
     instance_starts: IntCounter,
     shed: IntCounter,
     errors: IntCounterVec,
@@ -320,8 +316,7 @@ pub(crate) struct ActorMetrics {
 impl ActorMetrics {
     /// One call, finished: `failed` with its kind when it failed.
     pub(crate) fn call(&self, took: Duration, failed: Option<FailureKind>) {
-        self.invocations.inc();
-        self.seconds.observe(took.as_secs_f64());
+        self.calls.observe(took);
         if let Some(kind) = failed {
             self.failed
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -347,19 +342,14 @@ impl ActorMetrics {
 
     /// What it served so far.
     pub(crate) fn load(&self) -> ActorLoad {
-        let histogram = self.seconds.metric();
+        let totals = self.calls.totals();
         ActorLoad {
-            calls: self.invocations.get(),
+            calls: totals.count(),
             failed: self.failed.load(std::sync::atomic::Ordering::Relaxed),
-            latency_us: histogram
-                .get_histogram()
-                .get_bucket()
-                .iter()
-                .map(|bucket| {
-                    // Whole microseconds: every bound is (10 µs is the smallest).
-                    let bound_us = (bucket.upper_bound() * 1e6).round() as u64;
-                    (bound_us, bucket.cumulative_count())
-                })
+            // Whole microseconds: every bound is (10 µs is the smallest).
+            latency_us: totals
+                .cumulative()
+                .map(|(bound_ns, calls)| (bound_ns / 1000, calls))
                 .collect(),
         }
     }
