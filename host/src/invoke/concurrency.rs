@@ -65,14 +65,20 @@ struct Shard<T>(Mutex<Vec<(T, u64)>>);
 
 /// Admission to one actor's instances (`T`, kept while idle).
 ///
-/// Nothing here is one lock that every call of the actor takes: the counts are atomics, and
-/// the idle instances are in shards, one for each core, a call taking from (and putting back
-/// to) its thread's own. Under one lock, calls on several cores queued for it and each took
-/// the instance another core had just put back, its memory in that core's cache: with two
-/// workers, in-process calls of one actor ran at half the rate of one worker (bench (n)).
+/// A call runs on an instance of its own, so the cap on calls running at once is a cap on
+/// the instances held, idle or busy: what is counted is the instances (`held`), and a call
+/// that takes an idle one changes no count. Nothing a call of the actor does on the way in
+/// or out writes a line that calls on other cores write: the idle instances are in shards,
+/// one for each core, a call taking from (and putting back to) its core's own; the counts
+/// change only when an instance is started or dropped, or a call waits. Under one lock, calls
+/// on several cores queued for it and each took the instance another core had just put back,
+/// its memory in that core's cache: with two workers, in-process calls of one actor ran at
+/// half the rate of one worker (bench (n)); a count of running calls, written twice a call,
+/// still cost the cores a quarter of their time.
 #[derive(Debug)]
 pub struct Admission<T> {
-    running: AtomicUsize,
+    /// Instances held: idle, busy, or being started by a call that found none idle.
+    held: AtomicUsize,
     max_running: AtomicUsize,
     waiting: AtomicUsize,
     max_waiting: usize,
@@ -84,9 +90,10 @@ pub struct Admission<T> {
     freed: tokio::sync::Notify,
 }
 
-/// A call's place among the running ones, with the idle instance it took, if any. Dropping
-/// it (at the end of the call, or when the caller stops waiting mid-call) puts back the
-/// instance left in [`Permit::reusable`] and frees the place.
+/// A call's place among the running ones, with the idle instance it took, if any (else the
+/// place to start one). Dropping it (at the end of the call, or when the caller stops waiting
+/// mid-call) puts back the instance left in [`Permit::reusable`], or, when none is left
+/// (none fit for reuse, or none started), frees the place.
 #[derive(Debug)]
 pub struct Permit<'a, T> {
     admission: &'a Admission<T>,
@@ -98,14 +105,23 @@ pub struct Permit<'a, T> {
 impl<T> Drop for Permit<'_, T> {
     fn drop(&mut self) {
         let admission = self.admission;
-        if let Some(instance) = self.reusable.take() {
-            admission
-                .shard(crate::per_core::own(admission.shards()))
-                .push((instance, crate::clock::now_ms()));
+        match self.reusable.take() {
+            // Dropped (and counted out by `over_cap`) when the cap was lowered under the
+            // instances held while it ran.
+            Some(instance) if admission.over_cap() => drop(instance),
+            Some(instance) => {
+                // A waiter counts itself before it looks in the shards, each under its lock:
+                // if it looked in this one before this push, its count is seen below.
+                admission
+                    .shard(crate::per_core::own(admission.shards()))
+                    .push((instance, crate::clock::now_ms()));
+            }
+            // SeqCst, with the load of `waiting` below: a waiter counts itself before it
+            // counts an instance, so either it sees this place freed or this sees it waiting.
+            None => {
+                admission.held.fetch_sub(1, Ordering::SeqCst);
+            }
         }
-        // SeqCst, with the load of `waiting` after it: a waiter counts itself before it looks
-        // for a place, so either it sees this place freed or this sees it waiting.
-        admission.running.fetch_sub(1, Ordering::SeqCst);
         if admission.waiting.load(Ordering::SeqCst) > 0 {
             admission.freed.notify_one();
         }
@@ -128,12 +144,12 @@ impl<T> Admission<T> {
     /// `idle` instances ready.
     pub fn new(max_running: usize, max_waiting: usize, idle: Vec<T>) -> Self {
         let now = crate::clock::now_ms();
-        let idle = idle.into_iter().map(|instance| (instance, now)).collect();
+        let idle: Vec<_> = idle.into_iter().map(|instance| (instance, now)).collect();
         let more_idle: Box<[Shard<T>]> = (1..crate::per_core::copies())
             .map(|_| Shard(Mutex::new(Vec::new())))
             .collect();
         Admission {
-            running: AtomicUsize::new(0),
+            held: AtomicUsize::new(idle.len()),
             max_running: AtomicUsize::new(max_running.max(1)),
             waiting: AtomicUsize::new(0),
             max_waiting,
@@ -170,42 +186,57 @@ impl<T> Admission<T> {
             .map(|(instance, _)| instance)
     }
 
-    /// Counts a call running if fewer than the cap are.
-    fn count_running(&self) -> bool {
+    /// Counts an instance to start if fewer than the cap are held.
+    fn count_new(&self) -> bool {
         let max = self.max_running.load(Ordering::Relaxed);
-        self.running
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |running| {
-                (running < max).then_some(running + 1)
+        self.held
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |held| {
+                (held < max).then_some(held + 1)
             })
             .is_ok()
     }
 
-    /// A place if one is free now, or the refusal of a closed actor; `None`: wait.
+    /// Whether more instances are held than the cap lets run (it was lowered); counts one
+    /// less when so, for the caller to drop.
+    fn over_cap(&self) -> bool {
+        let max = self.max_running.load(Ordering::Relaxed);
+        // Read first: the lines are shared, and written only when the count changes.
+        self.held.load(Ordering::Relaxed) > max
+            && self
+                .held
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |held| {
+                    (held > max).then(|| held - 1)
+                })
+                .is_ok()
+    }
+
+    /// A place if one is free now (an idle instance, else room for a new one), or the refusal
+    /// of a closed actor; `None`: wait.
     fn take_place(&self) -> Option<Result<Permit<'_, T>, Refused>> {
         if self.closed.load(Ordering::Acquire) {
             return Some(Err(Refused::Closed));
         }
-        if !self.count_running() {
-            return None;
-        }
+        let reusable = match self.take_idle() {
+            Some(instance) => Some(instance),
+            None if self.count_new() => None,
+            None => return None,
+        };
         Some(Ok(Permit {
             admission: self,
-            reusable: self.take_idle(),
+            reusable,
         }))
     }
 
     /// Takes a place only with an idle instance, now: `None` when every instance is busy (or
-    /// none was kept) or no place is free. Never waits.
+    /// none was kept). Never waits.
     pub fn try_idle(&self) -> Option<Permit<'_, T>> {
-        if self.closed.load(Ordering::Acquire) || !self.count_running() {
+        if self.closed.load(Ordering::Acquire) {
             return None;
         }
-        let mut permit = Permit {
+        Some(Permit {
             admission: self,
-            reusable: None,
-        };
-        permit.reusable = Some(self.take_idle()?);
-        Some(permit)
+            reusable: Some(self.take_idle()?),
+        })
     }
 
     /// Takes a place, waiting (in the bounded queue, until `deadline`) if none is free.
@@ -220,7 +251,7 @@ impl<T> Admission<T> {
             });
         if let Err(waiting) = counted {
             return Err(Refused::QueueFull {
-                running: self.running.load(Ordering::Relaxed),
+                running: self.busy(),
                 waiting,
             });
         }
@@ -252,7 +283,7 @@ impl<T> Admission<T> {
             if tokio::time::timeout_at(wait_until, freed).await.is_err() {
                 return Err(Refused::NoPlaceInTime {
                     waited_ms: started.elapsed().as_millis(),
-                    running: self.running.load(Ordering::Relaxed),
+                    running: self.busy(),
                 });
             }
         }
@@ -272,6 +303,7 @@ impl<T> Admission<T> {
             kept += keep;
             over.extend(shard.drain(keep..));
         }
+        self.held.fetch_sub(over.len(), Ordering::SeqCst);
         // Dropped outside the locks: freeing an instance returns its slot to the engine.
         drop(over);
         // Callers waiting for a place may now have one.
@@ -286,6 +318,7 @@ impl<T> Admission<T> {
             let stale = shard.partition_point(|(_, since)| *since < cutoff_ms);
             reaped.extend(shard.drain(..stale));
         }
+        self.forget(reaped.len());
         // Dropped outside the locks: freeing an instance returns its slot to the engine.
         reaped.len()
     }
@@ -306,6 +339,7 @@ impl<T> Admission<T> {
             let mut shard = self.shard(at);
             (!shard.is_empty()).then(|| shard.remove(0))
         });
+        self.forget(usize::from(dropped.is_some()));
         dropped.is_some()
     }
 
@@ -316,7 +350,23 @@ impl<T> Admission<T> {
 
     /// Instances idle now, and calls running (each on an instance of its own).
     pub fn idle_and_running(&self) -> (usize, usize) {
-        (self.idle(), self.running.load(Ordering::Relaxed))
+        let idle = self.idle();
+        (idle, self.held.load(Ordering::Relaxed).saturating_sub(idle))
+    }
+
+    /// Calls running now, as near as a look without a lock tells.
+    fn busy(&self) -> usize {
+        self.idle_and_running().1
+    }
+
+    /// `dropped` idle instances are no longer held: their places free for new ones.
+    fn forget(&self, dropped: usize) {
+        if dropped > 0 {
+            self.held.fetch_sub(dropped, Ordering::SeqCst);
+            if self.waiting.load(Ordering::SeqCst) > 0 {
+                self.freed.notify_waiters();
+            }
+        }
     }
 
     /// How many calls may run at once.
@@ -428,6 +478,26 @@ mod tests {
         admission.scale(1);
         assert_eq!((admission.idle(), admission.max_running()), (1, 1));
         assert!(admission.reap(u64::MAX) == 1 && admission.idle() == 0);
+    }
+
+    #[tokio::test]
+    async fn instances_busy_over_a_lowered_cap_are_dropped_as_their_calls_end() {
+        let admission = Admission::<u32>::new(2, 0, Vec::new());
+        let mut first = admission.admit(soon()).await.unwrap();
+        let mut second = admission.admit(soon()).await.unwrap();
+        admission.scale(1);
+        (first.reusable, second.reusable) = (Some(1), Some(2));
+        drop(first);
+        drop(second);
+        // The first to end was over the cap and dropped; the second is kept.
+        assert_eq!(admission.idle_and_running(), (1, 0));
+        let taken = admission.admit(soon()).await.unwrap();
+        assert_eq!(taken.reusable, Some(2));
+        // Its only place is taken: no new instance, and no queue to wait in.
+        assert!(matches!(
+            admission.admit(soon()).await.unwrap_err(),
+            Refused::QueueFull { running: 1, .. }
+        ));
     }
 
     #[test]
