@@ -5,7 +5,7 @@
 //! flight finish on the version they started on.
 
 use super::update::refused;
-use super::{Host, HostError, HostState, UpdateOptions, UpdateRefused, read, write};
+use super::{Host, HostError, HostState, UpdateOptions, UpdateRefused};
 use crate::actor::{ActorIdentity, ActorPool};
 use crate::canary::{CanaryPlan, CanaryStatus, CanaryVerdict, Outcome, PPM, judge};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -105,11 +105,15 @@ impl Host {
         });
         old.tally().start();
         split.pool.tally().start();
-        match write(&self.state.actors).get_mut(actor_id) {
-            Some(served) if Arc::ptr_eq(&served.stable, &old) => {
+        let begun = self.state.actors.write().update(actor_id, |served| {
+            let still_old = Arc::ptr_eq(&served.stable, &old);
+            if still_old {
                 served.canary = Some(split.clone());
             }
-            _ => return Err(refused(actor_id, UpdateRefused::Stopped)),
+            still_old
+        });
+        if begun != Some(true) {
+            return Err(refused(actor_id, UpdateRefused::Stopped));
         }
         tracing::info!(actor = %actor_id, revision = ?identity.revision, share_ppm = plan.share_ppm, "canary started");
         tokio::spawn(watch(
@@ -124,7 +128,10 @@ impl Host {
     /// Ends the canary of `actor_id` now, promoting its new version or rolling it back, as an
     /// operator decides; its verdict is told as for one the watcher reached.
     pub fn decide_canary(&self, actor_id: &str, promote: bool) -> Result<(), HostError> {
-        let split = read(&self.state.actors)
+        let split = self
+            .state
+            .actors
+            .read()
             .get(actor_id)
             .and_then(|served| served.canary.clone())
             .ok_or_else(|| HostError::NoCanary(actor_id.to_string()))?;
@@ -140,7 +147,7 @@ impl Host {
 
     /// The canary of `actor_id` running now, if one does.
     pub fn canary_of(&self, actor_id: &str) -> Option<CanaryStatus> {
-        let split = read(&self.state.actors).get(actor_id)?.canary.clone()?;
+        let split = self.state.actors.read().get(actor_id)?.canary.clone()?;
         Some(CanaryStatus {
             revision: split.pool.identity().revision,
             share_ppm: split.plan.share_ppm,
@@ -152,7 +159,7 @@ impl Host {
     /// What an actor served so far, its canary's calls included, when the host keeps
     /// metrics.
     pub fn actor_load(&self, actor_id: &str) -> Option<crate::metrics::ActorLoad> {
-        let served = read(&self.state.actors).get(actor_id)?.clone();
+        let served = self.state.actors.read().get(actor_id)?.clone();
         let mut loads = served.pools().filter_map(|pool| pool.served_load());
         let first = loads.next()?;
         Some(loads.fold(first, |sum, load| sum.plus(&load)))
@@ -220,7 +227,8 @@ async fn watch(state: Weak<HostState>, actor_id: String, old: Arc<ActorPool>, sp
 
 impl HostState {
     fn runs_canary(&self, actor_id: &str, split: &Arc<Split>) -> bool {
-        read(&self.actors)
+        self.actors
+            .read()
             .get(actor_id)
             .and_then(|served| served.canary.as_ref())
             .is_some_and(|running| Arc::ptr_eq(running, split))
@@ -229,19 +237,23 @@ impl HostState {
     /// Switches `actor_id` to the canary's version (promoted) or back to the running one
     /// alone; `Ended` when the canary no longer runs (the actor was stopped).
     fn end_canary(&self, actor_id: &str, split: &Arc<Split>, outcome: Outcome) -> Outcome {
-        let mut actors = write(&self.actors);
-        let Some(served) = actors.get_mut(actor_id).filter(|served| {
-            served
+        let ended = self.actors.write().update(actor_id, |served| {
+            let runs_it = served
                 .canary
                 .as_ref()
-                .is_some_and(|running| Arc::ptr_eq(running, split))
-        }) else {
-            return Outcome::Ended;
-        };
-        served.canary = None;
-        if outcome == Outcome::Promoted {
-            served.stable = split.pool.clone();
+                .is_some_and(|running| Arc::ptr_eq(running, split));
+            if runs_it {
+                served.canary = None;
+                if outcome == Outcome::Promoted {
+                    served.stable = split.pool.clone();
+                }
+            }
+            runs_it
+        });
+        if ended == Some(true) {
+            outcome
+        } else {
+            Outcome::Ended
         }
-        outcome
     }
 }

@@ -59,7 +59,10 @@ impl Host {
     /// One round of checks (see `crate::health`): records what it found, tells subscribers
     /// what changed, and returns the readiness it found.
     pub async fn check_health(&self, config: HealthConfig) -> Readiness {
-        let pools: Vec<_> = read(&self.state.actors)
+        let pools: Vec<_> = self
+            .state
+            .actors
+            .read()
             .values()
             .map(|served| served.stable.clone())
             .collect();

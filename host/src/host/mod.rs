@@ -11,6 +11,7 @@ mod checks;
 mod error;
 mod providers;
 mod slots;
+mod table;
 mod update;
 
 pub use error::{HostError, UpdateRefused};
@@ -47,7 +48,7 @@ pub struct HostConfig {
 pub(crate) struct HostState {
     engine: WasmEngine,
     policy: LoadPolicy,
-    actors: RwLock<IdMap<Served>>,
+    actors: table::ActorTable,
     providers: RwLock<IdMap<Arc<dyn Provider>>>,
     links: LinkTable,
     link_limits: crate::links::LinkLimits,
@@ -79,9 +80,9 @@ impl HostState {
 
     /// The version of `actor_id` that takes its next call (the canary's, for its share).
     fn local_actor(&self, actor_id: &str) -> Option<Arc<ActorPool>> {
-        read(&self.actors)
-            .get(actor_id)
-            .map(|served| served.pick().clone())
+        self.actors
+            .handle(actor_id)
+            .map(|handle| handle.0.pick().clone())
     }
 
     /// Calls an actor within this host's call deadline: its pool here, else (on a lattice)
@@ -95,7 +96,7 @@ impl HostState {
         provider_contract: Option<&str>,
     ) -> Result<Vec<u8>, InvokeError> {
         let deadline = Deadline::after(self.call_deadline());
-        let Some(pool) = self.local_actor(actor_id) else {
+        let Some(handle) = self.actors.handle(actor_id) else {
             let remote = self
                 .lattice
                 .actor(actor_id)
@@ -104,6 +105,7 @@ impl HostState {
                 })?;
             return remote.invoke(operation, payload, deadline).await;
         };
+        let pool = handle.0.pick();
         if let Some(contract) = provider_contract {
             claims::check_inbound(pool.identity(), contract, operation)?;
         }
@@ -128,7 +130,7 @@ impl Routes for HostState {
     /// "no responders" when none runs it).
     fn actor(&self, target: &str) -> Option<Callee> {
         let local = {
-            let actors = read(&self.actors);
+            let actors = self.actors.read();
             actors
                 .get(target)
                 .or_else(|| {
@@ -214,7 +216,7 @@ impl Host {
             HostState {
                 engine,
                 policy: config.policy,
-                actors: RwLock::default(),
+                actors: table::ActorTable::default(),
                 providers: RwLock::default(),
                 links: LinkTable::default(),
                 link_limits: config.links,
@@ -253,7 +255,10 @@ impl Host {
     /// keeps no metrics.
     pub fn metrics_text(&self) -> Option<Vec<u8>> {
         let metrics = self.state.metrics.as_ref()?;
-        let instances: Vec<_> = read(&self.state.actors)
+        let instances: Vec<_> = self
+            .state
+            .actors
+            .read()
             .values()
             .flat_map(Served::pools)
             .filter_map(|pool| pool.instances_for_metrics())
@@ -268,7 +273,10 @@ impl Host {
 
     /// Drops every actor's instances idle for longer than `idle_for`; returns how many.
     pub fn reap_idle_instances(&self, idle_for: Duration) -> usize {
-        let pools: Vec<_> = read(&self.state.actors)
+        let pools: Vec<_> = self
+            .state
+            .actors
+            .read()
             .values()
             .flat_map(Served::pools)
             .cloned()
@@ -308,7 +316,10 @@ impl Host {
     /// a canary's new version is scaled with it).
     pub fn scale_actor(&self, actor_id: &str, max_instances: usize) -> Result<(), HostError> {
         self.check_instances(max_instances)?;
-        let served = read(&self.state.actors)
+        let served = self
+            .state
+            .actors
+            .read()
             .get(actor_id)
             .cloned()
             .ok_or_else(|| HostError::UnknownActor(actor_id.to_string()))?;
@@ -372,8 +383,8 @@ impl Host {
         let pool = self.hosted(pool);
         let identity = pool.identity().clone();
         {
-            let mut actors = write(&self.state.actors);
-            if actors.contains_key(&identity.id) {
+            let mut actors = self.state.actors.write();
+            if actors.contains(&identity.id) {
                 return Err(HostError::ActorRunning(identity.id));
             }
             actors.insert(identity.id.clone(), Served::new(Arc::new(pool)));
@@ -397,7 +408,10 @@ impl Host {
             .lattice
             .join(member, &lattice, self.state.call_deadline())
             .map_err(HostError::AlreadyJoined)?;
-        let actors: Vec<ActorIdentity> = read(&self.state.actors)
+        let actors: Vec<ActorIdentity> = self
+            .state
+            .actors
+            .read()
             .values()
             .map(|served| served.stable.identity().clone())
             .collect();
@@ -434,7 +448,10 @@ impl Host {
 
     /// Stops an actor: it takes no new calls; calls in flight finish.
     pub fn stop_actor(&self, actor_id: &str) -> Result<(), HostError> {
-        let served = write(&self.state.actors)
+        let served = self
+            .state
+            .actors
+            .write()
             .remove(actor_id)
             .ok_or_else(|| HostError::UnknownActor(actor_id.to_string()))?;
         served.pools().for_each(|pool| pool.close());
@@ -446,7 +463,9 @@ impl Host {
     /// The pool serving an actor now (a version being replaced keeps running its calls in
     /// flight in its own pool until they end; during a canary, the running version's).
     pub fn actor_pool(&self, actor_id: &str) -> Option<Arc<ActorPool>> {
-        read(&self.state.actors)
+        self.state
+            .actors
+            .read()
             .get(actor_id)
             .map(|served| served.stable.clone())
     }
@@ -458,7 +477,10 @@ impl Host {
 
     /// The actors running here.
     pub fn actors(&self) -> Vec<ActorIdentity> {
-        let mut all: Vec<ActorIdentity> = read(&self.state.actors)
+        let mut all: Vec<ActorIdentity> = self
+            .state
+            .actors
+            .read()
             .values()
             .map(|served| served.stable.identity().clone())
             .collect();
@@ -572,7 +594,7 @@ impl Host {
 
     /// Stops every actor and shuts every provider down.
     pub async fn shutdown(&self) {
-        let stopped: Vec<(String, Served)> = write(&self.state.actors).drain().collect();
+        let stopped: Vec<(String, Served)> = self.state.actors.write().drain();
         for (actor_id, served) in stopped {
             served.pools().for_each(|pool| pool.close());
             self.state.lattice.stop_serving_actor(&actor_id);

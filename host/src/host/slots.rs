@@ -1,8 +1,8 @@
 //! Slots for instances when the engine has none free: idle instances of other actors are
 //! dropped for them, the longest idle first.
 
+use super::HostState;
 use super::canary::Served;
-use super::{HostState, read};
 use crate::actor::ActorPool;
 use std::sync::Arc;
 
@@ -19,7 +19,7 @@ impl HostState {
     pub(super) fn reclaim_idle_slot(&self) -> bool {
         let batch = (self.engine.instance_slots() / 64).clamp(1, RECLAIM_BATCH);
         let mut oldest: Vec<(u64, Arc<ActorPool>)> = Vec::with_capacity(batch);
-        for pool in read(&self.actors).values().flat_map(Served::pools) {
+        for pool in self.actors.read().values().flat_map(Served::pools) {
             let Some(since) = pool.oldest_idle() else {
                 continue;
             };

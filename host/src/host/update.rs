@@ -2,7 +2,7 @@
 //! start it, check its health, then switch new calls to it while calls in flight finish on
 //! the old one. A refusal at any step leaves the old version serving.
 
-use super::{Host, HostError, UpdateRefused, read, write};
+use super::{Host, HostError, UpdateRefused};
 use crate::actor::{ActorIdentity, ActorPool};
 use std::sync::Arc;
 
@@ -46,9 +46,14 @@ impl Host {
         let identity = pool.identity().clone();
         // The switch: new calls find the new pool; calls in flight hold the old one, which is
         // dropped, with its instances, when the last of them ends.
-        match write(&self.state.actors).get_mut(actor_id) {
-            Some(served) => served.stable = Arc::new(pool),
-            None => return Err(refused(actor_id, UpdateRefused::Stopped)),
+        let pool = Arc::new(pool);
+        let switched = self
+            .state
+            .actors
+            .write()
+            .update(actor_id, |served| served.stable = pool);
+        if switched.is_none() {
+            return Err(refused(actor_id, UpdateRefused::Stopped));
         }
         self.evict_unused_modules();
         tracing::info!(actor = %actor_id, revision = ?identity.revision, "actor updated");
@@ -65,7 +70,10 @@ impl Host {
         options: UpdateOptions,
     ) -> Result<(Arc<ActorPool>, ActorPool), HostError> {
         let refused = |reason| refused(actor_id, reason);
-        let served = read(&self.state.actors)
+        let served = self
+            .state
+            .actors
+            .read()
             .get(actor_id)
             .cloned()
             .ok_or_else(|| HostError::UnknownActor(actor_id.to_string()))?;
@@ -102,7 +110,10 @@ impl Host {
     /// Drops compiled modules that no running actor uses (a draining old version keeps its
     /// own reference until it ends).
     pub(super) fn evict_unused_modules(&self) {
-        let live: std::collections::HashSet<String> = read(&self.state.actors)
+        let live: std::collections::HashSet<String> = self
+            .state
+            .actors
+            .read()
             .values()
             .flat_map(super::canary::Served::pools)
             .map(|p| p.identity().module_hash.clone())

@@ -1,0 +1,130 @@
+//! The actors a host runs, by module key: the whole table for everything that lists, starts,
+//! stops or switches them, and one copy per core of each actor's [`Handle`] for the call
+//! path.
+//!
+//! Every call of every actor looks its actor up. Under one lock (and with the actor's `Arc`
+//! cloned for the call), the lookups on several cores took turns at the lock's line and the
+//! `Arc`'s count, three atomic writes a call each: a call looks in its core's copy
+//! ([`crate::per_core`]) and holds that copy's handle, whose count no other core writes.
+//! Each change is made to the table and then to every copy, before the writer lets go of the
+//! table: a call that starts after a change returns finds it.
+
+use super::canary::Served;
+use super::{read, write};
+use crate::IdMap;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// An actor as one core's calls hold it while they run: the versions it serves (its running
+/// one, and a canary's). Calls in flight finish on the version their handle holds; the last
+/// to end drops a version the table no longer serves. On a cache line of its own (its
+/// counts first), so that the calls of one core do not share it with another's.
+#[repr(align(64))]
+pub(crate) struct Handle(pub(crate) Served);
+
+/// One core's copy of the handles.
+#[repr(align(64))]
+struct Copy(RwLock<HashMap<Arc<str>, Arc<Handle>, foldhash::quality::RandomState>>);
+
+/// The actors a host runs.
+pub(crate) struct ActorTable {
+    all: RwLock<IdMap<Served>>,
+    copies: Box<[Copy]>,
+}
+
+impl Default for ActorTable {
+    fn default() -> Self {
+        ActorTable {
+            all: RwLock::default(),
+            copies: (0..crate::per_core::copies())
+                .map(|_| Copy(RwLock::default()))
+                .collect(),
+        }
+    }
+}
+
+impl ActorTable {
+    /// The whole table, to read.
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, IdMap<Served>> {
+        read(&self.all)
+    }
+
+    /// The whole table, to change: every change also goes to the copies.
+    pub(crate) fn write(&self) -> TableWrite<'_> {
+        TableWrite {
+            copies: &self.copies,
+            all: write(&self.all),
+        }
+    }
+
+    /// The handle of the actor with module key `actor_id`, for one call, from this core's
+    /// copy.
+    pub(crate) fn handle(&self, actor_id: &str) -> Option<Arc<Handle>> {
+        let own = self.copies.get(crate::per_core::own(self.copies.len()))?;
+        read(&own.0).get(actor_id).cloned()
+    }
+}
+
+/// The table held to change it (one writer at a time, no reader meanwhile).
+pub(crate) struct TableWrite<'a> {
+    copies: &'a [Copy],
+    all: RwLockWriteGuard<'a, IdMap<Served>>,
+}
+
+impl TableWrite<'_> {
+    /// Whether it runs the actor with module key `actor_id`.
+    pub(crate) fn contains(&self, actor_id: &str) -> bool {
+        self.all.contains_key(actor_id)
+    }
+
+    /// Adds (or replaces) an actor.
+    pub(crate) fn insert(&mut self, actor_id: String, served: Served) {
+        self.publish(&actor_id, Some(&served));
+        self.all.insert(actor_id, served);
+    }
+
+    /// Takes an actor out: calls in flight finish on their handles.
+    pub(crate) fn remove(&mut self, actor_id: &str) -> Option<Served> {
+        let served = self.all.remove(actor_id)?;
+        self.publish(actor_id, None);
+        Some(served)
+    }
+
+    /// Takes every actor out.
+    pub(crate) fn drain(&mut self) -> Vec<(String, Served)> {
+        for copy in self.copies {
+            write(&copy.0).clear();
+        }
+        self.all.drain().collect()
+    }
+
+    /// Changes an actor with `change` (a switch of version, a canary begun or ended), if it
+    /// runs: what `change` returns.
+    pub(crate) fn update<R>(
+        &mut self,
+        actor_id: &str,
+        change: impl FnOnce(&mut Served) -> R,
+    ) -> Option<R> {
+        let served = self.all.get_mut(actor_id)?;
+        let changed = change(served);
+        let served = served.clone();
+        self.publish(actor_id, Some(&served));
+        Some(changed)
+    }
+
+    /// Puts `served` (or, for `None`, no actor) under `actor_id` in every copy.
+    fn publish(&self, actor_id: &str, served: Option<&Served>) {
+        let key: Arc<str> = Arc::from(actor_id);
+        for copy in self.copies {
+            let mut handles = write(&copy.0);
+            match served {
+                Some(served) => {
+                    handles.insert(key.clone(), Arc::new(Handle(served.clone())));
+                }
+                None => {
+                    handles.remove(actor_id);
+                }
+            }
+        }
+    }
+}
