@@ -9,6 +9,7 @@
 mod canary;
 mod checks;
 mod error;
+mod links;
 mod providers;
 mod slots;
 mod table;
@@ -21,7 +22,7 @@ use crate::IdMap;
 use crate::actor::{ActorIdentity, ActorPool, LoadPolicy};
 use crate::engine::{EngineConfig, WasmEngine};
 use crate::invoke::route::{Callee, Router, Routes};
-use crate::invoke::{CallPolicy, Deadline, HostCalls, InvokeError, Policy, claims};
+use crate::invoke::{CallPolicy, Deadline, HostCalls, InvokeError, Policy};
 use crate::lattice::Lattice;
 use crate::lattice::serving::LocalActors;
 use crate::links::LinkTable;
@@ -48,7 +49,8 @@ pub struct HostConfig {
 pub(crate) struct HostState {
     engine: WasmEngine,
     policy: LoadPolicy,
-    actors: table::ActorTable,
+    /// Shared with the providers' invokers, whose calls find actors in it without the host.
+    actors: Arc<table::ActorTable>,
     providers: RwLock<IdMap<Arc<dyn Provider>>>,
     links: LinkTable,
     link_limits: crate::links::LinkLimits,
@@ -105,11 +107,17 @@ impl HostState {
                 })?;
             return remote.invoke(operation, payload, deadline).await;
         };
-        let pool = handle.0.pick();
-        if let Some(contract) = provider_contract {
-            claims::check_inbound(pool.identity(), contract, operation)?;
-        }
-        pool.invoke_within(operation, payload, deadline).await
+        handle
+            .invoke(operation, payload, provider_contract, deadline)
+            .await
+    }
+}
+
+impl Drop for HostState {
+    /// Its actors go with it: a provider that outlives the host (holding its invoker, and so
+    /// the table) finds none.
+    fn drop(&mut self) {
+        self.actors.write().drain();
     }
 }
 
@@ -216,7 +224,7 @@ impl Host {
             HostState {
                 engine,
                 policy: config.policy,
-                actors: table::ActorTable::default(),
+                actors: Arc::default(),
                 providers: RwLock::default(),
                 links: LinkTable::default(),
                 link_limits: config.links,
@@ -498,98 +506,6 @@ impl Host {
         payload: &[u8],
     ) -> Result<Vec<u8>, InvokeError> {
         self.state.invoke(actor_id, operation, payload, None).await
-    }
-
-    /// Puts a link: the provider (here or on the lattice) is told first and may refuse; a
-    /// link replaced for the same (actor, contract, link name) is deleted from its provider
-    /// when that is another one.
-    /// A waSCC contract id (`wascc:keyvalue`) is put as the one providers serve
-    /// (`wasmcloud:keyvalue`).
-    pub async fn put_link(&self, mut link: LinkDefinition) -> Result<(), HostError> {
-        let canonical = weft_contracts::generations::canonical_contract(&link.contract_id);
-        if canonical != link.contract_id {
-            link.contract_id = canonical.to_string();
-        }
-        let limits = &self.state.link_limits;
-        if let Some(reason) = limits.too_large(&link) {
-            return Err(HostError::LinkTooLarge {
-                actor_id: link.actor_id,
-                contract_id: link.contract_id,
-                reason,
-            });
-        }
-        if self.state.links.len() >= limits.max_links && !self.state.links.has(&link) {
-            return Err(HostError::TooManyLinks {
-                max: limits.max_links,
-            });
-        }
-        // Checked here for an actor this host runs (one elsewhere is checked by its host at
-        // each call): an actor signed without the contract is neither called on it nor calls it.
-        if let Some(pool) = self.actor_pool(&link.actor_id) {
-            let identity = pool.identity();
-            if !identity.unsigned && !identity.capabilities.contains(&link.contract_id) {
-                return Err(HostError::ContractNotClaimed {
-                    actor_id: link.actor_id.clone(),
-                    contract_id: link.contract_id.clone(),
-                    claimed: identity.capabilities.join(", "),
-                });
-            }
-        }
-        let provider = self
-            .state
-            .provider(&link.provider_id)
-            .ok_or_else(|| HostError::UnknownProvider(link.provider_id.clone()))?;
-        provider
-            .put_link(&link)
-            .await
-            .map_err(|source| HostError::LinkRefused {
-                provider_id: link.provider_id.clone(),
-                source,
-            })?;
-        // The provider of a replaced link is told it is gone, unless it is the one just told
-        // of the new link: for it, a put for a link it has is the replacement.
-        let provider_id = link.provider_id.clone();
-        if let Some(old) = self.state.links.put(link)
-            && old.provider_id != provider_id
-        {
-            self.tell_link_deleted(&old).await;
-        }
-        Ok(())
-    }
-
-    /// Deletes a link; its provider is told. Calls through it fail from now on.
-    pub async fn delete_link(
-        &self,
-        actor_id: &str,
-        contract_id: &str,
-        link_name: &str,
-    ) -> Result<(), HostError> {
-        let contract_id = weft_contracts::generations::canonical_contract(contract_id);
-        let old = self
-            .state
-            .links
-            .delete(actor_id, contract_id, link_name)
-            .ok_or_else(|| HostError::NoSuchLink {
-                actor_id: actor_id.to_string(),
-                contract_id: contract_id.to_string(),
-                link_name: link_name.to_string(),
-            })?;
-        self.tell_link_deleted(&old).await;
-        Ok(())
-    }
-
-    async fn tell_link_deleted(&self, link: &LinkDefinition) {
-        let Some(provider) = self.state.provider(&link.provider_id) else {
-            return;
-        };
-        if let Err(error) = provider.delete_link(link).await {
-            tracing::warn!(provider = %link.provider_id, %error, "provider failed to drop a link");
-        }
-    }
-
-    /// Every link in force.
-    pub fn links(&self) -> Vec<LinkDefinition> {
-        self.state.links.list()
     }
 
     /// Stops every actor and shuts every provider down.

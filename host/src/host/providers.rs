@@ -3,6 +3,7 @@
 //! host joins one.
 
 use super::{Host, HostError, HostState, read, write};
+use crate::invoke::Deadline;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use weft_contracts::link::LinkKey;
@@ -66,6 +67,8 @@ impl Host {
     ) -> Result<Vec<(LinkDefinition, ProviderError)>, HostError> {
         let invoker = Arc::new(HostInvoker {
             host: Arc::downgrade(&self.state),
+            actors: self.state.actors.clone(),
+            call_deadline: self.state.call_deadline(),
             contract: provider.contract_id().to_string(),
         });
         provider
@@ -256,8 +259,14 @@ impl Provider for HostHeld {
 
 /// What providers get to reach actors: invoke, and nothing else of the host. Its calls go
 /// through the inbound claims check for the provider's contract.
+///
+/// A call to an actor this host runs finds it in the host's table, which the invoker holds:
+/// not the host, which a call would otherwise take a strong reference to (a count that every
+/// request of every provider, on every core, writes twice).
 struct HostInvoker {
     host: Weak<HostState>,
+    actors: Arc<super::table::ActorTable>,
+    call_deadline: Duration,
     contract: String,
 }
 
@@ -269,13 +278,25 @@ impl ActorInvoker for HostInvoker {
         operation: &str,
         payload: Vec<u8>,
     ) -> Result<Vec<u8>, Failure> {
-        let state = self.host.upgrade().ok_or_else(|| {
+        let shut_down = || {
             Failure::new(
                 weft_provider_sdk::FailureKind::Unavailable,
                 "the host has shut down",
             )
-        })?;
+        };
         let contract = Some(self.contract.as_str()).filter(|c| !c.is_empty());
+        // A look at the count, not a reference taken: see the type's comment.
+        if self.host.strong_count() == 0 {
+            return Err(shut_down());
+        }
+        if let Some(handle) = self.actors.handle(actor_id) {
+            let deadline = Deadline::after(self.call_deadline);
+            return Ok(handle
+                .invoke(operation, &payload, contract, deadline)
+                .await?);
+        }
+        // Not here: on the lattice, through the host.
+        let state = self.host.upgrade().ok_or_else(shut_down)?;
         Ok(state
             .invoke(actor_id, operation, &payload, contract)
             .await?)

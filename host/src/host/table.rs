@@ -12,6 +12,7 @@
 use super::canary::Served;
 use super::{read, write};
 use crate::IdMap;
+use crate::invoke::{Deadline, InvokeError, claims};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -21,6 +22,25 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 /// counts first), so that the calls of one core do not share it with another's.
 #[repr(align(64))]
 pub(crate) struct Handle(pub(crate) Served);
+
+impl Handle {
+    /// Calls the version that takes this call (the canary's, for its share), all of it
+    /// within `deadline`. `provider_contract` is the contract of the provider making the
+    /// call, if one is: the actor must be signed for it (`claims::check_inbound`).
+    pub(crate) async fn invoke(
+        &self,
+        operation: &str,
+        payload: &[u8],
+        provider_contract: Option<&str>,
+        deadline: Deadline,
+    ) -> Result<Vec<u8>, InvokeError> {
+        let pool = self.0.pick();
+        if let Some(contract) = provider_contract {
+            claims::check_inbound(pool.identity(), contract, operation)?;
+        }
+        pool.invoke_within(operation, payload, deadline).await
+    }
+}
 
 /// One core's copy of the handles.
 #[repr(align(64))]

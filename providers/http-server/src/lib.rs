@@ -565,11 +565,16 @@ async fn serve_connection(
     route: Arc<Route>,
     mut stop: watch::Receiver<()>,
 ) {
-    let draining = stop.clone();
     let header_timeout = route.header_timeout;
+    // What each request's future holds, one per connection: a request takes a reference to
+    // it, whose count only the connection's own task writes, rather than to the route and
+    // the listener's stop channel, whose counts every connection's requests (on every core)
+    // would write.
+    let connection_state = Arc::new((route, stop.clone()));
     let service = service_fn(move |request| {
-        let (route, draining) = (route.clone(), draining.clone());
+        let connection_state = connection_state.clone();
         async move {
+            let (route, draining) = &*connection_state;
             let mut response = route.serve(request).await;
             // `has_changed` fails once the listener's stop sender is gone.
             if draining.has_changed().is_err() {
