@@ -137,17 +137,11 @@ impl Routes for HostState {
     /// Here by module key or call alias; else on the lattice, by either (whose hosts answer
     /// "no responders" when none runs it).
     fn actor(&self, target: &str) -> Option<Callee> {
-        let local = {
-            let actors = self.actors.read();
-            actors
-                .get(target)
-                .or_else(|| {
-                    actors
-                        .values()
-                        .find(|served| served.stable.identity().call_alias() == Some(target))
-                })
-                .map(|served| served.pick().clone())
-        };
+        let local = self
+            .actors
+            .handle(target)
+            .or_else(|| self.actors.handle_by_alias(target))
+            .map(|handle| handle.0.pick().clone());
         match local {
             Some(pool) => Some(Callee::Local(pool)),
             None if wascap::keys::public_key_with_role(

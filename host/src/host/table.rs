@@ -8,6 +8,10 @@
 //! ([`crate::per_core`]) and holds that copy's handle, whose count no other core writes.
 //! Each change is made to the table and then to every copy, before the writer lets go of the
 //! table: a call that starts after a change returns finds it.
+//!
+//! Actors also call each other by call alias: the table keeps which actor each alias names
+//! (the first started that claims it, while it runs), so that such a call is one lookup, not
+//! a search of every actor.
 
 use super::canary::Served;
 use super::{read, write};
@@ -50,6 +54,8 @@ struct Copy(RwLock<HashMap<Arc<str>, Arc<Handle>, foldhash::quality::RandomState
 pub(crate) struct ActorTable {
     all: RwLock<IdMap<Served>>,
     copies: Box<[Copy]>,
+    /// Module key by call alias.
+    aliases: RwLock<IdMap<String>>,
 }
 
 impl Default for ActorTable {
@@ -59,6 +65,7 @@ impl Default for ActorTable {
             copies: (0..crate::per_core::copies())
                 .map(|_| Copy(RwLock::default()))
                 .collect(),
+            aliases: RwLock::default(),
         }
     }
 }
@@ -74,6 +81,7 @@ impl ActorTable {
         TableWrite {
             copies: &self.copies,
             all: write(&self.all),
+            aliases: &self.aliases,
         }
     }
 
@@ -83,12 +91,24 @@ impl ActorTable {
         let own = self.copies.get(crate::per_core::own(self.copies.len()))?;
         read(&own.0).get(actor_id).cloned()
     }
+
+    /// The handle of the actor with call alias `alias`, for one call.
+    pub(crate) fn handle_by_alias(&self, alias: &str) -> Option<Arc<Handle>> {
+        let actor_id = read(&self.aliases).get(alias)?.clone();
+        self.handle(&actor_id)
+    }
+}
+
+/// The call alias an actor claims, if it claims one.
+fn alias_of(served: &Served) -> Option<String> {
+    served.stable.identity().call_alias().map(str::to_string)
 }
 
 /// The table held to change it (one writer at a time, no reader meanwhile).
 pub(crate) struct TableWrite<'a> {
     copies: &'a [Copy],
     all: RwLockWriteGuard<'a, IdMap<Served>>,
+    aliases: &'a RwLock<IdMap<String>>,
 }
 
 impl TableWrite<'_> {
@@ -100,13 +120,16 @@ impl TableWrite<'_> {
     /// Adds (or replaces) an actor.
     pub(crate) fn insert(&mut self, actor_id: String, served: Served) {
         self.publish(&actor_id, Some(&served));
-        self.all.insert(actor_id, served);
+        let alias = alias_of(&served);
+        self.all.insert(actor_id.clone(), served);
+        self.index(alias, Some(&actor_id));
     }
 
     /// Takes an actor out: calls in flight finish on their handles.
     pub(crate) fn remove(&mut self, actor_id: &str) -> Option<Served> {
         let served = self.all.remove(actor_id)?;
         self.publish(actor_id, None);
+        self.index(alias_of(&served), None);
         Some(served)
     }
 
@@ -115,6 +138,7 @@ impl TableWrite<'_> {
         for copy in self.copies {
             write(&copy.0).clear();
         }
+        write(self.aliases).clear();
         self.all.drain().collect()
     }
 
@@ -126,10 +150,45 @@ impl TableWrite<'_> {
         change: impl FnOnce(&mut Served) -> R,
     ) -> Option<R> {
         let served = self.all.get_mut(actor_id)?;
+        let alias_before = alias_of(served);
         let changed = change(served);
         let served = served.clone();
         self.publish(actor_id, Some(&served));
+        let alias_after = alias_of(&served);
+        if alias_after != alias_before {
+            self.index(alias_before, None);
+            self.index(alias_after, Some(actor_id));
+        }
         Some(changed)
+    }
+
+    /// Points `alias` at the actor that claims it: the one it names if that still does, else
+    /// `candidate` if it does, else the first found (a search only when an actor claiming an
+    /// alias stops or changes it).
+    fn index(&self, alias: Option<String>, candidate: Option<&str>) {
+        let Some(alias) = alias else {
+            return;
+        };
+        let mut aliases = write(self.aliases);
+        let claims = |actor_id: &str| {
+            self.all
+                .get(actor_id)
+                .is_some_and(|served| alias_of(served).as_deref() == Some(alias.as_str()))
+        };
+        if aliases.get(&alias).is_some_and(|named| claims(named)) {
+            return;
+        }
+        let claimant = candidate
+            .filter(|actor_id| claims(actor_id))
+            .or_else(|| self.all.keys().map(String::as_str).find(|id| claims(id)));
+        match claimant {
+            Some(actor_id) => {
+                aliases.insert(alias, actor_id.to_string());
+            }
+            None => {
+                aliases.remove(&alias);
+            }
+        }
     }
 
     /// Puts `served` (or, for `None`, no actor) under `actor_id` in every copy.

@@ -92,6 +92,14 @@ async fn actors_call_each_other_in_process_by_alias_or_module_key() {
     assert!(text.contains("does not run on this host"), "{text}");
     let (status, _) = ping(&host, &pinger, &by_key, b"").await;
     assert_eq!(status, 502);
+
+    // Started again, its alias names it again.
+    let again = std::fs::read(crate::signed_actor("ponger")).unwrap();
+    host.start_actor(&again).await.unwrap();
+    assert_eq!(
+        ping(&host, &pinger, "/", b"back").await,
+        (200, "pong: back".into())
+    );
 }
 
 /// pinger on one host, ponger on another: called by alias and by module key over NATS; once
