@@ -55,7 +55,9 @@ impl Host {
         // The provider of a replaced link is told it is gone, unless it is the one just told
         // of the new link: for it, a put for a link it has is the replacement.
         let provider_id = link.provider_id.clone();
-        if let Some(old) = self.state.links.put(link)
+        let replaced = self.state.links.put(link);
+        self.state.provider_routes.changed();
+        if let Some(old) = replaced
             && old.provider_id != provider_id
         {
             self.tell_link_deleted(&old).await;
@@ -80,6 +82,7 @@ impl Host {
                 contract_id: contract_id.to_string(),
                 link_name: link_name.to_string(),
             })?;
+        self.state.provider_routes.changed();
         self.tell_link_deleted(&old).await;
         Ok(())
     }

@@ -51,8 +51,11 @@ pub(crate) struct HostState {
     policy: LoadPolicy,
     /// Shared with the providers' invokers, whose calls find actors in it without the host.
     actors: Arc<table::ActorTable>,
-    providers: RwLock<IdMap<Arc<dyn Provider>>>,
-    links: LinkTable,
+    providers: Arc<RwLock<IdMap<Arc<dyn Provider>>>>,
+    links: Arc<LinkTable>,
+    /// The routes of actors' calls to providers here, resolved from the two above: told of
+    /// every change to them.
+    provider_routes: Arc<crate::invoke::provider_routes::ProviderRoutes>,
     link_limits: crate::links::LinkLimits,
     lattice: Lattice,
     /// Where every actor's host calls go once its claims allow them: the policy, then routing.
@@ -208,9 +211,19 @@ impl Host {
     /// (compiles go to its blocking pool); either flavour works.
     pub fn new(config: HostConfig) -> Result<Self, HostError> {
         let engine = WasmEngine::new(config.engine)?;
+        let (providers, links) = (Arc::default(), Arc::default());
+        let provider_routes = Arc::new(crate::invoke::provider_routes::ProviderRoutes::new(
+            Arc::clone(&links),
+            Arc::clone(&providers),
+            config.metrics.clone(),
+        ));
         let state = Arc::new_cyclic(|host: &Weak<HostState>| {
             let host: Weak<dyn Routes> = host.clone();
-            let router: Arc<dyn HostCalls> = Arc::new(Router::new(host, config.metrics.clone()));
+            let router: Arc<dyn HostCalls> = Arc::new(Router::new(
+                host,
+                config.metrics.clone(),
+                provider_routes.clone(),
+            ));
             let outbound = match config.call_policy {
                 Some(policy) => Arc::new(Policy::new(policy, router)),
                 None => router,
@@ -219,8 +232,9 @@ impl Host {
                 engine,
                 policy: config.policy,
                 actors: Arc::default(),
-                providers: RwLock::default(),
-                links: LinkTable::default(),
+                providers,
+                links,
+                provider_routes,
                 link_limits: config.links,
                 lattice: Lattice::default(),
                 outbound,

@@ -29,6 +29,7 @@ impl Host {
             tracing::warn!(provider = provider_id, actor = %link.actor_id, %error, "provider refused a link it was started with");
         }
         write(&self.state.providers).insert(provider_id.to_string(), HostHeld::wrap(provider));
+        self.state.provider_routes.changed();
         tracing::info!(provider = provider_id, "provider started");
         self.serve_provider_on_lattice(provider_id).await
     }
@@ -160,6 +161,8 @@ impl Host {
         }
         let replaced =
             write(&self.state.providers).insert(provider_id.to_string(), HostHeld::wrap(new));
+        // The routes holding the old one are let go before waiting for its calls to end.
+        self.state.provider_routes.changed();
         if let Some(old) = replaced {
             self.wait_for_calls_in_flight(provider_id, &old).await;
             old.shutdown().await;
@@ -198,6 +201,7 @@ impl Host {
         let provider = write(&self.state.providers)
             .remove(provider_id)
             .ok_or_else(|| HostError::UnknownProvider(provider_id.to_string()))?;
+        self.state.provider_routes.changed();
         self.wait_for_calls_in_flight(provider_id, &provider).await;
         provider.shutdown().await;
         tracing::info!(provider = provider_id, "provider stopped");

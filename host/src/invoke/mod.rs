@@ -24,6 +24,7 @@ pub mod deadline;
 mod error;
 pub mod generation;
 pub mod policy;
+pub mod provider_routes;
 pub mod route;
 
 pub use deadline::Deadline;

@@ -17,6 +17,7 @@
 //! deadline.
 
 use super::builtins::{self, Builtins};
+use super::provider_routes::{ProviderRoute, ProviderRoutes};
 use super::{HostCall, HostCallFuture, HostCalls, InvokeActor, InvokeError, refused};
 use crate::limits::MIN_CALL_TIME_MS;
 use crate::metrics::Metrics;
@@ -60,16 +61,25 @@ pub struct Router {
     host: Weak<dyn Routes>,
     builtins: Builtins,
     metrics: Option<Arc<Metrics>>,
+    /// Calls to providers here: resolved without the host (whose count every call would
+    /// otherwise write, taking a reference to it).
+    provider_routes: Arc<ProviderRoutes>,
 }
 
 impl Router {
     /// The router of the host `host` (held weakly: the host holds its router), counting
-    /// provider calls in `metrics` if given.
-    pub fn new(host: Weak<dyn Routes>, metrics: Option<Arc<Metrics>>) -> Self {
+    /// provider calls in `metrics` if given; calls to providers in the host's process go by
+    /// `provider_routes`.
+    pub fn new(
+        host: Weak<dyn Routes>,
+        metrics: Option<Arc<Metrics>>,
+        provider_routes: Arc<ProviderRoutes>,
+    ) -> Self {
         Router {
             host,
             builtins: Builtins::default(),
             metrics,
+            provider_routes,
         }
     }
 }
@@ -108,13 +118,24 @@ impl Router {
         if builtins::serves(call.contract) {
             return Box::pin(std::future::ready(self.builtins.call(&call)));
         }
+        let is_provider_call = !super::names_an_actor(call.contract);
+        if is_provider_call
+            && let Some(route) =
+                self.provider_routes
+                    .route(call.actor, call.contract, call.link_name)
+        {
+            return Box::pin(call_provider(route, call));
+        }
         let Some(host) = self.host.upgrade() else {
             return refused(InvokeError::Stopping {
                 actor: call.actor.to_string(),
             });
         };
-        if !super::names_an_actor(call.contract) {
-            return Box::pin(call_provider(host, call, self.metrics.clone()));
+        if is_provider_call {
+            let metrics = self.metrics.clone();
+            return Box::pin(async move {
+                call_provider(resolve(&*host, &call, metrics.as_deref())?, call).await
+            });
         }
         let Some(target) = host.actor(call.contract) else {
             return refused(InvokeError::NoActor {
@@ -141,13 +162,13 @@ impl Router {
     }
 }
 
-/// A call to a capability: by the calling actor's link to the provider it names; counted in
-/// `metrics` once it reaches a provider.
-async fn call_provider(
-    host: Arc<dyn Routes>,
-    call: HostCall<'_>,
-    metrics: Option<Arc<Metrics>>,
-) -> Result<Vec<u8>, InvokeError> {
+/// The route of a call to a capability, asked of the host: the calling actor's link, and the
+/// provider it names here or on the lattice.
+fn resolve(
+    host: &dyn Routes,
+    call: &HostCall<'_>,
+    metrics: Option<&Metrics>,
+) -> Result<Arc<ProviderRoute>, InvokeError> {
     let link = host
         .link(call.actor, call.contract, call.link_name)
         .ok_or_else(|| InvokeError::NoLink {
@@ -155,20 +176,37 @@ async fn call_provider(
             contract: call.contract.to_string(),
             link_name: call.link_name.to_string(),
         })?;
-    let provider_id = link.provider_id.clone();
+    let provider = host
+        .provider(&link.provider_id)
+        .ok_or_else(|| InvokeError::Provider {
+            provider: link.provider_id.clone(),
+            failure: Failure::new(
+                FailureKind::Unavailable,
+                format!(
+                    "actor {}'s link for {} names it, and it is not running on this host",
+                    call.actor, call.contract
+                ),
+            ),
+        })?;
+    let metrics = metrics.map(|metrics| metrics.provider(&link.provider_id, call.contract));
+    Ok(Arc::new(ProviderRoute {
+        link,
+        provider,
+        metrics,
+    }))
+}
+
+/// A call to a capability, by its route (the calling actor's link to the provider it names);
+/// counted in the route's metrics once it reaches the provider.
+async fn call_provider(
+    route: Arc<ProviderRoute>,
+    call: HostCall<'_>,
+) -> Result<Vec<u8>, InvokeError> {
+    let provider_id = &route.link.provider_id;
     let failed = |failure: Failure| InvokeError::Provider {
         provider: provider_id.clone(),
         failure,
     };
-    let provider = host.provider(&link.provider_id).ok_or_else(|| {
-        failed(Failure::new(
-            FailureKind::Unavailable,
-            format!(
-                "actor {}'s link for {} names it, and it is not running on this host",
-                call.actor, call.contract
-            ),
-        ))
-    })?;
     let time_left = call
         .deadline
         .less(ACTOR_MARGIN)
@@ -176,15 +214,15 @@ async fn call_provider(
         .max(Duration::from_millis(1));
     let request = ProviderCall {
         actor_id: call.actor.to_string(),
-        link,
+        link: route.link.clone(),
         operation: call.operation.to_string(),
         payload: call.payload.to_vec(),
         time_left,
     };
     let cut_off = time_left + PROVIDER_GRACE;
-    let started = metrics.as_ref().map(|_| std::time::Instant::now());
+    let started = route.metrics.as_ref().map(|_| std::time::Instant::now());
     let span = tracing::trace_span!("provider.call", provider = %provider_id, contract = call.contract, operation = call.operation);
-    let handled = tokio::time::timeout(cut_off, provider.handle_call(request));
+    let handled = tokio::time::timeout(cut_off, route.provider.handle_call(request));
     let handled = if span.is_disabled() {
         handled.await
     } else {
@@ -199,9 +237,11 @@ async fn call_provider(
             within_ms: time_left.as_millis(),
         }),
     };
-    if let (Some(metrics), Some(started)) = (metrics, started) {
-        let failed = answer.as_ref().err().map(InvokeError::kind);
-        metrics.provider_call(&provider_id, call.contract, started.elapsed(), failed);
+    if let (Some(metrics), Some(started)) = (&route.metrics, started) {
+        metrics.call(
+            started.elapsed(),
+            answer.as_ref().err().map(InvokeError::kind),
+        );
     }
     answer
 }

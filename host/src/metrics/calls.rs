@@ -1,14 +1,14 @@
-//! The call counts of every actor version: how many calls each served and how long they
-//! took, as `weft_actor_invocations_total` and `weft_actor_invocation_duration_seconds`.
+//! Call counts kept on the call path: how many calls each actor version served and how long
+//! they took (`weft_actor_invocations_total`, `weft_actor_invocation_duration_seconds`), and
+//! the same for the calls actors make to each provider (`weft_provider_calls_total`,
+//! `weft_provider_call_duration_seconds`).
 //!
-//! Every call of every actor adds to these, from whichever core runs it, so they are not
-//! prometheus' own counter and histogram (whose shared atomics the cores would take turns
-//! at, five a call): each version keeps one copy of its counts per core
-//! ([`crate::per_core`]), a call adds to its core's copy (two atomic adds on a line no other
-//! core writes), and a scrape sums the copies. The invocation count is the histogram's
-//! count, so the two always agree.
+//! Every call adds to these, from whichever core runs it, so they are not prometheus' own
+//! counter and histogram (whose shared atomics the cores would take turns at, five a call):
+//! each labelled series keeps one copy of its counts per core ([`crate::per_core`]), a call
+//! adds to its core's copy (two atomic adds on a line no other core writes), and a scrape
+//! sums the copies. The call count is the histogram's count, so the two always agree.
 
-use super::ActorMetricsLabels;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, LabelPair, MetricFamily, MetricType};
 use std::collections::HashMap;
@@ -83,15 +83,15 @@ impl CallTotals {
     }
 }
 
-/// One actor version's counts.
+/// One series' counts (an actor version's, or a provider's).
 #[derive(Debug)]
 pub(crate) struct CallCounts {
-    labels: ActorMetricsLabels,
+    labels: Vec<String>,
     copies: Box<[Copy]>,
 }
 
 impl CallCounts {
-    fn new(labels: ActorMetricsLabels) -> Self {
+    fn new(labels: Vec<String>) -> Self {
         CallCounts {
             labels,
             copies: (0..crate::per_core::copies())
@@ -132,48 +132,71 @@ impl CallCounts {
     }
 }
 
-/// The two families, over every actor version this host has run: a prometheus
-/// [`Collector`] summing each version's copies when scraped.
-pub(crate) struct ActorCalls {
-    invocations: Desc,
-    seconds: Desc,
-    /// Each version's counts by its labels: one that starts again with the same labels goes
-    /// on counting where it was, as prometheus' labelled families do.
-    versions: Mutex<HashMap<ActorMetricsLabels, Arc<CallCounts>>>,
+/// A family's names and help texts: its counter's, its histogram's, and its labels.
+pub(crate) struct Names {
+    pub(crate) counter: (&'static str, &'static str),
+    pub(crate) histogram: (&'static str, &'static str),
+    pub(crate) labels: &'static [&'static str],
 }
 
-const INVOCATIONS: &str = "weft_actor_invocations_total";
-const SECONDS: &str = "weft_actor_invocation_duration_seconds";
-const INVOCATIONS_HELP: &str = "Calls to the actor version, finished (served or failed).";
-const SECONDS_HELP: &str =
-    "How long calls to the actor version took, the wait for an instance included.";
+/// The calls to actor versions.
+pub(crate) const ACTOR_CALLS: Names = Names {
+    counter: (
+        "weft_actor_invocations_total",
+        "Calls to the actor version, finished (served or failed).",
+    ),
+    histogram: (
+        "weft_actor_invocation_duration_seconds",
+        "How long calls to the actor version took, the wait for an instance included.",
+    ),
+    labels: super::ACTOR,
+};
 
-impl ActorCalls {
-    pub(crate) fn new() -> Result<Self, prometheus::Error> {
-        let labels = || super::ACTOR.iter().map(|l| (*l).to_string()).collect();
-        Ok(ActorCalls {
-            invocations: Desc::new(
-                INVOCATIONS.into(),
-                INVOCATIONS_HELP.into(),
-                labels(),
-                HashMap::new(),
-            )?,
-            seconds: Desc::new(
-                SECONDS.into(),
-                SECONDS_HELP.into(),
-                labels(),
-                HashMap::new(),
-            )?,
-            versions: Mutex::default(),
+/// The calls actors make to providers.
+pub(crate) const PROVIDER_CALLS: Names = Names {
+    counter: (
+        "weft_provider_calls_total",
+        "Calls from actors of this host to the provider, finished.",
+    ),
+    histogram: (
+        "weft_provider_call_duration_seconds",
+        "How long calls to the provider took.",
+    ),
+    labels: super::PROVIDER,
+};
+
+/// A counter and a histogram of calls, by their labels, over every series this host has
+/// counted: a prometheus [`Collector`] summing each series' copies when scraped.
+pub(crate) struct CallFamily {
+    names: Names,
+    counter: Desc,
+    histogram: Desc,
+    /// Each series' counts by its labels: an actor version that starts again with the same
+    /// labels goes on counting where it was, as prometheus' labelled families do.
+    series: Mutex<HashMap<Vec<String>, Arc<CallCounts>>>,
+}
+
+impl CallFamily {
+    pub(crate) fn new(names: Names) -> Result<Self, prometheus::Error> {
+        let labels = || names.labels.iter().map(|l| (*l).to_string()).collect();
+        let desc = |(name, help): (&str, &str)| {
+            Desc::new(name.into(), help.into(), labels(), HashMap::new())
+        };
+        Ok(CallFamily {
+            counter: desc(names.counter)?,
+            histogram: desc(names.histogram)?,
+            names,
+            series: Mutex::default(),
         })
     }
 
-    /// The counts of the version with `labels`.
-    pub(crate) fn version(&self, labels: &ActorMetricsLabels) -> Arc<CallCounts> {
-        let mut versions = self.versions.lock().unwrap_or_else(PoisonError::into_inner);
-        versions
+    /// The counts of the series with `labels` (as many as the family's label names).
+    pub(crate) fn series(&self, labels: &[&str]) -> Arc<CallCounts> {
+        let labels: Vec<String> = labels.iter().map(|l| (*l).to_string()).collect();
+        let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
+        series
             .entry(labels.clone())
-            .or_insert_with(|| Arc::new(CallCounts::new(labels.clone())))
+            .or_insert_with(|| Arc::new(CallCounts::new(labels)))
             .clone()
     }
 
@@ -192,8 +215,8 @@ impl ActorCalls {
     }
 }
 
-fn label_pairs(labels: &ActorMetricsLabels) -> Vec<LabelPair> {
-    super::ACTOR
+fn label_pairs(names: &[&str], labels: &[String]) -> Vec<LabelPair> {
+    names
         .iter()
         .zip(labels)
         .map(|(name, value)| {
@@ -205,18 +228,18 @@ fn label_pairs(labels: &ActorMetricsLabels) -> Vec<LabelPair> {
         .collect()
 }
 
-/// [`ActorCalls`] as registered, shared with the host that adds versions to it.
-pub(crate) struct Registered(pub(crate) Arc<ActorCalls>);
+/// A [`CallFamily`] as registered, shared with the host that adds series to it.
+pub(crate) struct Registered(pub(crate) Arc<CallFamily>);
 
 impl Collector for Registered {
     fn desc(&self) -> Vec<&Desc> {
-        vec![&self.0.invocations, &self.0.seconds]
+        vec![&self.0.counter, &self.0.histogram]
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let versions: Vec<Arc<CallCounts>> = self
-            .0
-            .versions
+        let family = &self.0;
+        let versions: Vec<Arc<CallCounts>> = family
+            .series
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .values()
@@ -227,7 +250,8 @@ impl Collector for Registered {
             let totals = version.totals();
             let mut counter = proto::Counter::default();
             counter.set_value(totals.count() as f64);
-            let mut metric = proto::Metric::from_label(label_pairs(&version.labels));
+            let mut metric =
+                proto::Metric::from_label(label_pairs(family.names.labels, &version.labels));
             metric.set_counter(counter);
             counters.push(metric);
 
@@ -245,13 +269,15 @@ impl Collector for Registered {
                     })
                     .collect(),
             );
-            let mut metric = proto::Metric::from_label(label_pairs(&version.labels));
+            let mut metric =
+                proto::Metric::from_label(label_pairs(family.names.labels, &version.labels));
             metric.set_histogram(histogram);
             histograms.push(metric);
         }
+        let (counter, histogram) = (family.names.counter, family.names.histogram);
         vec![
-            ActorCalls::family(INVOCATIONS, INVOCATIONS_HELP, MetricType::COUNTER, counters),
-            ActorCalls::family(SECONDS, SECONDS_HELP, MetricType::HISTOGRAM, histograms),
+            CallFamily::family(counter.0, counter.1, MetricType::COUNTER, counters),
+            CallFamily::family(histogram.0, histogram.1, MetricType::HISTOGRAM, histograms),
         ]
     }
 }
@@ -271,7 +297,7 @@ mod tests {
 
     #[test]
     fn calls_counted_on_many_threads_are_all_in_the_totals() {
-        let counts = Arc::new(CallCounts::new(Default::default()));
+        let counts = Arc::new(CallCounts::new(Vec::new()));
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 let counts = counts.clone();

@@ -3,11 +3,11 @@
 //! call; and the host's own memory and the lattice messages it sent, received and refused.
 //!
 //! Off unless the host is given a [`Metrics`] (`HostConfig::metrics`), and then cheap on the
-//! call path: an actor version resolves its handles once, when it starts, so a call pays two
-//! atomic adds on its core's copy of its counts ([`calls`]), with no label lookup, no lock
-//! and no line shared with other cores; a failure looks its kind's counter up (failures are
-//! the rare case). Gauges (instances, memory) are read
-//! when scraped, not kept up to date per call.
+//! call path: an actor version resolves its handles once, when it starts, and a route to a
+//! provider once per core (`crate::invoke::provider_routes`), so a call pays two atomic adds
+//! on its core's copy of its counts ([`calls`]), with no label lookup, no lock and no line
+//! shared with other cores; a failure looks its kind's counter up (failures are the rare
+//! case). Gauges (instances, memory) are read when scraped, not kept up to date per call.
 //!
 //! Names follow Prometheus' conventions: `weft_` prefix, `_total` counters, `_seconds`
 //! histograms, labels `actor` (module key), `name`, `revision`, `provider`, `contract`, `kind`
@@ -17,21 +17,13 @@
 
 mod calls;
 
-use calls::{ActorCalls, CallCounts};
+use calls::{CallCounts, CallFamily};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::sync::Arc;
 use std::time::Duration;
 use weft_contracts::invocation::FailureKind;
-
-/// A provider call's duration buckets, seconds: from a bare call (µs) to the default deadline
-/// (5 s); an actor call's are the same ([`calls`]).
-const BUCKETS: &[f64] = &[
-    0.000_01, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
-    0.25, 0.5, 1.0, 2.5, 5.0,
-];
 
 /// A metrics family could not be made or registered (a name clash: a bug, not an input).
 #[derive(Debug, thiserror::Error)]
@@ -41,14 +33,13 @@ pub struct MetricsError(#[from] prometheus::Error);
 /// Every metric of one host, in one registry.
 pub struct Metrics {
     registry: Registry,
-    actor_calls: Arc<ActorCalls>,
+    actor_calls: Arc<CallFamily>,
     actor_errors: IntCounterVec,
     actor_instance_starts: IntCounterVec,
     actor_shed: IntCounterVec,
     actor_instances: IntGaugeVec,
-    provider_calls: IntCounterVec,
+    provider_calls: Arc<CallFamily>,
     provider_errors: IntCounterVec,
-    provider_seconds: HistogramVec,
     provider_replacements: IntCounterVec,
     provider_restarts: IntGaugeVec,
     lattice_messages: IntCounterVec,
@@ -63,6 +54,7 @@ impl std::fmt::Debug for Metrics {
 }
 
 const ACTOR: &[&str] = &["actor", "name", "revision"];
+const PROVIDER: &[&str] = &["provider", "contract"];
 
 fn counter(
     registry: &Registry,
@@ -82,20 +74,6 @@ fn gauge(
     labels: &[&str],
 ) -> Result<IntGaugeVec, MetricsError> {
     let family = IntGaugeVec::new(Opts::new(name, help), labels)?;
-    registry.register(Box::new(family.clone()))?;
-    Ok(family)
-}
-
-fn histogram(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> Result<HistogramVec, MetricsError> {
-    let family = HistogramVec::new(
-        HistogramOpts::new(name, help).buckets(BUCKETS.to_vec()),
-        labels,
-    )?;
     registry.register(Box::new(family.clone()))?;
     Ok(family)
 }
@@ -127,11 +105,13 @@ impl Metrics {
     /// Every family, registered.
     pub fn new() -> Result<Self, MetricsError> {
         let r = Registry::new();
-        let provider = &["provider", "contract"];
-        let actor_calls = Arc::new(ActorCalls::new()?);
+        let actor_calls = Arc::new(CallFamily::new(calls::ACTOR_CALLS)?);
         r.register(Box::new(calls::Registered(actor_calls.clone())))?;
+        let provider_calls = Arc::new(CallFamily::new(calls::PROVIDER_CALLS)?);
+        r.register(Box::new(calls::Registered(provider_calls.clone())))?;
         Ok(Metrics {
             actor_calls,
+            provider_calls,
             actor_errors: counter(
                 &r,
                 "weft_actor_errors_total",
@@ -156,23 +136,11 @@ impl Metrics {
                 "The actor version's instances, idle or busy, when scraped.",
                 &["actor", "name", "revision", "state"],
             )?,
-            provider_calls: counter(
-                &r,
-                "weft_provider_calls_total",
-                "Calls from actors of this host to the provider, finished.",
-                provider,
-            )?,
             provider_errors: counter(
                 &r,
                 "weft_provider_errors_total",
                 "Calls to the provider that failed, by kind.",
                 &["provider", "contract", "kind"],
-            )?,
-            provider_seconds: histogram(
-                &r,
-                "weft_provider_call_duration_seconds",
-                "How long calls to the provider took.",
-                provider,
             )?,
             provider_replacements: counter(
                 &r,
@@ -211,9 +179,7 @@ impl Metrics {
     pub(crate) fn actor(&self, id: &str, name: &str, revision: Option<i32>) -> ActorMetrics {
         let revision = revision.map_or_else(|| "none".to_string(), |r| r.to_string());
         let labels = [id, name, revision.as_str()];
-        let calls = self
-            .actor_calls
-            .version(&[id.to_string(), name.to_string(), revision.clone()]);
+        let calls = self.actor_calls.series(&labels);
         ActorMetrics {
             calls,
             instance_starts: self.actor_instance_starts.with_label_values(&labels),
@@ -224,23 +190,12 @@ impl Metrics {
         }
     }
 
-    /// One provider call, finished: `failed` with its kind when it failed.
-    pub(crate) fn provider_call(
-        &self,
-        provider: &str,
-        contract: &str,
-        took: Duration,
-        failed: Option<FailureKind>,
-    ) {
-        let labels = [provider, contract];
-        self.provider_calls.with_label_values(&labels).inc();
-        self.provider_seconds
-            .with_label_values(&labels)
-            .observe(took.as_secs_f64());
-        if let Some(kind) = failed {
-            self.provider_errors
-                .with_label_values(&[provider, contract, kind_label(kind)])
-                .inc();
+    /// The handles for the calls actors make to `provider` for `contract`.
+    pub(crate) fn provider(&self, provider: &str, contract: &str) -> ProviderMetrics {
+        ProviderMetrics {
+            calls: self.provider_calls.series(&[provider, contract]),
+            errors: self.provider_errors.clone(),
+            labels: [provider.to_string(), contract.to_string()],
         }
     }
 
@@ -296,6 +251,26 @@ impl Metrics {
             text.extend_from_slice(format!("# error encoding metrics: {error}\n").as_bytes());
         }
         text
+    }
+}
+
+/// The handles for the calls actors make to one provider for one contract.
+pub(crate) struct ProviderMetrics {
+    calls: Arc<CallCounts>,
+    errors: IntCounterVec,
+    labels: [String; 2],
+}
+
+impl ProviderMetrics {
+    /// One call, finished: `failed` with its kind when it failed.
+    pub(crate) fn call(&self, took: Duration, failed: Option<FailureKind>) {
+        self.calls.observe(took);
+        if let Some(kind) = failed {
+            let [provider, contract] = &self.labels;
+            self.errors
+                .with_label_values(&[provider.as_str(), contract.as_str(), kind_label(kind)])
+                .inc();
+        }
     }
 }
 

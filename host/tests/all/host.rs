@@ -165,6 +165,28 @@ async fn links_are_put_and_deleted_while_the_actor_serves() {
     );
     assert_eq!(provider.calls.load(Ordering::SeqCst), 2);
 
+    // Pointed at another provider, the link takes every call after, on every worker (each
+    // keeps its own copy of the calls' routes).
+    let second = Arc::new(Echoing::default());
+    host.add_provider("kv2", second.clone()).await.unwrap();
+    host.put_link(LinkDefinition {
+        provider_id: "kv2".into(),
+        ..kv_link(&actor)
+    })
+    .await
+    .unwrap();
+    let calls: Vec<_> = (0..16)
+        .map(|_| {
+            let (host, actor) = (host.clone(), actor.clone());
+            tokio::spawn(async move { host.invoke(&actor, "run", &cmd(b'h', 1)).await })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap().unwrap(), b"KeyValue.Get via kv2");
+    }
+    assert_eq!(second.calls.load(Ordering::SeqCst), 16);
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 2);
+
     let err = host
         .delete_link(&actor, contracts::KEYVALUE, "nope")
         .await
