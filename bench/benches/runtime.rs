@@ -409,32 +409,7 @@ async fn handle_request(host: &Host, actor: &str, request: &[u8]) {
 /// actor `target` (operation `echo`, by module key) and answers with what that said; with no
 /// target, it answers with the request itself (the same module, less the call).
 fn sign_relay(target: Option<&str>, account: &wascap::KeyPair) -> Vec<u8> {
-    let calls = i32::from(target.is_some());
-    let target = target.unwrap_or_default();
-    let wat = format!(
-        r#"(module
-  (import "wapc" "__guest_request" (func $req (param i32 i32)))
-  (import "wapc" "__guest_response" (func $resp (param i32 i32)))
-  (import "wapc" "__host_call" (func $call (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
-  (import "wapc" "__host_response" (func $hresp (param i32)))
-  (import "wapc" "__host_response_len" (func $hresp_len (result i32)))
-  (memory (export "memory") 1) (func (export "__wasmbus_rpc_version") (result i32) i32.const 1)
-  (data (i32.const 0) "default")
-  (data (i32.const 16) "{target}")
-  (data (i32.const 80) "echo")
-  (func (export "__guest_call") (param $op_len i32) (param $msg_len i32) (result i32)
-    (call $req (i32.const 1024) (i32.const 2048))
-    (if (i32.eqz (i32.const {calls}))
-      (then (call $resp (i32.const 2048) (local.get $msg_len)) (return (i32.const 1))))
-    (if (i32.eqz (call $call (i32.const 0) (i32.const 7) (i32.const 16) (i32.const {len})
-          (i32.const 80) (i32.const 4) (i32.const 2048) (local.get $msg_len)))
-      (then (return (i32.const 0))))
-    (call $hresp (i32.const 8192))
-    (call $resp (i32.const 8192) (call $hresp_len))
-    (i32.const 1)))"#,
-        len = target.len()
-    );
-    let code = wat::parse_str(&wat).unwrap();
+    let code = weft_bench::relay_module(target.map(|target| (target, "echo")));
     let claims = Claims::new(
         account.public_key(),
         KeyRole::Module.generate().unwrap().public_key(),

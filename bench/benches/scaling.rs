@@ -246,28 +246,7 @@ impl weft_provider_sdk::Provider for NullProvider {
 /// provider linked for that contract (operation `Null.Echo`, link `default`) and answers with
 /// what that said.
 fn sign_relay() -> Vec<u8> {
-    let wat = format!(
-        r#"(module
-  (import "wapc" "__guest_request" (func $req (param i32 i32)))
-  (import "wapc" "__guest_response" (func $resp (param i32 i32)))
-  (import "wapc" "__host_call" (func $call (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
-  (import "wapc" "__host_response" (func $hresp (param i32)))
-  (import "wapc" "__host_response_len" (func $hresp_len (result i32)))
-  (memory (export "memory") 1) (func (export "__wasmbus_rpc_version") (result i32) i32.const 1)
-  (data (i32.const 0) "default")
-  (data (i32.const 16) "{NULL_CONTRACT}")
-  (data (i32.const 80) "Null.Echo")
-  (func (export "__guest_call") (param $op_len i32) (param $msg_len i32) (result i32)
-    (call $req (i32.const 1024) (i32.const 2048))
-    (if (i32.eqz (call $call (i32.const 0) (i32.const 7) (i32.const 16) (i32.const {len})
-          (i32.const 80) (i32.const 9) (i32.const 2048) (local.get $msg_len)))
-      (then (return (i32.const 0))))
-    (call $hresp (i32.const 8192))
-    (call $resp (i32.const 8192) (call $hresp_len))
-    (i32.const 1)))"#,
-        len = NULL_CONTRACT.len()
-    );
-    let code = wat::parse_str(&wat).unwrap();
+    let code = weft_bench::relay_module(Some((NULL_CONTRACT, "Null.Echo")));
     let account = wascap::KeyRole::Account.generate().unwrap();
     let claims = wascap::Claims::new(
         account.public_key(),

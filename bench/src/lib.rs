@@ -244,3 +244,37 @@ pub async fn metered_http_host(signed: &[u8]) -> (weft_host::Host, std::net::Soc
     let address = serve_http(&host, &http, &actor).await;
     (host, address)
 }
+
+/// A relay actor's code: every call it gets, it makes as a host call to `namespace` (a
+/// contract, or an actor's module key) with `operation` on the link `default`, and answers
+/// with what that said; given no call to make, it answers with the request itself (the same
+/// module, less the call).
+pub fn relay_module(call: Option<(&str, &str)>) -> Vec<u8> {
+    let calls = i32::from(call.is_some());
+    let (namespace, operation) = call.unwrap_or_default();
+    let wat = format!(
+        r#"(module
+  (import "wapc" "__guest_request" (func $req (param i32 i32)))
+  (import "wapc" "__guest_response" (func $resp (param i32 i32)))
+  (import "wapc" "__host_call" (func $call (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "wapc" "__host_response" (func $hresp (param i32)))
+  (import "wapc" "__host_response_len" (func $hresp_len (result i32)))
+  (memory (export "memory") 1) (func (export "__wasmbus_rpc_version") (result i32) i32.const 1)
+  (data (i32.const 0) "default")
+  (data (i32.const 16) "{namespace}")
+  (data (i32.const 80) "{operation}")
+  (func (export "__guest_call") (param $op_len i32) (param $msg_len i32) (result i32)
+    (call $req (i32.const 1024) (i32.const 2048))
+    (if (i32.eqz (i32.const {calls}))
+      (then (call $resp (i32.const 2048) (local.get $msg_len)) (return (i32.const 1))))
+    (if (i32.eqz (call $call (i32.const 0) (i32.const 7) (i32.const 16) (i32.const {namespace_len})
+          (i32.const 80) (i32.const {operation_len}) (i32.const 2048) (local.get $msg_len)))
+      (then (return (i32.const 0))))
+    (call $hresp (i32.const 8192))
+    (call $resp (i32.const 8192) (call $hresp_len))
+    (i32.const 1)))"#,
+        namespace_len = namespace.len(),
+        operation_len = operation.len(),
+    );
+    wat::parse_str(&wat).unwrap_or_else(|e| panic!("the relay's text: {e}"))
+}
