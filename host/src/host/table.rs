@@ -48,12 +48,12 @@ impl Handle {
 
 /// One core's copy of the handles.
 #[repr(align(64))]
-struct Copy(RwLock<HashMap<Arc<str>, Arc<Handle>, foldhash::quality::RandomState>>);
+struct CoreCopy(RwLock<HashMap<Arc<str>, Arc<Handle>, foldhash::quality::RandomState>>);
 
 /// The actors a host runs.
 pub(crate) struct ActorTable {
     all: RwLock<IdMap<Served>>,
-    copies: Box<[Copy]>,
+    copies: Box<[CoreCopy]>,
     /// Module key by call alias.
     aliases: RwLock<IdMap<String>>,
 }
@@ -63,7 +63,7 @@ impl Default for ActorTable {
         ActorTable {
             all: RwLock::default(),
             copies: (0..crate::per_core::copies())
-                .map(|_| Copy(RwLock::default()))
+                .map(|_| CoreCopy(RwLock::default()))
                 .collect(),
             aliases: RwLock::default(),
         }
@@ -94,8 +94,9 @@ impl ActorTable {
 
     /// The handle of the actor with call alias `alias`, for one call.
     pub(crate) fn handle_by_alias(&self, alias: &str) -> Option<Arc<Handle>> {
-        let actor_id = read(&self.aliases).get(alias)?.clone();
-        self.handle(&actor_id)
+        // Looked up under the alias index's read lock (no copy of the key): writers never
+        // take it while holding a core's copy.
+        self.handle(read(&self.aliases).get(alias)?)
     }
 }
 
@@ -106,7 +107,7 @@ fn alias_of(served: &Served) -> Option<String> {
 
 /// The table held to change it (one writer at a time, no reader meanwhile).
 pub(crate) struct TableWrite<'a> {
-    copies: &'a [Copy],
+    copies: &'a [CoreCopy],
     all: RwLockWriteGuard<'a, IdMap<Served>>,
     aliases: &'a RwLock<IdMap<String>>,
 }

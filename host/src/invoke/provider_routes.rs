@@ -34,7 +34,7 @@ pub struct ProviderRoute {
 /// One core's copy: the generation it was filled in, and its routes by actor, each actor's
 /// few as a short list (as the link table keeps them).
 #[repr(align(64))]
-struct Copy(Mutex<(u64, RoutesByActor)>);
+struct CoreCopy(Mutex<(u64, RoutesByActor)>);
 
 /// Routes by calling actor.
 type RoutesByActor = IdMap<Vec<Arc<ProviderRoute>>>;
@@ -46,7 +46,7 @@ pub struct ProviderRoutes {
     metrics: Option<Arc<Metrics>>,
     /// Moved on by every change; a copy filled in an older generation is emptied first.
     generation: AtomicU64,
-    copies: Box<[Copy]>,
+    copies: Box<[CoreCopy]>,
 }
 
 impl ProviderRoutes {
@@ -62,7 +62,7 @@ impl ProviderRoutes {
             metrics,
             generation: AtomicU64::new(0),
             copies: (0..crate::per_core::copies())
-                .map(|_| Copy(Mutex::default()))
+                .map(|_| CoreCopy(Mutex::default()))
                 .collect(),
         }
     }

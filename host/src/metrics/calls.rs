@@ -50,7 +50,7 @@ fn bucket(took_ns: u64) -> usize {
 /// One core's copy of a version's counts, a cache line (three) of its own.
 #[derive(Debug, Default)]
 #[repr(align(64))]
-struct Copy {
+struct CoreCopy {
     /// Calls by bucket, not cumulative; the last counts those longer than every bound.
     calls: [AtomicU64; BOUNDS_NS.len() + 1],
     took_ns: AtomicU64,
@@ -87,7 +87,7 @@ impl CallTotals {
 #[derive(Debug)]
 pub(crate) struct CallCounts {
     labels: Vec<String>,
-    copies: Box<[Copy]>,
+    copies: Box<[CoreCopy]>,
 }
 
 impl CallCounts {
@@ -95,7 +95,7 @@ impl CallCounts {
         CallCounts {
             labels,
             copies: (0..crate::per_core::copies())
-                .map(|_| Copy::default())
+                .map(|_| CoreCopy::default())
                 .collect(),
         }
     }
