@@ -1,7 +1,7 @@
 //! The host's rounds of health checks (what they check: `crate::health`), and readiness read
 //! from the last one.
 
-use super::{Host, Routes, read};
+use super::{Host, Routes};
 use crate::clock::unix_ms;
 use crate::health::{self, Book, HealthChange, HealthConfig, HealthStatus, Part, Readiness};
 use crate::invoke::{Deadline, builtins};
@@ -69,12 +69,21 @@ impl Host {
         // Each actor's links, read once for the round (by position, as `pools`).
         let links: Vec<_> = pools
             .iter()
-            .map(|pool| self.state.links.of_actor(&pool.identity().id))
+            .map(|pool| {
+                self.state
+                    .provider_routes
+                    .links()
+                    .of_actor(&pool.identity().id)
+            })
             .collect();
 
         // Providers: those running here, and any a local actor's link names.
-        let mut provider_ids: BTreeSet<String> =
-            read(&self.state.providers).keys().cloned().collect();
+        let mut provider_ids: BTreeSet<String> = self
+            .state
+            .provider_routes
+            .provider_ids()
+            .into_iter()
+            .collect();
         provider_ids.extend(links.iter().flatten().map(|l| l.provider_id.clone()));
         let provider_problems: BTreeMap<String, Vec<String>> =
             join_all(provider_ids.into_iter().map(|id| async move {

@@ -24,7 +24,8 @@ impl Host {
                 reason,
             });
         }
-        if self.state.links.len() >= limits.max_links && !self.state.links.has(&link) {
+        let links = self.state.provider_routes.links();
+        if links.len() >= limits.max_links && !links.has(&link) {
             return Err(HostError::TooManyLinks {
                 max: limits.max_links,
             });
@@ -55,8 +56,7 @@ impl Host {
         // The provider of a replaced link is told it is gone, unless it is the one just told
         // of the new link: for it, a put for a link it has is the replacement.
         let provider_id = link.provider_id.clone();
-        let replaced = self.state.links.put(link);
-        self.state.provider_routes.changed();
+        let replaced = self.state.provider_routes.put_link(link);
         if let Some(old) = replaced
             && old.provider_id != provider_id
         {
@@ -75,14 +75,13 @@ impl Host {
         let contract_id = weft_contracts::generations::canonical_contract(contract_id);
         let old = self
             .state
-            .links
-            .delete(actor_id, contract_id, link_name)
+            .provider_routes
+            .delete_link(actor_id, contract_id, link_name)
             .ok_or_else(|| HostError::NoSuchLink {
                 actor_id: actor_id.to_string(),
                 contract_id: contract_id.to_string(),
                 link_name: link_name.to_string(),
             })?;
-        self.state.provider_routes.changed();
         self.tell_link_deleted(&old).await;
         Ok(())
     }
@@ -98,6 +97,6 @@ impl Host {
 
     /// Every link in force.
     pub fn links(&self) -> Vec<LinkDefinition> {
-        self.state.links.list()
+        self.state.provider_routes.links().list()
     }
 }

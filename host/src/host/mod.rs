@@ -18,14 +18,12 @@ mod update;
 pub use error::{HostError, UpdateRefused};
 pub use update::UpdateOptions;
 
-use crate::IdMap;
 use crate::actor::{ActorIdentity, ActorPool, LoadPolicy};
 use crate::engine::{EngineConfig, WasmEngine};
 use crate::invoke::route::{Callee, Router, Routes};
 use crate::invoke::{CallPolicy, Deadline, HostCalls, InvokeError, Policy};
 use crate::lattice::Lattice;
 use crate::lattice::serving::LocalActors;
-use crate::links::LinkTable;
 use canary::Served;
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::Duration;
@@ -51,10 +49,8 @@ pub(crate) struct HostState {
     policy: LoadPolicy,
     /// Shared with the providers' invokers, whose calls find actors in it without the host.
     actors: Arc<table::ActorTable>,
-    providers: Arc<RwLock<IdMap<Arc<dyn Provider>>>>,
-    links: Arc<LinkTable>,
-    /// The routes of actors' calls to providers here, resolved from the two above: told of
-    /// every change to them.
+    /// Its links and the providers in its process, and the routes of actors' calls to those
+    /// providers: every write to the tables goes through it.
     provider_routes: Arc<crate::invoke::provider_routes::ProviderRoutes>,
     link_limits: crate::links::LinkLimits,
     lattice: Lattice,
@@ -79,7 +75,8 @@ impl HostState {
 
     /// The link `key` names, if this host holds it.
     pub(crate) fn link(&self, key: &weft_contracts::link::LinkKey) -> Option<Arc<LinkDefinition>> {
-        self.links
+        self.provider_routes
+            .links()
             .get(&key.actor_id, &key.contract_id, &key.link_name)
     }
 
@@ -126,14 +123,13 @@ impl Drop for HostState {
 
 impl Routes for HostState {
     fn link(&self, actor: &str, contract: &str, link_name: &str) -> Option<Arc<LinkDefinition>> {
-        self.links.get(actor, contract, link_name)
+        self.provider_routes.links().get(actor, contract, link_name)
     }
 
     /// In this process, else (on a lattice) a proxy for the one serving the id elsewhere.
     fn provider(&self, provider_id: &str) -> Option<Arc<dyn Provider>> {
-        read(&self.providers)
-            .get(provider_id)
-            .cloned()
+        self.provider_routes
+            .local_provider(provider_id)
             .or_else(|| self.lattice.provider(provider_id))
     }
 
@@ -211,10 +207,7 @@ impl Host {
     /// (compiles go to its blocking pool); either flavour works.
     pub fn new(config: HostConfig) -> Result<Self, HostError> {
         let engine = WasmEngine::new(config.engine)?;
-        let (providers, links) = (Arc::default(), Arc::default());
         let provider_routes = Arc::new(crate::invoke::provider_routes::ProviderRoutes::new(
-            Arc::clone(&links),
-            Arc::clone(&providers),
             config.metrics.clone(),
         ));
         let state = Arc::new_cyclic(|host: &Weak<HostState>| {
@@ -232,8 +225,6 @@ impl Host {
                 engine,
                 policy: config.policy,
                 actors: Arc::default(),
-                providers,
-                links,
                 provider_routes,
                 link_limits: config.links,
                 lattice: Lattice::default(),
@@ -438,7 +429,7 @@ impl Host {
                 .await
                 .map_err(|failure| HostError::Lattice(failure.message))?;
         }
-        let providers: Vec<String> = read(&self.state.providers).keys().cloned().collect();
+        let providers: Vec<String> = self.state.provider_routes.provider_ids();
         for provider_id in providers {
             self.serve_provider_on_lattice(&provider_id).await?;
         }
@@ -523,7 +514,7 @@ impl Host {
             served.pools().for_each(|pool| pool.close());
             self.state.lattice.stop_serving_actor(&actor_id);
         }
-        let providers: Vec<String> = read(&self.state.providers).keys().cloned().collect();
+        let providers: Vec<String> = self.state.provider_routes.provider_ids();
         for provider_id in providers {
             if let Err(error) = self.stop_provider(&provider_id).await {
                 tracing::warn!(provider = %provider_id, %error, "provider not stopped cleanly");

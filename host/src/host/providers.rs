@@ -2,7 +2,7 @@
 //! stopped once the calls they took are answered. Each is also served on the lattice once the
 //! host joins one.
 
-use super::{Host, HostError, HostState, read, write};
+use super::{Host, HostError, HostState};
 use crate::invoke::Deadline;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -20,7 +20,12 @@ impl Host {
         provider_id: &str,
         provider: Arc<dyn Provider>,
     ) -> Result<(), HostError> {
-        if read(&self.state.providers).contains_key(provider_id) {
+        if self
+            .state
+            .provider_routes
+            .local_provider(provider_id)
+            .is_some()
+        {
             return Err(HostError::ProviderRunning(provider_id.to_string()));
         }
         // A link it refuses is logged, not fatal: the others still work, and it may be put
@@ -28,8 +33,9 @@ impl Host {
         for (link, error) in self.start_with_links(provider_id, &provider).await? {
             tracing::warn!(provider = provider_id, actor = %link.actor_id, %error, "provider refused a link it was started with");
         }
-        write(&self.state.providers).insert(provider_id.to_string(), HostHeld::wrap(provider));
-        self.state.provider_routes.changed();
+        self.state
+            .provider_routes
+            .insert_provider(provider_id, HostHeld::wrap(provider));
         tracing::info!(provider = provider_id, "provider started");
         self.serve_provider_on_lattice(provider_id).await
     }
@@ -43,7 +49,7 @@ impl Host {
         let (host, id) = (Arc::downgrade(&self.state), provider_id.to_string());
         let current = move || {
             host.upgrade()
-                .and_then(|state| read(&state.providers).get(&id).cloned())
+                .and_then(|state| state.provider_routes.local_provider(&id))
         };
         // Calls from the lattice find their link in this host's table, as local calls do.
         let (host, id) = (Arc::downgrade(&self.state), provider_id.to_string());
@@ -159,10 +165,12 @@ impl Host {
                 source,
             });
         }
-        let replaced =
-            write(&self.state.providers).insert(provider_id.to_string(), HostHeld::wrap(new));
-        // The routes holding the old one are let go before waiting for its calls to end.
-        self.state.provider_routes.changed();
+        // The routes holding the old one are let go (by the insert) before waiting for its
+        // calls to end.
+        let replaced = self
+            .state
+            .provider_routes
+            .insert_provider(provider_id, HostHeld::wrap(new));
         if let Some(old) = replaced {
             self.wait_for_calls_in_flight(provider_id, &old).await;
             old.shutdown().await;
@@ -198,10 +206,11 @@ impl Host {
         self.local_provider(provider_id)?;
         // The lattice's calls drain while it still serves them; then local calls stop.
         self.state.lattice.stop_serving_provider(provider_id).await;
-        let provider = write(&self.state.providers)
-            .remove(provider_id)
+        let provider = self
+            .state
+            .provider_routes
+            .remove_provider(provider_id)
             .ok_or_else(|| HostError::UnknownProvider(provider_id.to_string()))?;
-        self.state.provider_routes.changed();
         self.wait_for_calls_in_flight(provider_id, &provider).await;
         provider.shutdown().await;
         tracing::info!(provider = provider_id, "provider stopped");
@@ -209,9 +218,9 @@ impl Host {
     }
 
     fn local_provider(&self, provider_id: &str) -> Result<Arc<dyn Provider>, HostError> {
-        read(&self.state.providers)
-            .get(provider_id)
-            .cloned()
+        self.state
+            .provider_routes
+            .local_provider(provider_id)
             .ok_or_else(|| HostError::UnknownProvider(provider_id.to_string()))
     }
 }
