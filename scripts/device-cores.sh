@@ -5,10 +5,13 @@
 #   scripts/device-cores.sh pack   here: builds the cores benchmark and the actors, and puts
 #                                  what a run needs under target/device/ (the bench binary,
 #                                  wrk and the libraries it links that a bare machine may
-#                                  lack, the unsigned hello and hello-owned)
+#                                  lack, the unsigned hello and hello-owned; where wasmtime
+#                                  48 is installed (scripts/bench-tools.sh), it stripped and
+#                                  gzipped and the wasi:http hello component, so that
+#                                  `wasmtime serve` is the third server there too)
 #   scripts/device-cores.sh run    there, from the repository root, with target/device
 #                                  carried: (m) for WEFT_CORES (default 1,2,4,8), each N
-#                                  against native hyper in the same run
+#                                  against native hyper (and wasmtime serve) in the same run
 #
 # The rounds and seconds are WEFT_CORES_ROUNDS (default 3) and WEFT_CORES_SECS (default 5):
 # about 35 s an N. Nothing here runs in CI.
@@ -35,6 +38,15 @@ pack)
     cp target/wasm32-unknown-unknown/release/hello.wasm \
         target/wasm32-unknown-unknown/release/hello_owned.wasm \
         "$device/target/wasm32-unknown-unknown/release/"
+    if wasmtime --version 2>/dev/null | grep -q "^wasmtime 48\."; then
+        # Gzipped: the binary alone is 50 MB stripped, and what is carried is 64 MiB at most.
+        strip -o "$device/bin/wasmtime" "$(command -v wasmtime)"
+        gzip -9 "$device/bin/wasmtime"
+        (cd bench/wasi-hello && cargo build --release --locked --target wasm32-wasip2 --target-dir ../../target)
+        cp target/wasm32-wasip2/release/wasi_hello.wasm "$device/"
+    else
+        echo "wasmtime 48 is not installed (scripts/bench-tools.sh): (m) there will run without wasmtime serve"
+    fi
     du -sh "$device"
     echo "carry target/device, and run: bash scripts/device-cores.sh run"
     ;;
@@ -42,6 +54,11 @@ run)
     [ -x "$device/bin/cores" ] || { echo "no $device/bin/cores: run 'scripts/device-cores.sh pack' first and carry target/device" >&2; exit 1; }
     command -v taskset >/dev/null || { echo "taskset is missing (Debian package util-linux)" >&2; exit 1; }
     nproc
+    if [ -f "$device/bin/wasmtime.gz" ]; then
+        gunzip -c "$device/bin/wasmtime.gz" > "$device/bin/wasmtime"
+        chmod +x "$device/bin/wasmtime"
+        export WEFT_WASMTIME="$PWD/$device/bin/wasmtime" WEFT_WASI_HELLO="$PWD/$device/wasi_hello.wasm"
+    fi
     WEFT_TARGET_DIR="$PWD/$device/target" \
         PATH="$PWD/$device/bin:$PATH" \
         LD_LIBRARY_PATH="$PWD/$device/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \

@@ -13,6 +13,13 @@
 //! Both servers run as `weft up --threads N` runs: a current-thread tokio runtime on one core,
 //! N workers on N. The Weft server keeps metrics, as the CLI's hosts always do.
 //!
+//! A third server joins the rounds where `wasmtime` 48 is installed (`WEFT_WASMTIME` names
+//! the binary, else the one on the `PATH`; `scripts/bench-tools.sh` installs it;
+//! `WEFT_WASI_HELLO` names a component built before, where nothing can be built): `wasmtime
+//! serve -S cli`, otherwise with its defaults, running the same hello as a wasi:http component (`wasi-hello/`,
+//! built here for `wasm32-wasip2`), the comparison the issue made. Without it the output
+//! says so on its first line.
+//!
 //! `WEFT_CORES` lists the N to run (default: 1, 2, 4, 8, … up to the machine's cores);
 //! `WEFT_CORES_SECS` the seconds of each run (default 5); `WEFT_CORES_ROUNDS` the rounds
 //! (default 3). Needs `wrk` (Debian package `wrk`; `scripts/setup.sh` installs it).
@@ -43,6 +50,13 @@ fn main() {
     let counts = weft_bench::counts_from_env("WEFT_CORES", cores);
     let secs: u64 = env_or("WEFT_CORES_SECS", 5);
     let rounds: usize = env_or("WEFT_CORES_ROUNDS", 3);
+    let mut kinds = vec![Kind::Native, Kind::Weft];
+    match wasmtime_serve() {
+        Ok(serve) => kinds.push(serve),
+        Err(why) => println!(
+            "(m) wasmtime serve NOT RUN: {why}. `bash scripts/bench-tools.sh` installs it (a long build)."
+        ),
+    }
     println!(
         "\n== (m) HTTP hello world under wrk, server pinned to N of {cores} cores, {rounds} alternating rounds of {secs} s (same run) =="
     );
@@ -60,25 +74,31 @@ fn main() {
         let client_threads = if shared { cores } else { cores - n };
         let connections = CONNECTIONS_PER_CORE * n;
         let mut runs: Vec<(Wrk, Wrk)> = Vec::new();
+        let mut serve_runs: Vec<Wrk> = Vec::new();
         for round in 0..rounds {
-            let mut pair = [None, None];
-            let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-            for which in order {
-                let kind = ["native", "weft"][which];
+            let mut measured: [Option<Wrk>; 3] = [None, None, None];
+            // Which server goes first turns with the rounds, so each sees the machine as the
+            // others do.
+            for at in 0..kinds.len() {
+                let which = (at + round) % kinds.len();
+                let Some(kind) = kinds.get(which) else {
+                    continue;
+                };
                 let server = Server::start(kind, n, &server_cpus);
                 let run =
                     |secs: u64| wrk(&client_cpus, client_threads, connections, secs, server.port);
                 run(1); // warm-up
                 let cpu_before = cpu_secs(server.child.id());
-                let mut measured = run(secs);
+                let mut one = run(secs);
                 let cpu = cpu_secs(server.child.id()) - cpu_before;
-                measured.cpu_us = cpu * 1e6 / measured.requests;
-                pair[which] = Some(measured);
+                one.cpu_us = cpu * 1e6 / one.requests;
+                measured[which] = Some(one);
             }
-            let [Some(native), Some(weft)] = pair else {
+            let [Some(native), Some(weft), serve] = measured else {
                 unreachable!()
             };
             runs.push((native, weft));
+            serve_runs.extend(serve);
         }
         let median = |pick: &dyn Fn(&(Wrk, Wrk)) -> f64| {
             weft_bench::median(&mut runs.iter().map(pick).collect::<Vec<_>>())
@@ -111,7 +131,84 @@ fn main() {
             median(&|r| r.1.cpu_us),
             median(&|r| r.1.cpu_us - r.0.cpu_us),
         );
+        if serve_runs.len() == runs.len() {
+            let mut weft_to_serve: Vec<f64> = runs
+                .iter()
+                .zip(&serve_runs)
+                .map(|((_, w), s)| w.rps / s.rps)
+                .collect();
+            let serve_median = |pick: &dyn Fn(&Wrk) -> f64| {
+                weft_bench::median(&mut serve_runs.iter().map(pick).collect::<Vec<_>>())
+            };
+            println!(
+                "    wasmtime serve (the same hello as a wasi:http component) {:.0} req/s, p99 {:.2} ms, {:.2} µs CPU a request: weft is {:.2}× it (rounds {:.2}–{:.2}×)",
+                serve_median(&|w| w.rps),
+                serve_median(&|w| w.p99_ms),
+                serve_median(&|w| w.cpu_us),
+                weft_bench::median(&mut weft_to_serve),
+                weft_to_serve.first().copied().unwrap_or(f64::NAN),
+                weft_to_serve.last().copied().unwrap_or(f64::NAN),
+            );
+        }
     }
+}
+
+/// A server (b)ench (m) runs.
+enum Kind {
+    Native,
+    Weft,
+    /// `wasmtime serve` (the binary) running the wasi:http hello component (its path).
+    WasmtimeServe(std::path::PathBuf, std::path::PathBuf),
+}
+
+/// `wasmtime serve` and its hello component, if `wasmtime` (`WEFT_WASMTIME`, else on the
+/// `PATH`) runs and the component builds; else why not.
+fn wasmtime_serve() -> Result<Kind, String> {
+    let wasmtime = std::env::var_os("WEFT_WASMTIME")
+        .map_or_else(|| "wasmtime".into(), std::path::PathBuf::from);
+    let version = Command::new(&wasmtime)
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", wasmtime.display()))?;
+    if !version.status.success() {
+        return Err(format!("{} --version failed", wasmtime.display()));
+    }
+    let component = match std::env::var_os("WEFT_WASI_HELLO") {
+        Some(prebuilt) => std::path::PathBuf::from(prebuilt),
+        None => build_wasi_hello()?,
+    };
+    println!(
+        "(m) third server: {} serve ({})",
+        wasmtime.display(),
+        String::from_utf8_lossy(&version.stdout).trim()
+    );
+    Ok(Kind::WasmtimeServe(wasmtime, component))
+}
+
+/// Builds `wasi-hello/` for wasm32-wasip2; returns the component's path.
+fn build_wasi_hello() -> Result<std::path::PathBuf, String> {
+    let crate_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("wasi-hello");
+    let target = weft_bench::target_dir();
+    let built = Command::new("cargo")
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
+        .arg(&target)
+        .current_dir(&crate_dir)
+        .status()
+        .map_err(|e| format!("cannot run cargo to build {}: {e}", crate_dir.display()))?;
+    if !built.success() {
+        return Err(format!(
+            "{} did not build (the target: rustup target add wasm32-wasip2)",
+            crate_dir.display()
+        ));
+    }
+    Ok(target.join("wasm32-wasip2/release/wasi_hello.wasm"))
 }
 
 /// A server child pinned to its cores; killed when dropped.
@@ -121,7 +218,18 @@ struct Server {
 }
 
 impl Server {
-    fn start(kind: &str, threads: usize, cpus: &str) -> Self {
+    fn start(kind: &Kind, threads: usize, cpus: &str) -> Self {
+        match kind {
+            Kind::Native => Self::start_child("native", threads, cpus),
+            Kind::Weft => Self::start_child("weft", threads, cpus),
+            Kind::WasmtimeServe(wasmtime, component) => {
+                Self::start_serve(wasmtime, component, cpus)
+            }
+        }
+    }
+
+    /// This benchmark run again as a server of `kind`.
+    fn start_child(kind: &str, threads: usize, cpus: &str) -> Self {
         let mut child = Command::new("taskset")
             .args(["-c", cpus])
             .arg(std::env::current_exe().unwrap())
@@ -138,6 +246,44 @@ impl Server {
             .trim()
             .parse()
             .unwrap_or_else(|_| panic!("the {kind} server said {line:?}, not its port"));
+        Server { child, port }
+    }
+
+    /// `wasmtime serve` on a free loopback port, with its defaults otherwise (as the issue
+    /// measured it): a tokio worker per core it is pinned to, a fresh instance per request.
+    fn start_serve(wasmtime: &std::path::Path, component: &std::path::Path, cpus: &str) -> Self {
+        let mut child = Command::new("taskset")
+            .args(["-c", cpus])
+            .arg(wasmtime)
+            // `-S cli`: Rust's std (its panic handler reads the environment) imports more of
+            // WASI than the proxy world that serve offers by default.
+            .args(["serve", "-S", "cli", "--addr", "127.0.0.1:0"])
+            .arg(component)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // "Serving HTTP on http://127.0.0.1:PORT/"
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let port = loop {
+            line.clear();
+            if stderr.read_line(&mut line).unwrap() == 0 {
+                panic!("wasmtime serve ended without saying its address");
+            }
+            if let Some(address) = line.trim().strip_prefix("Serving HTTP on http://") {
+                let port = address
+                    .trim_end_matches('/')
+                    .rsplit(':')
+                    .next()
+                    .unwrap_or_default();
+                break port
+                    .parse()
+                    .unwrap_or_else(|_| panic!("wasmtime serve said {line:?}"));
+            }
+        };
+        // Its per-request log lines go nowhere; a full pipe would stall it.
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
         Server { child, port }
     }
 }

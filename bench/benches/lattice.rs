@@ -36,7 +36,15 @@ use weft_provider_sdk::runner::{self, RunnerOptions};
 use weft_testing::{NatsServer, RedisServer};
 
 const LATTICE: &str = "bench";
-const CONCURRENCY: usize = 50;
+/// (g)'s increments at a time, on both sides: the 50, or `WEFT_LATTICE_CONCURRENCY`
+/// (to see how the rate follows the calls in flight).
+fn concurrency() -> usize {
+    std::env::var("WEFT_LATTICE_CONCURRENCY")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(50)
+}
 /// Increments in one of (g)'s Weft rounds (redis-benchmark makes five times as many);
 /// `WEFT_LATTICE_INCREMENTS` sets another, e.g. a long round to profile.
 fn increments() -> usize {
@@ -51,7 +59,8 @@ const DURABILITIES: [&str; 2] = ["always", "everysec"];
 
 /// `WEFT_LATTICE_GROUPS` lists the groups to run (`f,g,h`, the default: all);
 /// `WEFT_LATTICE_DURABILITIES` the `appendfsync` settings (g) runs under (default both);
-/// `WEFT_LATTICE_ROUNDS` (g)'s rounds; `WEFT_LATTICE_INCREMENTS` the increments in each of its Weft rounds.
+/// `WEFT_LATTICE_ROUNDS` (g)'s rounds; `WEFT_LATTICE_INCREMENTS` the increments in each of its Weft rounds;
+/// `WEFT_LATTICE_CONCURRENCY` its increments at a time.
 fn groups() -> String {
     std::env::var("WEFT_LATTICE_GROUPS").unwrap_or_else(|_| "f,g,h".into())
 }
@@ -110,7 +119,7 @@ fn redis_benchmark(port: u16) -> f64 {
             "-t",
             "incr",
             "-c",
-            &CONCURRENCY.to_string(),
+            &concurrency().to_string(),
         ])
         .args(["-n", &(increments() * 5).to_string(), "-q"])
         .output()
@@ -127,11 +136,11 @@ fn redis_benchmark(port: u16) -> f64 {
         .unwrap_or_else(|| panic!("cannot read redis-benchmark's output: {text}"))
 }
 
-/// Starts kvcounter on `host`, allowed `CONCURRENCY` calls at once, linked for key-value to
+/// Starts kvcounter on `host`, allowed [`concurrency`] calls at once, linked for key-value to
 /// provider `provider_id` with the Redis at `redis_url`; returns its id.
 async fn start_counter(host: &Host, provider_id: &str, redis_url: String) -> String {
     let counter = host
-        .start_actor_with(&signed("kvcounter"), Some(CONCURRENCY))
+        .start_actor_with(&signed("kvcounter"), Some(concurrency()))
         .await
         .unwrap()
         .id;
@@ -147,15 +156,16 @@ async fn start_counter(host: &Host, provider_id: &str, redis_url: String) -> Str
     counter
 }
 
-/// Runs [`increments`] counter requests, `CONCURRENCY` at a time, and returns how many per second.
+/// Runs [`increments`] counter requests, [`concurrency`] at a time, and returns how many per second.
 async fn increments_per_second(host: &Host, counter: &str, request: &[u8]) -> f64 {
     let increments = increments();
     let started = Instant::now();
-    let workers: Vec<_> = (0..CONCURRENCY)
+    let concurrency = concurrency();
+    let workers: Vec<_> = (0..concurrency)
         .map(|_| {
             let (host, counter, request) = (host.clone(), counter.to_string(), request.to_vec());
             tokio::spawn(async move {
-                for _ in 0..increments / CONCURRENCY {
+                for _ in 0..increments / concurrency {
                     host.invoke(&counter, HANDLE_REQUEST, &request)
                         .await
                         .unwrap();
@@ -166,7 +176,7 @@ async fn increments_per_second(host: &Host, counter: &str, request: &[u8]) -> f6
     for worker in workers {
         worker.await.unwrap();
     }
-    increments as f64 / started.elapsed().as_secs_f64()
+    (increments / concurrency * concurrency) as f64 / started.elapsed().as_secs_f64()
 }
 
 /// Set in the environment of the provider process this benchmark starts (itself, run
@@ -554,7 +564,8 @@ fn main() {
             .collect();
 
         report.push(format!(
-            "(g) increments through the Redis provider, {CONCURRENCY} at a time, vs redis-benchmark -t incr -c {CONCURRENCY} on the same Redis (target ≥ 1.0×); median of {round_count} alternating rounds:"
+            "(g) increments through the Redis provider, {concurrency} at a time, vs redis-benchmark -t incr -c {concurrency} on the same Redis (target ≥ 1.0× at 50); median of {round_count} alternating rounds:",
+            concurrency = concurrency()
         ));
         for t in &throughputs {
             report.push(format!(
