@@ -11,6 +11,7 @@
 //! **What it is not:** an async runtime or a second RPC layer; every call is one waPC host call.
 #![deny(missing_docs)]
 
+mod same;
 pub mod wapc;
 pub use weft_contracts as contracts;
 

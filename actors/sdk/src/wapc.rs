@@ -71,7 +71,7 @@ fn find(operation: &[u8]) -> Option<Serve> {
         operations
             .borrow()
             .iter()
-            .find(|(name, _)| name.as_bytes() == operation)
+            .find(|(name, _)| crate::same::same(name.as_bytes(), operation))
             .map(|(_, serve)| *serve)
     })
 }

@@ -53,7 +53,8 @@ impl<'a> Response<'a> {
         rmp::encode::write_str(out, "header")?;
         // A name's first header writes its whole list; later ones are skipped.
         let headers = &self.headers;
-        let first = |i: usize, name: &str| !headers.iter().take(i).any(|(n, _)| n == name);
+        let same = |n: &str, name: &str| crate::same::same(n.as_bytes(), name.as_bytes());
+        let first = |i: usize, name: &str| !headers.iter().take(i).any(|(n, _)| same(n, name));
         let names = (headers.iter().enumerate())
             .filter(|(i, (name, _))| first(*i, name))
             .count();
@@ -62,7 +63,11 @@ impl<'a> Response<'a> {
             if !first(i, name) {
                 continue;
             }
-            let values = || headers.iter().skip(i).filter(|(n, _)| n == name);
+            // Its own value, then those of later headers of the same name.
+            let values = || {
+                let later = headers.iter().skip(i + 1).filter(|(n, _)| same(n, name));
+                headers.get(i).into_iter().chain(later)
+            };
             rmp::encode::write_str(out, name)?;
             rmp::encode::write_array_len(out, len_u32(values().count())?)?;
             for (_, value) in values() {
