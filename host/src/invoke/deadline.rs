@@ -11,6 +11,8 @@
 //! atomic load, not a read of the system clock, on every call.
 
 use crate::clock;
+use std::future::Future;
+use std::task::Poll;
 use std::time::Duration;
 
 /// When a call must be over.
@@ -73,6 +75,21 @@ impl Deadline {
     }
 }
 
+/// `future`'s output, or `Elapsed` if it takes longer than `after`. One that is ready when
+/// first polled (a provider in this process answering at once) takes no timer: a timer reads
+/// the clock and counts a reference to the runtime's handle, a write to a line that every
+/// core's calls write (bench (n′)).
+pub(crate) async fn cut_off<F: Future>(
+    after: Duration,
+    future: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    let mut future = std::pin::pin!(future);
+    match std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await {
+        Poll::Ready(output) => Ok(output),
+        Poll::Pending => tokio::time::timeout(after, future).await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +106,35 @@ mod tests {
         assert!(Deadline::after(Duration::ZERO).passed());
         let margin = late_caller.less(Duration::from_secs(1));
         assert!(margin < late_caller);
+    }
+
+    /// Ready at once: no timer made, so it works on a runtime without one (where making a
+    /// timer panics).
+    #[test]
+    fn a_future_ready_at_once_takes_no_timer() {
+        let no_timers = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let output = no_timers.block_on(cut_off(Duration::from_millis(1), async { 7 }));
+        assert_eq!(output.ok(), Some(7));
+    }
+
+    /// Pending at first: cut off past `after`, answered within it.
+    #[test]
+    fn a_pending_future_is_cut_off_after_its_time() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let never = runtime.block_on(cut_off(
+            Duration::from_millis(20),
+            std::future::pending::<()>(),
+        ));
+        assert!(never.is_err());
+        let later = runtime.block_on(cut_off(Duration::from_secs(5), async {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            8
+        }));
+        assert_eq!(later.ok(), Some(8));
     }
 }

@@ -222,7 +222,7 @@ async fn call_provider(
     let cut_off = time_left + PROVIDER_GRACE;
     let started = route.metrics.as_ref().map(|_| std::time::Instant::now());
     let span = tracing::trace_span!("provider.call", provider = %provider_id, contract = call.contract, operation = call.operation);
-    let handled = tokio::time::timeout(cut_off, route.provider.handle_call(request));
+    let handled = super::deadline::cut_off(cut_off, route.provider.handle_call(request));
     let handled = if span.is_disabled() {
         handled.await
     } else {
