@@ -49,5 +49,7 @@ cargo fmt --check
 # The benchmarks are a workspace of their own (see bench/Cargo.toml): formatted here, built
 # and run only by `cargo bench`, never in CI.
 (cd bench && cargo fmt --check)
+# (m)'s wasi:http hello, a workspace of its own built only by the cores benchmark.
+(cd bench/wasi-hello && cargo fmt --check)
 
 step "all checks passed"
