@@ -122,10 +122,6 @@ impl Drop for HostState {
 }
 
 impl Routes for HostState {
-    fn link(&self, actor: &str, contract: &str, link_name: &str) -> Option<Arc<LinkDefinition>> {
-        self.provider_routes.links().get(actor, contract, link_name)
-    }
-
     /// In this process, else (on a lattice) a proxy for the one serving the id elsewhere.
     fn provider(&self, provider_id: &str) -> Option<Arc<dyn Provider>> {
         self.provider_routes

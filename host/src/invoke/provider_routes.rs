@@ -33,6 +33,16 @@ pub struct ProviderRoute {
     pub(crate) metrics: Option<ProviderMetrics>,
 }
 
+/// Where a call to a capability goes, as far as this host's tables say.
+pub(crate) enum Found {
+    /// To a provider in this process, by this route.
+    Here(Arc<ProviderRoute>),
+    /// By this link, to a provider not in this process (one on the lattice, if any serves it).
+    Elsewhere(Arc<LinkDefinition>),
+    /// The actor has no such link.
+    NoLink,
+}
+
 /// One core's copy: the generation it was filled in, and its routes by actor, each actor's
 /// few as a short list (as the link table keeps them).
 #[repr(align(64))]
@@ -65,15 +75,12 @@ impl ProviderRoutes {
         }
     }
 
-    /// The route of a call to `contract` by `actor` through its link `link_name`, if its
-    /// link names a provider in this process.
-    pub(crate) fn route(
-        &self,
-        actor: &str,
-        contract: &str,
-        link_name: &str,
-    ) -> Option<Arc<ProviderRoute>> {
-        let own = self.copies.get(crate::per_core::own(self.copies.len()))?;
+    /// Where a call to `contract` by `actor` through its link `link_name` goes: the route,
+    /// if its link names a provider in this process; else the link, or that there is none.
+    pub(crate) fn route(&self, actor: &str, contract: &str, link_name: &str) -> Found {
+        let Some(own) = self.copies.get(crate::per_core::own(self.copies.len())) else {
+            return self.resolve(actor, contract, link_name);
+        };
         let mut copy = own.0.lock().unwrap_or_else(PoisonError::into_inner);
         let generation = self.generation.load(Ordering::SeqCst);
         if copy.0 != generation {
@@ -88,34 +95,40 @@ impl ProviderRoutes {
             .get(actor)
             .and_then(|routes| routes.iter().find(same))
         {
-            return Some(route.clone());
+            return Found::Here(route.clone());
         }
-        let route = Arc::new(self.resolve(actor, contract, link_name)?);
+        let found = self.resolve(actor, contract, link_name);
         // Kept only if nothing changed since the generation was read: a writer empties this
         // copy after moving the generation on, under this lock, so a route resolved from the
         // old tables is never left here.
-        if self.generation.load(Ordering::SeqCst) == generation {
+        if let Found::Here(route) = &found
+            && self.generation.load(Ordering::SeqCst) == generation
+        {
             copy.1
                 .entry(actor.to_string())
                 .or_default()
                 .push(route.clone());
         }
-        Some(route)
+        found
     }
 
-    /// The route from the tables as they are.
-    fn resolve(&self, actor: &str, contract: &str, link_name: &str) -> Option<ProviderRoute> {
-        let link = self.links.get(actor, contract, link_name)?;
-        let provider = self.local_provider(&link.provider_id)?;
+    /// Where the tables as they are send the call.
+    fn resolve(&self, actor: &str, contract: &str, link_name: &str) -> Found {
+        let Some(link) = self.links.get(actor, contract, link_name) else {
+            return Found::NoLink;
+        };
+        let Some(provider) = self.local_provider(&link.provider_id) else {
+            return Found::Elsewhere(link);
+        };
         let metrics = self
             .metrics
             .as_ref()
             .map(|metrics| metrics.provider(&link.provider_id, contract));
-        Some(ProviderRoute {
+        Found::Here(Arc::new(ProviderRoute {
             link: Arc::new(LinkDefinition::clone(&link)),
             provider,
             metrics,
-        })
+        }))
     }
 
     /// The links or the providers changed: every copy is emptied now.
@@ -219,9 +232,10 @@ mod tests {
 
     /// The provider the route of MACTOR's default key-value link reaches now.
     fn routed(routes: &ProviderRoutes) -> Option<Arc<dyn Provider>> {
-        routes
-            .route("MACTOR", KV, "default")
-            .map(|route| route.provider.clone())
+        match routes.route("MACTOR", KV, "default") {
+            Found::Here(route) => Some(route.provider.clone()),
+            Found::Elsewhere(_) | Found::NoLink => None,
+        }
     }
 
     fn same(a: &Option<Arc<dyn Provider>>, b: &Arc<dyn Provider>) -> bool {

@@ -17,7 +17,7 @@
 //! deadline.
 
 use super::builtins::{self, Builtins};
-use super::provider_routes::{ProviderRoute, ProviderRoutes};
+use super::provider_routes::{Found, ProviderRoute, ProviderRoutes};
 use super::{HostCall, HostCallFuture, HostCalls, InvokeActor, InvokeError, refused};
 use crate::limits::MIN_CALL_TIME_MS;
 use crate::metrics::Metrics;
@@ -33,11 +33,9 @@ pub const ACTOR_MARGIN: Duration = Duration::from_millis(MIN_CALL_TIME_MS);
 /// on) instead of the host's. Well inside [`ACTOR_MARGIN`].
 pub const PROVIDER_GRACE: Duration = Duration::from_millis(20);
 
-/// What routing asks of the host: its links, and its providers (in this process, or proxies
-/// for those on the lattice).
+/// What routing asks of the host beyond its links and providers here (`ProviderRoutes`):
+/// providers on the lattice (proxies), and actors here or there.
 pub trait Routes: Send + Sync {
-    /// The link for (actor, contract, link name), if there is one.
-    fn link(&self, actor: &str, contract: &str, link_name: &str) -> Option<Arc<LinkDefinition>>;
     /// The provider serving `provider_id` for this host, if any.
     fn provider(&self, provider_id: &str) -> Option<Arc<dyn Provider>>;
     /// The actor `target` (a call alias or a module key) names: the one running here, else
@@ -119,22 +117,37 @@ impl Router {
             return Box::pin(std::future::ready(self.builtins.call(&call)));
         }
         let is_provider_call = !super::names_an_actor(call.contract);
-        if is_provider_call
-            && let Some(route) =
-                self.provider_routes
-                    .route(call.actor, call.contract, call.link_name)
-        {
-            return Box::pin(call_provider(route, call));
-        }
+        let elsewhere = if is_provider_call {
+            match self
+                .provider_routes
+                .route(call.actor, call.contract, call.link_name)
+            {
+                Found::Here(route) => return Box::pin(call_provider(route, call)),
+                Found::Elsewhere(link) => Some(link),
+                Found::NoLink => {
+                    return refused(InvokeError::NoLink {
+                        actor: call.actor.to_string(),
+                        contract: call.contract.to_string(),
+                        link_name: call.link_name.to_string(),
+                    });
+                }
+            }
+        } else {
+            None
+        };
         let Some(host) = self.host.upgrade() else {
             return refused(InvokeError::Stopping {
                 actor: call.actor.to_string(),
             });
         };
-        if is_provider_call {
+        if let Some(link) = elsewhere {
             let metrics = self.metrics.clone();
             return Box::pin(async move {
-                call_provider(resolve(&*host, &call, metrics.as_deref())?, call).await
+                call_provider(
+                    elsewhere_route(&*host, link, &call, metrics.as_deref())?,
+                    call,
+                )
+                .await
             });
         }
         let Some(target) = host.actor(call.contract) else {
@@ -162,20 +175,14 @@ impl Router {
     }
 }
 
-/// The route of a call to a capability, asked of the host: the calling actor's link, and the
-/// provider it names here or on the lattice.
-fn resolve(
+/// The route of a call to a capability whose link (`link`, the calling actor's) names a
+/// provider not in this process: the one the host reaches on the lattice.
+fn elsewhere_route(
     host: &dyn Routes,
+    link: Arc<LinkDefinition>,
     call: &HostCall<'_>,
     metrics: Option<&Metrics>,
 ) -> Result<Arc<ProviderRoute>, InvokeError> {
-    let link = host
-        .link(call.actor, call.contract, call.link_name)
-        .ok_or_else(|| InvokeError::NoLink {
-            actor: call.actor.to_string(),
-            contract: call.contract.to_string(),
-            link_name: call.link_name.to_string(),
-        })?;
     let provider = host
         .provider(&link.provider_id)
         .ok_or_else(|| InvokeError::Provider {
