@@ -153,7 +153,7 @@ fn main() {
     }
 }
 
-/// A server (b)ench (m) runs.
+/// A server that bench (m) runs.
 enum Kind {
     Native,
     Weft,

@@ -59,14 +59,15 @@ impl<'a> Response<'a> {
             .filter(|(i, (name, _))| first(*i, name))
             .count();
         rmp::encode::write_map_len(out, len_u32(names)?)?;
-        for (i, (name, _)) in headers.iter().enumerate() {
+        for (i, header) in headers.iter().enumerate() {
+            let name = &header.0;
             if !first(i, name) {
                 continue;
             }
             // Its own value, then those of later headers of the same name.
             let values = || {
                 let later = headers.iter().skip(i + 1).filter(|(n, _)| same(n, name));
-                headers.get(i).into_iter().chain(later)
+                std::iter::once(header).chain(later)
             };
             rmp::encode::write_str(out, name)?;
             rmp::encode::write_array_len(out, len_u32(values().count())?)?;
