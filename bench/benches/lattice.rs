@@ -14,7 +14,10 @@
 //!     provider without `process = true`; each under two Redis durability settings:
 //!     `appendfsync always` (the test harness's: a write is on disk before it is acknowledged)
 //!     and `everysec` (Redis's default with an append-only file). Rounds alternate Weft and
-//!     redis-benchmark; the median of the rounds' ratios is the figure, as in (f);
+//!     redis-benchmark; the median of the rounds' ratios is the figure, as in (f). Also
+//!     printed: the CPU time of each process an increment, summed over the rounds (from
+//!     `/proc`: the host, nats-server, the provider process, Redis, redis-benchmark), and
+//!     how busy the cores were, so that what holds the ratio can be read off the output;
 //! (h) a provider process replaced under load: kvcounter increments through the Redis
 //!     provider process, 8 at a time, while a new process of it starts, the host's calls are
 //!     handed over to it and the old one is told to leave ([`Host::hand_over_provider`], what
@@ -110,9 +113,12 @@ fn signed(name: &str) -> Vec<u8> {
     std::fs::read(weft_testing::actors::signed_actor(name)).unwrap()
 }
 
-/// `redis-benchmark -t incr` requests/s on the server at `port`.
-fn redis_benchmark(port: u16) -> f64 {
-    let output = std::process::Command::new("redis-benchmark")
+/// `redis-benchmark -t incr` on the server at `port`: its requests/s, how many it made, and
+/// the CPU it used itself, in clock ticks.
+fn redis_benchmark(port: u16) -> (f64, usize, u64) {
+    use std::io::Read;
+    let requests = increments() * 5;
+    let mut child = std::process::Command::new("redis-benchmark")
         .args([
             "-p",
             &port.to_string(),
@@ -121,19 +127,114 @@ fn redis_benchmark(port: u16) -> f64 {
             "-c",
             &concurrency().to_string(),
         ])
-        .args(["-n", &(increments() * 5).to_string(), "-q"])
-        .output()
+        .args(["-n", &requests.to_string(), "-q"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
         .expect("redis-benchmark is not installed (apt install redis-tools)");
-    let text = String::from_utf8_lossy(&output.stdout);
+    let mut text = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    // Its output has ended, so it has ended or is about to: its CPU time is read once it is a
+    // zombie (until it is waited for, its /proc entry still holds it), then it is reaped.
+    let pid = child.id();
+    let ending = Instant::now();
+    while ending.elapsed() < Duration::from_secs(5) {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let used = weft_testing::process::cpu_ticks(pid).unwrap_or_default();
+    child.wait().unwrap();
     // "INCR: 123456.79 requests per second, p50=0.199 msec"
     let line = text
         .lines()
         .rev()
         .find(|l| l.contains("INCR"))
         .unwrap_or_default();
-    line.split_whitespace()
+    let rate = line
+        .split_whitespace()
         .find_map(|w| w.parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("cannot read redis-benchmark's output: {text}"))
+        .unwrap_or_else(|| panic!("cannot read redis-benchmark's output: {text}"));
+    (rate, requests, used)
+}
+
+/// The CPU time some processes used over some (g) rounds, from `/proc`: where an increment's
+/// work goes, process by process, and how busy the cores were meanwhile.
+struct CpuSplit {
+    names: Vec<&'static str>,
+    /// Clock ticks (1/100 s) each used, summed over the rounds.
+    ticks: Vec<u64>,
+    increments: usize,
+    wall: Duration,
+}
+
+impl CpuSplit {
+    fn new(names: &[&'static str]) -> Self {
+        CpuSplit {
+            names: names.to_vec(),
+            ticks: vec![0; names.len()],
+            increments: 0,
+            wall: Duration::ZERO,
+        }
+    }
+
+    /// Runs `round` (which makes increments and returns how many) and adds what the
+    /// processes `pids` (in the order of the names) used meanwhile.
+    fn measure(&mut self, pids: &[u32], round: impl FnOnce() -> usize) {
+        let read = || -> Vec<u64> {
+            pids.iter()
+                .map(|&pid| weft_testing::process::cpu_ticks(pid).unwrap_or_default())
+                .collect()
+        };
+        let (before, started) = (read(), Instant::now());
+        self.increments += round();
+        self.wall += started.elapsed();
+        for ((total, after), before) in self.ticks.iter_mut().zip(read()).zip(before) {
+            *total += after.saturating_sub(before);
+        }
+    }
+
+    /// Adds a round measured elsewhere (redis-benchmark's own time, read as it ended).
+    fn add(&mut self, ticks: &[u64], increments: usize, wall: Duration) {
+        for (total, more) in self.ticks.iter_mut().zip(ticks) {
+            *total += more;
+        }
+        self.increments += increments;
+        self.wall += wall;
+    }
+
+    /// `host 8.3 µs, nats-server 4.8, …, 19.8 in all, cores 71% busy`.
+    fn describe(&self) -> String {
+        let per = |ticks: u64| ticks as f64 * 1e4 / self.increments.max(1) as f64;
+        let each: Vec<String> = self
+            .names
+            .iter()
+            .zip(&self.ticks)
+            .enumerate()
+            .map(|(i, (name, &ticks))| {
+                let unit = if i == 0 { " µs" } else { "" };
+                format!("{name} {:.1}{unit}", per(ticks))
+            })
+            .collect();
+        let all: u64 = self.ticks.iter().sum();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let busy = all as f64 / 100.0 / (self.wall.as_secs_f64() * cores).max(f64::MIN_POSITIVE);
+        format!(
+            "{}, {:.1} in all; cores {:.0}% busy",
+            each.join(", "),
+            per(all),
+            busy * 100.0
+        )
+    }
 }
 
 /// Starts kvcounter on `host`, allowed [`concurrency`] calls at once, linked for key-value to
@@ -156,8 +257,9 @@ async fn start_counter(host: &Host, provider_id: &str, redis_url: String) -> Str
     counter
 }
 
-/// Runs [`increments`] counter requests, [`concurrency`] at a time, and returns how many per second.
-async fn increments_per_second(host: &Host, counter: &str, request: &[u8]) -> f64 {
+/// Runs [`increments`] counter requests, [`concurrency`] at a time; returns how many per
+/// second, and how many it made.
+async fn increments_per_second(host: &Host, counter: &str, request: &[u8]) -> (f64, usize) {
     let increments = increments();
     let started = Instant::now();
     let concurrency = concurrency();
@@ -176,7 +278,8 @@ async fn increments_per_second(host: &Host, counter: &str, request: &[u8]) -> f6
     for worker in workers {
         worker.await.unwrap();
     }
-    (increments / concurrency * concurrency) as f64 / started.elapsed().as_secs_f64()
+    let made = increments / concurrency * concurrency;
+    (made as f64 / started.elapsed().as_secs_f64(), made)
 }
 
 /// Set in the environment of the provider process this benchmark starts (itself, run
@@ -400,11 +503,13 @@ struct Throughput {
     out_highest: f64,
     in_process: f64,
     in_ratio: f64,
+    /// Where the CPU went: over NATS, in the host's process, redis-benchmark's rounds.
+    cpu: [CpuSplit; 3],
 }
 
 impl Throughput {
     /// From rounds of (out of process, in process, redis-benchmark), each in increments/s.
-    fn of(durability: &'static str, rounds: Vec<(f64, f64, f64)>) -> Self {
+    fn of(durability: &'static str, rounds: Vec<(f64, f64, f64)>, cpu: [CpuSplit; 3]) -> Self {
         let column =
             |pick: fn(&(f64, f64, f64)) -> f64| -> Vec<f64> { rounds.iter().map(pick).collect() };
         let mut out_ratios = column(|r| r.0 / r.2);
@@ -418,6 +523,7 @@ impl Throughput {
             out_highest: out_ratios.last().copied().unwrap_or(f64::NAN),
             in_process: weft_bench::median(&mut column(|r| r.1)),
             in_ratio: weft_bench::median(&mut column(|r| r.1 / r.2)),
+            cpu,
         }
     }
 }
@@ -552,14 +658,40 @@ fn main() {
                     (provider, member, remote, local, local_counter)
                 });
                 let mut rounds = Vec::new();
+                let (host_pid, provider_pid) = (std::process::id(), provider.0.id());
+                let nats_pid = nats.pid().expect("nats-server runs");
+                let redis_pid = redis.pid().expect("redis-server runs");
+                let mut over_nats = CpuSplit::new(&["host", "nats-server", "provider", "Redis"]);
+                let mut in_host = CpuSplit::new(&["host", "Redis"]);
+                let mut baseline = CpuSplit::new(&["Redis", "redis-benchmark"]);
                 for _ in 0..round_count {
-                    let out = runtime.block_on(increments_per_second(&member, &remote, &request));
-                    let inside =
-                        runtime.block_on(increments_per_second(&local, &local_counter, &request));
-                    rounds.push((out, inside, redis_benchmark(redis.port())));
+                    let (mut out, mut inside) = (0.0, 0.0);
+                    over_nats.measure(&[host_pid, nats_pid, provider_pid, redis_pid], || {
+                        let (rate, made) =
+                            runtime.block_on(increments_per_second(&member, &remote, &request));
+                        out = rate;
+                        made
+                    });
+                    in_host.measure(&[host_pid, redis_pid], || {
+                        let (rate, made) = runtime.block_on(increments_per_second(
+                            &local,
+                            &local_counter,
+                            &request,
+                        ));
+                        inside = rate;
+                        made
+                    });
+                    let redis_before = weft_testing::process::cpu_ticks(redis_pid);
+                    let started = Instant::now();
+                    let (rate, requests, benchmark_ticks) = redis_benchmark(redis.port());
+                    let redis_used = weft_testing::process::cpu_ticks(redis_pid)
+                        .zip(redis_before)
+                        .map_or(0, |(after, before)| after.saturating_sub(before));
+                    baseline.add(&[redis_used, benchmark_ticks], requests, started.elapsed());
+                    rounds.push((out, inside, rate));
                 }
                 drop(provider);
-                Throughput::of(durability, rounds)
+                Throughput::of(durability, rounds, [over_nats, in_host, baseline])
             })
             .collect();
 
@@ -578,6 +710,13 @@ fn main() {
                 t.out_highest,
                 t.in_process,
                 t.in_ratio
+            ));
+            let [over_nats, in_host, baseline] = &t.cpu;
+            report.push(format!(
+                "      CPU an increment, all rounds (/proc): over NATS: {}; in the host's process: {}; redis-benchmark's rounds: {}",
+                over_nats.describe(),
+                in_host.describe(),
+                baseline.describe()
             ));
         }
     }

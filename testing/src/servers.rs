@@ -286,6 +286,11 @@ impl Process {
         self.port
     }
 
+    /// Its process id while it runs (for reading what it used from `/proc`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills it (SIGKILL) and reaps it: clients see the connection drop; nothing is flushed.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
