@@ -147,7 +147,7 @@ fn main() {
     let handler: Arc<dyn HostCalls> = Arc::new(NoHostCalls);
     let instance_of: Arc<str> = "echo".into();
     // The same wasmtime engine (pooling allocator, epochs), so the ratio is what Weft adds.
-    let bare_engine = engine.wasmtime_engine().clone();
+    let bare_engine = engine.wasmtime_engine().unwrap().clone();
     let bare_module = wasmtime::Module::new(&bare_engine, &signed).unwrap();
     let mut bare_linker = wasmtime::Linker::<()>::new(&bare_engine);
     bare_linker
@@ -180,7 +180,7 @@ fn main() {
         group.bench_function("weft_instance_new", |b| {
             b.to_async(&runtime).iter(|| async {
                 WapcInstance::new(
-                    &prepared.pre,
+                    prepared.pre(),
                     Limits::default(),
                     instance_of.clone(),
                     handler.clone(),

@@ -108,16 +108,9 @@ impl ActorPool {
         // refused when loaded, not on its first call; that instance is not kept. An actor holds no instance
         // until it is called, and its idle instances are reaped (`reap_idle`).
         if !prepared.started.load(Ordering::Acquire) {
-            WapcInstance::new(
-                &prepared.pre,
-                policy.limits,
-                id.clone(),
-                calls.clone(),
-                log.clone(),
-                prepared.start_up,
-            )
-            .await
-            .map_err(LoadError::Start)?;
+            start_on_a_copy(&prepared, policy.limits, &id, &calls, &log)
+                .await
+                .map_err(LoadError::Start)?;
             prepared.started.store(true, Ordering::Release);
         }
         let limits = policy.limits;
@@ -330,13 +323,12 @@ impl ActorPool {
     async fn start_instance(&self) -> Result<WapcInstance, crate::GuestError> {
         let mut reclaimed = 0;
         loop {
-            let started = WapcInstance::new(
-                &self.prepared.pre,
+            let started = start_on_a_copy(
+                &self.prepared,
                 self.limits,
-                self.id.clone(),
-                self.calls.clone(),
-                self.log.clone(),
-                self.prepared.start_up,
+                &self.id,
+                &self.calls,
+                &self.log,
             )
             .await;
             match started {
@@ -379,6 +371,36 @@ impl ActorPool {
     pub fn close(&self) {
         self.admission.close();
     }
+}
+
+/// A new instance of `prepared` on this core's engine copy, or on the next that has a slot
+/// free: the copies' slots are one budget. Fails with [`crate::GuestError::NoSlot`], naming
+/// the host's slots, only when every copy's are taken.
+async fn start_on_a_copy(
+    prepared: &PreparedModule,
+    limits: Limits,
+    id: &Arc<str>,
+    calls: &Arc<dyn HostCalls>,
+    log: &Arc<LogBudget>,
+) -> Result<WapcInstance, crate::GuestError> {
+    for pre in prepared.pres_from_own() {
+        let started = WapcInstance::new(
+            pre,
+            limits,
+            id.clone(),
+            calls.clone(),
+            log.clone(),
+            prepared.start_up,
+        )
+        .await;
+        if !matches!(started, Err(crate::GuestError::NoSlot(_))) {
+            return started;
+        }
+    }
+    Err(crate::GuestError::NoSlot(format!(
+        "all {} instance slots of this host are taken",
+        prepared.instance_slots
+    )))
 }
 
 #[async_trait]

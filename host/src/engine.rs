@@ -1,7 +1,14 @@
-//! The one wasmtime [`Engine`] a host shares between all its actors, the ticker that drives
-//! its epoch deadlines, and the cache of compiled modules keyed by module hash.
+//! The wasmtime engine a host shares between all its actors (one copy per core), the ticker
+//! that drives its epoch deadlines, and the cache of compiled modules keyed by module hash.
 //!
 //! Decisions:
+//! - **One wasmtime [`Engine`] per core** ([`crate::per_core`]), each with its share of the
+//!   instance slots. Every async call into a guest takes and drops a reference to its
+//!   engine (wasmtime's fiber holds one): with one engine, that count was a line which
+//!   every call on every core wrote, so calls from two cores ran little faster than from one
+//!   (bench (n)). A module is compiled once and loaded into every copy from its compiled form;
+//!   an instance starts on its core's copy, or on another's when that one's slots are all
+//!   taken, so the host's slots are one budget as before.
 //! - **Epoch interruption, not fuel.** Fuel instruments every block and costs on every call;
 //!   an epoch check is a load and compare. A background thread bumps the epoch every
 //!   [`EPOCH_TICK_MS`]; at each tick a running guest checks its deadline and yields (see
@@ -103,10 +110,11 @@ pub enum EngineError {
     Ticker(#[source] std::io::Error),
 }
 
-/// A compiled module in the cache, and whether its instances run start-up.
+/// A compiled module in the cache (one for each engine copy, in the copies' order), and
+/// whether its instances run start-up.
 #[derive(Clone)]
 struct CompiledModule {
-    module: Module,
+    modules: Vec<Module>,
     start_up: StartUp,
     /// Shared by every [`PreparedModule`] of it.
     started: Arc<AtomicBool>,
@@ -115,8 +123,12 @@ struct CompiledModule {
 /// An actor's module, compiled and pre-linked: what its instances start from.
 #[derive(Clone)]
 pub struct PreparedModule {
-    /// Pre-linked against the waPC imports.
-    pub pre: wasmtime::InstancePre<GuestState>,
+    /// Pre-linked against the waPC imports, one for each engine copy.
+    pres: Arc<[wasmtime::InstancePre<GuestState>]>,
+    /// The first copy's (what [`PreparedModule::pre`] falls back on; `pres` is never empty).
+    first: wasmtime::InstancePre<GuestState>,
+    /// The host's instance slots, all copies together (for the error when none is free).
+    pub instance_slots: usize,
     /// Whether its instances run start-up ([`StartUp::AlreadyDone`] for a snapshot).
     pub start_up: StartUp,
     /// Whether an instance of its code has started once: each code is started once (by
@@ -127,11 +139,33 @@ pub struct PreparedModule {
     code: Arc<[u8]>,
 }
 
-/// The shared engine, its linker, its epoch ticker and its module cache.
-pub struct WasmEngine {
+impl PreparedModule {
+    /// What this core's instances start from.
+    pub fn pre(&self) -> &wasmtime::InstancePre<GuestState> {
+        self.pres
+            .get(crate::per_core::own(self.pres.len()))
+            .unwrap_or(&self.first)
+    }
+
+    /// What instances start from on each engine copy, this core's first: where the next
+    /// copy's slots are tried when this one has none free.
+    pub fn pres_from_own(&self) -> impl Iterator<Item = &wasmtime::InstancePre<GuestState>> {
+        let own = crate::per_core::own(self.pres.len());
+        self.pres.iter().cycle().skip(own).take(self.pres.len())
+    }
+}
+
+/// One engine copy (its share of the slots is in its pooling allocator) and its linker.
+struct EngineCopy {
     engine: Engine,
-    instance_slots: usize,
     linker: Linker<GuestState>,
+}
+
+/// The engine copies, their linkers, the epoch ticker and the module cache.
+pub struct WasmEngine {
+    /// At least one: [`WasmEngine::new`] makes one per core, each with a slot or more.
+    copies: Box<[EngineCopy]>,
+    instance_slots: usize,
     /// Compiled and pre-linked, so an actor of code already loaded pays neither.
     modules: Arc<Mutex<HashMap<String, PreparedModule>>>,
     ticker_stop: Arc<AtomicBool>,
@@ -144,13 +178,52 @@ impl std::fmt::Debug for WasmEngine {
 }
 
 impl WasmEngine {
-    /// Builds the engine and starts its epoch ticker.
+    /// Builds the engine (a copy per core, at most one per slot, sharing the slots out) and
+    /// starts its epoch ticker.
     pub fn new(config: EngineConfig) -> Result<Self, EngineError> {
+        let slots = config.instance_slots;
+        let count = u32::try_from(crate::per_core::copies())
+            .unwrap_or(1)
+            .min(slots)
+            .max(1);
+        let copies = (0..count)
+            .map(|i| {
+                let share = slots / count + u32::from(i < slots % count);
+                Self::copy(config, share)
+            })
+            .collect::<Result<Box<[EngineCopy]>, EngineError>>()?;
+
+        crate::clock::advance();
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let stop = ticker_stop.clone();
+        let ticking: Vec<Engine> = copies.iter().map(|copy| copy.engine.clone()).collect();
+        std::thread::Builder::new()
+            .name("weft-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(EPOCH_TICK_MS));
+                    crate::clock::advance();
+                    for engine in &ticking {
+                        engine.increment_epoch();
+                    }
+                }
+            })
+            .map_err(EngineError::Ticker)?;
+        Ok(WasmEngine {
+            copies,
+            instance_slots: usize::try_from(slots).unwrap_or(usize::MAX),
+            modules: Arc::default(),
+            ticker_stop,
+        })
+    }
+
+    /// One engine copy with `slots` of the host's instance slots.
+    fn copy(config: EngineConfig, slots: u32) -> Result<EngineCopy, EngineError> {
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_core_instances(config.instance_slots)
-            .total_memories(config.instance_slots)
-            .total_tables(config.instance_slots)
-            .total_stacks(config.instance_slots)
+        pool.total_core_instances(slots)
+            .total_memories(slots)
+            .total_tables(slots)
+            .total_stacks(slots)
             .max_memory_size(config.max_memory_bytes)
             // A freed slot's dirty pages (found with PAGEMAP_SCAN where the kernel has it,
             // 6.7+) are reset in place and stay mapped, instead of being dropped with madvise
@@ -169,27 +242,7 @@ impl WasmEngine {
         }
         let engine = Engine::new(&wasm).map_err(|e| EngineError::Setup(format!("{e:#}")))?;
         let linker = linker(&engine).map_err(|e| EngineError::Setup(format!("{e:#}")))?;
-
-        crate::clock::advance();
-        let ticker_stop = Arc::new(AtomicBool::new(false));
-        let (stop, ticking) = (ticker_stop.clone(), engine.clone());
-        std::thread::Builder::new()
-            .name("weft-epoch".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(EPOCH_TICK_MS));
-                    crate::clock::advance();
-                    ticking.increment_epoch();
-                }
-            })
-            .map_err(EngineError::Ticker)?;
-        Ok(WasmEngine {
-            engine,
-            instance_slots: usize::try_from(config.instance_slots).unwrap_or(usize::MAX),
-            linker,
-            modules: Arc::default(),
-            ticker_stop,
-        })
+        Ok(EngineCopy { engine, linker })
     }
 
     /// The actor module for `bytes`, compiled and pre-linked, from the cache if it has `hash`
@@ -223,14 +276,14 @@ impl WasmEngine {
             Err(reason) => {
                 tracing::debug!(module = hash, %reason, "no start-up snapshot");
                 CompiledModule {
-                    module: self.compile(bytes).await?,
+                    modules: self.compile(bytes).await?,
                     start_up: StartUp::Run,
                     started: Arc::default(),
                 }
             }
             Ok(plan) => {
                 let instrumented = CompiledModule {
-                    module: self.compile(&plan.instrumented).await?,
+                    modules: self.compile(&plan.instrumented).await?,
                     start_up: StartUp::Run,
                     started: Arc::default(),
                 };
@@ -239,8 +292,14 @@ impl WasmEngine {
                     .unwrap_or(instrumented)
             }
         };
+        let pres = self.link(&prepared.modules)?;
+        let Some(first) = pres.first().cloned() else {
+            return Err(EngineError::Compile("no engine copy to load it in".into()));
+        };
         let prepared = PreparedModule {
-            pre: self.link(&prepared.module)?,
+            pres: pres.into(),
+            first,
+            instance_slots: self.instance_slots,
             start_up: prepared.start_up,
             started: prepared.started,
             code,
@@ -260,30 +319,55 @@ impl WasmEngine {
         instrumented: &CompiledModule,
         limits: Limits,
     ) -> Option<CompiledModule> {
-        let pre = self.link(&instrumented.module).ok()?;
+        let pre = self.link(&instrumented.modules).ok()?.into_iter().next()?;
         let captured = WapcInstance::probe_start_up(&pre, limits, &plan.global_exports).await?;
         let snapshot = snapshot::build(bytes, plan, &captured)
             .inspect_err(|reason| tracing::debug!(%reason, "no start-up snapshot"))
             .ok()?;
-        let module = self
+        let modules = self
             .compile(&snapshot)
             .await
             .inspect_err(|error| tracing::warn!(%error, "a start-up snapshot did not compile"))
             .ok()?;
         Some(CompiledModule {
-            module,
+            modules,
             start_up: StartUp::AlreadyDone,
             started: Arc::default(),
         })
     }
 
-    /// Compiles on tokio's blocking pool.
-    async fn compile(&self, bytes: &[u8]) -> Result<Module, EngineError> {
-        let (engine, code) = (self.engine.clone(), bytes.to_vec());
-        tokio::task::spawn_blocking(move || Module::new(&engine, &code))
-            .await
-            .map_err(|e| EngineError::Compile(format!("the compile task failed: {e}")))?
-            .map_err(|e| EngineError::Compile(format!("{e:#}")))
+    /// Compiles on tokio's blocking pool, once: the first engine copy compiles, and the
+    /// others load what it compiled (milliseconds, not a compile each).
+    async fn compile(&self, bytes: &[u8]) -> Result<Vec<Module>, EngineError> {
+        let engines: Vec<Engine> = self.copies.iter().map(|copy| copy.engine.clone()).collect();
+        let code = bytes.to_vec();
+        tokio::task::spawn_blocking(move || -> wasmtime::Result<Vec<Module>> {
+            let mut engines = engines.iter();
+            let Some(first) = engines.next() else {
+                return Ok(Vec::new());
+            };
+            let compiled = Module::new(first, &code)?;
+            let mut modules = Vec::with_capacity(engines.len() + 1);
+            if engines.len() > 0 {
+                let serialized = compiled.serialize()?;
+                for engine in engines {
+                    // SAFETY: `deserialize` trusts its bytes to be a module compiled by
+                    // wasmtime for an engine of this configuration. These are: `serialize`
+                    // made them just above, in this process, from a module compiled by
+                    // another copy built by `WasmEngine::copy` with the same settings (only
+                    // the number of slots differs, which compiled code does not depend on);
+                    // they were never stored or received from anywhere.
+                    #[allow(unsafe_code)]
+                    let loaded = unsafe { Module::deserialize(engine, &serialized)? };
+                    modules.push(loaded);
+                }
+            }
+            modules.insert(0, compiled);
+            Ok(modules)
+        })
+        .await
+        .map_err(|e| EngineError::Compile(format!("the compile task failed: {e}")))?
+        .map_err(|e| EngineError::Compile(format!("{e:#}")))
     }
 
     fn cached(&self, hash: &str) -> Option<PreparedModule> {
@@ -294,11 +378,21 @@ impl WasmEngine {
             .cloned()
     }
 
-    /// Pre-links a module against the waPC imports: what each new instance starts from.
-    fn link(&self, module: &Module) -> Result<wasmtime::InstancePre<GuestState>, EngineError> {
-        self.linker
-            .instantiate_pre(module)
-            .map_err(|e| EngineError::Link(format!("{e:#}")))
+    /// Pre-links a module (one for each copy, in the copies' order) against the waPC
+    /// imports: what each new instance starts from.
+    fn link(
+        &self,
+        modules: &[Module],
+    ) -> Result<Vec<wasmtime::InstancePre<GuestState>>, EngineError> {
+        self.copies
+            .iter()
+            .zip(modules)
+            .map(|(copy, module)| {
+                copy.linker
+                    .instantiate_pre(module)
+                    .map_err(|e| EngineError::Link(format!("{e:#}")))
+            })
+            .collect()
     }
 
     /// The code of each cached module by its hash, for [`wascap::verify_module_code`]: an
@@ -320,10 +414,10 @@ impl WasmEngine {
         self.instance_slots
     }
 
-    /// The wasmtime engine underneath, with Weft's configuration (pooling allocator, epochs):
-    /// for embedders and benchmarks that compare against wasmtime itself.
-    pub fn wasmtime_engine(&self) -> &Engine {
-        &self.engine
+    /// A wasmtime engine underneath (the first copy), with Weft's configuration (pooling
+    /// allocator, epochs): for embedders and benchmarks that compare against wasmtime itself.
+    pub fn wasmtime_engine(&self) -> Option<&Engine> {
+        self.copies.first().map(|copy| &copy.engine)
     }
 
     /// Keeps only the compiled modules whose hash `keep` accepts.

@@ -216,9 +216,8 @@ pub enum GuestError {
     NoResponse,
     /// No instance could start: every one of the host's instance slots is in use.
     #[error(
-        "no instance could start: {0}; every instance slot of this host is in use by other \
-         calls: try again shortly, or give the host more (`weft up --instance-slots N`, \
-         `EngineConfig::instance_slots`)"
+        "no instance could start: {0}, each by another call: try again shortly, or give the \
+         host more (`weft up --instance-slots N`, `EngineConfig::instance_slots`)"
     )]
     NoSlot(String),
 }

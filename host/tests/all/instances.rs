@@ -96,13 +96,12 @@ async fn a_call_finding_every_slot_busy_is_shed_as_busy_naming_the_flag() {
     );
     let text = refused.to_string();
     assert!(
-        text.contains("maximum concurrent limit of 2")
-            && text.contains("every instance slot of this host is in use")
+        text.contains("all 2 instance slots of this host are taken, each by another call")
             && text.contains("--instance-slots"),
         "{text}"
     );
     assert_eq!(
-        text.matches("maximum concurrent").count(),
+        text.matches("instance slots of this host").count(),
         1,
         "said once: {text}"
     );
@@ -113,6 +112,50 @@ async fn a_call_finding_every_slot_busy_is_shed_as_busy_naming_the_flag() {
         );
     }
     // The slots are free again: the host serves on.
+    assert!(
+        host.invoke(&other, "echo", &crate::cmd(b'e', 2))
+            .await
+            .is_ok()
+    );
+}
+
+/// The host's slots are one budget though each core has an engine copy of its own with a
+/// share of them: calls from one thread (so all on one core's copy) run on as many
+/// instances at once as the host has slots, and only the call past them is shed.
+#[tokio::test(flavor = "current_thread")]
+async fn calls_from_one_core_use_every_slot_of_the_host() {
+    const SLOTS: usize = 3;
+    let host = host_with_slots(SLOTS as u32, 600);
+    let spinner = host.start_actor(&crate::guest(&[])).await.unwrap().id;
+    let other = host.start_actor(&crate::guest(&[])).await.unwrap().id;
+    let spinning: Vec<_> = (0..SLOTS)
+        .map(|_| {
+            let (host, spinner) = (host.clone(), spinner.clone());
+            tokio::spawn(async move { host.invoke(&spinner, "loop", &crate::cmd(b'l', 0)).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let refused = host
+        .invoke(&other, "echo", &crate::cmd(b'e', 1))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.kind(),
+        weft_provider_sdk::FailureKind::Busy,
+        "{refused}"
+    );
+    assert!(
+        refused.to_string().contains("all 3 instance slots"),
+        "{refused}"
+    );
+    for spin in spinning {
+        let ended = spin.await.unwrap().unwrap_err();
+        assert_eq!(
+            ended.kind(),
+            weft_provider_sdk::FailureKind::Deadline,
+            "each spinner had an instance and ran to its deadline: {ended}"
+        );
+    }
     assert!(
         host.invoke(&other, "echo", &crate::cmd(b'e', 2))
             .await
