@@ -21,7 +21,7 @@
 //! [`control`] is the control plane: one handler for start / stop / scale / update, providers
 //! and links, served over NATS to `weft ctl` and on this machine to `weft link`.
 //!
-//! Underneath: [`engine`] (one shared wasmtime engine, epoch ticker, module cache),
+//! Underneath: [`engine`] (the wasmtime engine, a copy per core; epoch ticker, module cache),
 //! [`instance`] (one waPC instance with checked guest memory), [`actor`] (a verified actor
 //! and its instances), [`links`], [`limits`], and the lattice membership (internal: remote
 //! actors and providers behind the same traits as local ones).
