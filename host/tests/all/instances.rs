@@ -73,12 +73,14 @@ async fn more_actors_than_slots_start_and_serve_sharing_the_slots() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_finding_every_slot_busy_is_shed_as_busy_naming_the_flag() {
-    let host = host_with_slots(2, 600);
+/// On a host of `slots` slots, as many calls spinning to their deadline take every one; a
+/// call of another actor meanwhile is shed as busy, naming the host's slots and the flag
+/// once; each spinner ran (it had an instance) until its deadline; then the host serves on.
+async fn every_slot_taken_sheds_the_next_call(slots: usize) {
+    let host = host_with_slots(slots as u32, 600);
     let spinner = host.start_actor(&crate::guest(&[])).await.unwrap().id;
     let other = host.start_actor(&crate::guest(&[])).await.unwrap().id;
-    let spinning: Vec<_> = (0..2)
+    let spinning: Vec<_> = (0..slots)
         .map(|_| {
             let (host, spinner) = (host.clone(), spinner.clone());
             tokio::spawn(async move { host.invoke(&spinner, "loop", &crate::cmd(b'l', 0)).await })
@@ -96,8 +98,9 @@ async fn a_call_finding_every_slot_busy_is_shed_as_busy_naming_the_flag() {
     );
     let text = refused.to_string();
     assert!(
-        text.contains("all 2 instance slots of this host are taken, each by another call")
-            && text.contains("--instance-slots"),
+        text.contains(&format!(
+            "all {slots} instance slots of this host are taken, each by another call"
+        )) && text.contains("--instance-slots"),
         "{text}"
     );
     assert_eq!(
@@ -106,9 +109,11 @@ async fn a_call_finding_every_slot_busy_is_shed_as_busy_naming_the_flag() {
         "said once: {text}"
     );
     for spin in spinning {
-        assert!(
-            spin.await.unwrap().is_err(),
-            "the spinners ran to their deadline"
+        let ended = spin.await.unwrap().unwrap_err();
+        assert_eq!(
+            ended.kind(),
+            weft_provider_sdk::FailureKind::Deadline,
+            "each spinner had an instance and ran to its deadline: {ended}"
         );
     }
     // The slots are free again: the host serves on.
@@ -119,48 +124,17 @@ async fn a_call_finding_every_slot_busy_is_shed_as_busy_naming_the_flag() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_finding_every_slot_busy_is_shed_as_busy_naming_the_flag() {
+    every_slot_taken_sheds_the_next_call(2).await;
+}
+
 /// The host's slots are one budget though each core has an engine copy of its own with a
 /// share of them: calls from one thread (so all on one core's copy) run on as many
 /// instances at once as the host has slots, and only the call past them is shed.
 #[tokio::test(flavor = "current_thread")]
 async fn calls_from_one_core_use_every_slot_of_the_host() {
-    const SLOTS: usize = 3;
-    let host = host_with_slots(SLOTS as u32, 600);
-    let spinner = host.start_actor(&crate::guest(&[])).await.unwrap().id;
-    let other = host.start_actor(&crate::guest(&[])).await.unwrap().id;
-    let spinning: Vec<_> = (0..SLOTS)
-        .map(|_| {
-            let (host, spinner) = (host.clone(), spinner.clone());
-            tokio::spawn(async move { host.invoke(&spinner, "loop", &crate::cmd(b'l', 0)).await })
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    let refused = host
-        .invoke(&other, "echo", &crate::cmd(b'e', 1))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        refused.kind(),
-        weft_provider_sdk::FailureKind::Busy,
-        "{refused}"
-    );
-    assert!(
-        refused.to_string().contains("all 3 instance slots"),
-        "{refused}"
-    );
-    for spin in spinning {
-        let ended = spin.await.unwrap().unwrap_err();
-        assert_eq!(
-            ended.kind(),
-            weft_provider_sdk::FailureKind::Deadline,
-            "each spinner had an instance and ran to its deadline: {ended}"
-        );
-    }
-    assert!(
-        host.invoke(&other, "echo", &crate::cmd(b'e', 2))
-            .await
-            .is_ok()
-    );
+    every_slot_taken_sheds_the_next_call(3).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
