@@ -176,10 +176,18 @@ impl<T> Admission<T> {
 
     /// An idle instance: the last put back in this thread's shard, else one from another.
     fn take_idle(&self) -> Option<T> {
+        self.take_own_idle().or_else(|| self.take_others_idle())
+    }
+
+    /// The last idle instance put back in this thread's shard.
+    fn take_own_idle(&self) -> Option<T> {
         let own = crate::per_core::own(self.shards());
-        if let Some((instance, _)) = self.shard(own).pop() {
-            return Some(instance);
-        }
+        self.shard(own).pop().map(|(instance, _)| instance)
+    }
+
+    /// An idle instance from another core's shard.
+    fn take_others_idle(&self) -> Option<T> {
+        let own = crate::per_core::own(self.shards());
         (0..self.shards())
             .filter(|at| *at != own)
             .find_map(|at| self.shard(at).pop())
@@ -210,16 +218,21 @@ impl<T> Admission<T> {
                 .is_ok()
     }
 
-    /// A place if one is free now (an idle instance, else room for a new one), or the refusal
-    /// of a closed actor; `None`: wait.
+    /// A place if one is free now (this core's idle instance, else room for a new one, else
+    /// another core's idle instance), or the refusal of a closed actor; `None`: wait. A new
+    /// instance before another core's: an instance is tied to the core whose engine copy
+    /// made it (see `crate::engine`), and one borrowed stays with the borrower.
     fn take_place(&self) -> Option<Result<Permit<'_, T>, Refused>> {
         if self.closed.load(Ordering::Acquire) {
             return Some(Err(Refused::Closed));
         }
-        let reusable = match self.take_idle() {
+        let reusable = match self.take_own_idle() {
             Some(instance) => Some(instance),
             None if self.count_new() => None,
-            None => return None,
+            None => match self.take_others_idle() {
+                Some(instance) => Some(instance),
+                None => return None,
+            },
         };
         Some(Ok(Permit {
             admission: self,
@@ -454,11 +467,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_instance_put_back_on_one_thread_is_taken_by_a_call_on_another() {
-        let admission = Admission::<u32>::new(4, 0, Vec::new());
+    async fn a_call_starts_an_instance_of_its_own_before_it_takes_another_cores() {
+        let admission = Admission::<u32>::new(2, 0, Vec::new());
         calls_on_other_threads(&admission, &[7]);
         assert_eq!(admission.idle_and_running(), (1, 0));
-        // This thread's shard is empty: the instance idle in the other is taken, not none.
+        // This thread's shard is empty and the cap has room: a place for a new instance,
+        // and the other core's stays where it is.
+        let permit = admission.admit(soon()).await.unwrap();
+        assert_eq!(permit.reusable, None);
+        assert_eq!(admission.idle_and_running(), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn an_instance_put_back_on_one_thread_is_taken_by_a_call_on_another_at_the_cap() {
+        let admission = Admission::<u32>::new(1, 0, Vec::new());
+        calls_on_other_threads(&admission, &[7]);
+        assert_eq!(admission.idle_and_running(), (1, 0));
+        // This thread's shard is empty and no instance may start: the instance idle in the
+        // other is taken, not none.
         let permit = admission.admit(soon()).await.unwrap();
         assert_eq!(permit.reusable, Some(7));
         assert_eq!(admission.idle_and_running(), (0, 1));
