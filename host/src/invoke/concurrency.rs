@@ -218,21 +218,34 @@ impl<T> Admission<T> {
                 .is_ok()
     }
 
-    /// A place if one is free now (this core's idle instance, else room for a new one, else
-    /// another core's idle instance), or the refusal of a closed actor; `None`: wait. A new
-    /// instance before another core's: an instance is tied to the core whose engine copy
-    /// made it (see `crate::engine`), and one borrowed stays with the borrower.
+    /// A place if one is free now, or the refusal of a closed actor; `None`: wait. This
+    /// core's idle instance first. Past that, while other calls of the actor run, room for a
+    /// new instance before another core's idle one: an instance is tied to the core whose
+    /// engine copy made it (see `crate::engine`), and one borrowed stays with the borrower,
+    /// so under load each core keeps its own. Called one at a time, the actor borrows: its
+    /// one instance serves every core, and it holds no more.
     fn take_place(&self) -> Option<Result<Permit<'_, T>, Refused>> {
         if self.closed.load(Ordering::Acquire) {
             return Some(Err(Refused::Closed));
         }
-        let reusable = match self.take_own_idle() {
-            Some(instance) => Some(instance),
-            None if self.count_new() => None,
-            None => match self.take_others_idle() {
+        if let Some(instance) = self.take_own_idle() {
+            return Some(Ok(Permit {
+                admission: self,
+                reusable: Some(instance),
+            }));
+        }
+        let reusable = if self.busy() > 0 {
+            if self.count_new() {
+                None
+            } else {
+                Some(self.take_others_idle()?)
+            }
+        } else {
+            match self.take_others_idle() {
                 Some(instance) => Some(instance),
+                None if self.count_new() => None,
                 None => return None,
-            },
+            }
         };
         Some(Ok(Permit {
             admission: self,
@@ -467,15 +480,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_call_starts_an_instance_of_its_own_before_it_takes_another_cores() {
-        let admission = Admission::<u32>::new(2, 0, Vec::new());
+    async fn under_load_a_call_starts_an_instance_of_its_own_before_it_takes_another_cores() {
+        if crate::per_core::copies() < 2 {
+            // One core: one shard, no other core's instance to prefer or pass over.
+            return;
+        }
+        let admission = Admission::<u32>::new(3, 0, Vec::new());
         calls_on_other_threads(&admission, &[7]);
-        assert_eq!(admission.idle_and_running(), (1, 0));
-        // This thread's shard is empty and the cap has room: a place for a new instance,
-        // and the other core's stays where it is.
-        let permit = admission.admit(soon()).await.unwrap();
-        assert_eq!(permit.reusable, None);
+        // Nothing running: the other core's idle instance is borrowed, none started.
+        let running = admission.admit(soon()).await.unwrap();
+        assert_eq!(running.reusable, Some(7));
+        assert_eq!(admission.idle_and_running(), (0, 1));
+        calls_on_other_threads(&admission, &[8]);
         assert_eq!(admission.idle_and_running(), (1, 1));
+        // A call running: a place for a new instance of this core's, the other core's idle
+        // instance left where it is.
+        let second = admission.admit(soon()).await.unwrap();
+        assert_eq!(second.reusable, None);
+        assert_eq!(admission.idle_and_running(), (1, 2));
+        drop((running, second));
     }
 
     #[tokio::test]
