@@ -319,7 +319,9 @@ impl WasmEngine {
         instrumented: &CompiledModule,
         limits: Limits,
     ) -> Option<CompiledModule> {
-        let pre = self.link(&instrumented.modules).ok()?.into_iter().next()?;
+        // The probe runs on the first copy alone: only its pre-link is needed.
+        let (copy, module) = self.copies.first().zip(instrumented.modules.first())?;
+        let pre = copy.linker.instantiate_pre(module).ok()?;
         let captured = WapcInstance::probe_start_up(&pre, limits, &plan.global_exports).await?;
         let snapshot = snapshot::build(bytes, plan, &captured)
             .inspect_err(|reason| tracing::debug!(%reason, "no start-up snapshot"))
