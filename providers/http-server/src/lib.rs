@@ -36,6 +36,10 @@
 //!   to the new listener instead of being reset. A process that replaces another process
 //!   gets the old one's socket the same way, over a Unix socket ([`share_sockets`]).
 //!
+//! - Started on a runtime of several workers, it serves each connection on one of its own
+//!   single-threaded lanes (one per worker, at most one per core), from accept to close,
+//!   instead of letting the connection move between the runtime's workers: see `lanes`.
+//!
 //! **What it is not:** TLS or HTTP/2 termination; put a proxy in front for those.
 //!
 //! ```no_run
@@ -56,6 +60,7 @@
 #![deny(missing_docs)]
 
 mod handover;
+mod lanes;
 mod wire;
 pub use handover::share_sockets;
 pub use wire::MAX_ANSWER_HEADER_VALUES;
@@ -529,10 +534,34 @@ async fn accept_loop(
         match slots.take() {
             Some(slot) => {
                 let (route, stop) = (route.clone(), stop.clone());
-                connections.spawn(async move {
-                    serve_connection(stream, route, stop).await;
-                    drop(slot);
-                });
+                match lanes::next() {
+                    None => {
+                        connections.spawn(async move {
+                            serve_connection(stream, route, stop).await;
+                            drop(slot);
+                        });
+                    }
+                    Some(lane) => {
+                        // The socket is registered again with the lane's runtime.
+                        let stream = match stream.into_std() {
+                            Ok(stream) => stream,
+                            Err(error) => {
+                                tracing::warn!(%error, "could not hand an HTTP connection to a lane");
+                                continue;
+                            }
+                        };
+                        connections.spawn_on(
+                            async move {
+                                match tokio::net::TcpStream::from_std(stream) {
+                                    Ok(stream) => serve_connection(stream, route, stop).await,
+                                    Err(error) => tracing::warn!(%error, "could not serve an HTTP connection on its lane"),
+                                }
+                                drop(slot);
+                            },
+                            lane,
+                        );
+                    }
+                }
             }
             // Full: shed the connection with a 503, without reading it.
             None => {
