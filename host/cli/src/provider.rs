@@ -60,12 +60,24 @@ pub fn by_kind(kind: &str, config: &BTreeMap<String, String>) -> Result<Arc<dyn 
         }
         "http-server" => {
             let default = ServerLimits::default();
-            Arc::new(HttpServer::with_limits(ServerLimits {
-                max_connections: setting(config, "max_connections")?
-                    .unwrap_or(default.max_connections),
-                max_buffered_body_bytes: setting(config, "max_buffered_body_bytes")?
-                    .unwrap_or(default.max_buffered_body_bytes),
-            }))
+            let lanes = match config.get("lanes").map(String::as_str) {
+                None | Some("auto") => true,
+                Some("off") => false,
+                Some(other) => bail!(
+                    "provider setting lanes={other:?} is neither `auto` (serve each connection \
+                     on one of the provider's own threads, the default) nor `off` (serve on the \
+                     host's runtime)"
+                ),
+            };
+            Arc::new(
+                HttpServer::with_limits(ServerLimits {
+                    max_connections: setting(config, "max_connections")?
+                        .unwrap_or(default.max_connections),
+                    max_buffered_body_bytes: setting(config, "max_buffered_body_bytes")?
+                        .unwrap_or(default.max_buffered_body_bytes),
+                })
+                .serving_on_lanes(lanes),
+            )
         }
         "httpclient" => Arc::new(weft_httpclient::HttpClient::new()),
         "blobstore-fs" => Arc::new(weft_blobstore_fs::FsBlobstore::new()),
@@ -270,5 +282,28 @@ async fn supervisor_gone(supervisor: Option<u32>) {
         if std::os::unix::process::parent_id() != supervisor {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    /// The HTTP provider's `lanes` setting takes `auto` and `off`, and refuses anything
+    /// else naming both.
+    #[test]
+    fn the_http_providers_lanes_setting_is_auto_or_off() {
+        for taken in ["auto", "off"] {
+            let config = [("lanes".to_string(), taken.to_string())].into();
+            by_kind("http-server", &config).unwrap();
+        }
+        let config = [("lanes".to_string(), "sideways".to_string())].into();
+        let refused = by_kind("http-server", &config).err().unwrap().to_string();
+        assert!(refused.contains("lanes=\"sideways\""), "{refused}");
+        assert!(
+            refused.contains("`auto`") && refused.contains("`off`"),
+            "{refused}"
+        );
     }
 }

@@ -109,9 +109,10 @@ mod tests {
         }
     }
 
-    /// A provider answering with [`Where`], listening on a free port: its address.
-    async fn serving() -> (HttpServer, String) {
-        let server = HttpServer::new();
+    /// A provider answering with [`Where`], on lanes or not, listening on a free port: its
+    /// address.
+    async fn serving(on_lanes: bool) -> (HttpServer, String) {
+        let server = HttpServer::new().serving_on_lanes(on_lanes);
         server.start(Arc::new(Where)).await.unwrap();
         let link = LinkDefinition {
             actor_id: "MA".into(),
@@ -161,16 +162,14 @@ mod tests {
     /// of the runtime's own workers.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn each_connection_is_served_on_one_lane_and_connections_share_the_lanes() {
-        let (_server, address) = serving().await;
+        let (_server, address) = serving(true).await;
         let mut lanes_used = std::collections::BTreeSet::new();
         for _ in 0..4 {
             let threads = served_on(&address, 3).await;
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
             if cores < 2 {
                 assert!(
-                    threads
-                        .iter()
-                        .all(|t| t.starts_with("tokio-runtime-worker")),
+                    threads.iter().all(|t| t.starts_with("tokio-")),
                     "{threads:?}"
                 );
                 continue;
@@ -187,7 +186,7 @@ mod tests {
     /// Accepted on a runtime of one thread: served on that thread, with no lane started.
     #[tokio::test]
     async fn a_single_threaded_runtime_serves_its_connections_itself() {
-        let (_server, address) = serving().await;
+        let (_server, address) = serving(true).await;
         let this_thread = std::thread::current()
             .name()
             .unwrap_or_default()
@@ -196,6 +195,21 @@ mod tests {
             served_on(&address, 2).await,
             [this_thread.clone(), this_thread]
         );
+        assert!(super::LANES.get().is_none());
+    }
+
+    /// Lanes turned off (`--config lanes=off`): on a runtime of two workers, requests are
+    /// served on its workers and no lane starts.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_lanes_off_the_runtimes_workers_serve() {
+        let (_server, address) = serving(false).await;
+        for _ in 0..2 {
+            let threads = served_on(&address, 2).await;
+            assert!(
+                threads.iter().all(|t| t.starts_with("tokio-")),
+                "{threads:?}"
+            );
+        }
         assert!(super::LANES.get().is_none());
     }
 }

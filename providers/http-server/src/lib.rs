@@ -39,6 +39,7 @@
 //! - Started on a runtime of several workers, it serves each connection on one of its own
 //!   single-threaded lanes (one per worker, at most one per core), from accept to close,
 //!   instead of letting the connection move between the runtime's workers: see `lanes`.
+//!   [`HttpServer::serving_on_lanes`]`(false)` serves on the runtime itself.
 //!
 //! **What it is not:** TLS or HTTP/2 termination; put a proxy in front for those.
 //!
@@ -266,6 +267,8 @@ pub struct HttpServer {
     /// Request body bytes held over all its listeners, in [`BODY_UNIT`]s, against its most.
     bodies: Arc<Semaphore>,
     limits: ServerLimits,
+    /// Whether connections are served on lanes (see `lanes`) when the runtime has them.
+    lanes: bool,
 }
 
 impl Default for HttpServer {
@@ -299,7 +302,17 @@ impl HttpServer {
             )),
             bodies: Arc::new(Semaphore::new(units.min(Semaphore::MAX_PERMITS))),
             limits,
+            lanes: true,
         }
+    }
+
+    /// This provider serving its connections on lanes (`true`, the default: one thread per
+    /// worker of the runtime it accepts on, a connection staying on one) or on that runtime
+    /// itself (`false`: a host whose other work should share the runtime's workers with its
+    /// HTTP connections rather than the cores with its lanes).
+    pub fn serving_on_lanes(mut self, lanes: bool) -> Self {
+        self.lanes = lanes;
+        self
     }
 
     /// Where the listener for an actor's link is bound (useful with port 0).
@@ -413,7 +426,13 @@ impl Provider for HttpServer {
             listener: slots,
             provider: self.slots.clone(),
         };
-        let task = tokio::spawn(accept_loop(accepting, route, slots, stopped, closed_tx));
+        let task = tokio::spawn(accept_loop(
+            accepting,
+            route,
+            slots,
+            (stopped, closed_tx),
+            self.lanes,
+        ));
         tracing::info!(actor = %link.actor_id, %bound, "HTTP listener started");
         let replaced = self
             .listeners
@@ -507,14 +526,15 @@ impl Slots {
     }
 }
 
-/// Accepts and serves connections until `stop` is signalled (or dropped); then stops
-/// accepting, says so on `closed`, and drains the connections.
+/// Accepts and serves connections (on lanes, if `on_lanes` and the runtime has them) until
+/// `stop` is signalled (or dropped); then stops accepting, says so on `closed`, and drains
+/// the connections.
 async fn accept_loop(
     listener: TcpListener,
     route: Arc<Route>,
     slots: Slots,
-    mut stop: watch::Receiver<()>,
-    closed: oneshot::Sender<()>,
+    (mut stop, closed): (watch::Receiver<()>, oneshot::Sender<()>),
+    on_lanes: bool,
 ) {
     let mut connections = JoinSet::new();
     loop {
@@ -534,7 +554,7 @@ async fn accept_loop(
         match slots.take() {
             Some(slot) => {
                 let (route, stop) = (route.clone(), stop.clone());
-                match lanes::next() {
+                match on_lanes.then(lanes::next).flatten() {
                     None => {
                         connections.spawn(async move {
                             serve_connection(stream, route, stop).await;
