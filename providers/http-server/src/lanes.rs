@@ -18,7 +18,8 @@
 //! a lane may outlive the listener (a lattice caller's answer loop, started by the first call
 //! to a remote provider). A listener accepting on a single-threaded runtime (`weft provider
 //! run`'s default, `--threads 1`) uses none: its connections are served where they
-//! are accepted, on that one thread, as before.
+//! are accepted, on that one thread, as before; nor does a provider kept off them
+//! ([`crate::HttpServer::serving_on_lanes`]`(false)`, the provider setting `lanes=off`).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
