@@ -21,9 +21,12 @@
 //! are accepted, on that one thread, as before; nor does a provider kept off them
 //! ([`crate::HttpServer::serving_on_lanes`]`(false)`, the provider setting `lanes=off`).
 
+use std::future::Future;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::net::TcpStream;
 use tokio::runtime::Handle;
+use tokio::task::JoinSet;
 
 struct Lanes {
     handles: Vec<Handle>,
@@ -32,10 +35,39 @@ struct Lanes {
 
 static LANES: OnceLock<Option<Lanes>> = OnceLock::new();
 
+/// Spawns `serve(stream)` into `connections` on the next lane, the socket registered again
+/// with that lane's runtime; where it was accepted when there is no lane (see [`next`]).
+pub(crate) fn spawn<F, Served>(connections: &mut JoinSet<()>, stream: TcpStream, serve: F)
+where
+    F: FnOnce(TcpStream) -> Served + Send + 'static,
+    Served: Future<Output = ()> + Send + 'static,
+{
+    let Some(lane) = next() else {
+        connections.spawn(serve(stream));
+        return;
+    };
+    match stream.into_std() {
+        Ok(stream) => {
+            connections.spawn_on(
+                async move {
+                    match TcpStream::from_std(stream) {
+                        Ok(stream) => serve(stream).await,
+                        Err(error) => {
+                            tracing::warn!(%error, "could not serve an HTTP connection on its lane");
+                        }
+                    }
+                },
+                lane,
+            );
+        }
+        Err(error) => tracing::warn!(%error, "could not hand an HTTP connection to a lane"),
+    }
+}
+
 /// The lane for the next connection (round-robin), or `None` to serve it where it was
 /// accepted: on a runtime of one worker, on one core, or when the lanes could not start.
 /// Asked on the accepting runtime.
-pub(crate) fn next() -> Option<&'static Handle> {
+fn next() -> Option<&'static Handle> {
     let workers = Handle::try_current().map_or(1, |runtime| runtime.metrics().num_workers());
     if workers < 2 {
         return None;
@@ -164,10 +196,10 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn each_connection_is_served_on_one_lane_and_connections_share_the_lanes() {
         let (_server, address) = serving(true).await;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut lanes_used = std::collections::BTreeSet::new();
         for _ in 0..4 {
             let threads = served_on(&address, 3).await;
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
             if cores < 2 {
                 assert!(
                     threads.iter().all(|t| t.starts_with("tokio-")),
@@ -179,7 +211,7 @@ mod tests {
             assert!(threads.iter().all(|t| *t == threads[0]), "{threads:?}");
             lanes_used.insert(threads[0].clone());
         }
-        if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+        if cores >= 2 {
             assert_eq!(lanes_used.len(), 2, "{lanes_used:?}");
         }
     }

@@ -427,11 +427,7 @@ impl Provider for HttpServer {
             provider: self.slots.clone(),
         };
         let task = tokio::spawn(accept_loop(
-            accepting,
-            route,
-            slots,
-            (stopped, closed_tx),
-            self.lanes,
+            accepting, route, slots, stopped, closed_tx, self.lanes,
         ));
         tracing::info!(actor = %link.actor_id, %bound, "HTTP listener started");
         let replaced = self
@@ -533,7 +529,8 @@ async fn accept_loop(
     listener: TcpListener,
     route: Arc<Route>,
     slots: Slots,
-    (mut stop, closed): (watch::Receiver<()>, oneshot::Sender<()>),
+    mut stop: watch::Receiver<()>,
+    closed: oneshot::Sender<()>,
     on_lanes: bool,
 ) {
     let mut connections = JoinSet::new();
@@ -554,33 +551,14 @@ async fn accept_loop(
         match slots.take() {
             Some(slot) => {
                 let (route, stop) = (route.clone(), stop.clone());
-                match on_lanes.then(lanes::next).flatten() {
-                    None => {
-                        connections.spawn(async move {
-                            serve_connection(stream, route, stop).await;
-                            drop(slot);
-                        });
-                    }
-                    Some(lane) => {
-                        // The socket is registered again with the lane's runtime.
-                        let stream = match stream.into_std() {
-                            Ok(stream) => stream,
-                            Err(error) => {
-                                tracing::warn!(%error, "could not hand an HTTP connection to a lane");
-                                continue;
-                            }
-                        };
-                        connections.spawn_on(
-                            async move {
-                                match tokio::net::TcpStream::from_std(stream) {
-                                    Ok(stream) => serve_connection(stream, route, stop).await,
-                                    Err(error) => tracing::warn!(%error, "could not serve an HTTP connection on its lane"),
-                                }
-                                drop(slot);
-                            },
-                            lane,
-                        );
-                    }
+                let serve = move |stream| async move {
+                    serve_connection(stream, route, stop).await;
+                    drop(slot);
+                };
+                if on_lanes {
+                    lanes::spawn(&mut connections, stream, serve);
+                } else {
+                    connections.spawn(serve(stream));
                 }
             }
             // Full: shed the connection with a 503, without reading it.
