@@ -462,11 +462,14 @@ mod tests {
     /// where the machine has cores for more than one), all running at once, each leaving its
     /// instance for reuse.
     fn calls_on_other_threads(admission: &Admission<u32>, instances: &[u32]) {
+        // Shards are per core, not per thread: the test's thread on one core, these on another.
+        crate::per_core::pin_to(0);
         let together = std::sync::Barrier::new(instances.len());
         std::thread::scope(|scope| {
             for instance in instances {
                 let together = &together;
                 scope.spawn(move || {
+                    crate::per_core::pin_to(1);
                     let runtime = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()
