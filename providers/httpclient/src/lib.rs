@@ -1,7 +1,8 @@
 //! # weft-httpclient — outbound HTTP for actors (`wasmcloud:httpclient`)
 //!
-//! Serves `HttpClient.Request`: the actor's request goes out with hyper over plain HTTP, one
-//! connection per request, and the answer comes back whole. Each link says what its actor
+//! Serves `HttpClient.Request`: the actor's request goes out with hyper over HTTP/1.1, plain
+//! or TLS (`https`, [`tls`]: the server's certificate checked against the system's CA roots
+//! and any the link adds), one connection per request, and the answer comes back whole. Each link says what its actor
 //! may do, and nothing is allowed that a link does not say:
 //!
 //! | link value | meaning | default |
@@ -9,10 +10,11 @@
 //! | `allowed_hosts` | comma-separated `HOST` or `HOST:PORT`; `*` for any | none: every request refused |
 //! | `timeout_ms` | the whole request, connect to last byte (and never past the actor's own deadline) | 10000 |
 //! | `max_body_bytes` | the response body; over it the call fails, nothing is returned | 1048576 |
-//! | `follow_redirects` | `true` follows up to 5 redirects, each to an allowed host | `false`: a 3xx is the answer |
+//! | `follow_redirects` | `true` follows up to 5 redirects, each to an allowed host, never from https to http | `false`: a 3xx is the answer |
+//! | `tls_roots_pem` | PEM certificates of CAs trusted besides the system's (a private CA), at most 100 | the system's only |
 //!
-//! **What it is not:** a TLS client (an `https` URL is refused, saying so), a connection pool
-//! or a cache. An error names what to change: the link value, the URL.
+//! **What it is not:** a client that presents certificates of its own (no client TLS
+//! authentication), a connection pool or a cache. An error names what to change: the link value, the URL.
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
@@ -20,6 +22,8 @@ use std::time::Duration;
 use weft_contracts::httpclient::{CONTRACT_ID, HttpRequest, HttpResponse, REQUEST};
 use weft_contracts::httpserver::HeaderMap;
 use weft_provider_sdk::{LinkDefinition, Provider, ProviderCall, ProviderError, async_trait};
+
+mod tls;
 
 /// The default of `timeout_ms`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,12 +34,14 @@ pub const MAX_REDIRECTS: usize = 5;
 
 /// The `wasmcloud:httpclient` provider.
 #[derive(Debug, Default)]
-pub struct HttpClient;
+pub struct HttpClient {
+    trust: tls::Trust,
+}
 
 impl HttpClient {
     /// A client; what each actor may reach is in its link.
     pub fn new() -> Self {
-        HttpClient
+        HttpClient::default()
     }
 }
 
@@ -47,6 +53,8 @@ struct Settings {
     timeout: Duration,
     max_body_bytes: usize,
     follow_redirects: bool,
+    /// PEM certificates of CAs trusted besides the system's (checked when the link is put).
+    tls_roots_pem: Option<String>,
 }
 
 /// A host, and a port if the link named one.
@@ -97,6 +105,7 @@ impl Settings {
             timeout,
             max_body_bytes,
             follow_redirects,
+            tls_roots_pem: link.values.get("tls_roots_pem").cloned(),
         })
     }
 
@@ -139,7 +148,14 @@ impl Provider for HttpClient {
 
     /// Refuses a link whose values do not parse, so the mistake shows when it is made.
     async fn put_link(&self, link: &LinkDefinition) -> Result<(), ProviderError> {
-        Settings::of(link).map(|_| ())
+        let settings = Settings::of(link)?;
+        if let Some(pem) = &settings.tls_roots_pem {
+            tls::parse_roots(pem).map_err(|reason| ProviderError::Link {
+                actor_id: link.actor_id.clone(),
+                reason,
+            })?;
+        }
+        Ok(())
     }
 
     async fn handle_call(&self, call: ProviderCall) -> Result<Vec<u8>, ProviderError> {
@@ -157,21 +173,25 @@ impl Provider for HttpClient {
             weft_contracts::decode(&call.payload).map_err(|e| bad(e.to_string()))?;
         let settings = Settings::of(&call.link)?;
         let within = settings.timeout.min(call.time_left);
-        let response = tokio::time::timeout(within, send(&settings, request, &call.actor_id))
-            .await
-            .map_err(|_| {
-                ProviderError::Backend(format!(
-                    "the HTTP request took over {} ms; raise the link's timeout_ms (the actor's \
+        let response = tokio::time::timeout(
+            within,
+            send(&self.trust, &settings, request, &call.actor_id),
+        )
+        .await
+        .map_err(|_| {
+            ProviderError::Backend(format!(
+                "the HTTP request took over {} ms; raise the link's timeout_ms (the actor's \
                      own deadline bounds it too)",
-                    within.as_millis()
-                ))
-            })??;
+                within.as_millis()
+            ))
+        })??;
         weft_contracts::encode(&response).map_err(|e| ProviderError::Backend(e.to_string()))
     }
 }
 
 /// Sends `request`, following redirects if the link says so.
 async fn send(
+    trust: &tls::Trust,
     settings: &Settings,
     mut request: HttpRequest,
     actor: &str,
@@ -179,7 +199,7 @@ async fn send(
     let mut redirects = 0;
     loop {
         let url = checked_url(settings, &request.url, actor)?;
-        let response = send_once(settings, &request, &url).await?;
+        let response = send_once(trust, settings, &request, &url).await?;
         let location = response
             .header
             .get("location")
@@ -208,6 +228,12 @@ async fn send(
                     request.method = "GET".into();
                     request.body.clear();
                 }
+                if url.scheme() == "https" && next.scheme() != "https" {
+                    return Err(ProviderError::Backend(format!(
+                        "{url} redirected to {next}, from https to plain HTTP; not followed \
+                         (what the request carries would travel in the clear)"
+                    )));
+                }
                 request.url = next.to_string();
             }
             _ => return Ok(response),
@@ -223,16 +249,10 @@ fn checked_url(settings: &Settings, raw: &str, actor: &str) -> Result<url::Url, 
     };
     let url = url::Url::parse(raw).map_err(|e| bad(format!("{raw:?} is not a URL: {e}")))?;
     match url.scheme() {
-        "http" => {}
-        "https" => {
-            return Err(bad(format!(
-                "{raw} is https, and this provider speaks plain HTTP only; call an http:// URL \
-                 (a TLS-terminating proxy on an allowed host, for example)"
-            )));
-        }
+        "http" | "https" => {}
         other => {
             return Err(bad(format!(
-                "{raw} has scheme {other}; only http:// is served"
+                "{raw} has scheme {other}; only http:// and https:// are served"
             )));
         }
     }
@@ -250,11 +270,19 @@ fn checked_url(settings: &Settings, raw: &str, actor: &str) -> Result<url::Url, 
     Ok(url)
 }
 
-async fn send_once(
+/// A connection's sender, and the task driving the connection (aborted once the response
+/// is read).
+type Connected = (
+    hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    tokio::task::JoinHandle<()>,
+);
+
+/// Connects to `url`'s host, over TLS for `https`, and starts HTTP/1.1 on the connection.
+async fn connect(
+    trust: &tls::Trust,
     settings: &Settings,
-    request: &HttpRequest,
     url: &url::Url,
-) -> Result<HttpResponse, ProviderError> {
+) -> Result<Connected, ProviderError> {
     let failed = |what: &str, e: &dyn std::fmt::Display| {
         ProviderError::Backend(format!("{what} {url}: {e}"))
     };
@@ -263,12 +291,53 @@ async fn send_once(
     let stream = tokio::net::TcpStream::connect((host, port))
         .await
         .map_err(|e| failed("could not connect to", &e))?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| failed("could not talk HTTP/1.1 to", &e))?;
+    if url.scheme() != "https" {
+        return start_http(hyper_util::rt::TokioIo::new(stream), url).await;
+    }
+    let config = trust
+        .config(settings.tls_roots_pem.as_deref())
+        .map_err(ProviderError::Backend)?;
+    let name = url
+        .host()
+        .ok_or_else(|| failed("no host in", &""))
+        .and_then(|host| tls::server_name(host).map_err(ProviderError::Backend))?;
+    let stream = tokio_rustls::TlsConnector::from(config)
+        .connect(name, stream)
+        .await
+        .map_err(|e| {
+            ProviderError::Backend(format!(
+                "TLS with {url} failed: {e}; if its certificate is from a private CA, give \
+                 the CA's certificate in the link value tls_roots_pem"
+            ))
+        })?;
+    start_http(hyper_util::rt::TokioIo::new(stream), url).await
+}
+
+/// HTTP/1.1 on a connection made.
+async fn start_http<T>(io: T, url: &url::Url) -> Result<Connected, ProviderError>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| ProviderError::Backend(format!("could not talk HTTP/1.1 to {url}: {e}")))?;
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok((sender, driver))
+}
+
+async fn send_once(
+    trust: &tls::Trust,
+    settings: &Settings,
+    request: &HttpRequest,
+    url: &url::Url,
+) -> Result<HttpResponse, ProviderError> {
+    let failed = |what: &str, e: &dyn std::fmt::Display| {
+        ProviderError::Backend(format!("{what} {url}: {e}"))
+    };
     // The connection is driven until the response is read, then dropped with this task.
-    let driver = tokio::spawn(connection);
+    let (mut sender, driver) = connect(trust, settings, url).await?;
     let mut builder = hyper::Request::builder()
         .method(request.method.as_str())
         .uri(&url[url::Position::BeforePath..url::Position::AfterQuery])

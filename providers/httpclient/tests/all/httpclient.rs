@@ -12,8 +12,9 @@ use weft_httpclient::HttpClient;
 use weft_provider_sdk::{LinkDefinition, Provider, ProviderCall};
 
 /// The server's routes: `/hello`, `/echo` (method, a header and the body back), `/big`
-/// (2 MiB), `/slow` (answers after 3 s), `/moved` (302 to `/hello`), `/loop` (302 to itself).
-async fn route(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
+/// (2 MiB), `/slow` (answers after 3 s), `/moved` (302 to `/hello`), `/loop` (302 to itself),
+/// `/to?url=URL` (302 to URL).
+pub async fn route(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let path = request.uri().path().to_string();
     let reply = |status: u16, body: Vec<u8>| {
         Response::builder()
@@ -49,6 +50,18 @@ async fn route(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, hype
             .header("location", "/hello")
             .body(Full::new(Bytes::new()))
             .unwrap(),
+        "/to" => Response::builder()
+            .status(302)
+            .header(
+                "location",
+                request
+                    .uri()
+                    .query()
+                    .unwrap_or_default()
+                    .trim_start_matches("url="),
+            )
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
         "/loop" => Response::builder()
             .status(302)
             .header("location", "/loop")
@@ -59,7 +72,7 @@ async fn route(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, hype
 }
 
 /// Starts the server; its address.
-async fn server() -> std::net::SocketAddr {
+pub async fn server() -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -80,7 +93,7 @@ async fn server() -> std::net::SocketAddr {
     address
 }
 
-fn link(values: &[(&str, &str)]) -> Arc<LinkDefinition> {
+pub fn link(values: &[(&str, &str)]) -> Arc<LinkDefinition> {
     Arc::new(LinkDefinition {
         actor_id: "Mcaller".into(),
         contract_id: CONTRACT_ID.into(),
@@ -93,7 +106,7 @@ fn link(values: &[(&str, &str)]) -> Arc<LinkDefinition> {
     })
 }
 
-async fn request(
+pub async fn request(
     link: &Arc<LinkDefinition>,
     method: &str,
     url: &str,
@@ -165,10 +178,13 @@ async fn a_host_the_link_does_not_allow_is_refused_before_any_connection() {
             .body,
         b"hi"
     );
-    let err = request(&any, "GET", "https://example.com/", b"")
+    let err = request(&any, "GET", "ftp://example.com/", b"")
         .await
         .unwrap_err();
-    assert!(err.contains("speaks plain HTTP only"), "{err}");
+    assert!(
+        err.contains("only http:// and https:// are served"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -7,3 +7,4 @@
 )]
 
 mod httpclient;
+mod https;
