@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use std::collections::BTreeMap;
 use std::io::Write;
-use weft_host::control::{ControlRequest, Done, revision};
+use weft_host::control::{ControlRequest, revision};
 use weft_provider_sdk::LinkDefinition;
 
 #[derive(Args)]
@@ -15,10 +15,10 @@ pub struct ControlArgs {
     /// The running `weft up`'s control endpoint: a socket path, or a loopback HOST:PORT
     /// [default: the socket in the user's runtime directory]
     #[arg(long, env = "WEFT_CONTROL", global = true)]
-    control: Option<String>,
+    pub(crate) control: Option<String>,
     /// Print JSON instead of a table
     #[arg(long, global = true)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Subcommand)]
@@ -166,42 +166,5 @@ pub async fn actors(args: ControlArgs) -> Result<()> {
             crate::ctl::health_text(a.health.as_ref())
         )?;
     }
-    Ok(())
-}
-
-/// What `weft update` lets a new version do beyond the defaults.
-pub struct UpdateFlags {
-    pub allow_new_capabilities: bool,
-    pub allow_new_issuer: bool,
-}
-
-/// `weft update ACTOR FILE`: hot-swaps a running actor to the version in FILE.
-pub async fn update(
-    actor: String,
-    file: std::path::PathBuf,
-    flags: UpdateFlags,
-    args: ControlArgs,
-) -> Result<()> {
-    let endpoint = control::endpoint(args.control.as_deref())?;
-    let module = weft_host::read_module(&file, weft_host::limits::DEFAULT_MAX_MODULE_BYTES)
-        .with_context(|| format!("cannot read {}", file.display()))?;
-    let inventory = control::inventory(&endpoint).await?;
-    let request = ControlRequest::UpdateActor {
-        actor_id: control::resolve_actor(names(&inventory.actors), &actor)?,
-        module,
-        allow_new_capabilities: flags.allow_new_capabilities,
-        allow_new_issuer: flags.allow_new_issuer,
-        canary: None,
-    };
-    let Done::Actor(info) = control::request(&endpoint, &request).await? else {
-        bail!("the host answered an update without the actor");
-    };
-    let revision = info.revision.map_or("none".to_string(), |r| r.to_string());
-    writeln!(
-        Out::stdout(),
-        "updated {} ({}) to revision {revision}",
-        info.name,
-        info.id
-    )?;
     Ok(())
 }

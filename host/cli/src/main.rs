@@ -19,12 +19,13 @@ mod provider;
 mod signal;
 mod supervise;
 mod up;
+mod update;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use link::UpdateFlags;
 use std::io::Write;
 use std::process::ExitCode;
+use update::UpdateFlags;
 
 #[derive(Parser)]
 #[command(
@@ -86,7 +87,8 @@ enum Command {
     /// members and its operator (NATS then refuses what each may not publish or subscribe)
     NatsConfig(nats_config::NatsConfigArgs),
     /// Hot-swap a running actor to a new version: no call fails, a refused version changes
-    /// nothing
+    /// nothing; with --canary, first on a share of the calls, then promoted or rolled back by
+    /// the host
     Update {
         /// The actor's name or module key
         actor: String,
@@ -99,6 +101,8 @@ enum Command {
         /// rotating the issuer key); without it an update must keep the issuer
         #[arg(long)]
         allow_new_issuer: bool,
+        #[command(flatten)]
+        canary: ctl::CanaryArgs,
         #[command(flatten)]
         control: link::ControlArgs,
     },
@@ -139,17 +143,22 @@ fn main() -> ExitCode {
             file,
             allow_new_capabilities,
             allow_new_issuer,
+            canary,
             control,
         } => run_async(
-            link::update(
-                actor,
-                file,
-                UpdateFlags {
-                    allow_new_capabilities,
-                    allow_new_issuer,
-                },
-                control,
-            ),
+            async move {
+                update::update(
+                    actor,
+                    file,
+                    UpdateFlags {
+                        allow_new_capabilities,
+                        allow_new_issuer,
+                    },
+                    canary.plan()?,
+                    control,
+                )
+                .await
+            },
             result_only("weft update"),
         ),
     };

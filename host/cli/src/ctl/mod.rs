@@ -5,6 +5,7 @@
 
 mod apply;
 mod canary;
+pub(crate) use canary::CanaryArgs;
 mod dashboard;
 
 use crate::lattice_args::LatticeArgs;

@@ -2,7 +2,8 @@
 //! load (#18 item 4): a new revision failing one call in five is rolled back by the host by
 //! itself, every failed request being one the canary served, none after; a good revision is
 //! promoted at the end of its window; an operator ends one by hand; each verdict is an event
-//! and in the audit trail.
+//! and in the audit trail. And `weft update … --canary` on a `weft up` (no NATS): the same
+//! verdicts, read from the host's audit trail.
 
 use crate::ctl::KeepAlive;
 use crate::up::{Up, served_at};
@@ -202,6 +203,85 @@ fn a_bad_canary_is_rolled_back_by_itself_and_a_good_one_promoted_under_load() {
 }
 
 #[test]
+fn weft_update_with_a_canary_on_weft_up_rolls_back_a_bad_one_and_promotes_a_good_one() {
+    let weft = Weft::new();
+    let sign = |code: &str, rev: &str| {
+        let file = weft.path(&format!("local-hello-{rev}.wasm"));
+        weft.sign_as(&signed_actor(code), &file, "hello", rev, &["-s"]);
+        file
+    };
+    let v1 = sign("hello", "1");
+    let manifest = crate::up::hello_app(&weft, &v1);
+    let up = Up::start(&weft, &manifest, &[]);
+    let hello = served_at(&up, "hello");
+    let load = HttpLoad::start(CLIENTS, || {
+        let mut client = KeepAlive::new(&hello);
+        move || client.get("/")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let update = |file: &std::path::Path, share: &str, window: &str| {
+        weft.run(&[
+            "update",
+            "hello",
+            file.to_str().unwrap(),
+            "--canary",
+            share,
+            "--watch-for",
+            window,
+            "--control",
+            &up.control,
+        ])
+    };
+
+    // A revision failing one call in five, on trial for 30 s: rolled back as soon as its
+    // figures show it, and nothing fails after.
+    let started = Instant::now();
+    let said = update(&sign("flaky", "2"), "20%", "30s").refused();
+    let took = started.elapsed();
+    let (ok_at_verdict, failed_at_verdict) = load.counts();
+    assert!(
+        said.contains("canary of hello revision 2 beside revision 1: 20.0% of the calls")
+            && said.contains("ROLLED BACK")
+            && said.contains("its error rate")
+            && said.contains("the canary was rolled back; the running version serves every call"),
+        "{said}"
+    );
+    assert!(took < Duration::from_secs(15), "{took:?}: {said}");
+    let (canary_failed, _) = figures(&said, "2");
+    assert!(
+        canary_failed > 0 && (canary_failed..=canary_failed + CLIENTS).contains(&failed_at_verdict),
+        "{failed_at_verdict} requests failed, the canary {canary_failed}: {said}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let (ok_after, failed_after) = load.counts();
+    assert_eq!(
+        failed_after, failed_at_verdict,
+        "requests failed after the rollback"
+    );
+    assert!(ok_after > ok_at_verdict, "hello stopped serving");
+    let actors = weft.run(&["actors", "--control", &up.control]).ok();
+    assert!(actors.contains("rev 1"), "{actors}");
+    println!(
+        "{said}\nbad canary rolled back, the command done in {} ms; {failed_at_verdict} requests failed",
+        took.as_millis()
+    );
+
+    // A good revision is promoted at the end of its 2 s window, nothing failing.
+    let started = Instant::now();
+    let said = update(&sign("hello", "3"), "50%", "2s").ok();
+    assert!(
+        said.contains("PROMOTED") && said.contains("did as well"),
+        "{said}"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    let actors = weft.run(&["actors", "--control", &up.control]).ok();
+    assert!(actors.contains("rev 3"), "{actors}");
+    let (ok, failures) = load.finish();
+    assert_eq!(failures.len(), failed_at_verdict, "{:?}", failures.last());
+    println!("{said}\n{ok} requests served; only the bad canary's failed");
+}
+
+#[test]
 fn a_canary_share_out_of_bounds_is_refused_before_anything_is_sent() {
     let weft = Weft::new();
     let run = weft.run(&[
@@ -233,4 +313,8 @@ fn a_canary_share_out_of_bounds_is_refused_before_anything_is_sent() {
         "5s",
     ]);
     assert!(run.stderr().contains("--canary"), "{}", run.stderr());
+    // The same bounds for `weft update` on a `weft up`.
+    let run = weft.run(&["update", "hello", "x.wasm", "--canary", "0%"]);
+    assert_eq!(run.output.status.code(), Some(2), "{}", run.stderr());
+    assert!(run.stderr().contains("more than 0%"), "{}", run.stderr());
 }
