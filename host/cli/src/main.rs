@@ -106,6 +106,14 @@ enum Command {
         #[command(flatten)]
         control: link::ControlArgs,
     },
+    /// End a running canary of a `weft up` now: promote its new version, or roll it back
+    #[command(subcommand_value_name = "DECISION")]
+    Canary {
+        #[command(subcommand)]
+        decide: ctl::DecideCommand,
+        #[command(flatten)]
+        control: link::ControlArgs,
+    },
 }
 
 fn main() -> ExitCode {
@@ -161,6 +169,9 @@ fn main() -> ExitCode {
             },
             result_only("weft update"),
         ),
+        Command::Canary { decide, control } => {
+            run_async(update::decide(decide, control), result_only("weft canary"))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -110,3 +110,22 @@ fn unix_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
+
+/// `weft canary promote|rollback ACTOR`: ends a canary of a running `weft up` now.
+pub async fn decide(command: crate::ctl::DecideCommand, args: ControlArgs) -> Result<()> {
+    let endpoint = control::endpoint(args.control.as_deref())?;
+    let inventory = control::inventory(&endpoint).await?;
+    let (actor, promote) = command.decision();
+    let actor_id = control::resolve_actor(names(&inventory.actors), actor)?;
+    let request = ControlRequest::DecideCanary { actor_id, promote };
+    let Done::Canary(verdict) = control::request(&endpoint, &request).await? else {
+        bail!("the host answered a canary decision with something else");
+    };
+    let mut out = Out::stdout();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&verdict)?)?;
+    } else {
+        writeln!(out, "{verdict}")?;
+    }
+    Ok(())
+}

@@ -5,7 +5,7 @@
 
 mod apply;
 mod canary;
-pub(crate) use canary::CanaryArgs;
+pub(crate) use canary::{CanaryArgs, DecideCommand};
 mod dashboard;
 
 use crate::lattice_args::LatticeArgs;

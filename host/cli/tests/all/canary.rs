@@ -276,6 +276,47 @@ fn weft_update_with_a_canary_on_weft_up_rolls_back_a_bad_one_and_promotes_a_good
     assert!(started.elapsed() >= Duration::from_secs(2));
     let actors = weft.run(&["actors", "--control", &up.control]).ok();
     assert!(actors.contains("rev 3"), "{actors}");
+
+    // An operator ends one by hand (`weft canary rollback`); the waiting update says so.
+    let canary = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["update", "hello"])
+        .arg(sign("hello", "4"))
+        .args([
+            "--canary",
+            "10%",
+            "--watch-for",
+            "1h",
+            "--control",
+            &up.control,
+        ])
+        .env("WEFT_HOME", weft.home.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let running = Instant::now();
+    while !weft
+        .run(&["actors", "--json", "--control", &up.control])
+        .ok()
+        .contains("share_ppm")
+    {
+        assert!(
+            running.elapsed() < Duration::from_secs(20),
+            "the canary never showed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let decided = weft
+        .run(&["canary", "rollback", "hello", "--control", &up.control])
+        .ok();
+    assert!(decided.contains("an operator decided so"), "{decided}");
+    let canary = canary.wait_with_output().unwrap();
+    assert!(!canary.status.success());
+    assert!(String::from_utf8_lossy(&canary.stdout).contains("ROLLED BACK"));
+    let refused = weft
+        .run(&["canary", "promote", "hello", "--control", &up.control])
+        .refused();
+    assert!(refused.contains("no canary of actor"), "{refused}");
     let (ok, failures) = load.finish();
     assert_eq!(failures.len(), failed_at_verdict, "{:?}", failures.last());
     println!("{said}\n{ok} requests served; only the bad canary's failed");
