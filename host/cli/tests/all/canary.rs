@@ -23,16 +23,77 @@ fn figures(verdict: &str, revision: &str) -> (usize, usize) {
 /// Keep-alive clients loading hello throughout.
 const CLIENTS: usize = 4;
 
+/// Signs `code` (an actor built here) as hello revision `rev`; its file.
+fn signer(weft: &Weft) -> impl Fn(&str, &str) -> std::path::PathBuf + '_ {
+    |code, rev| {
+        let file = weft.path(&format!("hello-{code}-{rev}.wasm"));
+        weft.sign_as(&signed_actor(code), &file, "hello", rev, &["-s"]);
+        file
+    }
+}
+
+/// [`CLIENTS`] keep-alive clients loading hello at `hello`, running for 300 ms already.
+fn load_hello(hello: &str) -> HttpLoad {
+    let hello = hello.to_string();
+    let load = HttpLoad::start(CLIENTS, move || {
+        let mut client = KeepAlive::new(&hello);
+        move || client.get("/")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    load
+}
+
+/// What the load saw when an update put `flaky` (failing one call in five) on trial as
+/// revision 2 beside revision 1 at 20%: `said` (the command's output, ending with `refusal`)
+/// names the verdict, reached within 15 s; every request that failed was one the canary served
+/// (its figures are taken at the verdict, so a call each client had already sent to it may
+/// still fail after them); hello keeps serving and nothing fails after. Returns the canary's
+/// failed and served calls, and the load's successes and failures at the verdict.
+fn check_rolled_back(
+    said: &str,
+    took: Duration,
+    load: &HttpLoad,
+    refusal: &str,
+) -> (usize, usize, usize, usize) {
+    let (ok_at_verdict, failed_at_verdict) = load.counts();
+    assert!(
+        said.contains("canary of hello revision 2 beside revision 1: 20.0% of the calls")
+            && said.contains("ROLLED BACK")
+            && said.contains("its error rate")
+            && said.contains(refusal),
+        "{said}"
+    );
+    assert!(took < Duration::from_secs(15), "{took:?}: {said}");
+    let (canary_failed, canary_calls) = figures(said, "2");
+    assert!(
+        (canary_failed..=canary_failed + CLIENTS).contains(&failed_at_verdict),
+        "{failed_at_verdict} requests failed, the canary {canary_failed}: {said}"
+    );
+    assert!(
+        canary_failed > 0 && canary_failed * 10 >= canary_calls,
+        "{said}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let (ok_after, failed_after) = load.counts();
+    assert_eq!(
+        failed_after, failed_at_verdict,
+        "requests failed after the rollback"
+    );
+    assert!(ok_after > ok_at_verdict, "hello stopped serving");
+    (
+        canary_failed,
+        canary_calls,
+        ok_at_verdict,
+        failed_at_verdict,
+    )
+}
+
 #[test]
 fn a_bad_canary_is_rolled_back_by_itself_and_a_good_one_promoted_under_load() {
     let weft = Weft::new();
     let nats = NatsServer::start().unwrap();
     let url = nats.url();
-    let sign = |code: &str, rev: &str| {
-        let file = weft.path(&format!("hello-{rev}.wasm"));
-        weft.sign_as(&signed_actor(code), &file, "hello", rev, &["-s"]);
-        file
-    };
+    let sign = signer(&weft);
     let v1 = sign("hello", "1");
     let manifest = crate::up::hello_app(&weft, &v1);
     let args = ["--lattice", "canary", "--nats", &url, "--trust-any-issuer"];
@@ -43,11 +104,7 @@ fn a_bad_canary_is_rolled_back_by_itself_and_a_good_one_promoted_under_load() {
         weft.run(&all)
     };
 
-    let load = HttpLoad::start(CLIENTS, || {
-        let mut client = KeepAlive::new(&hello);
-        move || client.get("/")
-    });
-    std::thread::sleep(Duration::from_millis(300));
+    let load = load_hello(&hello);
     assert_eq!(load.counts().1, 0, "hello failed before any canary");
 
     // A bad revision, on trial for 30 s, is rolled back as soon as its figures show it.
@@ -66,39 +123,18 @@ fn a_bad_canary_is_rolled_back_by_itself_and_a_good_one_promoted_under_load() {
     ]);
     let took = started.elapsed();
     let said = run.refused();
-    let (ok_at_verdict, failed_at_verdict) = load.counts();
-    assert!(
-        said.contains("canary of hello revision 2 beside revision 1: 20.0% of the calls")
-            && said.contains("ROLLED BACK")
-            && said.contains("its error rate")
-            && said.contains("the canary was rolled back on 1 of 1 host(s)"),
-        "{said}"
+    let (canary_failed, canary_calls, ok_at_verdict, failed_at_verdict) = check_rolled_back(
+        &said,
+        took,
+        &load,
+        "the canary was rolled back on 1 of 1 host(s)",
     );
-    assert!(took < Duration::from_secs(15), "{took:?}: {said}");
-    // Every request that failed was one the canary served, and it served its share only. The
-    // verdict's figures are taken when it is reached: a call each client had already sent to
-    // the canary then still ends there, so up to one failure per client may follow them.
-    let (canary_failed, canary_calls) = figures(&said, "2");
-    assert!(
-        (canary_failed..=canary_failed + CLIENTS).contains(&failed_at_verdict),
-        "{failed_at_verdict} requests failed, the canary {canary_failed}: {said}"
-    );
-    assert!(
-        canary_failed > 0 && canary_failed * 10 >= canary_calls,
-        "{said}"
-    );
+    // It served its share only.
     let during = ok_at_verdict - ok_before + failed_at_verdict;
     assert!(
         canary_calls <= during / 5 + 16,
         "the canary served {canary_calls} of {during} requests"
     );
-    std::thread::sleep(Duration::from_secs(1));
-    let (ok_after, failed_after) = load.counts();
-    assert_eq!(
-        failed_after, failed_at_verdict,
-        "requests failed after the rollback"
-    );
-    assert!(ok_after > ok_at_verdict, "hello stopped serving");
     let inventory = ctl(&["inventory", "--json"]).ok();
     let hosts: serde_json::Value = serde_json::from_str(&inventory).unwrap();
     assert_eq!(hosts[0]["actors"][0]["revision"], 1, "{inventory}");
@@ -205,20 +241,12 @@ fn a_bad_canary_is_rolled_back_by_itself_and_a_good_one_promoted_under_load() {
 #[test]
 fn weft_update_with_a_canary_on_weft_up_rolls_back_a_bad_one_and_promotes_a_good_one() {
     let weft = Weft::new();
-    let sign = |code: &str, rev: &str| {
-        let file = weft.path(&format!("local-hello-{rev}.wasm"));
-        weft.sign_as(&signed_actor(code), &file, "hello", rev, &["-s"]);
-        file
-    };
+    let sign = signer(&weft);
     let v1 = sign("hello", "1");
     let manifest = crate::up::hello_app(&weft, &v1);
     let up = Up::start(&weft, &manifest, &[]);
     let hello = served_at(&up, "hello");
-    let load = HttpLoad::start(CLIENTS, || {
-        let mut client = KeepAlive::new(&hello);
-        move || client.get("/")
-    });
-    std::thread::sleep(Duration::from_millis(300));
+    let load = load_hello(&hello);
     let update = |file: &std::path::Path, share: &str, window: &str| {
         weft.run(&[
             "update",
@@ -238,27 +266,12 @@ fn weft_update_with_a_canary_on_weft_up_rolls_back_a_bad_one_and_promotes_a_good
     let started = Instant::now();
     let said = update(&sign("flaky", "2"), "20%", "30s").refused();
     let took = started.elapsed();
-    let (ok_at_verdict, failed_at_verdict) = load.counts();
-    assert!(
-        said.contains("canary of hello revision 2 beside revision 1: 20.0% of the calls")
-            && said.contains("ROLLED BACK")
-            && said.contains("its error rate")
-            && said.contains("the canary was rolled back; the running version serves every call"),
-        "{said}"
+    let (_, _, _, failed_at_verdict) = check_rolled_back(
+        &said,
+        took,
+        &load,
+        "the canary was rolled back; the running version serves every call",
     );
-    assert!(took < Duration::from_secs(15), "{took:?}: {said}");
-    let (canary_failed, _) = figures(&said, "2");
-    assert!(
-        canary_failed > 0 && (canary_failed..=canary_failed + CLIENTS).contains(&failed_at_verdict),
-        "{failed_at_verdict} requests failed, the canary {canary_failed}: {said}"
-    );
-    std::thread::sleep(Duration::from_secs(1));
-    let (ok_after, failed_after) = load.counts();
-    assert_eq!(
-        failed_after, failed_at_verdict,
-        "requests failed after the rollback"
-    );
-    assert!(ok_after > ok_at_verdict, "hello stopped serving");
     let actors = weft.run(&["actors", "--control", &up.control]).ok();
     assert!(actors.contains("rev 1"), "{actors}");
     println!(

@@ -73,6 +73,11 @@ pub async fn route(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, 
 
 /// Starts the server; its address.
 pub async fn server() -> std::net::SocketAddr {
+    serve(None).await
+}
+
+/// Starts the server, behind TLS when given an acceptor; its address.
+pub async fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -80,13 +85,25 @@ pub async fn server() -> std::net::SocketAddr {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
+            let tls = tls.clone();
             tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(
-                        hyper_util::rt::TokioIo::new(stream),
-                        hyper::service::service_fn(route),
-                    )
-                    .await;
+                let http = hyper::server::conn::http1::Builder::new();
+                let service = hyper::service::service_fn(route);
+                let _ = match tls {
+                    // A client that refuses the certificate ends the handshake: nothing to
+                    // serve.
+                    Some(acceptor) => match acceptor.accept(stream).await {
+                        Ok(stream) => {
+                            http.serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                                .await
+                        }
+                        Err(_) => return,
+                    },
+                    None => {
+                        http.serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                            .await
+                    }
+                };
             });
         }
     });

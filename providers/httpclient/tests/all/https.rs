@@ -3,7 +3,7 @@
 //! it; one that does not, a certificate for another name, a bad `tls_roots_pem` and a
 //! redirect down to plain HTTP are each refused, saying what to do.
 
-use crate::httpclient::{link, request, route, server};
+use crate::httpclient::{link, request, serve, server};
 use std::sync::Arc;
 use weft_httpclient::HttpClient;
 use weft_provider_sdk::Provider;
@@ -43,30 +43,7 @@ async fn tls_server(pki: &Pki) -> std::net::SocketAddr {
     .with_no_client_auth()
     .with_single_cert(vec![pki.cert.clone()], pki.key.clone_key())
     .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                // A client that refuses the certificate ends the handshake: nothing to serve.
-                let Ok(stream) = acceptor.accept(stream).await else {
-                    return;
-                };
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(
-                        hyper_util::rt::TokioIo::new(stream),
-                        hyper::service::service_fn(route),
-                    )
-                    .await;
-            });
-        }
-    });
-    address
+    serve(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
 }
 
 #[tokio::test]
