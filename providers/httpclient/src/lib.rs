@@ -2,7 +2,8 @@
 //!
 //! Serves `HttpClient.Request`: the actor's request goes out with hyper over HTTP/1.1, plain
 //! or TLS (`https`, [`tls`]: the server's certificate checked against the system's CA roots
-//! and any the link adds), one connection per request, and the answer comes back whole. Each link says what its actor
+//! and any the link adds), on a connection kept for reuse ([`pool`]: idle up to 30 s, at most
+//! 8 to a host), and the answer comes back whole. Each link says what its actor
 //! may do, and nothing is allowed that a link does not say:
 //!
 //! | link value | meaning | default |
@@ -14,7 +15,7 @@
 //! | `tls_roots_pem` | PEM certificates of CAs trusted besides the system's (a private CA), at most 100 | the system's only |
 //!
 //! **What it is not:** a client that presents certificates of its own (no client TLS
-//! authentication), a connection pool or a cache. An error names what to change: the link value, the URL.
+//! authentication), an HTTP/2 client, or a cache. An error names what to change: the link value, the URL.
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
@@ -23,6 +24,7 @@ use weft_contracts::httpclient::{CONTRACT_ID, HttpRequest, HttpResponse, REQUEST
 use weft_contracts::httpserver::HeaderMap;
 use weft_provider_sdk::{LinkDefinition, Provider, ProviderCall, ProviderError, async_trait};
 
+mod pool;
 mod tls;
 
 /// The default of `timeout_ms`.
@@ -35,7 +37,7 @@ pub const MAX_REDIRECTS: usize = 5;
 /// The `wasmcloud:httpclient` provider.
 #[derive(Debug, Default)]
 pub struct HttpClient {
-    trust: tls::Trust,
+    clients: pool::Clients,
 }
 
 impl HttpClient {
@@ -175,7 +177,7 @@ impl Provider for HttpClient {
         let within = settings.timeout.min(call.time_left);
         let response = tokio::time::timeout(
             within,
-            send(&self.trust, &settings, request, &call.actor_id),
+            send(&self.clients, &settings, request, &call.actor_id),
         )
         .await
         .map_err(|_| {
@@ -191,7 +193,7 @@ impl Provider for HttpClient {
 
 /// Sends `request`, following redirects if the link says so.
 async fn send(
-    trust: &tls::Trust,
+    clients: &pool::Clients,
     settings: &Settings,
     mut request: HttpRequest,
     actor: &str,
@@ -199,7 +201,7 @@ async fn send(
     let mut redirects = 0;
     loop {
         let url = checked_url(settings, &request.url, actor)?;
-        let response = send_once(trust, settings, &request, &url).await?;
+        let response = send_once(clients, settings, &request, &url).await?;
         let location = response
             .header
             .get("location")
@@ -270,65 +272,8 @@ fn checked_url(settings: &Settings, raw: &str, actor: &str) -> Result<url::Url, 
     Ok(url)
 }
 
-/// A connection's sender, and the task driving the connection (aborted once the response
-/// is read).
-type Connected = (
-    hyper::client::conn::http1::SendRequest<Full<Bytes>>,
-    tokio::task::JoinHandle<()>,
-);
-
-/// Connects to `url`'s host, over TLS for `https`, and starts HTTP/1.1 on the connection.
-async fn connect(
-    trust: &tls::Trust,
-    settings: &Settings,
-    url: &url::Url,
-) -> Result<Connected, ProviderError> {
-    let failed = |what: &str, e: &dyn std::fmt::Display| {
-        ProviderError::Backend(format!("{what} {url}: {e}"))
-    };
-    let host = url.host_str().unwrap_or_default();
-    let port = url.port_or_known_default().unwrap_or(80);
-    let stream = tokio::net::TcpStream::connect((host, port))
-        .await
-        .map_err(|e| failed("could not connect to", &e))?;
-    if url.scheme() != "https" {
-        return start_http(hyper_util::rt::TokioIo::new(stream), url).await;
-    }
-    let config = trust
-        .config(settings.tls_roots_pem.as_deref())
-        .map_err(ProviderError::Backend)?;
-    let name = url
-        .host()
-        .ok_or_else(|| failed("no host in", &""))
-        .and_then(|host| tls::server_name(host).map_err(ProviderError::Backend))?;
-    let stream = tokio_rustls::TlsConnector::from(config)
-        .connect(name, stream)
-        .await
-        .map_err(|e| {
-            ProviderError::Backend(format!(
-                "TLS with {url} failed: {e}; if its certificate is from a private CA, give \
-                 the CA's certificate in the link value tls_roots_pem"
-            ))
-        })?;
-    start_http(hyper_util::rt::TokioIo::new(stream), url).await
-}
-
-/// HTTP/1.1 on a connection made.
-async fn start_http<T>(io: T, url: &url::Url) -> Result<Connected, ProviderError>
-where
-    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let (sender, connection) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| ProviderError::Backend(format!("could not talk HTTP/1.1 to {url}: {e}")))?;
-    let driver = tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok((sender, driver))
-}
-
 async fn send_once(
-    trust: &tls::Trust,
+    clients: &pool::Clients,
     settings: &Settings,
     request: &HttpRequest,
     url: &url::Url,
@@ -336,11 +281,18 @@ async fn send_once(
     let failed = |what: &str, e: &dyn std::fmt::Display| {
         ProviderError::Backend(format!("{what} {url}: {e}"))
     };
-    // The connection is driven until the response is read, then dropped with this task.
-    let (mut sender, driver) = connect(trust, settings, url).await?;
+    let client = clients
+        .get(settings.tls_roots_pem.as_deref())
+        .map_err(ProviderError::Backend)?;
     let mut builder = hyper::Request::builder()
         .method(request.method.as_str())
-        .uri(&url[url::Position::BeforePath..url::Position::AfterQuery])
+        // No user info and no fragment: neither goes on the wire.
+        .uri(format!(
+            "{}://{}{}",
+            url.scheme(),
+            authority(url),
+            &url[url::Position::BeforePath..url::Position::AfterQuery]
+        ))
         .header(hyper::header::HOST, authority(url));
     for (name, values) in &request.headers {
         for value in values {
@@ -353,10 +305,13 @@ async fn send_once(
             operation: REQUEST.to_string(),
             reason: format!("the request to {url} is not valid HTTP: {e}"),
         })?;
-    let response = sender
-        .send_request(outgoing)
-        .await
-        .map_err(|e| failed("the request failed:", &e))?;
+    let response = client.request(outgoing).await.map_err(|e| {
+        // The connector's own words, where the connection could not be made.
+        match std::error::Error::source(&e).and_then(|s| s.downcast_ref::<pool::ConnectError>()) {
+            Some(connect) => ProviderError::Backend(connect.to_string()),
+            None => failed("the request failed:", &Chain(&e)),
+        }
+    })?;
     let status_code = response.status().as_u16();
     let mut header = HeaderMap::new();
     for (name, value) in response.headers() {
@@ -381,12 +336,26 @@ async fn send_once(
         })?
         .to_bytes()
         .to_vec();
-    driver.abort();
     Ok(HttpResponse {
         status_code,
         header,
         body,
     })
+}
+
+/// An error with its sources, `: `-separated (hyper-util's own says only its kind).
+struct Chain<'a>(&'a dyn std::error::Error);
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(error) = source {
+            write!(f, ": {error}")?;
+            source = error.source();
+        }
+        Ok(())
+    }
 }
 
 /// `HOST[:PORT]` as the Host header carries it.

@@ -1,49 +1,23 @@
 //! TLS for `https` URLs: rustls on ring (the stack the lattice's NATS client already
 //! brings), trusting the system's CA certificates and, where a link gives them in
-//! `tls_roots_pem`, those CAs as well (a private CA). Each trust set's client configuration
-//! is built once and kept: the system's roots are read from disk once per process.
+//! `tls_roots_pem`, those CAs as well (a private CA). Each trust set's configuration is
+//! built once, with its client ([`crate::pool`]).
 
 use rustls::ClientConfig;
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::Arc;
 
-/// Most link trust sets whose configurations are kept; past it the cache starts again (a
-/// host has a few distinct private CAs, not thousands).
-const MAX_KEPT: usize = 64;
 /// The most certificates one `tls_roots_pem` may hold.
 pub const MAX_ROOTS: usize = 100;
 
-/// The client configurations, by the PEM a link added to the system's roots.
-#[derive(Debug, Default)]
-pub struct Trust {
-    system: OnceLock<Result<Arc<ClientConfig>, String>>,
-    with_link_roots: Mutex<HashMap<String, Arc<ClientConfig>>>,
-}
-
-impl Trust {
-    /// The configuration for a link that added `link_roots` (PEM) to the system's roots.
-    pub fn config(&self, link_roots: Option<&str>) -> Result<Arc<ClientConfig>, String> {
-        let Some(pem) = link_roots else {
-            return self
-                .system
-                .get_or_init(|| build(Vec::new()).map(Arc::new))
-                .clone();
-        };
-        let mut kept = self
-            .with_link_roots
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(config) = kept.get(pem) {
-            return Ok(config.clone());
-        }
-        let config = Arc::new(build(parse_roots(pem)?)?);
-        if kept.len() >= MAX_KEPT {
-            kept.clear();
-        }
-        kept.insert(pem.to_string(), config.clone());
-        Ok(config)
-    }
+/// A client configuration trusting the system's roots and, if a link gave them, the CAs
+/// in `link_roots` (PEM), speaking HTTP/1.1.
+pub fn config(link_roots: Option<&str>) -> Result<ClientConfig, String> {
+    let extra = match link_roots {
+        Some(pem) => parse_roots(pem)?,
+        None => Vec::new(),
+    };
+    build(extra)
 }
 
 /// The certificates of a `tls_roots_pem` link value: at least one, at most [`MAX_ROOTS`],
@@ -95,12 +69,13 @@ fn build(extra: Vec<CertificateDer<'static>>) -> Result<ClientConfig, String> {
     Ok(config)
 }
 
-/// The name the server's certificate must carry for `host`.
-pub fn server_name(host: url::Host<&str>) -> Result<ServerName<'static>, String> {
-    match host {
-        url::Host::Domain(domain) => ServerName::try_from(domain.to_string())
-            .map_err(|e| format!("{domain} cannot be checked against a certificate: {e}")),
-        url::Host::Ipv4(ip) => Ok(ServerName::IpAddress(std::net::IpAddr::V4(ip).into())),
-        url::Host::Ipv6(ip) => Ok(ServerName::IpAddress(std::net::IpAddr::V6(ip).into())),
+/// The name the server's certificate must carry for `host` (a name, an IPv4 address, or an
+/// IPv6 address with or without its brackets).
+pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => Ok(ServerName::IpAddress(ip.into())),
+        Err(_) => ServerName::try_from(bare.to_string())
+            .map_err(|e| format!("{host} cannot be checked against a certificate: {e}")),
     }
 }

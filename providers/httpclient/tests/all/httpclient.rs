@@ -6,6 +6,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use weft_contracts::httpclient::{CONTRACT_ID, HttpRequest, HttpResponse, REQUEST};
 use weft_httpclient::HttpClient;
@@ -78,13 +79,23 @@ pub async fn server() -> std::net::SocketAddr {
 
 /// Starts the server, behind TLS when given an acceptor; its address.
 pub async fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> std::net::SocketAddr {
+    serve_counted(tls).await.0
+}
+
+/// [`serve`], with the count of connections it has accepted.
+pub async fn serve_counted(
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counted = accepted.clone();
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
+            counted.fetch_add(1, Ordering::SeqCst);
             let tls = tls.clone();
             tokio::spawn(async move {
                 let http = hyper::server::conn::http1::Builder::new();
@@ -107,7 +118,7 @@ pub async fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> std::net::SocketAd
             });
         }
     });
-    address
+    (address, accepted)
 }
 
 pub fn link(values: &[(&str, &str)]) -> Arc<LinkDefinition> {
@@ -129,6 +140,17 @@ pub async fn request(
     url: &str,
     body: &[u8],
 ) -> Result<HttpResponse, String> {
+    request_on(&HttpClient::new(), link, method, url, body).await
+}
+
+/// [`request`] through `client`, whose connections are kept between requests.
+pub async fn request_on(
+    client: &HttpClient,
+    link: &Arc<LinkDefinition>,
+    method: &str,
+    url: &str,
+    body: &[u8],
+) -> Result<HttpResponse, String> {
     let call = ProviderCall {
         actor_id: link.actor_id.clone(),
         link: link.clone(),
@@ -142,7 +164,7 @@ pub async fn request(
         .unwrap(),
         time_left: Duration::from_secs(30),
     };
-    HttpClient::new()
+    client
         .handle_call(call)
         .await
         .map(|bytes| weft_contracts::decode(&bytes).unwrap())
@@ -153,9 +175,15 @@ pub async fn request(
 async fn requests_go_out_to_allowed_hosts_with_their_bodies_and_headers() {
     let at = server().await;
     let allowed = link(&[("allowed_hosts", &at.to_string())]);
-    let answer = request(&allowed, "POST", &format!("http://{at}/echo?a=1"), b"body")
-        .await
-        .unwrap();
+    // A fragment stays with the caller, as a browser keeps it.
+    let answer = request(
+        &allowed,
+        "POST",
+        &format!("http://{at}/echo?a=1#part"),
+        b"body",
+    )
+    .await
+    .unwrap();
     assert_eq!(answer.status_code, 201);
     assert_eq!(answer.body, b"POST hello a=1 body");
     assert_eq!(answer.header["x-served-by"], ["test"]);
@@ -271,4 +299,36 @@ async fn a_link_with_values_that_do_not_parse_is_refused_when_put() {
         err.contains("max_body_bytes=\"lots\" is not a whole number"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn connections_are_kept_for_the_next_request_to_the_same_host() {
+    let (at, accepted) = serve_counted(None).await;
+    let client = HttpClient::new();
+    let allowed = link(&[("allowed_hosts", &at.to_string())]);
+    for _ in 0..5 {
+        let answer = request_on(&client, &allowed, "GET", &format!("http://{at}/hello"), b"")
+            .await
+            .unwrap();
+        assert_eq!(answer.body, b"hi");
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "five requests, one connection"
+    );
+    // A response over the body bound is not read to its end: its connection is not kept.
+    let bounded = link(&[
+        ("allowed_hosts", &at.to_string()),
+        ("max_body_bytes", "1024"),
+    ]);
+    assert!(
+        request_on(&client, &bounded, "GET", &format!("http://{at}/big"), b"")
+            .await
+            .is_err()
+    );
+    request_on(&client, &allowed, "GET", &format!("http://{at}/hello"), b"")
+        .await
+        .unwrap();
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }

@@ -3,8 +3,9 @@
 //! it; one that does not, a certificate for another name, a bad `tls_roots_pem` and a
 //! redirect down to plain HTTP are each refused, saying what to do.
 
-use crate::httpclient::{link, request, serve, server};
+use crate::httpclient::{link, request, request_on, serve, serve_counted, server};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use weft_httpclient::HttpClient;
 use weft_provider_sdk::Provider;
 
@@ -35,6 +36,11 @@ fn made_for(names: &[&str]) -> Pki {
 
 /// Starts the test's routes behind TLS with `pki`'s certificate; its address.
 async fn tls_server(pki: &Pki) -> std::net::SocketAddr {
+    serve(Some(acceptor(pki))).await
+}
+
+/// A TLS acceptor presenting `pki`'s certificate.
+fn acceptor(pki: &Pki) -> tokio_rustls::TlsAcceptor {
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -43,7 +49,7 @@ async fn tls_server(pki: &Pki) -> std::net::SocketAddr {
     .with_no_client_auth()
     .with_single_cert(vec![pki.cert.clone()], pki.key.clone_key())
     .unwrap();
-    serve(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
 
 #[tokio::test]
@@ -177,4 +183,43 @@ async fn a_redirect_from_https_down_to_plain_http_is_not_followed() {
         .await
         .unwrap();
     assert_eq!((answer.status_code, answer.body), (200, b"hi".to_vec()));
+}
+
+#[tokio::test]
+async fn a_connection_verified_for_one_links_cas_never_carries_a_link_that_lacks_them() {
+    let pki = made_for(&["127.0.0.1"]);
+    let (at, accepted) = serve_counted(Some(acceptor(&pki))).await;
+    let host = at.to_string();
+    let client = HttpClient::new();
+    let trusting = link(&[("allowed_hosts", &host), ("tls_roots_pem", &pki.ca_pem)]);
+    for _ in 0..3 {
+        request_on(
+            &client,
+            &trusting,
+            "GET",
+            &format!("https://{at}/hello"),
+            b"",
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "three requests, one TLS connection"
+    );
+    // The same provider, the same server, an idle verified connection to it: a link that does
+    // not trust the CA still makes its own connection, and is refused.
+    let untrusting = link(&[("allowed_hosts", &host)]);
+    let err = request_on(
+        &client,
+        &untrusting,
+        "GET",
+        &format!("https://{at}/hello"),
+        b"",
+    )
+    .await
+    .unwrap_err();
+    assert!(err.contains("TLS with"), "{err}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
