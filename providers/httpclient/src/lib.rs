@@ -49,14 +49,14 @@ impl HttpClient {
 
 /// What one link allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Settings {
+struct Settings<'link> {
     /// `None`: any host.
     allowed: Option<Vec<Allowed>>,
     timeout: Duration,
     max_body_bytes: usize,
     follow_redirects: bool,
     /// PEM certificates of CAs trusted besides the system's (checked when the link is put).
-    tls_roots_pem: Option<String>,
+    tls_roots_pem: Option<&'link str>,
 }
 
 /// A host, and a port if the link named one.
@@ -66,8 +66,8 @@ struct Allowed {
     port: Option<u16>,
 }
 
-impl Settings {
-    fn of(link: &LinkDefinition) -> Result<Settings, ProviderError> {
+impl<'link> Settings<'link> {
+    fn of(link: &'link LinkDefinition) -> Result<Settings<'link>, ProviderError> {
         let bad = |reason: String| ProviderError::Link {
             actor_id: link.actor_id.clone(),
             reason,
@@ -107,7 +107,7 @@ impl Settings {
             timeout,
             max_body_bytes,
             follow_redirects,
-            tls_roots_pem: link.values.get("tls_roots_pem").cloned(),
+            tls_roots_pem: link.values.get("tls_roots_pem").map(String::as_str),
         })
     }
 
@@ -151,7 +151,7 @@ impl Provider for HttpClient {
     /// Refuses a link whose values do not parse, so the mistake shows when it is made.
     async fn put_link(&self, link: &LinkDefinition) -> Result<(), ProviderError> {
         let settings = Settings::of(link)?;
-        if let Some(pem) = &settings.tls_roots_pem {
+        if let Some(pem) = settings.tls_roots_pem {
             tls::parse_roots(pem).map_err(|reason| ProviderError::Link {
                 actor_id: link.actor_id.clone(),
                 reason,
@@ -194,7 +194,7 @@ impl Provider for HttpClient {
 /// Sends `request`, following redirects if the link says so.
 async fn send(
     clients: &pool::Clients,
-    settings: &Settings,
+    settings: &Settings<'_>,
     mut request: HttpRequest,
     actor: &str,
 ) -> Result<HttpResponse, ProviderError> {
@@ -244,7 +244,7 @@ async fn send(
 }
 
 /// The URL parsed, if its scheme is served and its host allowed.
-fn checked_url(settings: &Settings, raw: &str, actor: &str) -> Result<url::Url, ProviderError> {
+fn checked_url(settings: &Settings<'_>, raw: &str, actor: &str) -> Result<url::Url, ProviderError> {
     let bad = |reason: String| ProviderError::BadRequest {
         operation: REQUEST.to_string(),
         reason,
@@ -274,7 +274,7 @@ fn checked_url(settings: &Settings, raw: &str, actor: &str) -> Result<url::Url, 
 
 async fn send_once(
     clients: &pool::Clients,
-    settings: &Settings,
+    settings: &Settings<'_>,
     request: &HttpRequest,
     url: &url::Url,
 ) -> Result<HttpResponse, ProviderError> {
@@ -282,7 +282,7 @@ async fn send_once(
         ProviderError::Backend(format!("{what} {url}: {e}"))
     };
     let client = clients
-        .get(settings.tls_roots_pem.as_deref())
+        .get(settings.tls_roots_pem)
         .map_err(ProviderError::Backend)?;
     let mut builder = hyper::Request::builder()
         .method(request.method.as_str())
@@ -386,10 +386,11 @@ mod tests {
 
     #[test]
     fn a_link_allows_nothing_unless_it_says_so() {
-        let none = Settings::of(&link(&[])).unwrap();
+        let empty = link(&[]);
+        let none = Settings::of(&empty).unwrap();
         assert!(!none.allows("example.com", 80));
-        let some =
-            Settings::of(&link(&[("allowed_hosts", "example.com, 127.0.0.1:8080")])).unwrap();
+        let listed = link(&[("allowed_hosts", "example.com, 127.0.0.1:8080")]);
+        let some = Settings::of(&listed).unwrap();
         assert!(some.allows("EXAMPLE.com", 80));
         assert!(some.allows("127.0.0.1", 8080));
         assert!(!some.allows("127.0.0.1", 8081));
