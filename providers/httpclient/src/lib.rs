@@ -2,8 +2,8 @@
 //!
 //! Serves `HttpClient.Request`: the actor's request goes out with hyper over HTTP/1.1, plain
 //! or TLS (`https`, [`tls`]: the server's certificate checked against the system's CA roots
-//! and any the link adds), on a connection kept for reuse ([`pool`]: idle up to 30 s, at most
-//! 8 to a host), and the answer comes back whole. Each link says what its actor
+//! and any the link adds), on a connection kept for reuse to a host the link lists ([`pool`]:
+//! idle up to 30 s, at most 8 to a host), and the answer comes back whole. Each link says what its actor
 //! may do, and nothing is allowed that a link does not say:
 //!
 //! | link value | meaning | default |
@@ -282,7 +282,7 @@ async fn send_once(
         ProviderError::Backend(format!("{what} {url}: {e}"))
     };
     let client = clients
-        .get(settings.tls_roots_pem)
+        .get(settings.tls_roots_pem, settings.allowed.is_some())
         .map_err(ProviderError::Backend)?;
     let mut builder = hyper::Request::builder()
         .method(request.method.as_str())

@@ -1,6 +1,9 @@
 //! Connections kept for reuse: hyper-util's pooling client, one for each trust set (the
 //! system's roots alone, or with a link's `tls_roots_pem`), so that a connection verified
-//! against one link's CAs never carries another link's request. A connection is made by
+//! against one link's CAs never carries another link's request. Only the hosts a link lists
+//! keep connections: under `allowed_hosts = "*"` an actor could name a new host with every
+//! call, and each would leave an idle connection (a file descriptor of the process) behind,
+//! so there every connection closes with its response. A connection is made by
 //! [`Connector`]: TCP, and TLS for `https`.
 
 use http_body_util::Full;
@@ -14,7 +17,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -22,50 +25,48 @@ use std::time::Duration;
 pub const IDLE_FOR: Duration = Duration::from_secs(30);
 /// Most idle connections kept to one host.
 pub const IDLE_PER_HOST: usize = 8;
-/// Most trust sets whose clients (and their idle connections) are kept; past it the cache
-/// starts again (a host has a few distinct private CAs, not thousands).
+/// Most clients (trust sets, each with and without kept connections) kept; past it the
+/// cache starts again (a host has a few distinct private CAs, not thousands).
 const MAX_KEPT: usize = 64;
 
 /// A pooling client.
 pub type Pooled = Client<Connector, Full<Bytes>>;
 
-/// The clients, by trust set.
+/// Whether a client keeps connections, and the PEM its link added to the system's roots.
+type Key = (bool, Option<String>);
+
+/// The clients, by trust set and whether they keep connections.
 #[derive(Debug, Default)]
 pub struct Clients {
-    system: OnceLock<Result<Pooled, String>>,
-    with_link_roots: Mutex<HashMap<String, Pooled>>,
+    kept: Mutex<HashMap<Key, Pooled>>,
 }
 
 impl Clients {
-    /// The client for a link that added `link_roots` (PEM) to the system's roots.
-    pub fn get(&self, link_roots: Option<&str>) -> Result<Pooled, String> {
-        let Some(pem) = link_roots else {
-            return self.system.get_or_init(|| client(None)).clone();
-        };
-        let mut kept = self
-            .with_link_roots
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(client) = kept.get(pem) {
+    /// The client for a link that added `link_roots` (PEM) to the system's roots, keeping
+    /// its connections if `keep` (the link lists its hosts).
+    pub fn get(&self, link_roots: Option<&str>, keep: bool) -> Result<Pooled, String> {
+        let key = (keep, link_roots.map(str::to_string));
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = kept.get(&key) {
             return Ok(client.clone());
         }
-        let client = client(Some(pem))?;
+        let client = client(link_roots, keep)?;
         if kept.len() >= MAX_KEPT {
             kept.clear();
         }
-        kept.insert(pem.to_string(), client.clone());
+        kept.insert(key, client.clone());
         Ok(client)
     }
 }
 
-fn client(link_roots: Option<&str>) -> Result<Pooled, String> {
+fn client(link_roots: Option<&str>, keep: bool) -> Result<Pooled, String> {
     let connector = Connector {
         tls: Arc::new(crate::tls::config(link_roots)?),
     };
     Ok(Client::builder(hyper_util::rt::TokioExecutor::new())
         .pool_timer(hyper_util::rt::TokioTimer::new())
         .pool_idle_timeout(IDLE_FOR)
-        .pool_max_idle_per_host(IDLE_PER_HOST)
+        .pool_max_idle_per_host(if keep { IDLE_PER_HOST } else { 0 })
         .build(connector))
 }
 

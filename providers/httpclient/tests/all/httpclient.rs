@@ -331,4 +331,16 @@ async fn connections_are_kept_for_the_next_request_to_the_same_host() {
         .await
         .unwrap();
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    // Under `*` the actor names the hosts: nothing is kept, each request connects anew.
+    let any = link(&[("allowed_hosts", "*")]);
+    for _ in 0..3 {
+        request_on(&client, &any, "GET", &format!("http://{at}/hello"), b"")
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        5,
+        "under *, no connection kept"
+    );
 }
