@@ -159,9 +159,10 @@ pub async fn actors(args: ControlArgs) -> Result<()> {
         let caps = a.capabilities.join(", ");
         writeln!(
             out,
-            "{:<16} {} rev {revision} {} [{caps}] {}",
+            "{:<16} {} rev {revision}{} {} [{caps}] {}",
             a.name,
             a.id,
+            crate::ctl::canary_text(a.canary.as_ref()),
             a.generation,
             crate::ctl::health_text(a.health.as_ref())
         )?;

@@ -744,13 +744,7 @@ fn print_inventory(out: &mut Out, json: bool, hosts: &[HostInventory]) -> Result
                         "rev {} max {}{}{}",
                         revision(a.revision),
                         a.max_instances,
-                        a.canary.map_or_else(String::new, |c| format!(
-                            " canary rev {} at {}",
-                            revision(c.revision),
-                            weft_host::canary::percent(
-                                f64::from(c.share_ppm) / f64::from(weft_host::canary::PPM)
-                            )
-                        )),
+                        canary_text(a.canary.as_ref()),
                         changed_by(a.changed_by.as_deref())
                     ),
                     health_text(a.health.as_ref()),
@@ -798,6 +792,17 @@ fn print_inventory(out: &mut Out, json: bool, hosts: &[HostInventory]) -> Result
 }
 
 /// "  by KEY" for the last change's author, shortened; nothing for the host's own manifest.
+/// An actor's canary, if one runs, as ` canary rev 4 at 10.0%` (else nothing).
+pub(crate) fn canary_text(canary: Option<&weft_host::canary::CanaryStatus>) -> String {
+    canary.map_or_else(String::new, |c| {
+        format!(
+            " canary rev {} at {}",
+            revision(c.revision),
+            weft_host::canary::percent(f64::from(c.share_ppm) / f64::from(weft_host::canary::PPM))
+        )
+    })
+}
+
 /// An actor's or provider's health as a column: `healthy 40 s`, `UNHEALTHY 3 s: why`, or
 /// `unchecked` before the host's first round of checks.
 pub(crate) fn health_text(status: Option<&weft_host::health::HealthStatus>) -> String {

@@ -319,6 +319,8 @@ fn weft_update_with_a_canary_on_weft_up_rolls_back_a_bad_one_and_promotes_a_good
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    let actors = weft.run(&["actors", "--control", &up.control]).ok();
+    assert!(actors.contains("rev 3 canary rev 4 at 10.0%"), "{actors}");
     let decided = weft
         .run(&["canary", "rollback", "hello", "--control", &up.control])
         .ok();
