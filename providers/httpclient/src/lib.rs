@@ -2,20 +2,21 @@
 //!
 //! Serves `HttpClient.Request`: the actor's request goes out with hyper over HTTP/1.1, plain
 //! or TLS (`https`, [`tls`]: the server's certificate checked against the system's CA roots
-//! and any the link adds), on a connection kept for reuse to a host the link lists ([`pool`]:
-//! idle up to 30 s, at most 8 to a host), and the answer comes back whole. Each link says what its actor
-//! may do, and nothing is allowed that a link does not say:
+//! and any the link adds), on a connection kept for reuse to a host the link lists
+//! ([`pool`]: idle up to 30 s, at most 8 to a host), and the answer comes back whole. Each
+//! link says what its actor may do, and nothing is allowed that a link does not say:
 //!
 //! | link value | meaning | default |
 //! |---|---|---|
-//! | `allowed_hosts` | comma-separated `HOST` or `HOST:PORT`; `*` for any | none: every request refused |
+//! | `allowed_hosts` | comma-separated `HOST` or `HOST:PORT`; `*` for any (then no connection is kept) | none: every request refused |
 //! | `timeout_ms` | the whole request, connect to last byte (and never past the actor's own deadline) | 10000 |
 //! | `max_body_bytes` | the response body; over it the call fails, nothing is returned | 1048576 |
 //! | `follow_redirects` | `true` follows up to 5 redirects, each to an allowed host, never from https to http | `false`: a 3xx is the answer |
 //! | `tls_roots_pem` | PEM certificates of CAs trusted besides the system's (a private CA), at most 100 | the system's only |
 //!
 //! **What it is not:** a client that presents certificates of its own (no client TLS
-//! authentication), an HTTP/2 client, or a cache. An error names what to change: the link value, the URL.
+//! authentication), an HTTP/2 client, or a cache. An error names what to change: the link
+//! value, the URL.
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
