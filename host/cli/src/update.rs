@@ -11,7 +11,8 @@ use anyhow::{Context, Result, bail};
 use std::io::Write;
 use std::time::{Duration, Instant};
 use weft_host::canary::{CanaryPlan, PPM};
-use weft_host::control::{ControlRequest, Done, revision};
+use weft_host::clock::unix_ms;
+use weft_host::control::{ControlRequest, Done, EventKind, revision};
 
 /// How long past its window a canary's verdict may take before the command stops waiting
 /// (the host still decides).
@@ -78,16 +79,18 @@ pub async fn update(
         else {
             bail!("the host answered an audit request with something else");
         };
+        // The host writes each verdict to its audit trail under its event's name.
+        let (promoted, rolled_back) = (
+            EventKind::CanaryPromoted.as_str(),
+            EventKind::CanaryRolledBack.as_str(),
+        );
         let verdict = entries.iter().rev().find(|entry| {
             entry.target == actor_id
                 && entry.at_unix_ms >= asked_at_ms
-                && matches!(
-                    entry.action.as_str(),
-                    "canary_promoted" | "canary_rolled_back"
-                )
+                && (entry.action == promoted || entry.action == rolled_back)
         });
         if let Some(verdict) = verdict {
-            if verdict.action == "canary_promoted" {
+            if verdict.action == promoted {
                 writeln!(out, "PROMOTED: {}", verdict.result)?;
                 return Ok(());
             }
@@ -103,12 +106,6 @@ pub async fn update(
         }
         tokio::time::sleep(POLL_EVERY).await;
     }
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// `weft canary promote|rollback ACTOR`: ends a canary of a running `weft up` now.

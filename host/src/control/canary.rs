@@ -92,12 +92,12 @@ impl Control {
                 let Some(control) = control.upgrade() else {
                     return;
                 };
-                let (kind, action) = match verdict.outcome {
-                    Outcome::Promoted => (EventKind::CanaryPromoted, "canary_promoted"),
-                    Outcome::RolledBack | Outcome::Ended => {
-                        (EventKind::CanaryRolledBack, "canary_rolled_back")
-                    }
+                let kind = match verdict.outcome {
+                    Outcome::Promoted => EventKind::CanaryPromoted,
+                    Outcome::RolledBack | Outcome::Ended => EventKind::CanaryRolledBack,
                 };
+                // The audit trail names the verdict as its event does (`weft update` reads it).
+                let action = kind.as_str();
                 let by = control.host_id().to_string();
                 let detail = verdict.to_string();
                 control.audit.record(AuditEntry {
