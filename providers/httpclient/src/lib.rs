@@ -285,16 +285,16 @@ async fn send_once(
     let client = clients
         .get(settings.tls_roots_pem, settings.allowed.is_some())
         .map_err(ProviderError::Backend)?;
+    let authority = authority(url);
     let mut builder = hyper::Request::builder()
         .method(request.method.as_str())
         // No user info and no fragment: neither goes on the wire.
         .uri(format!(
-            "{}://{}{}",
+            "{}://{authority}{}",
             url.scheme(),
-            authority(url),
             &url[url::Position::BeforePath..url::Position::AfterQuery]
         ))
-        .header(hyper::header::HOST, authority(url));
+        .header(hyper::header::HOST, authority);
     for (name, values) in &request.headers {
         for value in values {
             builder = builder.header(name.as_str(), value.as_str());

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -25,36 +25,58 @@ use std::time::Duration;
 pub const IDLE_FOR: Duration = Duration::from_secs(30);
 /// Most idle connections kept to one host.
 pub const IDLE_PER_HOST: usize = 8;
-/// Most clients (trust sets, each with and without kept connections) kept; past it the
-/// cache starts again (a host has a few distinct private CAs, not thousands).
+/// Most links' trust sets whose clients are kept, of each kind; past it the cache starts
+/// again (a host has a few distinct private CAs, not thousands).
 const MAX_KEPT: usize = 64;
 
 /// A pooling client.
 pub type Pooled = Client<Connector, Full<Bytes>>;
 
-/// Whether a client keeps connections, and the PEM its link added to the system's roots.
-type Key = (bool, Option<String>);
-
-/// The clients, by trust set and whether they keep connections.
+/// The clients: those that keep connections and those that do not, each by trust set.
 #[derive(Debug, Default)]
 pub struct Clients {
-    kept: Mutex<HashMap<Key, Pooled>>,
+    keeping: TrustSets,
+    not_keeping: TrustSets,
 }
 
 impl Clients {
     /// The client for a link that added `link_roots` (PEM) to the system's roots, keeping
     /// its connections if `keep` (the link lists its hosts).
     pub fn get(&self, link_roots: Option<&str>, keep: bool) -> Result<Pooled, String> {
-        let key = (keep, link_roots.map(str::to_string));
-        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(client) = kept.get(&key) {
+        let sets = if keep {
+            &self.keeping
+        } else {
+            &self.not_keeping
+        };
+        sets.get(link_roots, keep)
+    }
+}
+
+/// Clients of one kind (keeping connections or not), by trust set. Looked up on every call:
+/// the system's roots without a lock, a link's PEM by reference.
+#[derive(Debug, Default)]
+struct TrustSets {
+    system: OnceLock<Result<Pooled, String>>,
+    with_link_roots: Mutex<HashMap<String, Pooled>>,
+}
+
+impl TrustSets {
+    fn get(&self, link_roots: Option<&str>, keep: bool) -> Result<Pooled, String> {
+        let Some(pem) = link_roots else {
+            return self.system.get_or_init(|| client(None, keep)).clone();
+        };
+        let mut kept = self
+            .with_link_roots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = kept.get(pem) {
             return Ok(client.clone());
         }
-        let client = client(link_roots, keep)?;
+        let client = client(Some(pem), keep)?;
         if kept.len() >= MAX_KEPT {
             kept.clear();
         }
-        kept.insert(key, client.clone());
+        kept.insert(pem.to_string(), client.clone());
         Ok(client)
     }
 }
